@@ -1,0 +1,393 @@
+//! The stored form of a chunk (see `CHUNK-FORMAT.md`):
+//!
+//! ```text
+//! offset 0  4 bytes  magic "FLCK"
+//!        4  1 byte   format version (1)
+//!        5  1 byte   codec: 0 = raw, 1 = zstd
+//!        6  4 bytes  plaintext length, little-endian u32
+//!       10  ...      payload: the plaintext (raw) or one zstd frame with a content checksum
+//! ```
+//!
+//! Decoding checks every field, bounds the output by the declared length, and verifies that
+//! BLAKE3 of the result equals the key: a chunk is either exactly the content its key names
+//! or an error that says what is wrong with it.
+
+use bytes::Bytes;
+use zstd::zstd_safe::CParameter;
+
+use crate::error::{Error, Result};
+use crate::key::ChunkKey;
+
+const MAGIC: &[u8; 4] = b"FLCK";
+const VERSION: u8 = 1;
+const CODEC_RAW: u8 = 0;
+const CODEC_ZSTD: u8 = 1;
+
+/// Bytes of header in front of every stored chunk.
+pub const HEADER_LEN: usize = 10;
+/// Largest plaintext chunk accepted: half of 0-db's 8 MiB value limit, so that every stored
+/// chunk fits in any backend with room to spare.
+pub const MAX_CHUNK_SIZE: usize = 4 * 1024 * 1024;
+/// zstd level used unless configured otherwise.
+pub const DEFAULT_LEVEL: i32 = 3;
+
+/// A plaintext chunk and its key. The key is computed here, so it always matches the data.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Chunk {
+    key: ChunkKey,
+    data: Vec<u8>,
+}
+
+impl Chunk {
+    pub fn new(data: Vec<u8>) -> Chunk {
+        Chunk {
+            key: ChunkKey::of(&data),
+            data,
+        }
+    }
+
+    pub fn key(&self) -> ChunkKey {
+        self.key
+    }
+
+    pub fn data(&self) -> &[u8] {
+        &self.data
+    }
+
+    pub fn into_data(self) -> Vec<u8> {
+        self.data
+    }
+}
+
+impl std::fmt::Debug for Chunk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Chunk({}, {} bytes)", self.key, self.data.len())
+    }
+}
+
+/// A chunk in its stored form, known to decode to the content its key names: either
+/// encoded here from a [`Chunk`], or received and checked with [`Codec::verify`]. Stores
+/// accept nothing else, so nothing unverified can be written.
+#[derive(Clone, PartialEq, Eq)]
+pub struct EncodedChunk {
+    key: ChunkKey,
+    bytes: Bytes,
+}
+
+impl EncodedChunk {
+    pub fn key(&self) -> ChunkKey {
+        self.key
+    }
+
+    /// The stored bytes (header and payload).
+    pub fn bytes(&self) -> &Bytes {
+        &self.bytes
+    }
+
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+}
+
+impl std::fmt::Debug for EncodedChunk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "EncodedChunk({}, {} bytes)", self.key, self.bytes.len())
+    }
+}
+
+/// Encoder and decoder with reusable zstd contexts. Not `Sync`: keep one per thread.
+pub struct Codec {
+    compressor: zstd::bulk::Compressor<'static>,
+    decompressor: zstd::bulk::Decompressor<'static>,
+}
+
+impl Codec {
+    /// A codec compressing at zstd `level` (1..=22; 3 is the default).
+    pub fn new(level: i32) -> Result<Codec> {
+        let range = zstd::compression_level_range();
+        if !range.contains(&level) {
+            return Err(Error::InvalidChunker(format!(
+                "zstd level {level} is outside {}..={}",
+                range.start(),
+                range.end()
+            )));
+        }
+        let zstd_err = |e| Error::io("zstd", e);
+        let mut compressor = zstd::bulk::Compressor::new(level).map_err(zstd_err)?;
+        // The frame checksum lets a damaged payload be reported as corrupt rather than as
+        // content under the wrong key.
+        compressor
+            .set_parameter(CParameter::ChecksumFlag(true))
+            .map_err(zstd_err)?;
+        let decompressor = zstd::bulk::Decompressor::new().map_err(zstd_err)?;
+        Ok(Codec {
+            compressor,
+            decompressor,
+        })
+    }
+
+    /// Encodes a chunk: zstd when that makes it smaller, raw otherwise.
+    pub fn encode(&mut self, chunk: &Chunk) -> Result<EncodedChunk> {
+        let data = chunk.data();
+        if data.len() > MAX_CHUNK_SIZE {
+            return Err(Error::TooLarge {
+                size: data.len(),
+                max: MAX_CHUNK_SIZE,
+            });
+        }
+        // Room for a payload strictly smaller than the plaintext: zstd fails when the frame
+        // would not fit, which is exactly when storing raw is better.
+        let mut out = vec![0u8; HEADER_LEN + data.len().saturating_sub(1)];
+        let codec = match self
+            .compressor
+            .compress_to_buffer(data, &mut out[HEADER_LEN..])
+        {
+            Ok(n) if !data.is_empty() => {
+                out.truncate(HEADER_LEN + n);
+                CODEC_ZSTD
+            }
+            _ => {
+                out.truncate(HEADER_LEN);
+                out.extend_from_slice(data);
+                CODEC_RAW
+            }
+        };
+        out[..4].copy_from_slice(MAGIC);
+        out[4] = VERSION;
+        out[5] = codec;
+        // MAX_CHUNK_SIZE fits in a u32.
+        out[6..10].copy_from_slice(&(data.len() as u32).to_le_bytes());
+        Ok(EncodedChunk {
+            key: chunk.key(),
+            bytes: Bytes::from(out),
+        })
+    }
+
+    /// Decodes stored bytes and checks that they hold the content `key` names.
+    pub fn decode(&mut self, key: &ChunkKey, stored: &[u8]) -> Result<Vec<u8>> {
+        let key = *key;
+        let truncated = |detail: String| Error::Truncated { key, detail };
+        let corrupt = |detail: String| Error::Corrupt { key, detail };
+        if stored.len() < HEADER_LEN {
+            if !MAGIC.starts_with(&stored[..stored.len().min(4)]) {
+                return Err(Error::BadMagic { key });
+            }
+            return Err(truncated(format!(
+                "{} bytes, shorter than the {HEADER_LEN}-byte header",
+                stored.len()
+            )));
+        }
+        if &stored[..4] != MAGIC {
+            return Err(Error::BadMagic { key });
+        }
+        if stored[4] != VERSION {
+            return Err(Error::UnsupportedVersion {
+                key,
+                version: stored[4],
+            });
+        }
+        let declared = u32::from_le_bytes([stored[6], stored[7], stored[8], stored[9]]) as usize;
+        if declared > MAX_CHUNK_SIZE {
+            return Err(corrupt(format!(
+                "declares {declared} bytes, more than the maximum chunk size"
+            )));
+        }
+        let payload = &stored[HEADER_LEN..];
+        let data = match stored[5] {
+            CODEC_RAW => {
+                if payload.len() < declared {
+                    return Err(truncated(format!(
+                        "{} of {declared} payload bytes",
+                        payload.len()
+                    )));
+                }
+                if payload.len() > declared {
+                    return Err(corrupt(format!(
+                        "{} trailing bytes after the payload",
+                        payload.len() - declared
+                    )));
+                }
+                payload.to_vec()
+            }
+            CODEC_ZSTD => {
+                match zstd::zstd_safe::find_frame_compressed_size(payload) {
+                    Err(_) => {
+                        return Err(truncated("the zstd frame is incomplete".into()));
+                    }
+                    Ok(n) if n != payload.len() => {
+                        return Err(corrupt(format!(
+                            "{} bytes after the zstd frame",
+                            payload.len() - n
+                        )));
+                    }
+                    Ok(_) => {}
+                }
+                let mut data = vec![0u8; declared];
+                let n = self
+                    .decompressor
+                    .decompress_to_buffer(payload, &mut data[..])
+                    .map_err(|e| corrupt(format!("zstd: {e}")))?;
+                if n != declared {
+                    return Err(corrupt(format!(
+                        "decompressed to {n} bytes, the header says {declared}"
+                    )));
+                }
+                data
+            }
+            codec => return Err(Error::UnknownCodec { key, codec }),
+        };
+        let actual = ChunkKey::of(&data);
+        if actual != key {
+            return Err(Error::KeyMismatch { key, actual });
+        }
+        Ok(data)
+    }
+
+    /// Checks bytes received from outside (an upload, another store) and, if they decode to
+    /// the content `key` names, makes them storable.
+    pub fn verify(&mut self, key: ChunkKey, stored: Bytes) -> Result<EncodedChunk> {
+        self.decode(&key, &stored)?;
+        Ok(EncodedChunk { key, bytes: stored })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(n: usize) -> Vec<u8> {
+        b"the quick brown fox jumps over the lazy dog\n"
+            .iter()
+            .copied()
+            .cycle()
+            .take(n)
+            .collect()
+    }
+
+    fn noise(n: usize) -> Vec<u8> {
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        (0..n)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn round_trips_and_picks_the_smaller_form() {
+        let mut codec = Codec::new(DEFAULT_LEVEL).unwrap();
+        for (data, compressed) in [
+            (text(100_000), true),
+            (noise(100_000), false),
+            (Vec::new(), false),
+            (vec![7], false),
+        ] {
+            let chunk = Chunk::new(data.clone());
+            let encoded = codec.encode(&chunk).unwrap();
+            assert_eq!(encoded.bytes()[5] == CODEC_ZSTD, compressed);
+            assert!(encoded.len() <= data.len() + HEADER_LEN);
+            assert_eq!(codec.decode(&chunk.key(), encoded.bytes()).unwrap(), data);
+        }
+    }
+
+    #[test]
+    fn damage_is_reported_distinctly() {
+        let mut codec = Codec::new(DEFAULT_LEVEL).unwrap();
+        let chunk = Chunk::new(text(50_000));
+        let good = codec.encode(&chunk).unwrap().bytes().to_vec();
+        let key = chunk.key();
+
+        // A byte flipped inside the zstd payload: caught by zstd's frame checksum.
+        let mut flipped = good.clone();
+        let mid = flipped.len() / 2;
+        flipped[mid] ^= 0x55;
+        assert!(matches!(
+            codec.decode(&key, &flipped),
+            Err(Error::Corrupt { .. })
+        ));
+
+        // The right bytes asked for under another key.
+        let other = ChunkKey::of(b"other");
+        assert!(
+            matches!(codec.decode(&other, &good), Err(Error::KeyMismatch { key, actual }) if key == other && actual == chunk.key())
+        );
+
+        // Cut short, in the payload and in the header.
+        assert!(matches!(
+            codec.decode(&key, &good[..good.len() - 3]),
+            Err(Error::Truncated { .. })
+        ));
+        assert!(matches!(
+            codec.decode(&key, &good[..6]),
+            Err(Error::Truncated { .. })
+        ));
+
+        let mut version = good.clone();
+        version[4] = 9;
+        assert!(matches!(
+            codec.decode(&key, &version),
+            Err(Error::UnsupportedVersion { version: 9, .. })
+        ));
+        let mut codec_byte = good.clone();
+        codec_byte[5] = 7;
+        assert!(matches!(
+            codec.decode(&key, &codec_byte),
+            Err(Error::UnknownCodec { codec: 7, .. })
+        ));
+        assert!(matches!(
+            codec.decode(&key, b"PK\x03\x04 not a chunk"),
+            Err(Error::BadMagic { .. })
+        ));
+
+        // Raw chunks: truncation from the length field, damage as a key mismatch.
+        let raw_chunk = Chunk::new(noise(1000));
+        let raw = codec.encode(&raw_chunk).unwrap().bytes().to_vec();
+        assert!(matches!(
+            codec.decode(&raw_chunk.key(), &raw[..500]),
+            Err(Error::Truncated { .. })
+        ));
+        let mut raw_flipped = raw.clone();
+        raw_flipped[HEADER_LEN] ^= 1;
+        assert!(matches!(
+            codec.decode(&raw_chunk.key(), &raw_flipped),
+            Err(Error::KeyMismatch { .. })
+        ));
+
+        // A header declaring an absurd size never makes the decoder allocate it.
+        let mut huge = good.clone();
+        huge[6..10].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(matches!(
+            codec.decode(&key, &huge),
+            Err(Error::Corrupt { .. })
+        ));
+    }
+
+    #[test]
+    fn oversized_chunks_are_refused() {
+        let mut codec = Codec::new(DEFAULT_LEVEL).unwrap();
+        let chunk = Chunk::new(vec![0; MAX_CHUNK_SIZE + 1]);
+        assert!(matches!(codec.encode(&chunk), Err(Error::TooLarge { .. })));
+        assert!(Codec::new(99).is_err());
+    }
+
+    #[test]
+    fn verify_accepts_only_matching_bytes() {
+        let mut codec = Codec::new(1).unwrap();
+        let chunk = Chunk::new(text(1000));
+        let encoded = codec.encode(&chunk).unwrap();
+        let ok = codec.verify(chunk.key(), encoded.bytes().clone()).unwrap();
+        assert_eq!(ok, encoded);
+        assert!(
+            codec
+                .verify(ChunkKey::of(b"x"), encoded.bytes().clone())
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,334 @@
+//! The embedded chunk store: one file per chunk in a local directory.
+//!
+//! ```text
+//! <root>/FLISTHUB-STORE        marker naming the layout; a non-empty directory without it
+//!                              is refused, so a typo never scatters chunks over /home
+//! <root>/chunks/ab/abcd…ef     a stored chunk (header + payload), named by its key in hex
+//! <root>/chunks/ab/.tmp-XXXXXX a chunk being written
+//! ```
+//!
+//! One level of 256 directories, all made when the store is created, as git and the OCI
+//! reference registry do: a chunk write never has to make a directory, and ext4's hashed
+//! directories stay fast with millions of names each. A chunk is written to a temporary file
+//! in its own directory and renamed into place, so readers never see a partial chunk,
+//! concurrent writers of the same key (same content, by construction) replace each other
+//! atomically, and renames never cross directories (which Linux serialises per filesystem).
+//!
+//! Durability (`fsync`, on by default): after writing a batch the store calls `syncfs(2)`
+//! once, so the data is on disk before any chunk becomes visible under its key, then renames
+//! the batch into place and calls `syncfs(2)` again, so a `put_many` that returned survives a
+//! power loss. Two filesystem syncs per batch instead of one `fsync` per chunk keep packs of
+//! many small files fast. With `fsync=false` durability is left to the kernel's writeback: a
+//! crash can leave empty or partial chunk files, which reads then report as corrupt.
+//!
+//! A writer killed mid-batch leaves `.tmp-*` files behind; reads never look at them, and
+//! `find <root>/chunks -name '.tmp-*' -mmin +60 -delete` removes them.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::codec::EncodedChunk;
+use crate::error::{Error, Result};
+use crate::key::ChunkKey;
+use crate::store::ChunkStore;
+
+const MARKER: &str = "FLISTHUB-STORE";
+const MARKER_CONTENT: &[u8] = b"flisthub dir store\nlayout 1\n";
+
+/// Options of a [`DirStore`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DirOptions {
+    /// Make every `put_many` durable before it returns (see the module documentation).
+    pub fsync: bool,
+}
+
+impl Default for DirOptions {
+    fn default() -> Self {
+        DirOptions { fsync: true }
+    }
+}
+
+/// A chunk store in a local directory. Cheap to clone.
+#[derive(Clone)]
+pub struct DirStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    root: PathBuf,
+    location: String,
+    options: DirOptions,
+    /// The root, opened once the layout exists (for `syncfs`).
+    root_dir: OnceLock<File>,
+}
+
+impl DirStore {
+    /// Opens the store at `root`. Nothing is created until the first write, so reading
+    /// from a store that does not exist yet simply finds no chunks.
+    pub fn open(root: impl AsRef<Path>, options: DirOptions) -> Result<DirStore> {
+        let root = std::path::absolute(root.as_ref())
+            .map_err(|e| Error::io(root.as_ref().display(), e))?;
+        let location = format!("dir://{}", root.display());
+        let refuse = |reason: &str| Error::Store {
+            location: location.clone(),
+            reason: reason.to_owned(),
+        };
+        match fs::read(root.join(MARKER)) {
+            Ok(content) if content == MARKER_CONTENT => {}
+            Ok(_) => {
+                return Err(refuse(
+                    "unknown store layout (FLISTHUB-STORE not understood)",
+                ));
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => match fs::read_dir(&root) {
+                Ok(mut entries) => {
+                    if entries.next().is_some() {
+                        return Err(refuse(
+                            "directory is not empty and not a flisthub store (no FLISTHUB-STORE file)",
+                        ));
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(&location, e)),
+            },
+            Err(e) => return Err(Error::io(&location, e)),
+        }
+        Ok(DirStore {
+            inner: Arc::new(Inner {
+                root,
+                location,
+                options,
+                root_dir: OnceLock::new(),
+            }),
+        })
+    }
+
+    /// The file a chunk is stored in.
+    pub fn chunk_path(&self, key: &ChunkKey) -> PathBuf {
+        self.inner.chunk_path(key)
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Inner) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || work(&inner))
+            .await
+            .map_err(|e| Error::io(&self.inner.location, io::Error::other(e)))?
+    }
+}
+
+impl Inner {
+    fn chunk_dir(&self, key: &ChunkKey) -> PathBuf {
+        self.root
+            .join("chunks")
+            .join(hex::encode(&key.as_bytes()[..1]))
+    }
+
+    fn chunk_path(&self, key: &ChunkKey) -> PathBuf {
+        self.chunk_dir(key).join(key.to_hex())
+    }
+
+    fn io(&self, e: io::Error) -> Error {
+        Error::io(&self.location, e)
+    }
+
+    /// Creates the layout on first write and returns the open root directory.
+    fn layout(&self) -> Result<&File> {
+        if let Some(dir) = self.root_dir.get() {
+            return Ok(dir);
+        }
+        let chunks = self.root.join("chunks");
+        for byte in 0..=255u8 {
+            fs::create_dir_all(chunks.join(hex::encode([byte]))).map_err(|e| self.io(e))?;
+        }
+        if !self.root.join(MARKER).exists() {
+            let mut marker = tempfile::Builder::new()
+                .prefix(".tmp-")
+                .tempfile_in(&self.root)
+                .map_err(|e| self.io(e))?;
+            marker.write_all(MARKER_CONTENT).map_err(|e| self.io(e))?;
+            marker
+                .persist(self.root.join(MARKER))
+                .map_err(|e| self.io(e.error))?;
+        }
+        let dir = File::open(&self.root).map_err(|e| self.io(e))?;
+        Ok(self.root_dir.get_or_init(|| dir))
+    }
+
+    fn sync(&self, root: &File) -> Result<()> {
+        if self.options.fsync {
+            rustix::fs::syncfs(root).map_err(|e| self.io(e.into()))?;
+        }
+        Ok(())
+    }
+
+    fn has(&self, key: &ChunkKey) -> Result<bool> {
+        match fs::symlink_metadata(self.chunk_path(key)) {
+            Ok(meta) => Ok(meta.is_file()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(self.io(e)),
+        }
+    }
+
+    fn get(&self, key: &ChunkKey) -> Result<Option<Bytes>> {
+        match fs::read(self.chunk_path(key)) {
+            Ok(bytes) => Ok(Some(Bytes::from(bytes))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.io(e)),
+        }
+    }
+
+    fn put(&self, chunks: &[EncodedChunk]) -> Result<()> {
+        let root = self.layout()?;
+        let mut written = Vec::with_capacity(chunks.len());
+        for chunk in chunks {
+            let mut file = tempfile::Builder::new()
+                .prefix(".tmp-")
+                .tempfile_in(self.chunk_dir(&chunk.key()))
+                .map_err(|e| self.io(e))?;
+            file.write_all(chunk.bytes()).map_err(|e| self.io(e))?;
+            written.push((file.into_temp_path(), chunk.key()));
+        }
+        self.sync(root)?;
+        for (file, key) in written {
+            file.persist(self.chunk_path(&key))
+                .map_err(|e| self.io(e.error))?;
+        }
+        self.sync(root)
+    }
+}
+
+#[async_trait]
+impl ChunkStore for DirStore {
+    fn location(&self) -> &str {
+        &self.inner.location
+    }
+
+    async fn has_many(&self, keys: &[ChunkKey]) -> Result<Vec<bool>> {
+        let keys = keys.to_vec();
+        self.blocking(move |s| keys.iter().map(|k| s.has(k)).collect())
+            .await
+    }
+
+    async fn put_many(&self, chunks: &[EncodedChunk]) -> Result<()> {
+        if chunks.is_empty() {
+            return Ok(());
+        }
+        let chunks = chunks.to_vec();
+        self.blocking(move |s| s.put(&chunks)).await
+    }
+
+    async fn get_many(&self, keys: &[ChunkKey]) -> Result<Vec<Option<Bytes>>> {
+        let keys = keys.to_vec();
+        self.blocking(move |s| keys.iter().map(|k| s.get(k)).collect())
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::{Chunk, Codec};
+
+    fn encoded(n: usize) -> Vec<EncodedChunk> {
+        let mut codec = Codec::new(3).unwrap();
+        (0..n)
+            .map(|i| {
+                codec
+                    .encode(&Chunk::new(format!("chunk {i}").repeat(100).into_bytes()))
+                    .unwrap()
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn stores_reads_and_reports_absence() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DirStore::open(dir.path().join("s"), DirOptions::default()).unwrap();
+        let chunks = encoded(3);
+        let keys: Vec<_> = chunks.iter().map(|c| c.key()).collect();
+        assert_eq!(store.has_many(&keys).await.unwrap(), [false; 3]);
+        assert_eq!(store.get(keys[0]).await.unwrap(), None);
+        store.put_many(&chunks[..2]).await.unwrap();
+        assert_eq!(store.has_many(&keys).await.unwrap(), [true, true, false]);
+        let got = store.get_many(&keys).await.unwrap();
+        assert_eq!(got[0].as_ref(), Some(chunks[0].bytes()));
+        assert_eq!(got[2], None);
+        assert!(
+            store
+                .chunk_path(&keys[0])
+                .starts_with(dir.path().join("s/chunks"))
+        );
+        // No temporary file is left next to the chunks.
+        let leftovers = fs::read_dir(store.chunk_path(&keys[0]).parent().unwrap())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with(".tmp")
+            })
+            .count();
+        assert_eq!(leftovers, 0);
+    }
+
+    #[tokio::test]
+    async fn concurrent_writers_of_the_same_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let chunks = encoded(20);
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let store = DirStore::open(dir.path(), DirOptions { fsync: false }).unwrap();
+            let chunks = chunks.clone();
+            tasks.push(tokio::spawn(async move { store.put_many(&chunks).await }));
+        }
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        let store = DirStore::open(dir.path(), DirOptions::default()).unwrap();
+        let keys: Vec<_> = chunks.iter().map(|c| c.key()).collect();
+        let mut codec = Codec::new(3).unwrap();
+        for (chunk, got) in chunks.iter().zip(store.get_many(&keys).await.unwrap()) {
+            codec.decode(&chunk.key(), &got.unwrap()).unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn corrupt_chunks_are_errors_not_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DirStore::open(dir.path(), DirOptions::default()).unwrap();
+        let chunk = encoded(1).remove(0);
+        store.put(chunk.clone()).await.unwrap();
+        let path = store.chunk_path(&chunk.key());
+        let mut bytes = fs::read(&path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        fs::write(&path, &bytes).unwrap();
+        let stored = store.get(chunk.key()).await.unwrap().unwrap();
+        let err = Codec::new(3)
+            .unwrap()
+            .decode(&chunk.key(), &stored)
+            .unwrap_err();
+        assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+    }
+
+    #[test]
+    fn refuses_a_directory_that_is_not_a_store() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("precious.txt"), b"data").unwrap();
+        let err = DirStore::open(dir.path(), DirOptions::default())
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("not a flisthub store"), "{err}");
+        fs::write(dir.path().join(MARKER), b"something else").unwrap();
+        assert!(DirStore::open(dir.path(), DirOptions::default()).is_err());
+    }
+}

@@ -1,0 +1,31 @@
+//! Content-addressed chunk storage for flisthub.
+//!
+//! * [`ChunkKey`]: BLAKE3-256 of a chunk's plaintext, its address everywhere.
+//! * [`Codec`]: turns a plaintext [`Chunk`] into the stored form (a small versioned header,
+//!   then a zstd frame or the raw bytes when zstd does not help) and back, verifying on every
+//!   decode that the content hashes to its key. The stored form is specified in
+//!   `CHUNK-FORMAT.md` next to this crate.
+//! * [`Chunker`]: content-defined chunking (FastCDC) of a byte stream with a bounded buffer.
+//! * [`ChunkStore`]: the batch-first async interface every backend implements, and
+//!   [`open`] to get one from a URL. The embedded backend is [`DirStore`] (`dir:///path`).
+
+mod chunker;
+mod codec;
+mod dir;
+mod error;
+mod key;
+mod store;
+mod url;
+
+pub use chunker::{Chunker, ChunkerParams};
+pub use codec::{Chunk, Codec, DEFAULT_LEVEL, EncodedChunk, HEADER_LEN, MAX_CHUNK_SIZE};
+pub use dir::{DirOptions, DirStore};
+pub use error::{Error, Result};
+pub use key::ChunkKey;
+pub use store::ChunkStore;
+pub use url::{StoreUrl, open};
+
+/// Name of the key hash, as recorded in flist metadata.
+pub const HASH_NAME: &str = "blake3-256";
+/// Name of the stored chunk encoding, as recorded in flist metadata.
+pub const CODEC_NAME: &str = "flisthub-chunk-v1/zstd";

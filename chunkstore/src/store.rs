@@ -1,0 +1,42 @@
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::codec::EncodedChunk;
+use crate::error::Result;
+use crate::key::ChunkKey;
+
+/// A content-addressed chunk store.
+///
+/// Batch-first: every call takes many keys, so that network backends can pipeline a batch in
+/// one round trip; the single-key helpers are conveniences over the batch calls. Values are
+/// stored chunks (see [`crate::Codec`]): `put_many` accepts only [`EncodedChunk`]s, which are
+/// verified by construction, and `get_many` returns the stored bytes for the caller to decode
+/// and verify.
+#[async_trait]
+pub trait ChunkStore: Send + Sync {
+    /// Where the store is, as a URL without secrets: for messages and flist routes.
+    fn location(&self) -> &str;
+
+    /// For each key, whether the store holds it.
+    async fn has_many(&self, keys: &[ChunkKey]) -> Result<Vec<bool>>;
+
+    /// Stores chunks. Storing a key that is already present is harmless (the content is
+    /// the same by construction) but costs a write: callers check with `has_many` first.
+    /// When this returns, the chunks are as durable as the store promises.
+    async fn put_many(&self, chunks: &[EncodedChunk]) -> Result<()>;
+
+    /// For each key, the stored bytes, or `None` if the store does not hold it.
+    async fn get_many(&self, keys: &[ChunkKey]) -> Result<Vec<Option<Bytes>>>;
+
+    async fn has(&self, key: ChunkKey) -> Result<bool> {
+        Ok(self.has_many(&[key]).await?.pop().unwrap_or(false))
+    }
+
+    async fn put(&self, chunk: EncodedChunk) -> Result<()> {
+        self.put_many(std::slice::from_ref(&chunk)).await
+    }
+
+    async fn get(&self, key: ChunkKey) -> Result<Option<Bytes>> {
+        Ok(self.get_many(&[key]).await?.pop().flatten())
+    }
+}

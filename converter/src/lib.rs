@@ -1,0 +1,99 @@
+//! Pipelines between filesystem trees, tar streams and flists.
+//!
+//! * [`pack_dir`] and [`pack_tar`] turn a directory or a tar stream (plain, gzip or zstd)
+//!   into an flist, storing the chunks a store lacks; both stream with bounded memory and
+//!   use every core (see the `pack` module for the pipeline).
+//! * [`extract`] recreates a tree from an flist, verifying every chunk.
+//! * [`cat`] streams one file of an flist.
+//!
+//! All are async functions that do their work on blocking threads; [`Progress`] exposes
+//! live counters for progress bars and job events.
+
+mod cat;
+mod error;
+mod extract;
+mod pack;
+mod progress;
+mod tarball;
+mod tree;
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chunkstore::ChunkStore;
+use flist::Source;
+use tokio::runtime::Handle;
+
+pub use cat::cat;
+pub use error::{Error, Result};
+pub use extract::{ExtractOptions, ExtractSummary};
+pub use pack::{Limits, PackOptions, PackSummary};
+pub use progress::Progress;
+
+/// Packs the directory tree at `root` into the flist `out`, storing new chunks in `store`.
+pub async fn pack_dir(
+    root: PathBuf,
+    out: PathBuf,
+    store: Arc<dyn ChunkStore>,
+    options: PackOptions,
+    progress: Arc<Progress>,
+) -> Result<PackSummary> {
+    let runtime = Handle::current();
+    let route = store.location().to_owned();
+    blocking(move || {
+        let mut packer = pack::Packer::new(&out, store, runtime, options, progress)?;
+        tree::read_tree(&root, &mut packer)?;
+        let name = root.file_name().unwrap_or(root.as_os_str());
+        packer.finish(source("directory", &name.to_string_lossy()), Some(route))
+    })
+    .await
+}
+
+/// Packs the tar stream `input` (plain, gzip or zstd) into the flist `out`. `name` is
+/// recorded as the source (the archive's file name, or `-` for standard input).
+pub async fn pack_tar(
+    input: impl Read + Send + 'static,
+    name: String,
+    out: PathBuf,
+    store: Arc<dyn ChunkStore>,
+    options: PackOptions,
+    progress: Arc<Progress>,
+) -> Result<PackSummary> {
+    let runtime = Handle::current();
+    let route = store.location().to_owned();
+    blocking(move || {
+        let mut packer = pack::Packer::new(&out, store, runtime, options, progress)?;
+        tarball::read_tar(input, &mut packer)?;
+        packer.finish(source("tar", &name), Some(route))
+    })
+    .await
+}
+
+/// Recreates the tree of `flist` under `dest`, reading chunks from `store`.
+pub async fn extract(
+    flist: PathBuf,
+    dest: PathBuf,
+    store: Arc<dyn ChunkStore>,
+    options: ExtractOptions,
+    progress: Arc<Progress>,
+) -> Result<ExtractSummary> {
+    let runtime = Handle::current();
+    blocking(move || extract::extract_tree(&flist, &dest, store, runtime, options, progress)).await
+}
+
+fn source(kind: &str, name: &str) -> Source {
+    Source {
+        kind: kind.into(),
+        name: name.into(),
+        digest: None,
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| Error::Worker(e.to_string()))?
+}

@@ -1,0 +1,28 @@
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// Live counters of a running pipeline, for progress displays and job events. Updated with
+/// relaxed atomics: readers see recent values, never torn ones.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Bytes of input consumed (archive bytes as read from the source, compressed or not).
+    pub input_bytes: AtomicU64,
+    /// File content bytes read (pack) or written (extract).
+    pub content_bytes: AtomicU64,
+    /// Entries processed.
+    pub entries: AtomicU64,
+    /// Chunks processed, and those of them the store did not have yet (pack).
+    pub chunks: AtomicU64,
+    pub new_chunks: AtomicU64,
+    /// Bytes written to the store (encoded).
+    pub stored_bytes: AtomicU64,
+}
+
+impl Progress {
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Relaxed)
+    }
+
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Relaxed);
+    }
+}

@@ -1,0 +1,340 @@
+//! Tar streams (plain, gzip or zstd, detected from the first bytes) into flists.
+//!
+//! Every entry is checked before anything is recorded: names are made relative (leading `/`
+//! and `./` dropped), and a name with a `..` component, a NUL byte, or no name at all is
+//! refused; hardlinks must name an earlier entry; a path through a symlink or a file of the
+//! archive is refused by the flist writer. The archive must end with tar's end-of-archive
+//! marker, so a stream cut at an entry boundary is reported as truncated rather than
+//! published as a smaller tree.
+
+use std::cell::Cell;
+use std::io::{self, BufRead, BufReader, Read};
+use std::rc::Rc;
+use std::sync::Arc;
+
+use flist::{Node, NodeKind, Timestamp, Xattr};
+use tar::EntryType;
+
+use crate::error::{Error, Result};
+use crate::pack::Packer;
+use crate::progress::Progress;
+
+/// Bytes after the end-of-archive marker that are read (to let gzip and zstd check their
+/// trailers); anything beyond is ignored.
+const TRAILER_LIMIT: u64 = 16 << 20;
+
+/// Reads a tar stream into `packer`.
+pub(crate) fn read_tar<'a>(input: impl Read + 'a, packer: &mut Packer) -> Result<()> {
+    let counted = Counting {
+        inner: input,
+        progress: packer.progress(),
+    };
+    let mut buffered = BufReader::with_capacity(256 << 10, counted);
+    let head = buffered
+        .fill_buf()
+        .map_err(|e| Error::Input(format!("reading the input: {e}")))?;
+    let decoder: Box<dyn Read + 'a> = match Compression::detect(head)? {
+        Compression::None => Box::new(buffered),
+        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(buffered)),
+        Compression::Zstd => Box::new(
+            zstd::stream::read::Decoder::with_buffer(buffered)
+                .map_err(|e| Error::Input(format!("zstd: {e}")))?,
+        ),
+    };
+    let ended = Rc::new(Cell::new(false));
+    let mut archive = tar::Archive::new(EofWatch {
+        inner: decoder,
+        ended: Rc::clone(&ended),
+    });
+    let mut count = 0u64;
+    for entry in archive
+        .entries()
+        .map_err(|e| Error::Input(format!("not a tar archive: {e}")))?
+    {
+        let mut entry = entry.map_err(|e| {
+            Error::Input(if count == 0 {
+                format!("not a tar archive: {e}")
+            } else {
+                format!("corrupt tar archive after {count} entries: {e}")
+            })
+        })?;
+        count += 1;
+        add_entry(&mut entry, packer)?;
+    }
+    if ended.get() {
+        return Err(Error::Input(format!(
+            "truncated tar archive: the input ended after {count} entries without tar's end-of-archive marker"
+        )));
+    }
+    // Let the decompressor verify its trailer (gzip CRC, zstd frame end).
+    let mut rest = archive.into_inner().inner.take(TRAILER_LIMIT);
+    io::copy(&mut rest, &mut io::sink())
+        .map_err(|e| Error::Input(format!("after the end of the tar archive: {e}")))?;
+    Ok(())
+}
+
+fn add_entry<R: Read>(entry: &mut tar::Entry<'_, R>, packer: &mut Packer) -> Result<()> {
+    let raw_path = entry.path_bytes().into_owned();
+    let path = normalize(&raw_path).map_err(|reason| Error::entry(&raw_path, reason))?;
+    packer.count_entry(&path)?;
+    let header = entry.header();
+    let kind = header.entry_type();
+    let bad = |what: &str, e: io::Error| Error::entry(&raw_path, format!("{what}: {e}"));
+    let uid = header.uid().map_err(|e| bad("uid", e))?;
+    let gid = header.gid().map_err(|e| bad("gid", e))?;
+    let (Ok(uid), Ok(gid)) = (u32::try_from(uid), u32::try_from(gid)) else {
+        return Err(Error::entry(&raw_path, "uid or gid out of range"));
+    };
+    let mode = header.mode().map_err(|e| bad("mode", e))? & 0o7777;
+    let mut mtime = Timestamp {
+        secs: i64::try_from(header.mtime().map_err(|e| bad("mtime", e))?).unwrap_or(i64::MAX),
+        nanos: 0,
+    };
+    let device = || -> Result<(u32, u32)> {
+        let major = header.device_major().map_err(|e| bad("device major", e))?;
+        let minor = header.device_minor().map_err(|e| bad("device minor", e))?;
+        Ok((major.unwrap_or(0), minor.unwrap_or(0)))
+    };
+    let link_target = || {
+        entry
+            .link_name_bytes()
+            .map(|l| l.into_owned())
+            .filter(|l| !l.is_empty())
+            .ok_or_else(|| Error::entry(&raw_path, "link without a target"))
+    };
+    let node_kind = match kind {
+        EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
+            NodeKind::Regular { size: entry.size() }
+        }
+        EntryType::Directory => NodeKind::Directory,
+        EntryType::Symlink => NodeKind::Symlink {
+            target: link_target()?,
+        },
+        EntryType::Char => {
+            let (major, minor) = device()?;
+            NodeKind::CharDevice { major, minor }
+        }
+        EntryType::Block => {
+            let (major, minor) = device()?;
+            NodeKind::BlockDevice { major, minor }
+        }
+        EntryType::Fifo => NodeKind::Fifo,
+        EntryType::Link => {
+            let raw_target = link_target()?;
+            let target = normalize(&raw_target).map_err(|reason| {
+                Error::entry(
+                    &raw_path,
+                    format!(
+                        "hardlink target {:?}: {reason}",
+                        String::from_utf8_lossy(&raw_target)
+                    ),
+                )
+            })?;
+            if target != path {
+                packer.add_hardlink(&path, &target)?;
+            }
+            return Ok(());
+        }
+        // Archive-wide PAX records and GNU volume labels describe no file.
+        EntryType::XGlobalHeader => return Ok(()),
+        other if other.as_byte() == b'V' => return Ok(()),
+        other => {
+            return Err(Error::entry(
+                &raw_path,
+                format!("unsupported tar entry type {:?}", other.as_byte() as char),
+            ));
+        }
+    };
+    if path.is_empty() && node_kind != NodeKind::Directory {
+        return Err(Error::entry(&raw_path, "an empty name"));
+    }
+
+    let mut xattrs = Vec::new();
+    if let Some(pax) = entry
+        .pax_extensions()
+        .map_err(|e| Error::entry(&raw_path, format!("PAX records: {e}")))?
+    {
+        for record in pax {
+            let record = record.map_err(|e| Error::entry(&raw_path, format!("PAX record: {e}")))?;
+            let key = record.key_bytes();
+            if key == b"mtime" {
+                mtime = parse_pax_time(record.value_bytes())
+                    .ok_or_else(|| Error::entry(&raw_path, "malformed PAX mtime"))?;
+            } else if let Some(name) = key.strip_prefix(b"SCHILY.xattr.") {
+                xattrs.push(Xattr {
+                    name: name.to_vec(),
+                    value: record.value_bytes().to_vec(),
+                });
+            }
+        }
+    }
+    let node = Node {
+        kind: node_kind,
+        mode,
+        uid,
+        gid,
+        mtime,
+    };
+    if let NodeKind::Regular { .. } = node.kind {
+        packer.add_file(&path, &node, &xattrs, entry)?;
+    } else {
+        packer.add(&path, &node, &xattrs)?;
+    }
+    Ok(())
+}
+
+/// Makes an archive name relative: drops leading `/`, empty and `.` components; refuses
+/// `..`, NUL and names with nothing in them. Returns "" for the root (`./` or `/`).
+pub(crate) fn normalize(raw: &[u8]) -> std::result::Result<Vec<u8>, &'static str> {
+    if raw.is_empty() {
+        return Err("an empty name");
+    }
+    if raw.contains(&0) {
+        return Err("a NUL byte in the name");
+    }
+    let mut path = Vec::with_capacity(raw.len());
+    for name in raw.split(|&b| b == b'/') {
+        match name {
+            b"" | b"." => {}
+            b".." => return Err("a '..' component, which would escape the tree"),
+            name => {
+                if !path.is_empty() {
+                    path.push(b'/');
+                }
+                path.extend_from_slice(name);
+            }
+        }
+    }
+    Ok(path)
+}
+
+/// Parses a PAX time: decimal seconds, optionally negative, with an optional fraction.
+fn parse_pax_time(value: &[u8]) -> Option<Timestamp> {
+    let text = std::str::from_utf8(value).ok()?;
+    let (negative, text) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    if whole.is_empty()
+        || !whole.bytes().all(|b| b.is_ascii_digit())
+        || !fraction.bytes().all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let secs: i64 = whole.parse().ok()?;
+    let digits: String = fraction
+        .chars()
+        .chain(std::iter::repeat('0'))
+        .take(9)
+        .collect();
+    let nanos: u32 = digits.parse().ok()?;
+    Some(match (negative, nanos) {
+        (false, _) => Timestamp { secs, nanos },
+        (true, 0) => Timestamp {
+            secs: -secs,
+            nanos: 0,
+        },
+        (true, _) => Timestamp {
+            secs: -secs - 1,
+            nanos: 1_000_000_000 - nanos,
+        },
+    })
+}
+
+enum Compression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+impl Compression {
+    fn detect(head: &[u8]) -> Result<Compression> {
+        let unsupported = |name: &str| {
+            Err(Error::Input(format!(
+                "{name} input is not supported (use a tar archive, plain or compressed with gzip or zstd)"
+            )))
+        };
+        match head {
+            [] => Err(Error::Input("the input is empty, not a tar archive".into())),
+            [0x1f, 0x8b, ..] => Ok(Compression::Gzip),
+            [0x28, 0xb5, 0x2f, 0xfd, ..] => Ok(Compression::Zstd),
+            [0xfd, b'7', b'z', b'X', b'Z', 0, ..] => unsupported("xz-compressed"),
+            [b'B', b'Z', b'h', ..] => unsupported("bzip2-compressed"),
+            [0x04, 0x22, 0x4d, 0x18, ..] => unsupported("lz4-compressed"),
+            [b'P', b'K', 3, 4, ..] => unsupported("zip"),
+            _ => Ok(Compression::None),
+        }
+    }
+}
+
+/// Counts raw input bytes into the progress counters.
+struct Counting<R> {
+    inner: R,
+    progress: Arc<Progress>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        Progress::add(&self.progress.input_bytes, n as u64);
+        Ok(n)
+    }
+}
+
+/// Notes whether the decompressed stream ran out. The tar reader stops at the first zero
+/// block without reading to the end, so reaching the end during iteration means the
+/// archive had no end-of-archive marker.
+struct EofWatch<'a> {
+    inner: Box<dyn Read + 'a>,
+    ended: Rc<Cell<bool>>,
+}
+
+impl Read for EofWatch<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            self.ended.set(true);
+        }
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_made_relative_and_escapes_refused() {
+        assert_eq!(normalize(b"/etc/passwd").unwrap(), b"etc/passwd");
+        assert_eq!(normalize(b"./a/./b/").unwrap(), b"a/b");
+        assert_eq!(normalize(b"./").unwrap(), b"");
+        assert_eq!(normalize(b"//x//y").unwrap(), b"x/y");
+        for bad in [&b"../x"[..], b"a/../../b", b"a/..", b"", b"a\0b"] {
+            assert!(normalize(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn pax_times() {
+        let t = |s: &str| parse_pax_time(s.as_bytes());
+        assert_eq!(
+            t("1700000000.5"),
+            Some(Timestamp {
+                secs: 1_700_000_000,
+                nanos: 500_000_000
+            })
+        );
+        assert_eq!(t("12"), Some(Timestamp { secs: 12, nanos: 0 }));
+        assert_eq!(t("1.0000000019"), Some(Timestamp { secs: 1, nanos: 1 }));
+        assert_eq!(
+            t("-1.25"),
+            Some(Timestamp {
+                secs: -2,
+                nanos: 750_000_000
+            })
+        );
+        assert_eq!(t("x"), None);
+        assert_eq!(t("1.2.3"), None);
+    }
+}

@@ -1,0 +1,168 @@
+use serde::Serialize;
+
+/// The type of an inode, as stored in the `inode.kind` column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Directory = 1,
+    Regular = 2,
+    Symlink = 3,
+    CharDevice = 4,
+    BlockDevice = 5,
+    Fifo = 6,
+    Socket = 7,
+}
+
+impl Kind {
+    pub(crate) fn from_code(code: i64) -> Option<Kind> {
+        Some(match code {
+            1 => Kind::Directory,
+            2 => Kind::Regular,
+            3 => Kind::Symlink,
+            4 => Kind::CharDevice,
+            5 => Kind::BlockDevice,
+            6 => Kind::Fifo,
+            7 => Kind::Socket,
+            _ => return None,
+        })
+    }
+
+    pub(crate) fn code(self) -> i64 {
+        self as i64
+    }
+}
+
+/// Modification time with nanosecond precision (seconds may be negative).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize)]
+pub struct Timestamp {
+    pub secs: i64,
+    pub nanos: u32,
+}
+
+/// What an inode is, with the data that only that kind carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeKind {
+    Directory,
+    /// `size` is the content length; the content is the inode's chunk list.
+    Regular {
+        size: u64,
+    },
+    /// The target is stored as given and never followed by the format.
+    Symlink {
+        target: Vec<u8>,
+    },
+    CharDevice {
+        major: u32,
+        minor: u32,
+    },
+    BlockDevice {
+        major: u32,
+        minor: u32,
+    },
+    Fifo,
+    Socket,
+}
+
+impl NodeKind {
+    pub fn kind(&self) -> Kind {
+        match self {
+            NodeKind::Directory => Kind::Directory,
+            NodeKind::Regular { .. } => Kind::Regular,
+            NodeKind::Symlink { .. } => Kind::Symlink,
+            NodeKind::CharDevice { .. } => Kind::CharDevice,
+            NodeKind::BlockDevice { .. } => Kind::BlockDevice,
+            NodeKind::Fifo => Kind::Fifo,
+            NodeKind::Socket => Kind::Socket,
+        }
+    }
+}
+
+/// An inode's kind and attributes (everything but its names, chunks and xattrs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    pub kind: NodeKind,
+    /// Permission bits with setuid, setgid and sticky (`st_mode & 0o7777`).
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub mtime: Timestamp,
+}
+
+impl Node {
+    pub fn directory(mode: u32) -> Node {
+        Node {
+            kind: NodeKind::Directory,
+            mode,
+            uid: 0,
+            gid: 0,
+            mtime: Timestamp::default(),
+        }
+    }
+
+    pub fn is_dir(&self) -> bool {
+        self.kind == NodeKind::Directory
+    }
+
+    /// `size` as `ls -l` shows it: content bytes, or the target length for symlinks.
+    pub fn size(&self) -> u64 {
+        match &self.kind {
+            NodeKind::Regular { size } => *size,
+            NodeKind::Symlink { target } => target.len() as u64,
+            _ => 0,
+        }
+    }
+}
+
+/// One extended attribute.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Xattr {
+    pub name: Vec<u8>,
+    pub value: Vec<u8>,
+}
+
+/// A name in a directory, with the inode it refers to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The name within its directory (empty for the root).
+    pub name: Vec<u8>,
+    /// Inode number; names sharing an inode are hardlinks. The root is inode 1.
+    pub ino: u64,
+    /// Number of names referring to this inode.
+    pub nlink: u32,
+    pub node: Node,
+}
+
+impl Entry {
+    pub fn is_dir(&self) -> bool {
+        self.node.is_dir()
+    }
+}
+
+/// One piece of a regular file's content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkRef {
+    /// BLAKE3-256 of the plaintext chunk: its address in the chunk store.
+    pub key: [u8; 32],
+    /// Byte offset of the chunk within the file.
+    pub offset: u64,
+    /// Plaintext length in bytes.
+    pub length: u32,
+}
+
+/// Counts over a whole flist.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Totals {
+    /// Regular-file inodes.
+    pub files: u64,
+    pub directories: u64,
+    pub symlinks: u64,
+    /// Devices, FIFOs and sockets.
+    pub specials: u64,
+    /// Names beyond the first for inodes with several names.
+    pub hardlinks: u64,
+    /// Content bytes of all regular-file inodes.
+    pub bytes: u64,
+    /// Chunk references, and the distinct chunk keys among them.
+    pub chunks: u64,
+    pub unique_chunks: u64,
+}

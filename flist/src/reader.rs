@@ -1,0 +1,472 @@
+//! Reading an flist: every query is an index lookup or a range scan of one B-tree.
+//!
+//! Everything read is checked against the format's rules (valid names, kinds, modes,
+//! contiguous chunks), because flists come from outside: a crafted file must produce an
+//! error, never a path that escapes a directory or a loop that never ends.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row};
+
+use crate::error::{Error, Result, show};
+use crate::metadata::Metadata;
+use crate::node::{ChunkRef, Entry, Kind, Node, NodeKind, Timestamp, Totals, Xattr};
+use crate::path::{MAX_PATH_LEN, check_name, join};
+use crate::schema::{APPLICATION_ID, FORMAT_VERSION, TABLE_NAMES, check_header};
+
+/// What a [`Flist::walk`] callback wants next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Walk {
+    Continue,
+    /// Do not descend into this directory.
+    SkipChildren,
+}
+
+/// Deepest directory nesting a walk follows. Paths are limited to 4096 bytes, so a valid
+/// tree is never deeper than 2048; anything deeper is a crafted cycle.
+const MAX_DEPTH: usize = MAX_PATH_LEN / 2;
+/// Symlinks followed while resolving one path, as Linux's `MAXSYMLINKS`.
+const MAX_SYMLINK_HOPS: usize = 40;
+const ROOT: u64 = 1;
+
+const ENTRY_COLUMNS: &str = "e.name, i.ino, i.nlink, i.kind, i.mode, i.uid, i.gid, i.mtime, \
+     i.mtime_nsec, i.size, i.dev_major, i.dev_minor, i.target";
+
+/// An open flist.
+pub struct Flist {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Flist {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Flist").field("path", &self.path).finish()
+    }
+}
+
+impl Flist {
+    /// Opens an flist read-only, after checking that the file is one: an SQLite database
+    /// (not empty, not truncated) with flisthub's application id and a format version this
+    /// build understands.
+    pub fn open(path: impl AsRef<Path>) -> Result<Flist> {
+        let path = path.as_ref().to_owned();
+        check_header(&path)?;
+        let conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        let not_flist = |reason: String| Error::NotAnFlist {
+            path: path.clone(),
+            reason,
+        };
+        let (app_id, version): (i32, u32) = conn
+            .query_row(
+                "SELECT * FROM pragma_application_id, pragma_user_version",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(|e| not_flist(format!("SQLite cannot read it ({e})")))?;
+        if app_id != APPLICATION_ID {
+            return Err(not_flist(format!(
+                "an SQLite database with application_id {app_id:#x}, not {APPLICATION_ID:#x}"
+            )));
+        }
+        if version > FORMAT_VERSION {
+            return Err(Error::UnsupportedVersion {
+                path,
+                found: version,
+                supported: FORMAT_VERSION,
+            });
+        }
+        if version == 0 {
+            return Err(Error::Corrupt(format!(
+                "{}: no format version (user_version 0)",
+                path.display()
+            )));
+        }
+        for table in TABLE_NAMES {
+            let found: bool = conn.query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = ?1",
+                [table],
+                |r| r.get(0),
+            )?;
+            if !found {
+                return Err(Error::Corrupt(format!(
+                    "{}: table {table:?} is missing",
+                    path.display()
+                )));
+            }
+        }
+        Ok(Flist { conn, path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn metadata(&self) -> Result<Metadata> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT key, value FROM metadata ORDER BY key")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<Metadata>>()?)
+    }
+
+    pub fn totals(&self) -> Result<Totals> {
+        query_totals(&self.conn, "main")
+    }
+
+    /// The root directory (its name is empty).
+    pub fn root(&self) -> Result<Entry> {
+        let entry = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT x'' AS name, {} FROM inode i WHERE i.ino = {ROOT}",
+                &ENTRY_COLUMNS["e.name, ".len()..]
+            ))?
+            .query_row([], decode_entry)
+            .optional()?
+            .ok_or_else(|| Error::Corrupt("no root inode".into()))??;
+        if !entry.is_dir() {
+            return Err(Error::Corrupt("the root is not a directory".into()));
+        }
+        Ok(entry)
+    }
+
+    /// The entry at `path`, taken literally: symlinks are not followed. A leading `/`, empty
+    /// and `.` components are ignored, `..` goes up (never above the root).
+    pub fn lookup(&self, path: &[u8]) -> Result<Option<Entry>> {
+        Ok(self.locate(path)?.map(|(_, entry)| entry))
+    }
+
+    /// [`lookup`](Self::lookup), also returning the entry's canonical path.
+    fn locate(&self, path: &[u8]) -> Result<Option<(Vec<u8>, Entry)>> {
+        let mut trail = vec![self.root()?];
+        for name in path.split(|&b| b == b'/') {
+            match name {
+                b"" | b"." => {}
+                b".." => {
+                    if trail.len() > 1 {
+                        trail.pop();
+                    }
+                }
+                _ => {
+                    let dir = match trail.last() {
+                        Some(d) if d.is_dir() => d.ino,
+                        _ => return Ok(None),
+                    };
+                    match self.child(dir, name)? {
+                        Some(entry) => trail.push(entry),
+                        None => return Ok(None),
+                    }
+                }
+            }
+        }
+        let names: Vec<&[u8]> = trail[1..].iter().map(|e| e.name.as_slice()).collect();
+        let canonical = names.join(&b'/');
+        Ok(trail.pop().map(|entry| (canonical, entry)))
+    }
+
+    /// The entry at `path` with every symlink on the way (and at the end) followed inside
+    /// the flist, as if the flist were the root of the filesystem.
+    pub fn resolve(&self, path: &[u8]) -> Result<Option<Entry>> {
+        let mut pending: VecDeque<Vec<u8>> = components(path);
+        let mut trail = vec![self.root()?];
+        let mut hops = 0;
+        while let Some(name) = pending.pop_front() {
+            if name == b".." {
+                if trail.len() > 1 {
+                    trail.pop();
+                }
+                continue;
+            }
+            let dir = match trail.last() {
+                Some(d) if d.is_dir() => d.ino,
+                _ => return Ok(None),
+            };
+            let Some(entry) = self.child(dir, &name)? else {
+                return Ok(None);
+            };
+            if let NodeKind::Symlink { target } = &entry.node.kind {
+                hops += 1;
+                if hops > MAX_SYMLINK_HOPS {
+                    return Err(Error::Conflict {
+                        path: show(path),
+                        reason: "too many levels of symbolic links".into(),
+                    });
+                }
+                if target.starts_with(b"/") {
+                    trail.truncate(1);
+                }
+                for (i, c) in components(target).into_iter().enumerate() {
+                    pending.insert(i, c);
+                }
+            } else {
+                trail.push(entry);
+            }
+        }
+        Ok(trail.pop())
+    }
+
+    /// The entries of the directory at `path` (taken literally), sorted by name.
+    pub fn read_dir(&self, path: &[u8]) -> Result<Vec<Entry>> {
+        let dir = self
+            .lookup(path)?
+            .ok_or_else(|| Error::NotFound(show(path)))?;
+        if !dir.is_dir() {
+            return Err(Error::Conflict {
+                path: show(path),
+                reason: "not a directory".into(),
+            });
+        }
+        self.children(dir.ino)
+    }
+
+    /// The entries of directory inode `ino`, sorted by name.
+    pub fn children(&self, ino: u64) -> Result<Vec<Entry>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {ENTRY_COLUMNS} FROM entry e JOIN inode i ON i.ino = e.ino
+             WHERE e.parent = ?1 ORDER BY e.name"
+        ))?;
+        let rows = stmt.query_map([ino as i64], decode_entry)?;
+        let mut entries = Vec::new();
+        for row in rows {
+            let entry = row??;
+            check_name(&entry.name).map_err(|reason| {
+                Error::Corrupt(format!(
+                    "entry {:?} in directory inode {ino}: {reason}",
+                    show(&entry.name)
+                ))
+            })?;
+            entries.push(entry);
+        }
+        Ok(entries)
+    }
+
+    fn child(&self, dir: u64, name: &[u8]) -> Result<Option<Entry>> {
+        if check_name(name).is_err() {
+            return Ok(None);
+        }
+        self.conn
+            .prepare_cached(&format!(
+                "SELECT {ENTRY_COLUMNS} FROM entry e JOIN inode i ON i.ino = e.ino
+                 WHERE e.parent = ?1 AND e.name = ?2"
+            ))?
+            .query_row(rusqlite::params![dir as i64, name], decode_entry)
+            .optional()?
+            .transpose()
+    }
+
+    /// Visits every entry depth-first, the root first (with an empty path), then each
+    /// directory's entries in name order, each with its path relative to the root.
+    pub fn walk(&self, visit: impl FnMut(&[u8], &Entry) -> Result<Walk>) -> Result<()> {
+        self.walk_from(b"", visit)
+    }
+
+    /// Like [`walk`](Self::walk), over the subtree at `path` (taken literally); paths given
+    /// to `visit` are still relative to the root of the flist.
+    pub fn walk_from(
+        &self,
+        path: &[u8],
+        mut visit: impl FnMut(&[u8], &Entry) -> Result<Walk>,
+    ) -> Result<()> {
+        let (start_path, start) = self
+            .locate(path)?
+            .ok_or_else(|| Error::NotFound(show(path)))?;
+        if visit(&start_path, &start)? == Walk::SkipChildren || !start.is_dir() {
+            return Ok(());
+        }
+        let mut stack = vec![(start_path, self.children(start.ino)?.into_iter())];
+        while let Some((dir, entries)) = stack.last_mut() {
+            let Some(entry) = entries.next() else {
+                stack.pop();
+                continue;
+            };
+            let path = join(dir, &entry.name);
+            if visit(&path, &entry)? == Walk::Continue && entry.is_dir() {
+                if stack.len() >= MAX_DEPTH {
+                    return Err(Error::Corrupt(format!(
+                        "directories nested deeper than {MAX_DEPTH} at {:?} (a cycle?)",
+                        show(&path)
+                    )));
+                }
+                let children = self.children(entry.ino)?;
+                stack.push((path, children.into_iter()));
+            }
+        }
+        Ok(())
+    }
+
+    /// The chunks of regular-file inode `ino`, in file order. Checked to be contiguous.
+    pub fn chunks(&self, ino: u64) -> Result<Vec<ChunkRef>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT seq, start, length, key FROM chunk WHERE ino = ?1 ORDER BY seq",
+        )?;
+        let rows = stmt.query_map([ino as i64], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, Vec<u8>>(3)?,
+            ))
+        })?;
+        let mut chunks = Vec::new();
+        let mut offset: u64 = 0;
+        for row in rows {
+            let (seq, start, length, key) = row?;
+            let bad = |what: &str| Error::Corrupt(format!("inode {ino}, chunk {seq}: {what}"));
+            if seq != chunks.len() as i64 {
+                return Err(bad("chunk numbers are not contiguous from 0"));
+            }
+            if start < 0 || start as u64 != offset {
+                return Err(bad("does not start where the previous chunk ended"));
+            }
+            let length = u32::try_from(length)
+                .ok()
+                .filter(|&l| l > 0)
+                .ok_or_else(|| bad("invalid length"))?;
+            let key: [u8; 32] = key.try_into().map_err(|_| bad("key is not 32 bytes"))?;
+            chunks.push(ChunkRef {
+                key,
+                offset,
+                length,
+            });
+            offset += u64::from(length);
+        }
+        Ok(chunks)
+    }
+
+    /// Extended attributes of inode `ino`, sorted by name.
+    pub fn xattrs(&self, ino: u64) -> Result<Vec<Xattr>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT name, value FROM xattr WHERE ino = ?1 ORDER BY name")?;
+        let rows = stmt.query_map([ino as i64], |r| {
+            Ok(Xattr {
+                name: r.get(0)?,
+                value: r.get(1)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
+
+fn components(path: &[u8]) -> VecDeque<Vec<u8>> {
+    path.split(|&b| b == b'/')
+        .filter(|c| !c.is_empty() && *c != b".")
+        .map(<[u8]>::to_vec)
+        .collect()
+}
+
+/// Decodes an entry row, checking every field against the format (outer error: SQLite,
+/// inner error: the row breaks the format).
+fn decode_entry(r: &Row) -> rusqlite::Result<Result<Entry>> {
+    let name: Vec<u8> = r.get(0)?;
+    let ino: i64 = r.get(1)?;
+    let nlink: i64 = r.get(2)?;
+    let code: i64 = r.get(3)?;
+    let mode: i64 = r.get(4)?;
+    let uid: i64 = r.get(5)?;
+    let gid: i64 = r.get(6)?;
+    let secs: i64 = r.get(7)?;
+    let nanos: i64 = r.get(8)?;
+    let size: i64 = r.get(9)?;
+    let major: i64 = r.get(10)?;
+    let minor: i64 = r.get(11)?;
+    let target: Option<Vec<u8>> = r.get(12)?;
+    Ok((|| {
+        let bad = |what: &str| Err(Error::Corrupt(format!("inode {ino}: {what}")));
+        let Some(kind) = Kind::from_code(code) else {
+            return bad("unknown kind");
+        };
+        let (Ok(uid), Ok(gid), Ok(nlink), Ok(size)) = (
+            u32::try_from(uid),
+            u32::try_from(gid),
+            u32::try_from(nlink),
+            u64::try_from(size),
+        ) else {
+            return bad("uid, gid, nlink or size out of range");
+        };
+        if ino < 1 || !(0..=0o7777).contains(&mode) || !(0..1_000_000_000).contains(&nanos) {
+            return bad("inode number, mode or mtime out of range");
+        }
+        let device = || match (u32::try_from(major), u32::try_from(minor)) {
+            (Ok(major), Ok(minor)) => Ok((major, minor)),
+            _ => Err(Error::Corrupt(format!(
+                "inode {ino}: device number out of range"
+            ))),
+        };
+        if target.is_some() != (kind == Kind::Symlink) {
+            return bad("a link target on something other than a symlink, or none on a symlink");
+        }
+        let kind = match kind {
+            Kind::Directory => NodeKind::Directory,
+            Kind::Regular => NodeKind::Regular { size },
+            Kind::Symlink => NodeKind::Symlink {
+                target: target.unwrap_or_default(),
+            },
+            Kind::CharDevice => {
+                let (major, minor) = device()?;
+                NodeKind::CharDevice { major, minor }
+            }
+            Kind::BlockDevice => {
+                let (major, minor) = device()?;
+                NodeKind::BlockDevice { major, minor }
+            }
+            Kind::Fifo => NodeKind::Fifo,
+            Kind::Socket => NodeKind::Socket,
+        };
+        Ok(Entry {
+            name,
+            ino: ino as u64,
+            nlink,
+            node: Node {
+                kind,
+                mode: mode as u32,
+                uid,
+                gid,
+                mtime: Timestamp {
+                    secs,
+                    nanos: nanos as u32,
+                },
+            },
+        })
+    })())
+}
+
+/// Totals over the flist in database `db` ("main", or "out" while writing).
+pub(crate) fn query_totals(conn: &Connection, db: &str) -> Result<Totals> {
+    let mut totals = Totals::default();
+    let mut stmt = conn.prepare(&format!(
+        "SELECT kind, count(*), coalesce(sum(size), 0), coalesce(sum(nlink - 1), 0)
+         FROM {db}.inode GROUP BY kind"
+    ))?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let (kind, count, size, extra_names): (i64, i64, i64, i64) =
+            (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
+        let [count, size, extra_names] = [count, size, extra_names]
+            .map(|n| u64::try_from(n).map_err(|_| Error::Corrupt("negative size or nlink".into())));
+        let (count, size, extra_names) = (count?, size?, extra_names?);
+        totals.hardlinks += extra_names;
+        match Kind::from_code(kind) {
+            Some(Kind::Directory) => totals.directories += count,
+            Some(Kind::Regular) => {
+                totals.files += count;
+                totals.bytes += size;
+            }
+            Some(Kind::Symlink) => totals.symlinks += count,
+            Some(_) => totals.specials += count,
+            None => return Err(Error::Corrupt(format!("unknown inode kind {kind}"))),
+        }
+    }
+    let (chunks, unique_chunks): (i64, i64) = conn.query_row(
+        &format!("SELECT count(*), count(DISTINCT key) FROM {db}.chunk"),
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    // Counts are never negative.
+    (totals.chunks, totals.unique_chunks) = (chunks as u64, unique_chunks as u64);
+    Ok(totals)
+}

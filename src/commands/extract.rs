@@ -1,0 +1,47 @@
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Result;
+use converter::{ExtractOptions, Progress};
+
+use crate::StoreArgs;
+use crate::ui::{self, Ui};
+
+#[derive(clap::Args)]
+pub struct Args {
+    flist: PathBuf,
+    /// Directory to recreate the tree in (created if missing).
+    dest: PathBuf,
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Restore owners even when not running as root (`--same-owner`), or never.
+    #[arg(long)]
+    same_owner: Option<bool>,
+}
+
+pub async fn run(args: Args, ui: &Ui) -> Result<()> {
+    let store = crate::stores::for_reading(args.store.store.as_deref(), &args.flist).await?;
+    let total = flist::Flist::open(&args.flist)?.totals()?.bytes;
+    let progress = Arc::new(Progress::default());
+    let summary = {
+        let _bar = ui.track(&progress, |p| &p.content_bytes, Some(total), "extracting");
+        let options = ExtractOptions {
+            preserve_owner: args.same_owner,
+            ..ExtractOptions::default()
+        };
+        converter::extract(args.flist, args.dest.clone(), store, options, progress).await?
+    };
+    for warning in &summary.warnings {
+        ui.say(format!("warning: {warning}"));
+    }
+    ui.say(format!(
+        "extracted {} entries ({} files, {}) to {} in {:.2} s ({})",
+        ui::count(summary.entries),
+        ui::count(summary.files),
+        ui::bytes(summary.bytes),
+        args.dest.display(),
+        summary.elapsed.as_secs_f64(),
+        ui::rate(summary.bytes, summary.elapsed)
+    ));
+    Ok(())
+}

@@ -1,0 +1,145 @@
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+use std::time::{Duration, UNIX_EPOCH};
+
+use anyhow::{Result, bail};
+use flist::{Entry, Flist, NodeKind, Walk};
+
+#[derive(clap::Args)]
+pub struct Args {
+    flist: PathBuf,
+    /// Directory (or entry) inside the flist.
+    #[arg(default_value = "/")]
+    path: PathBuf,
+    /// List subdirectories recursively, like `ls -lR`.
+    #[arg(short = 'R', long)]
+    recursive: bool,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let flist = Flist::open(&args.flist)?;
+    let path = args.path.as_os_str().as_bytes();
+    let Some(entry) = flist.lookup(path)? else {
+        bail!(
+            "{}: no such entry in {}",
+            args.path.display(),
+            args.flist.display()
+        );
+    };
+    let mut out = String::new();
+    if !entry.is_dir() {
+        line(&mut out, &entry);
+    } else if !args.recursive {
+        for child in flist.children(entry.ino)? {
+            line(&mut out, &child);
+        }
+    } else {
+        let mut first = true;
+        flist.walk_from(path, |dir, entry| {
+            if entry.is_dir() {
+                if !first {
+                    out.push('\n');
+                }
+                first = false;
+                out.push_str(&format!("/{}:\n", printable(dir)));
+                for child in flist.children(entry.ino)? {
+                    line(&mut out, &child);
+                }
+            }
+            Ok(Walk::Continue)
+        })?;
+    }
+    print!("{out}");
+    Ok(())
+}
+
+fn line(out: &mut String, entry: &Entry) {
+    let node = &entry.node;
+    let size = match &node.kind {
+        NodeKind::CharDevice { major, minor } | NodeKind::BlockDevice { major, minor } => {
+            format!("{major}, {minor}")
+        }
+        _ => node.size().to_string(),
+    };
+    // Times before 1970 are shown as the epoch; they are kept exactly in the flist.
+    let secs = u64::try_from(node.mtime.secs).unwrap_or(0);
+    let mtime = humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs));
+    let mut text = format!(
+        "{} {:>3} {:>5} {:>5} {:>10} {} {}",
+        mode_string(entry),
+        entry.nlink,
+        node.uid,
+        node.gid,
+        size,
+        mtime,
+        printable(&entry.name)
+    );
+    if let NodeKind::Symlink { target } = &node.kind {
+        text.push_str(" -> ");
+        text.push_str(&printable(target));
+    }
+    out.push_str(&text);
+    out.push('\n');
+}
+
+fn mode_string(entry: &Entry) -> String {
+    let node = &entry.node;
+    let kind = match node.kind {
+        NodeKind::Directory => 'd',
+        NodeKind::Regular { .. } => '-',
+        NodeKind::Symlink { .. } => 'l',
+        NodeKind::CharDevice { .. } => 'c',
+        NodeKind::BlockDevice { .. } => 'b',
+        NodeKind::Fifo => 'p',
+        NodeKind::Socket => 's',
+    };
+    let m = node.mode;
+    let bit = |mask: u32, c: char| if m & mask != 0 { c } else { '-' };
+    let special =
+        |exec: u32, special: u32, set: char, unset: char| match (m & exec != 0, m & special != 0) {
+            (true, true) => set,
+            (false, true) => unset,
+            (true, false) => 'x',
+            (false, false) => '-',
+        };
+    [
+        kind,
+        bit(0o400, 'r'),
+        bit(0o200, 'w'),
+        special(0o100, 0o4000, 's', 'S'),
+        bit(0o040, 'r'),
+        bit(0o020, 'w'),
+        special(0o010, 0o2000, 's', 'S'),
+        bit(0o004, 'r'),
+        bit(0o002, 'w'),
+        special(0o001, 0o1000, 't', 'T'),
+    ]
+    .iter()
+    .collect()
+}
+
+/// A name as text a terminal shows safely: invalid UTF-8 replaced, control characters escaped.
+pub fn printable(name: &[u8]) -> String {
+    String::from_utf8_lossy(name)
+        .chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_cannot_drive_the_terminal() {
+        assert_eq!(printable(b"a\x1b[31mb\n"), "a\\u{1b}[31mb\\n");
+        assert_eq!(printable("ü".as_bytes()), "ü");
+    }
+}

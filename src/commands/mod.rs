@@ -1,0 +1,5 @@
+pub mod cat;
+pub mod extract;
+pub mod inspect;
+pub mod ls;
+pub mod pack;

@@ -1,0 +1,161 @@
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use converter::{Limits, PackOptions, PackSummary, Progress};
+use serde::Serialize;
+
+use crate::StoreArgs;
+use crate::ui::{self, Ui};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// A directory, a tar archive (plain, .gz or .zst), or `-` for a tar stream on stdin.
+    source: PathBuf,
+    /// The flist to write (replaced atomically if it exists).
+    #[arg(short, long)]
+    output: PathBuf,
+    #[command(flatten)]
+    store: StoreArgs,
+    /// zstd level for new chunks (1-22).
+    #[arg(long, default_value_t = chunkstore::DEFAULT_LEVEL)]
+    level: i32,
+    /// Refuse inputs with more entries than this.
+    #[arg(long, default_value_t = Limits::default().max_entries)]
+    max_entries: u64,
+    /// Refuse inputs whose files add up to more bytes than this.
+    #[arg(long, default_value_t = Limits::default().max_total_size)]
+    max_size: u64,
+    /// Refuse paths longer than this many bytes.
+    #[arg(long, default_value_t = Limits::default().max_path_len)]
+    max_path: usize,
+    /// Print the summary as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn run(args: Args, ui: &Ui) -> Result<()> {
+    let store = crate::stores::for_writing(args.store.store.as_deref()).await?;
+    let location = store.location().to_owned();
+    let options = PackOptions {
+        level: args.level,
+        limits: Limits {
+            max_entries: args.max_entries,
+            max_total_size: args.max_size,
+            max_path_len: args.max_path,
+        },
+        ..PackOptions::default()
+    };
+    let progress = Arc::new(Progress::default());
+    let out = args.output.clone();
+    let summary = if args.source.as_os_str() == "-" {
+        let _bar = ui.track(&progress, |p| &p.input_bytes, None, "packing stdin");
+        let stdin = std::io::stdin();
+        converter::pack_tar(
+            stdin,
+            "-".into(),
+            out,
+            store,
+            options,
+            Arc::clone(&progress),
+        )
+        .await?
+    } else {
+        let meta = std::fs::metadata(&args.source)
+            .with_context(|| format!("{}", args.source.display()))?;
+        if meta.is_dir() {
+            let _bar = ui.track(&progress, |p| &p.content_bytes, None, "packing");
+            converter::pack_dir(
+                args.source.clone(),
+                out,
+                store,
+                options,
+                Arc::clone(&progress),
+            )
+            .await?
+        } else if meta.is_file() {
+            let file =
+                File::open(&args.source).with_context(|| format!("{}", args.source.display()))?;
+            let name = args
+                .source
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let _bar = ui.track(&progress, |p| &p.input_bytes, Some(meta.len()), "packing");
+            converter::pack_tar(file, name, out, store, options, Arc::clone(&progress)).await?
+        } else {
+            bail!("{}: neither a directory nor a file", args.source.display());
+        }
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&Report::new(&summary, &args.output, &location))?
+        );
+    } else {
+        report(ui, &summary, &args.output, &location);
+    }
+    Ok(())
+}
+
+fn report(ui: &Ui, s: &PackSummary, out: &std::path::Path, location: &str) {
+    let t = &s.totals;
+    ui.say(format!("wrote {}", out.display()));
+    ui.say(format!(
+        "  entries  {} files, {} directories, {} symlinks, {} special, {} hardlinks",
+        ui::count(t.files),
+        ui::count(t.directories),
+        ui::count(t.symlinks),
+        ui::count(t.specials),
+        ui::count(t.hardlinks)
+    ));
+    ui.say(format!(
+        "  read     {} of file content in {:.2} s ({})",
+        ui::bytes(s.content_bytes),
+        s.elapsed.as_secs_f64(),
+        ui::rate(s.content_bytes, s.elapsed)
+    ));
+    ui.say(format!(
+        "  chunks   {} total: {} new, {} already stored",
+        ui::count(s.chunks),
+        ui::count(s.new_chunks),
+        ui::count(s.chunks - s.new_chunks)
+    ));
+    ui.say(format!(
+        "  written  {} to {location}",
+        ui::bytes(s.stored_bytes)
+    ));
+}
+
+/// The `--json` summary.
+#[derive(Serialize)]
+struct Report<'a> {
+    flist: String,
+    store: &'a str,
+    totals: flist::Totals,
+    input_bytes: u64,
+    content_bytes: u64,
+    chunks: u64,
+    new_chunks: u64,
+    stored_chunks: u64,
+    stored_bytes: u64,
+    seconds: f64,
+}
+
+impl<'a> Report<'a> {
+    fn new(s: &PackSummary, out: &std::path::Path, store: &'a str) -> Report<'a> {
+        Report {
+            flist: out.display().to_string(),
+            store,
+            totals: s.totals,
+            input_bytes: s.input_bytes,
+            content_bytes: s.content_bytes,
+            chunks: s.chunks,
+            new_chunks: s.new_chunks,
+            stored_chunks: s.chunks - s.new_chunks,
+            stored_bytes: s.stored_bytes,
+            seconds: s.elapsed.as_secs_f64(),
+        }
+    }
+}

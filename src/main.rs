@@ -1,0 +1,92 @@
+//! `flisthub`: the flisthub command line.
+
+mod commands;
+mod stores;
+mod ui;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(
+    name = "flisthub",
+    version,
+    about = "Pack filesystem trees into flists and back"
+)]
+struct Cli {
+    /// No progress bars or summaries (errors are still reported).
+    #[arg(short, long, global = true)]
+    quiet: bool,
+
+    /// More log output (-v: debug, -vv: trace). `FLISTHUB_LOG` takes a full filter.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Pack a directory or a tar archive (plain, gzip or zstd; `-` for stdin) into an flist.
+    Pack(commands::pack::Args),
+    /// List the entries of an flist, like `ls -l`.
+    Ls(commands::ls::Args),
+    /// Show an flist's metadata and totals.
+    Inspect(commands::inspect::Args),
+    /// Write one file of an flist to standard output.
+    Cat(commands::cat::Args),
+    /// Recreate the tree of an flist in a directory.
+    Extract(commands::extract::Args),
+}
+
+/// Options shared by the commands that read or write chunks.
+#[derive(clap::Args, Clone, Debug)]
+struct StoreArgs {
+    /// Chunk store URL (`dir:///path`). Default: for `pack`, the local store in the user's
+    /// data directory; for reading, the routes recorded in the flist, then that local store.
+    #[arg(long, env = "FLISTHUB_STORE")]
+    store: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default_level = match cli.verbose {
+        0 => "warn",
+        1 => "debug",
+        _ => "trace",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("FLISTHUB_LOG")
+                .unwrap_or_else(|_| EnvFilter::new(default_level)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let ui = ui::Ui::new(cli.quiet);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Pack(args) => commands::pack::run(args, &ui).await,
+            Command::Ls(args) => commands::ls::run(args),
+            Command::Inspect(args) => commands::inspect::run(args),
+            Command::Cat(args) => commands::cat::run(args).await,
+            Command::Extract(args) => commands::extract::run(args, &ui).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! Terminal output: progress bars on stderr (hidden with `--quiet` or when stderr is not a
+//! terminal), summaries, and number formatting.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use converter::Progress;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+pub struct Ui {
+    quiet: bool,
+}
+
+impl Ui {
+    pub fn new(quiet: bool) -> Ui {
+        Ui { quiet }
+    }
+
+    /// Shows a progress bar driven by one counter of `progress` until the returned guard is
+    /// dropped. With a `total` it is a bar with an ETA, without one a spinner with a rate.
+    pub fn track(
+        &self,
+        progress: &Arc<Progress>,
+        counter: fn(&Progress) -> &std::sync::atomic::AtomicU64,
+        total: Option<u64>,
+        message: &str,
+    ) -> Tracker {
+        let bar = if self.quiet {
+            ProgressBar::hidden()
+        } else {
+            let bar = match total {
+                Some(total) => {
+                    ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr())
+                        .with_style(style(
+                            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+                        ))
+                }
+                None => ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())
+                    .with_style(style("{spinner} {msg} {bytes} {bytes_per_sec} {elapsed}")),
+            };
+            bar.set_message(message.to_owned());
+            bar
+        };
+        let (bar2, progress) = (bar.clone(), Arc::clone(progress));
+        let ticker = tokio::spawn(async move {
+            loop {
+                bar2.set_position(Progress::get(counter(&progress)));
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+        Tracker { bar, ticker }
+    }
+
+    /// Prints a summary line to stderr unless quiet.
+    pub fn say(&self, line: impl AsRef<str>) {
+        if !self.quiet {
+            eprintln!("{}", line.as_ref());
+        }
+    }
+}
+
+pub struct Tracker {
+    bar: ProgressBar,
+    ticker: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Tracker {
+    fn drop(&mut self) {
+        self.ticker.abort();
+        self.bar.finish_and_clear();
+    }
+}
+
+fn style(template: &str) -> ProgressStyle {
+    // The templates are constants of this file; a typo shows up in any run.
+    ProgressStyle::with_template(template)
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ")
+}
+
+/// `1,234,567`
+pub fn count(n: u64) -> String {
+    indicatif::HumanCount(n).to_string()
+}
+
+/// `1.02 GiB`
+pub fn bytes(n: u64) -> String {
+    indicatif::HumanBytes(n).to_string()
+}
+
+/// `203 MB/s` (decimal megabytes, as disk and network figures are quoted).
+pub fn rate(bytes: u64, elapsed: Duration) -> String {
+    let secs = elapsed.as_secs_f64().max(1e-9);
+    format!("{:.0} MB/s", bytes as f64 / 1e6 / secs)
+}

@@ -181,8 +181,7 @@ fn create_entries(
         let target = target_of(dest, path);
         if entry.nlink > 1 && !entry.is_dir() {
             if let Some(first) = first_names.get(&entry.ino) {
-                let made = clear_way(&target)
-                    .and_then(|()| fs::hard_link(target_of(dest, first), &target));
+                let made = replacing(&target, || fs::hard_link(target_of(dest, first), &target));
                 if let Err(e) = made {
                     Problems::push(problems, format!("{}: hardlink: {e}", show(path)));
                 }
@@ -190,41 +189,46 @@ fn create_entries(
             }
             first_names.insert(entry.ino, path.to_vec());
         }
+        let mode = entry.node.mode & 0o777;
         let made = match &entry.node.kind {
             NodeKind::Directory => make_dir(&target),
-            NodeKind::Regular { size } => match create_file(&target, *size) {
-                Ok(file) => {
-                    summary.files += 1;
-                    summary.bytes += size;
-                    let file = Arc::new(file);
-                    let shared_path: Arc<[u8]> = Arc::from(path);
-                    for (seq, chunk) in flist.chunks(entry.ino)?.into_iter().enumerate() {
-                        batch_bytes += u64::from(chunk.length);
-                        batch.push(Fetch {
-                            file: Arc::clone(&file),
-                            path: Arc::clone(&shared_path),
-                            seq,
-                            chunk,
-                        });
-                        if batch_bytes >= BATCH_BYTES || batch.len() >= BATCH_CHUNKS {
-                            batch_bytes = 0;
-                            send(batches, std::mem::take(&mut batch));
+            NodeKind::Regular { size } => {
+                let chunks = flist.chunks(entry.ino)?;
+                match create_file(&target, mode, *size, chunks.len()) {
+                    Ok(file) => {
+                        summary.files += 1;
+                        summary.bytes += size;
+                        let file = Arc::new(file);
+                        let shared_path: Arc<[u8]> = Arc::from(path);
+                        for (seq, chunk) in chunks.into_iter().enumerate() {
+                            batch_bytes += u64::from(chunk.length);
+                            batch.push(Fetch {
+                                file: Arc::clone(&file),
+                                path: Arc::clone(&shared_path),
+                                seq,
+                                chunk,
+                            });
+                            if batch_bytes >= BATCH_BYTES || batch.len() >= BATCH_CHUNKS {
+                                batch_bytes = 0;
+                                send(batches, std::mem::take(&mut batch));
+                            }
                         }
+                        Ok(())
                     }
-                    Ok(())
+                    Err(e) => Err(e),
                 }
-                Err(e) => Err(e),
-            },
-            NodeKind::Symlink { target: link } => clear_way(&target)
-                .and_then(|()| std::os::unix::fs::symlink(OsStr::from_bytes(link), &target)),
+            }
+            NodeKind::Symlink { target: link } => replacing(&target, || {
+                std::os::unix::fs::symlink(OsStr::from_bytes(link), &target)
+            }),
             NodeKind::CharDevice { major, minor } => {
-                make_node(&target, FileType::CharacterDevice, *major, *minor)
+                make_node(&target, FileType::CharacterDevice, mode, *major, *minor)
             }
             NodeKind::BlockDevice { major, minor } => {
-                make_node(&target, FileType::BlockDevice, *major, *minor)
+                make_node(&target, FileType::BlockDevice, mode, *major, *minor)
             }
-            NodeKind::Fifo => make_node(&target, FileType::Fifo, 0, 0),
-            NodeKind::Socket => make_node(&target, FileType::Socket, 0, 0),
+            NodeKind::Fifo => make_node(&target, FileType::Fifo, mode, 0, 0),
+            NodeKind::Socket => make_node(&target, FileType::Socket, mode, 0, 0),
         };
         match made {
             Ok(()) => Ok(Walk::Continue),
@@ -245,45 +249,62 @@ fn send(batches: &crossbeam_channel::Sender<Vec<Fetch>>, batch: Vec<Fetch>) {
     let _ = batches.send(batch);
 }
 
-/// Removes a non-directory that stands where an entry goes; a directory there is an error.
-fn clear_way(target: &Path) -> io::Result<()> {
-    match fs::symlink_metadata(target) {
-        Ok(meta) if meta.is_dir() => Err(io::Error::new(
-            io::ErrorKind::AlreadyExists,
-            "a directory is in the way",
-        )),
-        Ok(_) => fs::remove_file(target),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e),
+/// Makes an entry with `make`; if something is already there, removes it (unless it is a
+/// directory, which is an error) and tries again. Trying first saves a `stat` per entry when
+/// extracting into an empty directory, the common case.
+fn replacing<T>(target: &Path, make: impl Fn() -> io::Result<T>) -> io::Result<T> {
+    match make() {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            if fs::symlink_metadata(target)?.is_dir() {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    "a directory is in the way",
+                ));
+            }
+            fs::remove_file(target)?;
+            make()
+        }
+        other => other,
     }
 }
 
+/// Directories start private to the extracting user; their mode is set in the second pass.
 fn make_dir(target: &Path) -> io::Result<()> {
-    match fs::symlink_metadata(target) {
-        Ok(meta) if meta.is_dir() => return Ok(()),
-        Ok(_) => fs::remove_file(target)?,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
+    match fs::DirBuilder::new().mode(0o700).create(target) {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            if fs::symlink_metadata(target)?.is_dir() {
+                return Ok(());
+            }
+            fs::remove_file(target)?;
+            fs::DirBuilder::new().mode(0o700).create(target)
+        }
+        other => other,
     }
-    fs::DirBuilder::new().mode(0o700).create(target)
 }
 
-fn create_file(target: &Path, size: u64) -> io::Result<File> {
-    clear_way(target)?;
-    // create_new (O_EXCL) never follows a symlink that appeared in the meantime.
-    let file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(target)?;
-    file.set_len(size)?;
+/// Creates a file with its final permission bits (the descriptor stays writable whatever
+/// they are), sized in advance when several chunks will be written at their offsets.
+fn create_file(target: &Path, mode: u32, size: u64, chunks: usize) -> io::Result<File> {
+    // create_new (O_EXCL) never follows a symlink standing at the target.
+    let file = replacing(target, || {
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(target)
+    })?;
+    if chunks > 1 {
+        file.set_len(size)?;
+    }
     Ok(file)
 }
 
-fn make_node(target: &Path, kind: FileType, major: u32, minor: u32) -> io::Result<()> {
-    clear_way(target)?;
+fn make_node(target: &Path, kind: FileType, mode: u32, major: u32, minor: u32) -> io::Result<()> {
     let dev = rustix::fs::makedev(major, minor);
-    rustix::fs::mknodat(CWD, target, kind, Mode::from_raw_mode(0o600), dev).map_err(io::Error::from)
+    replacing(target, || {
+        rustix::fs::mknodat(CWD, target, kind, Mode::from_raw_mode(mode), dev)
+            .map_err(io::Error::from)
+    })
 }
 
 fn fetch_worker(
@@ -349,13 +370,21 @@ fn set_attributes(
     problems: &Mutex<Problems>,
     warnings: &mut Vec<String>,
 ) -> Result<()> {
+    let umask = process_umask();
     let mut dirs: Vec<(Vec<u8>, Entry)> = Vec::new();
     let mut done: HashSet<u64> = HashSet::new();
     let mut apply = |path: &[u8], entry: &Entry| -> flist::Result<()> {
         let target = target_of(dest, path);
         let xattrs = flist.xattrs(entry.ino)?;
-        if let Err(e) = set_one(&target, entry, &xattrs, preserve_owner, warnings) {
-            Problems::push(problems, format!("{}: {e}", show(path)));
+        let attrs = Attributes {
+            preserve_owner,
+            umask,
+        };
+        match attrs.apply(&target, entry, &xattrs, warnings) {
+            Ok(()) => {}
+            // Not created in the first pass, which reported why.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => Problems::push(problems, format!("{}: {e}", show(path))),
         }
         Ok(())
     };
@@ -373,55 +402,73 @@ fn set_attributes(
     Ok(())
 }
 
-fn set_one(
-    target: &Path,
-    entry: &Entry,
-    xattrs: &[flist::Xattr],
+struct Attributes {
     preserve_owner: bool,
-    warnings: &mut Vec<String>,
-) -> io::Result<()> {
-    if target.symlink_metadata().is_err() {
-        return Ok(()); // not created; already reported
-    }
-    let node = &entry.node;
-    let is_link = matches!(node.kind, NodeKind::Symlink { .. });
-    if preserve_owner {
-        rustix::fs::chownat(
-            CWD,
-            target,
-            Some(rustix::fs::Uid::from_raw(node.uid)),
-            Some(rustix::fs::Gid::from_raw(node.gid)),
-            AtFlags::SYMLINK_NOFOLLOW,
-        )?;
-    }
-    if !is_link {
-        // After chown, which clears setuid and setgid bits.
-        rustix::fs::chmodat(
-            CWD,
-            target,
-            Mode::from_raw_mode(node.mode),
-            AtFlags::empty(),
-        )?;
-    }
-    for x in xattrs {
-        if let Err(e) = xattr::set(target, OsStr::from_bytes(&x.name), &x.value) {
-            warnings.push(format!(
-                "{}: xattr {}: {e}",
-                target.display(),
-                String::from_utf8_lossy(&x.name)
-            ));
+    /// The umask entries were created under, if known.
+    umask: Option<u32>,
+}
+
+impl Attributes {
+    fn apply(
+        &self,
+        target: &Path,
+        entry: &Entry,
+        xattrs: &[flist::Xattr],
+        warnings: &mut Vec<String>,
+    ) -> io::Result<()> {
+        let node = &entry.node;
+        let is_link = matches!(node.kind, NodeKind::Symlink { .. });
+        if self.preserve_owner {
+            rustix::fs::chownat(
+                CWD,
+                target,
+                Some(rustix::fs::Uid::from_raw(node.uid)),
+                Some(rustix::fs::Gid::from_raw(node.gid)),
+                AtFlags::SYMLINK_NOFOLLOW,
+            )?;
         }
+        // Files and nodes were created with their permission bits; the umask may have taken
+        // some away, and setuid, setgid and sticky bits are set only now, after chown
+        // (which clears them). Directories were created private and always need it.
+        let created_exactly = !entry.is_dir()
+            && node.mode & 0o7000 == 0
+            && self.umask.is_some_and(|umask| node.mode & umask == 0);
+        if !is_link && !created_exactly {
+            rustix::fs::chmodat(
+                CWD,
+                target,
+                Mode::from_raw_mode(node.mode),
+                AtFlags::empty(),
+            )?;
+        }
+        for x in xattrs {
+            if let Err(e) = xattr::set(target, OsStr::from_bytes(&x.name), &x.value) {
+                warnings.push(format!(
+                    "{}: xattr {}: {e}",
+                    target.display(),
+                    String::from_utf8_lossy(&x.name)
+                ));
+            }
+        }
+        let times = Timestamps {
+            last_access: Timespec {
+                tv_sec: 0,
+                tv_nsec: UTIME_OMIT,
+            },
+            last_modification: Timespec {
+                tv_sec: node.mtime.secs,
+                tv_nsec: i64::from(node.mtime.nanos) as _,
+            },
+        };
+        rustix::fs::utimensat(CWD, target, &times, AtFlags::SYMLINK_NOFOLLOW)?;
+        Ok(())
     }
-    let times = Timestamps {
-        last_access: Timespec {
-            tv_sec: 0,
-            tv_nsec: UTIME_OMIT,
-        },
-        last_modification: Timespec {
-            tv_sec: node.mtime.secs,
-            tv_nsec: i64::from(node.mtime.nanos) as _,
-        },
-    };
-    rustix::fs::utimensat(CWD, target, &times, AtFlags::SYMLINK_NOFOLLOW)?;
-    Ok(())
+}
+
+/// The process umask, read without changing it (`umask(2)` can only be read by setting it,
+/// which would race with other threads). `None` where /proc does not say.
+fn process_umask() -> Option<u32> {
+    let status = fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix("Umask:"))?;
+    u32::from_str_radix(line.trim(), 8).ok()
 }

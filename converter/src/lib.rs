@@ -45,7 +45,7 @@ pub async fn pack_dir(
         let mut packer = pack::Packer::new(&out, store, runtime, options, progress)?;
         tree::read_tree(&root, &mut packer)?;
         let name = root.file_name().unwrap_or(root.as_os_str());
-        packer.finish(source("directory", &name.to_string_lossy()), Some(route))
+        packer.finish(source("directory", &name.to_string_lossy()), &route)
     })
     .await
 }
@@ -65,7 +65,7 @@ pub async fn pack_tar(
     blocking(move || {
         let mut packer = pack::Packer::new(&out, store, runtime, options, progress)?;
         tarball::read_tar(input, &mut packer)?;
-        packer.finish(source("tar", &name), Some(route))
+        packer.finish(source("tar", &name), &route)
     })
     .await
 }

@@ -1,7 +1,7 @@
 //! The pack pipeline shared by every source.
 //!
 //! ```text
-//!  source thread                      worker threads (one per core)            store
+//!  source thread                      worker threads (CPUs + 2)                store
 //!  read entries, cut file content ──► hash (BLAKE3), batch ──► has_many ──► encode missing ──► put_many
 //!  into chunks (FastCDC)        ◄──── (inode, seq, key) results ◄─────────────────────────────┘
 //!  write the flist (SQLite)
@@ -10,8 +10,8 @@
 //! The source thread owns the flist writer and the chunker; it sends each chunk's bytes into a
 //! bounded channel and, between entries, records the keys the workers send back. Workers
 //! hash, ask the store which keys of a batch it lacks, compress only those, and store them;
-//! a batch is flushed when it is big enough or when no more chunks are waiting, so a fast
-//! source gets large batches and a slow one low latency. Memory is bounded by the channel
+//! a batch is flushed when it is big enough or when no chunk arrived for a moment, so a fast
+//! source gets full batches and a slow one still gets batches rather than single chunks. Memory is bounded by the channel
 //! and the batches, whatever the size of the input.
 
 use std::collections::HashSet;
@@ -29,7 +29,7 @@ use crate::error::{Error, Result};
 use crate::progress::Progress;
 
 /// A worker flushes its batch at this many plaintext bytes or chunks.
-const BATCH_BYTES: usize = 8 << 20;
+const BATCH_BYTES: usize = 4 << 20;
 const BATCH_CHUNKS: usize = 256;
 /// ... or when no chunk arrived for this long. A source slower than the workers (many small
 /// files) still fills batches, so a store round trip (and a dir store's sync) serves many
@@ -66,7 +66,7 @@ pub struct PackOptions {
     /// zstd level for new chunks.
     pub level: i32,
     pub limits: Limits,
-    /// Worker threads; 0 means one per CPU.
+    /// Worker threads; 0 means two more than the CPUs (see `default_workers`).
     pub workers: usize,
     /// Metadata to record besides what the pipeline sets itself (chunker, hash, codec,
     /// source, routes).
@@ -100,6 +100,16 @@ pub struct PackSummary {
     /// Encoded bytes written to the store.
     pub stored_bytes: u64,
     pub elapsed: Duration,
+}
+
+/// One worker per CPU keeps the cores busy compressing; two more keep them busy while
+/// others wait on the store (a round trip, a dir store's sync). Each worker holds at most
+/// one batch, so this also bounds memory: about 2 x `BATCH_BYTES` per worker.
+fn default_workers() -> usize {
+    std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .min(30)
+        + 2
 }
 
 struct ChunkTask {
@@ -167,7 +177,7 @@ impl Packer {
         let chunker = Chunker::new(options.chunker)?;
         Codec::new(options.level)?; // refuse a bad level before any work
         let workers = match options.workers {
-            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            0 => default_workers(),
             n => n,
         };
         let shared = Arc::new(Shared {
@@ -328,7 +338,8 @@ impl Packer {
     }
 
     /// Waits for the workers, records the last keys and writes the flist.
-    pub(crate) fn finish(mut self, source: Source, route: Option<String>) -> Result<PackSummary> {
+    /// `route` is recorded as where the chunks are, unless the caller's metadata names routes.
+    pub(crate) fn finish(mut self, source: Source, route: &str) -> Result<PackSummary> {
         self.stop_workers();
         if let Some(e) = self.shared.take_failure() {
             return Err(e);
@@ -349,7 +360,7 @@ impl Packer {
         metadata.set_codec(chunkstore::CODEC_NAME);
         metadata.set_source(&source);
         if metadata.routes()?.is_empty() {
-            metadata.set_routes(&route.into_iter().collect::<Vec<_>>());
+            metadata.set_routes(&[route.to_owned()]);
         }
         let totals = writer.finish()?;
         let p = &self.shared.progress;

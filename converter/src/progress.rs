@@ -1,3 +1,5 @@
+use std::io::{self, Read};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// Live counters of a running pipeline, for progress displays and job events. Updated with
@@ -24,5 +26,25 @@ impl Progress {
 
     pub(crate) fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Relaxed);
+    }
+}
+
+/// A reader that counts what it reads into `Progress::input_bytes`.
+pub(crate) struct CountingReader<R> {
+    inner: R,
+    progress: Arc<Progress>,
+}
+
+impl<R> CountingReader<R> {
+    pub(crate) fn new(inner: R, progress: Arc<Progress>) -> Self {
+        CountingReader { inner, progress }
+    }
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        Progress::add(&self.progress.input_bytes, n as u64);
+        Ok(n)
     }
 }

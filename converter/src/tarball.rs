@@ -10,14 +10,13 @@
 use std::cell::Cell;
 use std::io::{self, BufRead, BufReader, Read};
 use std::rc::Rc;
-use std::sync::Arc;
 
 use flist::{Node, NodeKind, Timestamp, Xattr};
 use tar::EntryType;
 
 use crate::error::{Error, Result};
 use crate::pack::Packer;
-use crate::progress::Progress;
+use crate::progress::CountingReader;
 
 /// Bytes after the end-of-archive marker that are read (to let gzip and zstd check their
 /// trailers); anything beyond is ignored.
@@ -25,10 +24,7 @@ const TRAILER_LIMIT: u64 = 16 << 20;
 
 /// Reads a tar stream into `packer`.
 pub(crate) fn read_tar<'a>(input: impl Read + 'a, packer: &mut Packer) -> Result<()> {
-    let counted = Counting {
-        inner: input,
-        progress: packer.progress(),
-    };
+    let counted = CountingReader::new(input, packer.progress());
     let mut buffered = BufReader::with_capacity(256 << 10, counted);
     let head = buffered
         .fill_buf()
@@ -265,20 +261,6 @@ impl Compression {
             [b'P', b'K', 3, 4, ..] => unsupported("zip"),
             _ => Ok(Compression::None),
         }
-    }
-}
-
-/// Counts raw input bytes into the progress counters.
-struct Counting<R> {
-    inner: R,
-    progress: Arc<Progress>,
-}
-
-impl<R: Read> Read for Counting<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        Progress::add(&self.progress.input_bytes, n as u64);
-        Ok(n)
     }
 }
 

@@ -14,7 +14,7 @@ use flist::{InodeId, Node, NodeKind, Timestamp, Xattr};
 
 use crate::error::{Error, Result};
 use crate::pack::Packer;
-use crate::progress::Progress;
+use crate::progress::CountingReader;
 
 pub(crate) fn read_tree(root: &Path, packer: &mut Packer) -> Result<()> {
     let root_meta = std::fs::metadata(root).map_err(|e| Error::io(root.display(), e))?;
@@ -52,21 +52,11 @@ pub(crate) fn read_tree(root: &Path, packer: &mut Packer) -> Result<()> {
             .map_err(|e| Error::io(full.display(), e.into()))?;
         let xattrs = read_xattrs(full)?;
         let file_type = meta.file_type();
-        let mut node = Node {
-            kind: NodeKind::Directory,
-            mode: meta.mode() & 0o7777,
-            uid: meta.uid(),
-            gid: meta.gid(),
-            mtime: Timestamp {
-                secs: meta.mtime(),
-                nanos: meta.mtime_nsec().clamp(0, 999_999_999) as u32,
-            },
-        };
         let device = || {
             let rdev = meta.rdev();
             (rustix::fs::major(rdev), rustix::fs::minor(rdev))
         };
-        node.kind = if file_type.is_dir() {
+        let kind = if file_type.is_dir() {
             NodeKind::Directory
         } else if file_type.is_file() {
             NodeKind::Regular { size: meta.len() }
@@ -88,6 +78,16 @@ pub(crate) fn read_tree(root: &Path, packer: &mut Packer) -> Result<()> {
         } else {
             return Err(Error::entry(rel, "unknown file type"));
         };
+        let node = Node {
+            kind,
+            mode: meta.mode() & 0o7777,
+            uid: meta.uid(),
+            gid: meta.gid(),
+            mtime: Timestamp {
+                secs: meta.mtime(),
+                nanos: meta.mtime_nsec().clamp(0, 999_999_999) as u32,
+            },
+        };
 
         let shared_inode = !file_type.is_dir() && meta.nlink() > 1;
         if shared_inode && let Some(&inode) = linked.get(&(meta.dev(), meta.ino())) {
@@ -96,11 +96,12 @@ pub(crate) fn read_tree(root: &Path, packer: &mut Packer) -> Result<()> {
         }
         let inode = if let NodeKind::Regular { .. } = node.kind {
             let file = File::open(full).map_err(|e| Error::io(full.display(), e))?;
-            let counted = CountingFile {
-                file,
-                progress: packer.progress(),
-            };
-            packer.add_file(rel, &node, &xattrs, counted)?
+            packer.add_file(
+                rel,
+                &node,
+                &xattrs,
+                CountingReader::new(file, packer.progress()),
+            )?
         } else {
             packer.add(rel, &node, &xattrs)?
         };
@@ -137,18 +138,4 @@ fn read_xattrs(path: &Path) -> Result<Vec<Xattr>> {
 
 fn is_unsupported(e: &std::io::Error) -> bool {
     e.raw_os_error() == Some(rustix::io::Errno::OPNOTSUPP.raw_os_error())
-}
-
-/// Counts file bytes as input, like the archive bytes of a tar source.
-struct CountingFile {
-    file: File,
-    progress: std::sync::Arc<Progress>,
-}
-
-impl std::io::Read for CountingFile {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.file.read(buf)?;
-        Progress::add(&self.progress.input_bytes, n as u64);
-        Ok(n)
-    }
 }

@@ -30,8 +30,9 @@ const MAX_DEPTH: usize = MAX_PATH_LEN / 2;
 const MAX_SYMLINK_HOPS: usize = 40;
 const ROOT: u64 = 1;
 
-const ENTRY_COLUMNS: &str = "e.name, i.ino, i.nlink, i.kind, i.mode, i.uid, i.gid, i.mtime, \
-     i.mtime_nsec, i.size, i.dev_major, i.dev_minor, i.target";
+/// Columns of `inode`, in the order `decode_inode` reads them.
+const INODE_COLUMNS: &str =
+    "ino, nlink, kind, mode, uid, gid, mtime, mtime_nsec, size, dev_major, dev_minor, target";
 
 /// An open flist.
 pub struct Flist {
@@ -119,19 +120,26 @@ impl Flist {
 
     /// The root directory (its name is empty).
     pub fn root(&self) -> Result<Entry> {
-        let entry = self
-            .conn
-            .prepare_cached(&format!(
-                "SELECT x'' AS name, {} FROM inode i WHERE i.ino = {ROOT}",
-                &ENTRY_COLUMNS["e.name, ".len()..]
-            ))?
-            .query_row([], decode_entry)
-            .optional()?
-            .ok_or_else(|| Error::Corrupt("no root inode".into()))??;
+        let entry = self.inode(ROOT, Vec::new())?;
         if !entry.is_dir() {
             return Err(Error::Corrupt("the root is not a directory".into()));
         }
         Ok(entry)
+    }
+
+    /// The inode `ino`, under the name `name`.
+    ///
+    /// Entries and inodes are read with single-table statements: SQLite (built with STAT4,
+    /// as rusqlite bundles it) re-prepares a cached statement that joins them on every reuse,
+    /// which costs more than the lookup itself.
+    fn inode(&self, ino: u64, name: Vec<u8>) -> Result<Entry> {
+        self.conn
+            .prepare_cached(&format!("SELECT {INODE_COLUMNS} FROM inode WHERE ino = ?1"))?
+            .query_row([ino as i64], |r| decode_inode(r, name))
+            .optional()?
+            .ok_or_else(|| {
+                Error::Corrupt(format!("an entry refers to inode {ino}, which is missing"))
+            })?
     }
 
     /// The entry at `path`, taken literally: symlinks are not followed. A leading `/`, empty
@@ -225,36 +233,48 @@ impl Flist {
 
     /// The entries of directory inode `ino`, sorted by name.
     pub fn children(&self, ino: u64) -> Result<Vec<Entry>> {
-        let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {ENTRY_COLUMNS} FROM entry e JOIN inode i ON i.ino = e.ino
-             WHERE e.parent = ?1 ORDER BY e.name"
-        ))?;
-        let rows = stmt.query_map([ino as i64], decode_entry)?;
-        let mut entries = Vec::new();
+        // No ORDER BY: the rows come from a range scan of the `entry` key, so they are in
+        // name order already (checked below). With ORDER BY, SQLite would re-prepare the
+        // cached statement on every reuse (see `inode`).
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT name, ino FROM entry WHERE parent = ?1")?;
+        let rows = stmt.query_map([ino as i64], |r| {
+            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?))
+        })?;
+        let mut names: Vec<(Vec<u8>, i64)> = Vec::new();
+        let mut sorted = true;
         for row in rows {
-            let entry = row??;
-            check_name(&entry.name).map_err(|reason| {
+            let (name, child) = row?;
+            check_name(&name).map_err(|reason| {
                 Error::Corrupt(format!(
                     "entry {:?} in directory inode {ino}: {reason}",
-                    show(&entry.name)
+                    show(&name)
                 ))
             })?;
-            entries.push(entry);
+            sorted &= names.last().is_none_or(|(last, _)| *last < name);
+            names.push((name, child));
         }
-        Ok(entries)
+        if !sorted {
+            names.sort();
+        }
+        drop(stmt);
+        names
+            .into_iter()
+            .map(|(name, child)| self.inode(checked_ino(child)?, name))
+            .collect()
     }
 
     fn child(&self, dir: u64, name: &[u8]) -> Result<Option<Entry>> {
         if check_name(name).is_err() {
             return Ok(None);
         }
-        self.conn
-            .prepare_cached(&format!(
-                "SELECT {ENTRY_COLUMNS} FROM entry e JOIN inode i ON i.ino = e.ino
-                 WHERE e.parent = ?1 AND e.name = ?2"
-            ))?
-            .query_row(rusqlite::params![dir as i64, name], decode_entry)
-            .optional()?
+        let ino: Option<i64> = self
+            .conn
+            .prepare_cached("SELECT ino FROM entry WHERE parent = ?1 AND name = ?2")?
+            .query_row(rusqlite::params![dir as i64, name], |r| r.get(0))
+            .optional()?;
+        ino.map(|ino| self.inode(checked_ino(ino)?, name.to_vec()))
             .transpose()
     }
 
@@ -300,9 +320,11 @@ impl Flist {
 
     /// The chunks of regular-file inode `ino`, in file order. Checked to be contiguous.
     pub fn chunks(&self, ino: u64) -> Result<Vec<ChunkRef>> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT seq, start, length, key FROM chunk WHERE ino = ?1 ORDER BY seq",
-        )?;
+        // In key order without ORDER BY (see `children`); the sequence check below would
+        // catch any other order.
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT seq, start, length, key FROM chunk WHERE ino = ?1")?;
         let rows = stmt.query_map([ino as i64], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
@@ -341,14 +363,16 @@ impl Flist {
     pub fn xattrs(&self, ino: u64) -> Result<Vec<Xattr>> {
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT name, value FROM xattr WHERE ino = ?1 ORDER BY name")?;
+            .prepare_cached("SELECT name, value FROM xattr WHERE ino = ?1")?;
         let rows = stmt.query_map([ino as i64], |r| {
             Ok(Xattr {
                 name: r.get(0)?,
                 value: r.get(1)?,
             })
         })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        let mut xattrs: Vec<Xattr> = rows.collect::<rusqlite::Result<_>>()?;
+        xattrs.sort(); // already in key order; sorting a sorted list is one pass
+        Ok(xattrs)
     }
 }
 
@@ -359,22 +383,28 @@ fn components(path: &[u8]) -> VecDeque<Vec<u8>> {
         .collect()
 }
 
-/// Decodes an entry row, checking every field against the format (outer error: SQLite,
-/// inner error: the row breaks the format).
-fn decode_entry(r: &Row) -> rusqlite::Result<Result<Entry>> {
-    let name: Vec<u8> = r.get(0)?;
-    let ino: i64 = r.get(1)?;
-    let nlink: i64 = r.get(2)?;
-    let code: i64 = r.get(3)?;
-    let mode: i64 = r.get(4)?;
-    let uid: i64 = r.get(5)?;
-    let gid: i64 = r.get(6)?;
-    let secs: i64 = r.get(7)?;
-    let nanos: i64 = r.get(8)?;
-    let size: i64 = r.get(9)?;
-    let major: i64 = r.get(10)?;
-    let minor: i64 = r.get(11)?;
-    let target: Option<Vec<u8>> = r.get(12)?;
+fn checked_ino(ino: i64) -> Result<u64> {
+    u64::try_from(ino)
+        .ok()
+        .filter(|&i| i >= 1)
+        .ok_or_else(|| Error::Corrupt(format!("invalid inode number {ino}")))
+}
+
+/// Decodes an `inode` row (columns as `INODE_COLUMNS`), checking every field against the
+/// format (outer error: SQLite, inner error: the row breaks the format).
+fn decode_inode(r: &Row, name: Vec<u8>) -> rusqlite::Result<Result<Entry>> {
+    let ino: i64 = r.get(0)?;
+    let nlink: i64 = r.get(1)?;
+    let code: i64 = r.get(2)?;
+    let mode: i64 = r.get(3)?;
+    let uid: i64 = r.get(4)?;
+    let gid: i64 = r.get(5)?;
+    let secs: i64 = r.get(6)?;
+    let nanos: i64 = r.get(7)?;
+    let size: i64 = r.get(8)?;
+    let major: i64 = r.get(9)?;
+    let minor: i64 = r.get(10)?;
+    let target: Option<Vec<u8>> = r.get(11)?;
     Ok((|| {
         let bad = |what: &str| Err(Error::Corrupt(format!("inode {ino}: {what}")));
         let Some(kind) = Kind::from_code(code) else {

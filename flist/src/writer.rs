@@ -115,24 +115,23 @@ impl FlistWriter {
             if !node.is_dir() {
                 return Err(conflict(path, "the root must be a directory"));
             }
-            self.update_attributes(ROOT, node)?;
-            self.set_xattrs(ROOT, xattrs)?;
+            self.update_attributes(ROOT, node, xattrs)?;
             return Ok(InodeId(ROOT));
         }
         let (parent_key, name) = split_key(&key);
         let parent = self.ensure_dir(parent_key, path)?;
         let ino = match self.lookup_key(&key)? {
             Some((ino, Kind::Directory)) if node.is_dir() => {
-                self.update_attributes(ino, node)?;
+                self.update_attributes(ino, node, xattrs)?;
                 ino
             }
             existing => {
                 let ino = self.insert_inode(node)?;
+                self.insert_xattrs(ino, xattrs)?;
                 self.put_entry(&key, parent, name, ino, existing)?;
                 ino
             }
         };
-        self.set_xattrs(ino, xattrs)?;
         Ok(InodeId(ino))
     }
 
@@ -344,8 +343,10 @@ impl FlistWriter {
     fn lookup_key(&self, key: &[u8]) -> Result<Option<(i64, Kind)>> {
         let found: Option<(i64, i64)> = self
             .conn
+            // A scalar subquery rather than a join: SQLite re-prepares a cached join on every
+            // reuse (see the reader).
             .prepare_cached(
-                "SELECT e.ino, i.kind FROM s_entry e JOIN s_inode i ON i.ino = e.ino WHERE e.key = ?1",
+                "SELECT ino, (SELECT kind FROM s_inode WHERE ino = e.ino) FROM s_entry e WHERE key = ?1",
             )?
             .query_row([key], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
@@ -457,7 +458,8 @@ impl FlistWriter {
         Ok(ino)
     }
 
-    fn update_attributes(&mut self, ino: i64, node: &Node) -> Result<()> {
+    /// Gives an existing directory new attributes and xattrs (a directory given again).
+    fn update_attributes(&mut self, ino: i64, node: &Node, xattrs: &[Xattr]) -> Result<()> {
         self.conn
             .prepare_cached(
                 "UPDATE s_inode SET mode = ?2, uid = ?3, gid = ?4, mtime = ?5, mtime_nsec = ?6 WHERE ino = ?1",
@@ -470,13 +472,16 @@ impl FlistWriter {
                 node.mtime.secs,
                 node.mtime.nanos
             ])?;
-        Ok(())
-    }
-
-    fn set_xattrs(&mut self, ino: i64, xattrs: &[Xattr]) -> Result<()> {
         self.conn
             .prepare_cached("DELETE FROM s_xattr WHERE ino = ?1")?
             .execute([ino])?;
+        self.insert_xattrs(ino, xattrs)
+    }
+
+    fn insert_xattrs(&mut self, ino: i64, xattrs: &[Xattr]) -> Result<()> {
+        if xattrs.is_empty() {
+            return Ok(());
+        }
         let mut insert = self
             .conn
             .prepare_cached("INSERT OR REPLACE INTO s_xattr VALUES (?1, ?2, ?3)")?;

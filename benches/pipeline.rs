@@ -1,0 +1,424 @@
+//! Whole-pipeline throughput of the real `flisthub` binary on a generated corpus of more than
+//! 1 GiB (tens of thousands of small files, multi-megabyte binaries, compressible text, a few
+//! duplicated files), beside the floor for the same bytes on the same machine: reading them,
+//! and reading and hashing them with BLAKE3 (one thread, as `pack` reads on one thread).
+//!
+//! A third floor, reading and writing a plain copy of the tree, is the one `extract` is up
+//! against. Measures `pack` into a cold store, `pack` into a warm store (everything already
+//! stored), and `extract`; each run is repeated and the median reported, with the ratio to the floor
+//! and the binary's peak resident memory. A last run packs a 4 GiB single-file tar stream from
+//! stdin to show that memory does not grow with the size of a file.
+//!
+//! ```sh
+//! cargo bench --bench pipeline
+//! FLISTHUB_BENCH_DIR=/big/disk FLISTHUB_BENCH_RUNS=5 cargo bench --bench pipeline
+//! ```
+//!
+//! The corpus is kept between runs (in `target/flisthub-bench` by default); stores and
+//! extracted trees are removed at the end. All figures are with a warm page cache.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const CORPUS_VERSION: &str = "corpus v1";
+
+fn main() {
+    // `cargo bench` passes `--bench`; any other argument filters nothing here.
+    let work = std::env::var_os("FLISTHUB_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/flisthub-bench"));
+    let runs: usize = std::env::var("FLISTHUB_BENCH_RUNS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(3);
+    let corpus = work.join("corpus");
+    let bytes = ensure_corpus(&corpus);
+    let files = walkdir::WalkDir::new(&corpus)
+        .into_iter()
+        .filter(|e| e.as_ref().is_ok_and(|e| e.file_type().is_file()))
+        .count();
+    println!(
+        "corpus: {files} files, {:.2} GiB ({bytes} bytes) in {}",
+        bytes as f64 / (1u64 << 30) as f64,
+        corpus.display()
+    );
+    println!("runs per figure: {runs} (median shown)\n");
+
+    let read_t = median((0..runs).map(|_| time(|| floor(&corpus, false))).collect());
+    let hash_t = median((0..runs).map(|_| time(|| floor(&corpus, true))).collect());
+
+    let scratch = work.join("scratch");
+    if scratch.exists() {
+        std::fs::remove_dir_all(&scratch).expect("remove old scratch");
+    }
+    settle();
+    let copy_t = median(
+        (0..runs)
+            .map(|run| time(|| copy_tree(&corpus, &scratch.join(format!("copy{run}")))))
+            .collect(),
+    );
+    let mut cold = Vec::new();
+    let mut warm = Vec::new();
+    let mut extract = Vec::new();
+    for run in 0..runs {
+        let dir = scratch.join(format!("run{run}"));
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        let store = format!("dir://{}", dir.join("store").display());
+        let flist = dir.join("corpus.flist");
+        cold.push(flisthub(
+            &["pack", path(&corpus), "-o", path(&flist), "--store", &store],
+            None,
+        ));
+        let warm_flist = dir.join("warm.flist");
+        warm.push(flisthub(
+            &[
+                "pack",
+                path(&corpus),
+                "-o",
+                path(&warm_flist),
+                "--store",
+                &store,
+            ],
+            None,
+        ));
+        assert_eq!(
+            std::fs::read(&flist).unwrap(),
+            std::fs::read(&warm_flist).unwrap(),
+            "cold and warm packs must give the same flist"
+        );
+        let out = dir.join("out");
+        extract.push(flisthub(
+            &["extract", path(&flist), path(&out), "--store", &store],
+            None,
+        ));
+        let extracted = tree_bytes(&out);
+        assert_eq!(extracted, bytes, "extract must recreate every byte");
+    }
+    let stream = stream_memory(&scratch);
+    let _ = std::fs::remove_dir_all(&scratch);
+
+    let mbs = |d: Duration| bytes as f64 / 1e6 / d.as_secs_f64();
+    println!(
+        "| measurement | median time | throughput | vs read floor | vs read+BLAKE3 floor | peak RSS |"
+    );
+    println!("|---|---|---|---|---|---|");
+    println!(
+        "| floor: read | {:.2} s | {:.0} MB/s | 1.00 | | |",
+        read_t.as_secs_f64(),
+        mbs(read_t)
+    );
+    println!(
+        "| floor: read + BLAKE3 | {:.2} s | {:.0} MB/s | {:.2} | 1.00 | |",
+        hash_t.as_secs_f64(),
+        mbs(hash_t),
+        mbs(hash_t) / mbs(read_t)
+    );
+    println!(
+        "| floor: read + write a copy | {:.2} s | {:.0} MB/s | {:.2} | | |",
+        copy_t.as_secs_f64(),
+        mbs(copy_t),
+        mbs(copy_t) / mbs(read_t)
+    );
+    for (name, samples) in [
+        ("pack, cold store", &cold),
+        ("pack, warm store", &warm),
+        ("extract", &extract),
+    ] {
+        let t = median(samples.iter().map(|s| s.elapsed).collect());
+        let rss = samples.iter().map(|s| s.peak_rss).max().unwrap_or(0);
+        println!(
+            "| {name} | {:.2} s | {:.0} MB/s | {:.2} | {:.2} | {} MiB |",
+            t.as_secs_f64(),
+            mbs(t),
+            mbs(t) / mbs(read_t),
+            mbs(t) / mbs(hash_t),
+            rss >> 20
+        );
+    }
+    println!(
+        "| pack of a 4 GiB single-file tar on stdin | {:.2} s | {:.0} MB/s | | | {} MiB |",
+        stream.elapsed.as_secs_f64(),
+        (4u64 << 30) as f64 / 1e6 / stream.elapsed.as_secs_f64(),
+        stream.peak_rss >> 20
+    );
+}
+
+/// ext4 avoids reusing inodes deleted in the last few seconds and scans past them when
+/// allocating, which makes creating files several times slower right after a mass deletion
+/// (seen here as `recently_deleted` in kernel profiles). Flush and wait that out so every
+/// figure measures flisthub, not the previous run's cleanup.
+fn settle() {
+    let _ = Command::new("sync").status();
+    std::thread::sleep(Duration::from_secs(10));
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().expect("bench paths are UTF-8")
+}
+
+struct Sample {
+    elapsed: Duration,
+    peak_rss: u64,
+}
+
+/// Runs `flisthub -q ARGS`, returning its wall time and peak RSS.
+/// Writes a command's standard input.
+type Feed<'a> = &'a mut dyn FnMut(&mut dyn Write);
+
+fn flisthub(args: &[&str], stdin: Option<Feed>) -> Sample {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_flisthub"));
+    cmd.arg("-q").args(args).stdout(Stdio::null());
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
+    let started = Instant::now();
+    let mut child = cmd.spawn().expect("start flisthub");
+    if let Some(feed) = stdin {
+        let mut pipe = child.stdin.take().expect("stdin");
+        feed(&mut pipe);
+    }
+    let (status, peak_rss) = wait_with_rusage(&mut child);
+    let elapsed = started.elapsed();
+    assert!(status == 0, "flisthub {args:?} failed with status {status}");
+    Sample { elapsed, peak_rss }
+}
+
+/// Waits for the child and returns (exit status, peak RSS in bytes). `std` does not expose
+/// a child's resource usage, so this asks the kernel directly.
+fn wait_with_rusage(child: &mut std::process::Child) -> (i32, u64) {
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: rusage is plain old data; wait4 fills it for our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(r, pid, "wait4");
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        -1
+    };
+    (code, usage.ru_maxrss as u64 * 1024)
+}
+
+fn time(f: impl FnOnce() -> u64) -> Duration {
+    let started = Instant::now();
+    std::hint::black_box(f());
+    started.elapsed()
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+/// Reads every file of the tree (in the order `pack` does), optionally hashing it.
+fn floor(root: &Path, hash: bool) -> u64 {
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0;
+    let mut hasher = blake3::Hasher::new();
+    let walk = walkdir::WalkDir::new(root).sort_by_file_name();
+    for entry in walk {
+        let entry = entry.expect("walk corpus");
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let mut file = std::fs::File::open(entry.path()).expect("open");
+        loop {
+            let n = file.read(&mut buf).expect("read");
+            if n == 0 {
+                break;
+            }
+            if hash {
+                hasher.update(&buf[..n]);
+            }
+            total += n as u64;
+        }
+    }
+    std::hint::black_box(hasher.finalize());
+    total
+}
+
+/// Copies every file of the tree with plain reads and writes, one thread: the floor for
+/// writing a tree back out, which `extract` does.
+fn copy_tree(root: &Path, dest: &Path) -> u64 {
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0;
+    for entry in walkdir::WalkDir::new(root).sort_by_file_name() {
+        let entry = entry.expect("walk corpus");
+        let target = dest.join(entry.path().strip_prefix(root).unwrap());
+        if entry.file_type().is_dir() {
+            std::fs::create_dir_all(&target).expect("mkdir");
+            continue;
+        }
+        let mut from = std::fs::File::open(entry.path()).expect("open");
+        let mut to = std::fs::File::create(&target).expect("create");
+        loop {
+            let n = from.read(&mut buf).expect("read");
+            if n == 0 {
+                break;
+            }
+            to.write_all(&buf[..n]).expect("write");
+            total += n as u64;
+        }
+    }
+    total
+}
+
+fn tree_bytes(root: &Path) -> u64 {
+    walkdir::WalkDir::new(root)
+        .into_iter()
+        .map(|e| e.expect("walk"))
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.metadata().expect("stat").len())
+        .sum()
+}
+
+/// Packs a tar stream holding one 4 GiB file (a 1 MiB random block repeated, so the store
+/// stays small) from stdin.
+fn stream_memory(scratch: &Path) -> Sample {
+    const SIZE: u64 = 4 << 30;
+    let store = format!("dir://{}", scratch.join("stream-store").display());
+    let out = scratch.join("stream.flist");
+    let block = Rng(7).bytes(1 << 20);
+    let mut feed = |pipe: &mut dyn Write| {
+        let mut header = tar::Header::new_gnu();
+        header.set_path("big").unwrap();
+        header.set_size(SIZE);
+        header.set_mode(0o644);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(0);
+        header.set_cksum();
+        pipe.write_all(header.as_bytes()).unwrap();
+        for _ in 0..SIZE / block.len() as u64 {
+            pipe.write_all(&block).unwrap();
+        }
+        pipe.write_all(&[0u8; 1024]).unwrap();
+    };
+    flisthub(
+        &["pack", "-", "-o", path(&out), "--store", &store],
+        Some(&mut feed),
+    )
+}
+
+/// xorshift64: fast, deterministic, good enough to make incompressible bytes.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    fn bytes(&mut self, len: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(len + 8);
+        while out.len() < len {
+            out.extend_from_slice(&self.next().to_le_bytes());
+        }
+        out.truncate(len);
+        out
+    }
+}
+
+const WORDS: &[&str] = &[
+    "the", "of", "and", "to", "in", "is", "that", "for", "it", "as", "with", "was", "on", "be",
+    "by", "this", "are", "or", "from", "at", "which", "an", "but", "not", "have", "all", "can",
+    "file", "data", "system", "value", "return", "function", "error", "config", "struct", "const",
+    "import", "package", "string", "buffer", "chunk", "store", "flist", "image", "layer", "node",
+    "path", "name", "mode", "size", "time", "user", "group", "index", "table", "query", "select",
+    "where", "insert", "update", "delete", "server", "client", "request", "response", "header",
+];
+
+/// Text: words from a small vocabulary, lines of varying length (compresses about 3-4x).
+fn text(rng: &mut Rng, len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len + 16);
+    while out.len() < len {
+        out.extend_from_slice(WORDS[rng.below(WORDS.len() as u64) as usize].as_bytes());
+        out.push(if rng.below(12) == 0 { b'\n' } else { b' ' });
+    }
+    out.truncate(len);
+    out
+}
+
+/// Binary-like: 4 KiB blocks, half random, half near-copies of a few recurring blocks, as
+/// code and data sections repeat structure (compresses about 2x).
+fn binary(rng: &mut Rng, patterns: &[Vec<u8>], len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len + 4096);
+    while out.len() < len {
+        if rng.below(2) == 0 {
+            out.extend_from_slice(&rng.bytes(4096));
+        } else {
+            let mut block = patterns[rng.below(patterns.len() as u64) as usize].clone();
+            for _ in 0..8 {
+                let i = rng.below(4096) as usize;
+                block[i] = rng.next() as u8;
+            }
+            out.extend_from_slice(&block);
+        }
+    }
+    out.truncate(len);
+    out
+}
+
+/// Makes the corpus unless an identical one is already there; returns its content bytes.
+fn ensure_corpus(root: &Path) -> u64 {
+    let marker = root.join(".complete");
+    if std::fs::read_to_string(&marker).is_ok_and(|m| m == CORPUS_VERSION) {
+        return tree_bytes(root);
+    }
+    let _ = std::fs::remove_dir_all(root);
+    println!("generating the corpus in {} ...", root.display());
+    let mut rng = Rng(0x5eed_f1a7_c0de_0001);
+    let patterns: Vec<Vec<u8>> = (0..64).map(|_| rng.bytes(4096)).collect();
+    let write = |rel: &str, data: &[u8]| {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, data).unwrap();
+    };
+    // 40,000 small files, 200 B to 32 KiB (log-uniform), in 400 directories.
+    for i in 0..40_000u64 {
+        let len = (200.0 * (164.0f64).powf(rng.below(1000) as f64 / 1000.0)) as usize;
+        let data = if i % 2 == 0 {
+            text(&mut rng, len)
+        } else {
+            binary(&mut rng, &patterns, len)
+        };
+        write(&format!("small/d{:03}/f{i:05}", i % 400), &data);
+    }
+    // 72 binaries of 2 to 16 MiB; every 16th one is a copy of the one before it.
+    let mut previous = Vec::new();
+    for i in 0..72 {
+        let data = if i % 16 == 15 {
+            previous.clone()
+        } else {
+            let len = (2 << 20) + rng.below(14 << 20) as usize;
+            binary(&mut rng, &patterns, len)
+        };
+        write(&format!("bin/b{i:02}.bin"), &data);
+        previous = data;
+    }
+    // 24 text files of 8 MiB.
+    for i in 0..24 {
+        write(&format!("text/t{i:02}.txt"), &text(&mut rng, 8 << 20));
+    }
+    std::fs::write(&marker, CORPUS_VERSION).unwrap();
+    let _ = Command::new("sync").status();
+    let bytes = tree_bytes(root);
+    assert!(
+        bytes >= 1 << 30,
+        "corpus of {bytes} bytes is smaller than 1 GiB"
+    );
+    bytes
+}

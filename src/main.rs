@@ -40,6 +40,8 @@ enum Command {
     Cat(commands::cat::Args),
     /// Recreate the tree of an flist in a directory.
     Extract(commands::extract::Args),
+    /// Layer several flists into one (the first wins on every path), as 0-hub's merge does.
+    Merge(commands::merge::Args),
 }
 
 /// Options shared by the commands that read or write chunks.
@@ -80,6 +82,7 @@ fn main() -> ExitCode {
             Command::Inspect(args) => commands::inspect::run(args),
             Command::Cat(args) => commands::cat::run(args).await,
             Command::Extract(args) => commands::extract::run(args, &ui).await,
+            Command::Merge(args) => commands::merge::run(args, &ui),
         }
     });
     match result {

@@ -61,16 +61,129 @@ fn directory_round_trip_keeps_everything() {
 }
 
 #[test]
-fn extract_finds_the_store_from_the_flist_routes() {
+fn pack_and_extract_default_to_the_local_store() {
     let env = Env::new();
     let src = env.path("src");
     std::fs::create_dir_all(&src).unwrap();
     std::fs::write(src.join("a"), noise(300_000, 9)).unwrap();
     let flist = env.path("a.flist");
-    ok(env.run(args!["pack", src, "-o", flist, "--store", env.store()]));
+    ok(env.run(args!["pack", src, "-o", flist]));
+    assert!(env.path("data/flisthub/store/FLISTHUB-STORE").exists());
     let dest = env.path("dest");
     ok(env.run(args!["extract", flist, dest]));
     assert_eq!(std::fs::read(dest.join("a")).unwrap(), noise(300_000, 9));
+}
+
+/// Valid archives that GNU tar would not write: a directory after its children, a path
+/// given twice (the last one wins, as extraction would), a hardlink to an earlier entry
+/// that is replaced afterwards, and the root itself.
+#[test]
+fn unusual_but_valid_archives() {
+    let env = Env::new();
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut add = |path: &str, kind: tar::EntryType, mode: u32, data: &[u8], link: Option<&str>| {
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(kind);
+        h.set_mode(mode);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(1_700_000_000);
+        h.set_size(data.len() as u64);
+        if let Some(link) = link {
+            h.set_link_name(link).unwrap();
+        }
+        builder.append_data(&mut h, path, data).unwrap();
+    };
+    use tar::EntryType::{Directory, Link, Regular};
+    add("d/f", Regular, 0o644, b"first", None);
+    add("d", Directory, 0o700, b"", None);
+    add("d/h", Link, 0o644, b"", Some("d/f"));
+    add("d/f", Regular, 0o600, b"second", None);
+    add("./", Directory, 0o751, b"", None);
+    let archive = env.path("odd.tar");
+    std::fs::write(&archive, builder.into_inner().unwrap()).unwrap();
+    let flist = env.path("odd.flist");
+    ok(env.run(args!["pack", archive, "-o", flist, "--store", env.store()]));
+    let dest = env.path("dest");
+    ok(env.run(args!["extract", flist, dest, "--store", env.store()]));
+    let mode = |p: &str| {
+        std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(dest.join(p)).unwrap().permissions(),
+        ) & 0o7777
+    };
+    assert_eq!(std::fs::read(dest.join("d/f")).unwrap(), b"second");
+    assert_eq!(mode("d/f"), 0o600);
+    assert_eq!(
+        std::fs::read(dest.join("d/h")).unwrap(),
+        b"first",
+        "the link keeps the old content"
+    );
+    assert_eq!(mode("d"), 0o700);
+    assert_eq!(mode(""), 0o751);
+}
+
+#[test]
+fn merge_layers_flists_first_wins() {
+    let env = Env::new();
+    for (name, files) in [
+        (
+            "app",
+            &[("etc/app.conf", "app"), ("etc/os-release", "app's")][..],
+        ),
+        (
+            "base",
+            &[("etc/os-release", "debian"), ("bin/sh", "shell")][..],
+        ),
+    ] {
+        for (path, content) in files {
+            let p = env.path(name).join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, content).unwrap();
+        }
+        ok(env.run(args![
+            "pack",
+            env.path(name),
+            "-o",
+            env.path(&format!("{name}.flist")),
+            "--store",
+            env.store()
+        ]));
+    }
+    let merged = env.path("merged.flist");
+    ok(env.run(args![
+        "merge",
+        "-o",
+        merged,
+        env.path("app.flist"),
+        env.path("base.flist")
+    ]));
+    let dest = env.path("dest");
+    ok(env.run(args!["extract", merged, dest, "--store", env.store()]));
+    assert_eq!(
+        std::fs::read_to_string(dest.join("etc/os-release")).unwrap(),
+        "app's"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dest.join("etc/app.conf")).unwrap(),
+        "app"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dest.join("bin/sh")).unwrap(),
+        "shell"
+    );
+    let inspect = json(&ok(env.run(args!["inspect", merged, "--json"])));
+    assert_eq!(
+        inspect["metadata"]["source"]["name"], "app",
+        "metadata of the first"
+    );
+    let err = fails(env.run(args![
+        "merge",
+        "-o",
+        merged,
+        env.path("app.flist"),
+        env.path("nope.flist")
+    ]));
+    assert!(err.contains("nope.flist"), "{err}");
 }
 
 fn tar_round_trip(compress: &[&str], name: &str) {
@@ -193,6 +306,31 @@ fn packing_is_deterministic_and_deduplicated() {
     assert!(first["new_chunks"].as_u64().unwrap() > 300);
     assert_eq!(first["new_chunks"], first["chunks"]);
 
+    // The same tree somewhere else, with another home and another store, as on another
+    // machine: the same bytes.
+    let elsewhere = env.path("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    run(Command::new("cp").arg("-a").arg(&src).arg(&elsewhere));
+    let other_store = format!("dir://{}", env.path("other-store").display());
+    let other_home = env.path("other-home");
+    std::fs::create_dir_all(&other_home).unwrap();
+    ok(flisthub(
+        &other_home,
+        args![
+            "pack",
+            elsewhere.join("src"),
+            "-o",
+            env.path("elsewhere.flist"),
+            "--store",
+            other_store
+        ],
+    ));
+    assert_eq!(
+        std::fs::read(env.path("a.flist")).unwrap(),
+        std::fs::read(env.path("elsewhere.flist")).unwrap(),
+        "the flist does not depend on where the tree or the store is"
+    );
+
     let second = pack("b.flist");
     assert_eq!(second["new_chunks"], 0, "everything is already stored");
     assert_eq!(second["stored_bytes"], 0);
@@ -269,7 +407,10 @@ fn cat_ls_and_inspect() {
     assert_eq!(inspect["metadata"]["hash"], "blake3-256");
     assert_eq!(inspect["metadata"]["chunker"]["avg"], 524288);
     assert_eq!(inspect["metadata"]["source"]["type"], "directory");
-    assert_eq!(inspect["metadata"]["routes"][0], env.store());
+    assert!(
+        inspect["metadata"]["routes"].is_null(),
+        "a local store is no route for other machines"
+    );
     assert_eq!(inspect["totals"]["hardlinks"], 2);
     let text = String::from_utf8(ok(env.run(args!["inspect", flist])).stdout).unwrap();
     assert!(text.contains("hardlinks    2"), "{text}");

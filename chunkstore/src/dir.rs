@@ -211,6 +211,12 @@ impl ChunkStore for DirStore {
         &self.inner.location
     }
 
+    /// A local path means nothing on another machine (and recording it would make the same
+    /// tree pack to different bytes in different home directories).
+    fn route(&self) -> Option<String> {
+        None
+    }
+
     async fn has_many(&self, keys: &[ChunkKey]) -> Result<Vec<bool>> {
         let keys = keys.to_vec();
         self.blocking(move |s| keys.iter().map(|k| s.has(k)).collect())

@@ -14,8 +14,12 @@ use crate::key::ChunkKey;
 /// and verify.
 #[async_trait]
 pub trait ChunkStore: Send + Sync {
-    /// Where the store is, as a URL without secrets: for messages and flist routes.
+    /// Where the store is, as a URL without secrets, for messages.
     fn location(&self) -> &str;
+
+    /// A URL from which other machines can read this store's chunks, recorded in the
+    /// `routes` of flists packed into it; `None` for a store only this machine can reach.
+    fn route(&self) -> Option<String>;
 
     /// For each key, whether the store holds it.
     async fn has_many(&self, keys: &[ChunkKey]) -> Result<Vec<bool>>;

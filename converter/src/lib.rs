@@ -39,13 +39,10 @@ pub async fn pack_dir(
     options: PackOptions,
     progress: Arc<Progress>,
 ) -> Result<PackSummary> {
-    let runtime = Handle::current();
-    let route = store.location().to_owned();
-    blocking(move || {
-        let mut packer = pack::Packer::new(&out, store, runtime, options, progress)?;
-        tree::read_tree(&root, &mut packer)?;
-        let name = root.file_name().unwrap_or(root.as_os_str());
-        packer.finish(source("directory", &name.to_string_lossy()), &route)
+    let name = root.file_name().unwrap_or(root.as_os_str());
+    let source = source("directory", &name.to_string_lossy());
+    pack(out, store, options, progress, source, move |packer| {
+        tree::read_tree(&root, packer)
     })
     .await
 }
@@ -60,12 +57,28 @@ pub async fn pack_tar(
     options: PackOptions,
     progress: Arc<Progress>,
 ) -> Result<PackSummary> {
+    let source = source("tar", &name);
+    pack(out, store, options, progress, source, move |packer| {
+        tarball::read_tar(input, packer)
+    })
+    .await
+}
+
+/// Runs a source's `read` into a packer on a blocking thread, then writes the flist.
+async fn pack(
+    out: PathBuf,
+    store: Arc<dyn ChunkStore>,
+    options: PackOptions,
+    progress: Arc<Progress>,
+    source: Source,
+    read: impl FnOnce(&mut pack::Packer) -> Result<()> + Send + 'static,
+) -> Result<PackSummary> {
     let runtime = Handle::current();
-    let route = store.location().to_owned();
+    let route = store.route();
     blocking(move || {
         let mut packer = pack::Packer::new(&out, store, runtime, options, progress)?;
-        tarball::read_tar(input, &mut packer)?;
-        packer.finish(source("tar", &name), &route)
+        read(&mut packer)?;
+        packer.finish(source, route)
     })
     .await
 }

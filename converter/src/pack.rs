@@ -339,7 +339,7 @@ impl Packer {
 
     /// Waits for the workers, records the last keys and writes the flist.
     /// `route` is recorded as where the chunks are, unless the caller's metadata names routes.
-    pub(crate) fn finish(mut self, source: Source, route: &str) -> Result<PackSummary> {
+    pub(crate) fn finish(mut self, source: Source, route: Option<String>) -> Result<PackSummary> {
         self.stop_workers();
         if let Some(e) = self.shared.take_failure() {
             return Err(e);
@@ -359,8 +359,10 @@ impl Packer {
         metadata.set_hash(chunkstore::HASH_NAME);
         metadata.set_codec(chunkstore::CODEC_NAME);
         metadata.set_source(&source);
-        if metadata.routes()?.is_empty() {
-            metadata.set_routes(&[route.to_owned()]);
+        if let Some(route) = route
+            && metadata.routes()?.is_empty()
+        {
+            metadata.set_routes(&[route]);
         }
         let totals = writer.finish()?;
         let p = &self.shared.progress;

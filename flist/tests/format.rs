@@ -43,53 +43,68 @@ fn add_file(w: &mut FlistWriter, path: &str, lengths: &[u32]) {
     }
 }
 
-fn sample(out: &Path) {
+/// One step of building an flist.
+enum Op {
+    Node(&'static [u8], Node, Vec<Xattr>),
+    File(&'static str, &'static [u32]),
+    Hardlink(&'static [u8], &'static [u8]),
+}
+
+/// Every entry type, children before their directory (as tar streams may deliver them).
+fn sample_ops() -> Vec<Op> {
+    let symlink = node(
+        NodeKind::Symlink {
+            target: b"/bin/busybox".to_vec(),
+        },
+        0o777,
+    );
+    let xattr = Xattr {
+        name: b"user.comment".to_vec(),
+        value: b"\x00binary\xff".to_vec(),
+    };
+    vec![
+        Op::File("etc/conf/app.toml", &[10]),
+        Op::Node(b"etc", directory(), vec![]),
+        Op::File("bin/tool", &[100, 50]),
+        Op::Hardlink(b"bin/tool-alias", b"bin/tool"),
+        Op::Node(b"bin/sh", symlink, vec![]),
+        Op::File("empty", &[]),
+        Op::Node(
+            b"dev/null",
+            node(NodeKind::CharDevice { major: 1, minor: 3 }, 0o666),
+            vec![],
+        ),
+        Op::Node(
+            b"dev/sda",
+            node(NodeKind::BlockDevice { major: 8, minor: 0 }, 0o660),
+            vec![],
+        ),
+        Op::Node(b"run/fifo", node(NodeKind::Fifo, 0o600), vec![]),
+        Op::Node(b"run/sock", node(NodeKind::Socket, 0o755), vec![]),
+        Op::Node("ünïcode name \u{1F600}".as_bytes(), file(0), vec![xattr]),
+        Op::Node(b"", node(NodeKind::Directory, 0o755), vec![]),
+    ]
+}
+
+fn write(out: &Path, ops: &[Op]) {
     let mut w = FlistWriter::create(out).unwrap();
     w.metadata_mut().set_readme("hello");
-    // Children before their directory, as tar streams may deliver them.
-    add_file(&mut w, "etc/conf/app.toml", &[10]);
-    w.add(b"etc", &directory(), &[]).unwrap();
-    add_file(&mut w, "bin/tool", &[100, 50]);
-    w.add_hardlink(b"bin/tool-alias", b"bin/tool").unwrap();
-    w.add(
-        b"bin/sh",
-        &node(
-            NodeKind::Symlink {
-                target: b"/bin/busybox".to_vec(),
-            },
-            0o777,
-        ),
-        &[],
-    )
-    .unwrap();
-    add_file(&mut w, "empty", &[]);
-    w.add(
-        b"dev/null",
-        &node(NodeKind::CharDevice { major: 1, minor: 3 }, 0o666),
-        &[],
-    )
-    .unwrap();
-    w.add(
-        b"dev/sda",
-        &node(NodeKind::BlockDevice { major: 8, minor: 0 }, 0o660),
-        &[],
-    )
-    .unwrap();
-    w.add(b"run/fifo", &node(NodeKind::Fifo, 0o600), &[])
-        .unwrap();
-    w.add(b"run/sock", &node(NodeKind::Socket, 0o755), &[])
-        .unwrap();
-    w.add(
-        "ünïcode name \u{1F600}".as_bytes(),
-        &file(0),
-        &[Xattr {
-            name: b"user.comment".to_vec(),
-            value: b"\x00binary\xff".to_vec(),
-        }],
-    )
-    .unwrap();
-    w.add(b"", &node(NodeKind::Directory, 0o755), &[]).unwrap();
+    for op in ops {
+        match op {
+            Op::Node(path, node, xattrs) => {
+                w.add(path, node, xattrs).unwrap();
+            }
+            Op::File(path, lengths) => add_file(&mut w, path, lengths),
+            Op::Hardlink(path, target) => {
+                w.add_hardlink(path, target).unwrap();
+            }
+        }
+    }
     w.finish().unwrap();
+}
+
+fn sample(out: &Path) {
+    write(out, &sample_ops());
 }
 
 fn tmp() -> tempfile::TempDir {
@@ -216,53 +231,18 @@ fn same_tree_in_any_order_gives_identical_bytes() {
     sample(&b);
     assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
 
-    // The same final tree reached through another order and a replaced entry.
-    let mut w = FlistWriter::create(&c).unwrap();
-    w.metadata_mut().set_readme("hello");
-    w.add(b"", &node(NodeKind::Directory, 0o755), &[]).unwrap();
-    w.add(
-        "ünïcode name \u{1F600}".as_bytes(),
-        &file(0),
-        &[Xattr {
-            name: b"user.comment".to_vec(),
-            value: b"\x00binary\xff".to_vec(),
-        }],
-    )
-    .unwrap();
-    w.add(b"run/sock", &node(NodeKind::Socket, 0o755), &[])
+    // The same final tree reached in reverse order (hardlinks still after their target),
+    // with an entry that is replaced on the way.
+    let mut ops = sample_ops();
+    ops.reverse();
+    let link = ops
+        .iter()
+        .position(|op| matches!(op, Op::Hardlink(..)))
         .unwrap();
-    w.add(b"run/fifo", &node(NodeKind::Fifo, 0o600), &[])
-        .unwrap();
-    w.add(
-        b"dev/sda",
-        &node(NodeKind::BlockDevice { major: 8, minor: 0 }, 0o660),
-        &[],
-    )
-    .unwrap();
-    w.add(
-        b"dev/null",
-        &node(NodeKind::CharDevice { major: 1, minor: 3 }, 0o666),
-        &[],
-    )
-    .unwrap();
-    add_file(&mut w, "empty", &[]);
-    add_file(&mut w, "bin/sh", &[7]);
-    w.add(
-        b"bin/sh",
-        &node(
-            NodeKind::Symlink {
-                target: b"/bin/busybox".to_vec(),
-            },
-            0o777,
-        ),
-        &[],
-    )
-    .unwrap();
-    add_file(&mut w, "bin/tool", &[100, 50]);
-    w.add_hardlink(b"bin/tool-alias", b"bin/tool").unwrap();
-    w.add(b"etc", &directory(), &[]).unwrap();
-    add_file(&mut w, "etc/conf/app.toml", &[10]);
-    w.finish().unwrap();
+    let link = ops.remove(link);
+    ops.push(link);
+    ops.insert(0, Op::File("bin/sh", &[7]));
+    write(&c, &ops);
     assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&c).unwrap());
 }
 

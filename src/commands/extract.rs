@@ -14,9 +14,12 @@ pub struct Args {
     dest: PathBuf,
     #[command(flatten)]
     store: StoreArgs,
-    /// Restore owners even when not running as root (`--same-owner`), or never.
+    /// Restore owners even when not running as root (by default only root does, as tar).
+    #[arg(long, conflicts_with = "no_same_owner")]
+    same_owner: bool,
+    /// Do not restore owners, even as root.
     #[arg(long)]
-    same_owner: Option<bool>,
+    no_same_owner: bool,
 }
 
 pub async fn run(args: Args, ui: &Ui) -> Result<()> {
@@ -26,7 +29,11 @@ pub async fn run(args: Args, ui: &Ui) -> Result<()> {
     let summary = {
         let _bar = ui.track(&progress, |p| &p.content_bytes, Some(total), "extracting");
         let options = ExtractOptions {
-            preserve_owner: args.same_owner,
+            preserve_owner: match (args.same_owner, args.no_same_owner) {
+                (true, _) => Some(true),
+                (_, true) => Some(false),
+                _ => None,
+            },
             ..ExtractOptions::default()
         };
         converter::extract(args.flist, args.dest.clone(), store, options, progress).await?

@@ -2,4 +2,5 @@ pub mod cat;
 pub mod extract;
 pub mod inspect;
 pub mod ls;
+pub mod merge;
 pub mod pack;

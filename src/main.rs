@@ -75,21 +75,73 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let cancel = converter::Cancel::default();
     let result = runtime.block_on(async {
+        tokio::spawn(stop_on_signals(cancel.clone()));
         match cli.command {
-            Command::Pack(args) => commands::pack::run(args, &ui).await,
+            Command::Pack(args) => commands::pack::run(args, &ui, cancel).await,
             Command::Ls(args) => commands::ls::run(args),
             Command::Inspect(args) => commands::inspect::run(args),
             Command::Cat(args) => commands::cat::run(args).await,
-            Command::Extract(args) => commands::extract::run(args, &ui).await,
+            Command::Extract(args) => commands::extract::run(args, &ui, cancel).await,
             Command::Merge(args) => commands::merge::run(args, &ui),
         }
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader of our output went away (`flisthub ls ... | head`): not an error.
+        Err(e) if is_broken_pipe(&e) => ExitCode::from(141),
         Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            eprintln!("error: {}", describe(&e));
+            let cancelled = e
+                .downcast_ref::<converter::Error>()
+                .is_some_and(|e| matches!(e, converter::Error::Cancelled));
+            ExitCode::from(if cancelled { 130 } else { 1 })
         }
     }
+}
+
+/// The first Ctrl-C or SIGTERM asks the running pipeline to stop (it cleans up and leaves
+/// no partial flist); a second one quits at once.
+async fn stop_on_signals(cancel: converter::Cancel) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut interrupt), Ok(mut terminate)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return;
+    };
+    for round in 0.. {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+        if round > 0 {
+            std::process::exit(130);
+        }
+        eprintln!("\nstopping; press Ctrl-C again to quit at once");
+        cancel.cancel();
+    }
+}
+
+/// The error and its causes, each cause added only if the message does not already say it
+/// (our errors include their cause in their own message).
+fn describe(e: &anyhow::Error) -> String {
+    let mut message = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !message.contains(&cause) {
+            message.push_str(": ");
+            message.push_str(&cause);
+        }
+    }
+    message
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }

@@ -494,3 +494,115 @@ fn the_tree_comparison_notices_a_changed_mtime() {
     f.set_modified(std::time::SystemTime::UNIX_EPOCH).unwrap();
     assert_same_tree(&env.path("a"), &env.path("b"), &nothing);
 }
+
+/// Killed outright in the middle of a pack, or interrupted: no flist, no staging file, no
+/// temporary file in the output directory. The tar stream arrives on stdin and half of it is
+/// held back, so the signal always lands in the middle.
+#[test]
+fn killed_or_interrupted_packs_leave_nothing_behind() {
+    use std::io::Write;
+    let env = Env::new();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    for i in 0..8 {
+        std::fs::write(src.join(format!("f{i}")), noise(1 << 20, i)).unwrap();
+    }
+    let archive = Command::new("tar")
+        .arg("-cf")
+        .arg("-")
+        .arg("-C")
+        .arg(&src)
+        .arg(".")
+        .output()
+        .unwrap()
+        .stdout;
+    let out_dir = env.path("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    for (signal, code) in [("KILL", None), ("INT", Some(130)), ("TERM", Some(130))] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_flisthub"))
+            .args(["-q", "pack", "-", "-o"])
+            .arg(out_dir.join("x.flist"))
+            .arg("--store")
+            .arg(env.store())
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(&archive[..archive.len() / 2]).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        run(Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(child.id().to_string()));
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        drop(stdin);
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            code,
+            "SIG{signal}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(listing(&out_dir), Vec::<String>::new(), "after SIG{signal}");
+    }
+}
+
+/// The first bytes of a compressed stream may come one read at a time.
+#[test]
+fn compression_is_detected_on_a_slow_pipe() {
+    let env = Env::new();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("a"), b"slow").unwrap();
+    let archive = Command::new("tar")
+        .arg("-czf")
+        .arg("-")
+        .arg("-C")
+        .arg(&src)
+        .arg(".")
+        .output()
+        .unwrap()
+        .stdout;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_flisthub"))
+        .args(["-q", "pack", "-", "-o"])
+        .arg(env.path("s.flist"))
+        .arg("--store")
+        .arg(env.store())
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        for byte in &archive[..3] {
+            stdin.write_all(&[*byte]).unwrap();
+            stdin.flush().unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        stdin.write_all(&archive[3..]).unwrap();
+    }
+    assert!(child.wait().unwrap().success());
+    let cat = ok(env.run(args![
+        "cat",
+        env.path("s.flist"),
+        "a",
+        "--store",
+        env.store()
+    ]));
+    assert_eq!(cat.stdout, b"slow");
+}
+
+/// `pack dir -o dir/x.flist` again does not pack the previous x.flist into the new one.
+#[test]
+fn the_output_is_not_packed_into_itself() {
+    let env = Env::new();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("a"), b"a").unwrap();
+    let flist = src.join("x.flist");
+    ok(env.run(args!["pack", src, "-o", flist, "--store", env.store()]));
+    ok(env.run(args!["pack", src, "-o", flist, "--store", env.store()]));
+    let ls = String::from_utf8(ok(env.run(args!["ls", flist])).stdout).unwrap();
+    assert!(!ls.contains("x.flist"), "{ls}");
+    assert!(ls.contains(" a\n"), "{ls}");
+}

@@ -190,6 +190,11 @@ impl Codec {
                 version: stored[4],
             });
         }
+        let compressed = match stored[5] {
+            CODEC_RAW => false,
+            CODEC_ZSTD => true,
+            codec => return Err(Error::UnknownCodec { key, codec }),
+        };
         let declared = u32::from_le_bytes([stored[6], stored[7], stored[8], stored[9]]) as usize;
         if declared > MAX_CHUNK_SIZE {
             return Err(corrupt(format!(
@@ -197,48 +202,44 @@ impl Codec {
             )));
         }
         let payload = &stored[HEADER_LEN..];
-        let data = match stored[5] {
-            CODEC_RAW => {
-                if payload.len() < declared {
-                    return Err(truncated(format!(
-                        "{} of {declared} payload bytes",
-                        payload.len()
-                    )));
-                }
-                if payload.len() > declared {
-                    return Err(corrupt(format!(
-                        "{} trailing bytes after the payload",
-                        payload.len() - declared
-                    )));
-                }
-                payload.to_vec()
+        let data = if !compressed {
+            if payload.len() < declared {
+                return Err(truncated(format!(
+                    "{} of {declared} payload bytes",
+                    payload.len()
+                )));
             }
-            CODEC_ZSTD => {
-                match zstd::zstd_safe::find_frame_compressed_size(payload) {
-                    Err(_) => {
-                        return Err(truncated("the zstd frame is incomplete".into()));
-                    }
-                    Ok(n) if n != payload.len() => {
-                        return Err(corrupt(format!(
-                            "{} bytes after the zstd frame",
-                            payload.len() - n
-                        )));
-                    }
-                    Ok(_) => {}
+            if payload.len() > declared {
+                return Err(corrupt(format!(
+                    "{} trailing bytes after the payload",
+                    payload.len() - declared
+                )));
+            }
+            payload.to_vec()
+        } else {
+            match zstd::zstd_safe::find_frame_compressed_size(payload) {
+                Err(_) => {
+                    return Err(truncated("the zstd frame is incomplete".into()));
                 }
-                let mut data = vec![0u8; declared];
-                let n = self
-                    .decompressor
-                    .decompress_to_buffer(payload, &mut data[..])
-                    .map_err(|e| corrupt(format!("zstd: {e}")))?;
-                if n != declared {
+                Ok(n) if n != payload.len() => {
                     return Err(corrupt(format!(
-                        "decompressed to {n} bytes, the header says {declared}"
+                        "{} bytes after the zstd frame",
+                        payload.len() - n
                     )));
                 }
-                data
+                Ok(_) => {}
             }
-            codec => return Err(Error::UnknownCodec { key, codec }),
+            let mut data = vec![0u8; declared];
+            let n = self
+                .decompressor
+                .decompress_to_buffer(payload, &mut data[..])
+                .map_err(|e| corrupt(format!("zstd: {e}")))?;
+            if n != declared {
+                return Err(corrupt(format!(
+                    "decompressed to {n} bytes, the header says {declared}"
+                )));
+            }
+            data
         };
         let actual = ChunkKey::of(&data);
         if actual != key {

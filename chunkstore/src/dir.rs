@@ -25,20 +25,24 @@
 //! `find <root>/chunks -name '.tmp-*' -mmin +60 -delete` removes them.
 
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use crate::codec::EncodedChunk;
+use crate::codec::{EncodedChunk, HEADER_LEN, MAX_CHUNK_SIZE};
 use crate::error::{Error, Result};
 use crate::key::ChunkKey;
-use crate::store::ChunkStore;
+use crate::store::{BackendStats, ChunkStore};
 
 const MARKER: &str = "FLISTHUB-STORE";
 const MARKER_CONTENT: &[u8] = b"flisthub dir store\nlayout 1\n";
+/// Sizes a stored chunk can have.
+const MIN_STORED: u64 = HEADER_LEN as u64;
+const MAX_STORED: u64 = (MAX_CHUNK_SIZE + HEADER_LEN) as u64;
 
 /// Options of a [`DirStore`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,6 +155,7 @@ impl Inner {
         if !self.root.join(MARKER).exists() {
             let mut marker = tempfile::Builder::new()
                 .prefix(".tmp-")
+                .permissions(fs::Permissions::from_mode(0o666))
                 .tempfile_in(&self.root)
                 .map_err(|e| self.io(e))?;
             marker.write_all(MARKER_CONTENT).map_err(|e| self.io(e))?;
@@ -169,28 +174,76 @@ impl Inner {
         Ok(())
     }
 
+    /// A chunk file counts only if it could be a chunk: a regular file no shorter than a
+    /// header and no longer than the largest chunk. An empty or cut file (a crash with
+    /// `fsync=false`) is reported absent, so the next write replaces it.
     fn has(&self, key: &ChunkKey) -> Result<bool> {
         match fs::symlink_metadata(self.chunk_path(key)) {
-            Ok(meta) => Ok(meta.is_file()),
+            Ok(meta) => Ok(meta.is_file() && (MIN_STORED..=MAX_STORED).contains(&meta.len())),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
             Err(e) => Err(self.io(e)),
         }
     }
 
+    /// Reads a chunk file without following a symlink and without reading more than the
+    /// largest chunk, whatever sits in the directory.
     fn get(&self, key: &ChunkKey) -> Result<Option<Bytes>> {
-        match fs::read(self.chunk_path(key)) {
-            Ok(bytes) => Ok(Some(Bytes::from(bytes))),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(self.io(e)),
+        let file = match fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(self.chunk_path(key))
+        {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(self.io(e)),
+        };
+        let mut bytes = Vec::new();
+        file.take(MAX_STORED + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| self.io(e))?;
+        if bytes.len() as u64 > MAX_STORED {
+            return Err(Error::Corrupt {
+                key: *key,
+                detail: format!("the chunk file is larger than {MAX_STORED} bytes"),
+            });
         }
+        Ok(Some(Bytes::from(bytes)))
+    }
+
+    fn stats(&self) -> Result<Vec<BackendStats>> {
+        let (mut keys, mut bytes) = (0, 0);
+        let dirs = match fs::read_dir(self.root.join("chunks")) {
+            Ok(dirs) => dirs.collect::<Vec<_>>(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(), // nothing written yet
+            Err(e) => return Err(self.io(e)),
+        };
+        for dir in dirs {
+            let dir = dir.map_err(|e| self.io(e))?;
+            for entry in fs::read_dir(dir.path()).map_err(|e| self.io(e))? {
+                let entry = entry.map_err(|e| self.io(e))?;
+                if entry.file_name().as_encoded_bytes().starts_with(b".tmp") {
+                    continue;
+                }
+                keys += 1;
+                bytes += entry.metadata().map_err(|e| self.io(e))?.len();
+            }
+        }
+        Ok(vec![BackendStats {
+            location: self.location.clone(),
+            keys: Some(keys),
+            bytes: Some(bytes),
+        }])
     }
 
     fn put(&self, chunks: &[EncodedChunk]) -> Result<()> {
         let root = self.layout()?;
         let mut written = Vec::with_capacity(chunks.len());
         for chunk in chunks {
+            // Mode 0666 less the umask, as for any file a command creates: chunks are
+            // public content, and one store can serve several users.
             let mut file = tempfile::Builder::new()
                 .prefix(".tmp-")
+                .permissions(fs::Permissions::from_mode(0o666))
                 .tempfile_in(self.chunk_dir(&chunk.key()))
                 .map_err(|e| self.io(e))?;
             file.write_all(chunk.bytes()).map_err(|e| self.io(e))?;
@@ -235,6 +288,10 @@ impl ChunkStore for DirStore {
         let keys = keys.to_vec();
         self.blocking(move |s| keys.iter().map(|k| s.get(k)).collect())
             .await
+    }
+
+    async fn stats(&self) -> Result<Vec<BackendStats>> {
+        self.blocking(|s| s.stats()).await
     }
 }
 

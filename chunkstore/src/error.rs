@@ -40,14 +40,65 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    /// A store that exists but cannot be used as asked (wrong layout, read-only, ...).
+    /// A store that exists but cannot be used as asked (wrong layout, bad configuration).
     #[error("{location}: {reason}")]
     Store { location: String, reason: String },
+
+    /// The backend cannot be reached, or did not answer in time. Worth retrying later; the
+    /// hub answers 503.
+    #[error("{location}: unavailable: {reason}")]
+    Unavailable { location: String, reason: String },
+
+    /// The backend answered, and refused the request.
+    #[error("{location}: {kind}: {message}")]
+    Refused {
+        location: String,
+        kind: Refusal,
+        message: String,
+    },
+
+    /// The backend answered something the protocol does not allow there.
+    #[error("{location}: unexpected reply: {message}")]
+    Protocol { location: String, message: String },
+}
+
+/// Why a backend refused a request, from its error reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The namespace or server takes no writes (0-db read-only or worm namespace, a Redis
+    /// replica).
+    ReadOnly,
+    /// No room: 0-db's namespace size limit, Redis's `maxmemory`.
+    Full,
+    /// Temporarily locked or frozen by an operator (0-db).
+    Locked,
+    /// The credentials do not allow it.
+    PermissionDenied,
+    /// Anything else.
+    Other,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Refusal::ReadOnly => "read-only",
+            Refusal::Full => "no space left",
+            Refusal::Locked => "locked",
+            Refusal::PermissionDenied => "permission denied",
+            Refusal::Other => "refused",
+        })
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// Whether the error says the backend could not be reached (rather than that it refused
+    /// or that the data is bad), so that a replica may be tried instead.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Error::Unavailable { .. })
+    }
+
     pub(crate) fn io(location: impl std::fmt::Display, source: std::io::Error) -> Self {
         Error::Io {
             location: location.to_string(),

@@ -14,16 +14,24 @@ mod codec;
 mod dir;
 mod error;
 mod key;
+mod net;
+mod redis;
+mod router;
 mod store;
 mod url;
+mod zdb;
 
 pub use chunker::{Chunker, ChunkerParams};
 pub use codec::{Chunk, Codec, DEFAULT_LEVEL, EncodedChunk, HEADER_LEN, MAX_CHUNK_SIZE};
 pub use dir::{DirOptions, DirStore};
-pub use error::{Error, Result};
+pub use error::{Error, Refusal, Result};
 pub use key::ChunkKey;
-pub use store::ChunkStore;
+pub use net::NetOptions;
+pub use redis::{ClusterStore, RedisOptions, RedisStore, Server, TlsOptions};
+pub use router::Router;
+pub use store::{BackendStats, ChunkStore, RepairReport};
 pub use url::{StoreUrl, open};
+pub use zdb::{ZdbOptions, ZdbStore};
 
 /// Name of the key hash, as recorded in flist metadata.
 pub const HASH_NAME: &str = "blake3-256";

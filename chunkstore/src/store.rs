@@ -12,6 +12,9 @@ use crate::key::ChunkKey;
 /// stored chunks (see [`crate::Codec`]): `put_many` accepts only [`EncodedChunk`]s, which are
 /// verified by construction, and `get_many` returns the stored bytes for the caller to decode
 /// and verify.
+///
+/// Network backends fail with [`crate::Error::Unavailable`] when they cannot be reached or do
+/// not answer within their timeout, and with [`crate::Error::Refused`] when they answer no.
 #[async_trait]
 pub trait ChunkStore: Send + Sync {
     /// Where the store is, as a URL without secrets, for messages.
@@ -32,6 +35,21 @@ pub trait ChunkStore: Send + Sync {
     /// For each key, the stored bytes, or `None` if the store does not hold it.
     async fn get_many(&self, keys: &[ChunkKey]) -> Result<Vec<Option<Bytes>>>;
 
+    /// Key counts and sizes of each backend, as far as the backend can tell.
+    async fn stats(&self) -> Result<Vec<BackendStats>>;
+
+    /// Makes sure every key is stored everywhere it belongs, copying from where it is (a
+    /// replicated store after a backend was replaced or added). A single store can only
+    /// report what it lacks.
+    async fn repair(&self, keys: &[ChunkKey]) -> Result<RepairReport> {
+        let present = self.has_many(keys).await?;
+        Ok(RepairReport {
+            checked: keys.len() as u64,
+            missing: present.iter().filter(|&&p| !p).count() as u64,
+            ..RepairReport::default()
+        })
+    }
+
     async fn has(&self, key: ChunkKey) -> Result<bool> {
         Ok(self.has_many(&[key]).await?.pop().unwrap_or(false))
     }
@@ -43,4 +61,25 @@ pub trait ChunkStore: Send + Sync {
     async fn get(&self, key: ChunkKey) -> Result<Option<Bytes>> {
         Ok(self.get_many(&[key]).await?.pop().flatten())
     }
+}
+
+/// What one backend holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendStats {
+    pub location: String,
+    /// Stored chunks (for a shared Redis without a namespace, all keys of the database).
+    pub keys: Option<u64>,
+    /// Bytes the backend uses for them, where it can tell.
+    pub bytes: Option<u64>,
+}
+
+/// What [`ChunkStore::repair`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RepairReport {
+    /// Distinct keys looked at.
+    pub checked: u64,
+    /// Copies written to backends that lacked them.
+    pub copied: u64,
+    /// Keys no backend holds (nothing to copy from).
+    pub missing: u64,
 }

@@ -27,7 +27,7 @@ pub async fn cat(
             .resolve(&path)?
             .ok_or_else(|| Error::entry(&path, "no such file in the flist"))?;
         match entry.node.kind {
-            NodeKind::Regular { .. } => Ok(flist.chunks(entry.ino)?),
+            NodeKind::Regular { .. } => Ok(flist.chunks(&entry)?),
             NodeKind::Directory => Err(Error::entry(&path, "is a directory")),
             _ => Err(Error::entry(&path, "is not a regular file")),
         }
@@ -48,12 +48,26 @@ pub async fn cat(
         pending = batches.next().map(|b| (b, fetch(b)));
         let stored: Vec<Option<Bytes>> =
             request.await.map_err(|e| Error::Worker(e.to_string()))??;
+        if stored.len() != batch.len() {
+            return Err(Error::Input(format!(
+                "the store answered {} of {} chunks",
+                stored.len(),
+                batch.len()
+            )));
+        }
         for (chunk, stored) in batch.iter().zip(stored) {
             let key = ChunkKey::from(chunk.key);
             let bytes = stored.ok_or_else(|| {
                 Error::Input(format!("missing chunk {key} at offset {}", chunk.offset))
             })?;
             let data = codec.decode(&key, &bytes)?;
+            if data.len() != chunk.length as usize {
+                return Err(Error::Input(format!(
+                    "chunk {key} holds {} bytes, the flist says {}",
+                    data.len(),
+                    chunk.length
+                )));
+            }
             out.write_all(&data).map_err(|e| Error::io("output", e))?;
             written += data.len() as u64;
         }

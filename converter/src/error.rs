@@ -32,6 +32,9 @@ pub enum Error {
 
     #[error("a worker thread failed: {0}")]
     Worker(String),
+
+    #[error("cancelled")]
+    Cancelled,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

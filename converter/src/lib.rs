@@ -20,6 +20,7 @@ mod tree;
 use std::io::Read;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use chunkstore::ChunkStore;
 use flist::Source;
@@ -41,8 +42,13 @@ pub async fn pack_dir(
 ) -> Result<PackSummary> {
     let name = root.file_name().unwrap_or(root.as_os_str());
     let source = source("directory", &name.to_string_lossy());
+    // An earlier version of the output inside the tree is not packed into the new one.
+    let skip = std::fs::metadata(&out).ok().map(|m| {
+        use std::os::unix::fs::MetadataExt;
+        (m.dev(), m.ino())
+    });
     pack(out, store, options, progress, source, move |packer| {
-        tree::read_tree(&root, packer)
+        tree::read_tree(&root, packer, skip)
     })
     .await
 }
@@ -75,12 +81,22 @@ async fn pack(
 ) -> Result<PackSummary> {
     let runtime = Handle::current();
     let route = store.route();
+    let cancel = options.cancel.clone();
     blocking(move || {
         let mut packer = pack::Packer::new(&out, store, runtime, options, progress)?;
         read(&mut packer)?;
         packer.finish(source, route)
     })
     .await
+    // A source cut short because of the cancellation fails with whatever it met; the
+    // cancellation is the reason.
+    .map_err(|e| {
+        if cancel.is_cancelled() {
+            Error::Cancelled
+        } else {
+            e
+        }
+    })
 }
 
 /// Recreates the tree of `flist` under `dest`, reading chunks from `store`.
@@ -93,6 +109,29 @@ pub async fn extract(
 ) -> Result<ExtractSummary> {
     let runtime = Handle::current();
     blocking(move || extract::extract_tree(&flist, &dest, store, runtime, options, progress)).await
+}
+
+/// Asks a running pipeline to stop. Pipelines check it between entries and chunks, then
+/// fail with [`Error::Cancelled`] and leave nothing behind (no flist is written). Clones
+/// share the flag.
+#[derive(Debug, Clone, Default)]
+pub struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn check(&self) -> Result<()> {
+        if self.is_cancelled() {
+            return Err(Error::Cancelled);
+        }
+        Ok(())
+    }
 }
 
 fn source(kind: &str, name: &str) -> Source {

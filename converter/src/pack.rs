@@ -25,6 +25,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use flist::{ChunkRef, ChunkerInfo, FlistWriter, InodeId, Metadata, Node, Source, Totals, Xattr};
 use tokio::runtime::Handle;
 
+use crate::Cancel;
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 
@@ -38,6 +39,9 @@ const BATCH_WAIT: Duration = Duration::from_millis(10);
 /// Keys already claimed by a worker during this pack; cleared when it grows past this, which
 /// only costs a repeated existence check.
 const CLAIMS_CAPACITY: usize = 200_000;
+/// While one file is being cut, the keys already sent back are recorded every this many
+/// chunks, so that a single huge file does not pile up results in memory.
+const RECORD_EVERY: u32 = 256;
 
 /// Limits on what one input may expand to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +75,7 @@ pub struct PackOptions {
     /// Metadata to record besides what the pipeline sets itself (chunker, hash, codec,
     /// source, routes).
     pub metadata: Metadata,
+    pub cancel: Cancel,
 }
 
 impl Default for PackOptions {
@@ -81,6 +86,7 @@ impl Default for PackOptions {
             limits: Limits::default(),
             workers: 0,
             metadata: Metadata::new(),
+            cancel: Cancel::default(),
         }
     }
 }
@@ -161,6 +167,7 @@ pub(crate) struct Packer {
     shared: Arc<Shared>,
     limits: Limits,
     metadata: Metadata,
+    cancel: Cancel,
     entries: u64,
     total_size: u64,
     started: Instant,
@@ -213,6 +220,7 @@ impl Packer {
             shared,
             limits: options.limits,
             metadata: options.metadata,
+            cancel: options.cancel,
             entries: 0,
             total_size: 0,
             started: Instant::now(),
@@ -233,6 +241,7 @@ impl Packer {
         if let Some(e) = self.shared.take_failure() {
             return Err(e);
         }
+        self.cancel.check()?;
         self.entries += 1;
         Progress::add(&self.shared.progress.entries, 1);
         if self.entries > self.limits.max_entries {
@@ -287,14 +296,22 @@ impl Packer {
         }
         let inode = self.writer().add(path, node, xattrs)?;
         let Packer {
+            writer,
             chunker,
             tasks,
+            done,
             shared,
+            cancel,
             ..
         } = self;
+        let writer = writer.as_mut().expect("writer used after finish");
         let tasks = tasks.as_ref().expect("tasks used after finish");
         let mut seq = 0u32;
+        let mut recorded: flist::Result<()> = Ok(());
         let read = chunker.chunk(reader, |offset, bytes| {
+            if cancel.is_cancelled() {
+                return Err(io::Error::other("cancelled"));
+            }
             Progress::add(&shared.progress.content_bytes, bytes.len() as u64);
             let task = ChunkTask {
                 inode,
@@ -305,8 +322,18 @@ impl Packer {
             seq += 1;
             tasks
                 .send(task)
-                .map_err(|_| io::Error::other("the pack workers stopped"))
+                .map_err(|_| io::Error::other("the pack workers stopped"))?;
+            // Record keys as they come back, so that results of a huge file do not pile up.
+            if seq % RECORD_EVERY == 0 {
+                recorded = record(writer, done);
+                if recorded.is_err() {
+                    return Err(io::Error::other("recording chunks failed"));
+                }
+            }
+            Ok(())
         });
+        recorded?;
+        self.cancel.check()?;
         match read {
             Ok(n) if n == size => {}
             Ok(n) => {
@@ -331,10 +358,7 @@ impl Packer {
     /// Records the chunk keys the workers have sent back so far.
     fn record_done(&mut self) -> Result<()> {
         let writer = self.writer.as_mut().expect("writer used after finish");
-        for done in self.done.try_iter() {
-            writer.add_chunk(done.inode, done.seq, &done.chunk)?;
-        }
-        Ok(())
+        Ok(record(writer, &self.done)?)
     }
 
     /// Waits for the workers, records the last keys and writes the flist.
@@ -386,6 +410,13 @@ impl Packer {
             }
         }
     }
+}
+
+fn record(writer: &mut FlistWriter, done: &Receiver<ChunkDone>) -> flist::Result<()> {
+    for done in done.try_iter() {
+        writer.add_chunk(done.inode, done.seq, &done.chunk)?;
+    }
+    Ok(())
 }
 
 impl Drop for Packer {
@@ -457,6 +488,15 @@ fn flush(
     } else {
         shared.runtime.block_on(shared.store.has_many(&keys))?
     };
+    if present.len() != keys.len() {
+        // A short answer must not be read as "everything else is stored".
+        return Err(Error::Input(format!(
+            "{}: the store answered {} of {} existence checks",
+            shared.store.location(),
+            present.len(),
+            keys.len()
+        )));
+    }
     let missing: Vec<EncodedChunk> = claimed
         .iter()
         .zip(present)

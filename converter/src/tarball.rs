@@ -8,7 +8,7 @@
 //! published as a smaller tree.
 
 use std::cell::Cell;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufReader, Read};
 use std::rc::Rc;
 
 use flist::{Node, NodeKind, Timestamp, Xattr};
@@ -18,18 +18,31 @@ use crate::error::{Error, Result};
 use crate::pack::Packer;
 use crate::progress::CountingReader;
 
+/// Bytes needed to tell the compression (xz's magic is the longest).
+const MAGIC_LEN: usize = 6;
+
 /// Bytes after the end-of-archive marker that are read (to let gzip and zstd check their
 /// trailers); anything beyond is ignored.
 const TRAILER_LIMIT: u64 = 16 << 20;
 
 /// Reads a tar stream into `packer`.
 pub(crate) fn read_tar<'a>(input: impl Read + 'a, packer: &mut Packer) -> Result<()> {
-    let counted = CountingReader::new(input, packer.progress());
-    let mut buffered = BufReader::with_capacity(256 << 10, counted);
-    let head = buffered
-        .fill_buf()
-        .map_err(|e| Error::Input(format!("reading the input: {e}")))?;
-    let decoder: Box<dyn Read + 'a> = match Compression::detect(head)? {
+    let mut counted = CountingReader::new(input, packer.progress());
+    // The format is told by the first bytes; a pipe may deliver them one read at a time.
+    let mut head = Vec::with_capacity(MAGIC_LEN);
+    while head.len() < MAGIC_LEN {
+        let mut byte = [0u8; MAGIC_LEN];
+        let n = counted
+            .read(&mut byte[..MAGIC_LEN - head.len()])
+            .map_err(|e| Error::Input(format!("reading the input: {e}")))?;
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(&byte[..n]);
+    }
+    let compression = Compression::detect(&head)?;
+    let buffered = BufReader::with_capacity(256 << 10, io::Cursor::new(head).chain(counted));
+    let decoder: Box<dyn Read + 'a> = match compression {
         Compression::None => Box::new(buffered),
         Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(buffered)),
         Compression::Zstd => Box::new(

@@ -16,7 +16,9 @@ use crate::error::{Error, Result};
 use crate::pack::Packer;
 use crate::progress::CountingReader;
 
-pub(crate) fn read_tree(root: &Path, packer: &mut Packer) -> Result<()> {
+/// Packs the tree at `root`, leaving out the file with (device, inode) `skip` (the flist
+/// being replaced, if it lies inside the tree, as GNU tar leaves out its own archive).
+pub(crate) fn read_tree(root: &Path, packer: &mut Packer, skip: Option<(u64, u64)>) -> Result<()> {
     let root_meta = std::fs::metadata(root).map_err(|e| Error::io(root.display(), e))?;
     if !root_meta.is_dir() {
         return Err(Error::Input(format!(
@@ -46,10 +48,14 @@ pub(crate) fn read_tree(root: &Path, packer: &mut Packer) -> Result<()> {
             .unwrap_or(full)
             .as_os_str()
             .as_bytes();
-        packer.count_entry(rel)?;
         let meta = item
             .metadata()
             .map_err(|e| Error::io(full.display(), e.into()))?;
+        if skip == Some((meta.dev(), meta.ino())) {
+            tracing::info!(path = %full.display(), "not packing the flist being written");
+            continue;
+        }
+        packer.count_entry(rel)?;
         let xattrs = read_xattrs(full)?;
         let file_type = meta.file_type();
         let device = || {

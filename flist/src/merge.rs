@@ -54,7 +54,7 @@ pub fn merge(sources: &[&Flist], out: &Path) -> Result<Totals> {
                 linked.insert(entry.ino, inode);
             }
             if let NodeKind::Regular { .. } = entry.node.kind {
-                for (seq, chunk) in source.chunks(entry.ino)?.iter().enumerate() {
+                for (seq, chunk) in source.chunks(entry)?.iter().enumerate() {
                     writer.add_chunk(inode, seq as u32, chunk)?;
                 }
             }

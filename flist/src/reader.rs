@@ -4,7 +4,7 @@
 //! contiguous chunks), because flists come from outside: a crafted file must produce an
 //! error, never a path that escapes a directory or a loop that never ends.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row};
@@ -297,6 +297,9 @@ impl Flist {
         if visit(&start_path, &start)? == Walk::SkipChildren || !start.is_dir() {
             return Ok(());
         }
+        // A directory has exactly one name. Without this check a few crafted entries make a
+        // graph whose walk never ends (each directory named twice doubles the tree).
+        let mut directories: HashSet<u64> = HashSet::from([start.ino]);
         let mut stack = vec![(start_path, self.children(start.ino)?.into_iter())];
         while let Some((dir, entries)) = stack.last_mut() {
             let Some(entry) = entries.next() else {
@@ -304,6 +307,13 @@ impl Flist {
                 continue;
             };
             let path = join(dir, &entry.name);
+            if entry.is_dir() && !directories.insert(entry.ino) {
+                return Err(Error::Corrupt(format!(
+                    "directory inode {} has several names (at {:?})",
+                    entry.ino,
+                    show(&path)
+                )));
+            }
             if visit(&path, &entry)? == Walk::Continue && entry.is_dir() {
                 if stack.len() >= MAX_DEPTH {
                     return Err(Error::Corrupt(format!(
@@ -318,8 +328,16 @@ impl Flist {
         Ok(())
     }
 
-    /// The chunks of regular-file inode `ino`, in file order. Checked to be contiguous.
-    pub fn chunks(&self, ino: u64) -> Result<Vec<ChunkRef>> {
+    /// The chunks of a regular file, in file order, checked to be numbered from 0, to be
+    /// contiguous and to add up to the file's size.
+    pub fn chunks(&self, file: &Entry) -> Result<Vec<ChunkRef>> {
+        let NodeKind::Regular { size } = file.node.kind else {
+            return Err(Error::Conflict {
+                path: show(&file.name),
+                reason: "not a regular file".into(),
+            });
+        };
+        let ino = file.ino;
         // In key order without ORDER BY (see `children`); the sequence check below would
         // catch any other order.
         let mut stmt = self
@@ -355,6 +373,11 @@ impl Flist {
                 length,
             });
             offset += u64::from(length);
+        }
+        if offset != size {
+            return Err(Error::Corrupt(format!(
+                "inode {ino}: chunks add up to {offset} bytes, the file has {size}"
+            )));
         }
         Ok(chunks)
     }

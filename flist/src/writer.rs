@@ -1,7 +1,8 @@
 //! Building an flist from entries that arrive in any order.
 //!
-//! Entries go into a private staging database next to the output file, keyed by path, so the
-//! writer's memory does not grow with the tree: a directory may arrive after its children, a
+//! Entries go into a private staging database (an anonymous SQLite temporary file, unlinked
+//! as soon as it is opened, so nothing is left behind even if the process is killed), keyed
+//! by path, so the writer's memory does not grow with the tree: a directory may arrive after its children, a
 //! path may be given twice (the last one wins, as extraction would), and a hardlink refers to a
 //! path seen earlier. [`FlistWriter::finish`] checks the tree, numbers the inodes canonically
 //! (depth-first, names in byte order) and copies everything in that order into a fresh file
@@ -9,6 +10,7 @@
 //! tree, the same input always produces the same bytes.
 
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -54,9 +56,7 @@ pub struct InodeId(i64);
 /// Writes one flist. Dropping it without calling [`finish`](Self::finish) leaves nothing
 /// behind: no output file, no staging file.
 pub struct FlistWriter {
-    // Field order matters: the connection closes before its file is deleted.
     conn: Connection,
-    _staging: tempfile::TempPath,
     out: PathBuf,
     metadata: Metadata,
     next_ino: i64,
@@ -71,12 +71,9 @@ impl FlistWriter {
     /// Starts an flist that [`finish`](Self::finish) will write to `out`.
     pub fn create(out: impl AsRef<Path>) -> Result<FlistWriter> {
         let out = out.as_ref().to_owned();
-        let staging = tempfile::Builder::new()
-            .prefix(".flist-staging-")
-            .tempfile_in(parent_dir(&out))
-            .map_err(|e| Error::io(parent_dir(&out), e))?
-            .into_temp_path();
-        let conn = Connection::open(&staging)?;
+        // The empty name asks SQLite for a private temporary database on disk (in
+        // SQLITE_TMPDIR or TMPDIR, else /var/tmp or /tmp), deleted when closed.
+        let conn = Connection::open("")?;
         conn.execute_batch(&format!(
             "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA locking_mode = EXCLUSIVE;
              PRAGMA temp_store = FILE; PRAGMA cache_size = -{STAGING_CACHE_KIB};
@@ -85,7 +82,6 @@ impl FlistWriter {
         ))?;
         let mut writer = FlistWriter {
             conn,
-            _staging: staging,
             out,
             metadata: Metadata::new(),
             next_ino: ROOT,
@@ -210,9 +206,12 @@ impl FlistWriter {
 
         let dir = parent_dir(&self.out).to_owned();
         let dir = dir.as_path();
+        // Mode 0666 less the umask, as for any file a command creates (tempfile's own
+        // default, 0600, would make published flists unreadable to others).
         let tmp = tempfile::Builder::new()
             .prefix(".flist-")
             .suffix(".tmp")
+            .permissions(std::fs::Permissions::from_mode(0o666))
             .tempfile_in(dir)
             .map_err(|e| Error::io(dir, e))?
             .into_temp_path();
@@ -228,9 +227,11 @@ impl FlistWriter {
             .map_err(|e| Error::io(&*tmp, e))?;
         tmp.persist(&self.out)
             .map_err(|e| Error::io(&self.out, e.error))?;
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| Error::io(dir, e))?;
+        // The flist is published; failing to sync the directory only means the rename may
+        // not survive a power cut, which is no reason to report the write as failed.
+        if let Err(e) = std::fs::File::open(dir).and_then(|d| d.sync_all()) {
+            tracing::warn!(dir = %dir.display(), error = %e, "could not sync the directory");
+        }
         Ok(totals)
     }
 

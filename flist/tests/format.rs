@@ -124,7 +124,7 @@ fn writes_and_reads_every_entry_type() {
     assert_eq!(tool.node.mtime.nanos, 123_456_789);
     let alias = f.lookup(b"bin/tool-alias").unwrap().unwrap();
     assert_eq!(alias.ino, tool.ino, "hardlinks share one inode");
-    let chunks = f.chunks(tool.ino).unwrap();
+    let chunks = f.chunks(&tool).unwrap();
     assert_eq!(chunks, vec![chunk(0, 0, 100), chunk(1, 100, 50)]);
 
     let sh = f.lookup(b"bin/sh").unwrap().unwrap();
@@ -437,7 +437,38 @@ fn crafted_entries_are_refused_on_read() {
     drop(db);
     let f = Flist::open(&out).unwrap();
     let err = f.walk(|_, _| Ok(Walk::Continue)).unwrap_err().to_string();
-    assert!(err.contains("deeper than"), "{err}");
+    assert!(err.contains("several names"), "{err}");
+
+    // Thirty directories each named twice by the one before: 2^31 paths if followed.
+    let mut w = FlistWriter::create(&out).unwrap();
+    let deep: Vec<String> = (0..30).map(|i| format!("d{i}")).collect();
+    w.add(deep.join("/").as_bytes(), &directory(), &[]).unwrap();
+    w.finish().unwrap();
+    let db = rusqlite::Connection::open(&out).unwrap();
+    db.execute("INSERT INTO entry SELECT parent, x'62', ino FROM entry", [])
+        .unwrap();
+    drop(db);
+    let f = Flist::open(&out).unwrap();
+    let started = std::time::Instant::now();
+    let err = f.walk(|_, _| Ok(Walk::Continue)).unwrap_err().to_string();
+    assert!(err.contains("several names"), "{err}");
+    assert!(started.elapsed().as_secs() < 2);
+
+    // Chunk lengths that do not add up to the size.
+    sample(&out);
+    let db = rusqlite::Connection::open(&out).unwrap();
+    db.execute("UPDATE inode SET size = 1000 WHERE size = 150", [])
+        .unwrap();
+    drop(db);
+    let f = Flist::open(&out).unwrap();
+    let tool = f.lookup(b"bin/tool").unwrap().unwrap();
+    let err = f.chunks(&tool).unwrap_err().to_string();
+    assert!(
+        err.contains("add up to 150 bytes, the file has 1000"),
+        "{err}"
+    );
+    let dir = f.lookup(b"bin").unwrap().unwrap();
+    assert!(f.chunks(&dir).is_err());
 }
 
 #[test]
@@ -501,7 +532,7 @@ fn merge_keeps_the_first_on_every_path() {
     assert!(fm.lookup(b"clash/inner").unwrap().is_none());
     let x = fm.lookup(b"usr/lib/x").unwrap().unwrap();
     assert_eq!(x.ino, fm.lookup(b"usr/lib/y").unwrap().unwrap().ino);
-    assert_eq!(fm.chunks(x.ino).unwrap()[0].key, [0; 32]);
+    assert_eq!(fm.chunks(&x).unwrap()[0].key, [0; 32]);
     assert_eq!(
         fm.metadata().unwrap().readme().unwrap().as_deref(),
         Some("from a")

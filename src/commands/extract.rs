@@ -22,7 +22,7 @@ pub struct Args {
     no_same_owner: bool,
 }
 
-pub async fn run(args: Args, ui: &Ui) -> Result<()> {
+pub async fn run(args: Args, ui: &Ui, cancel: converter::Cancel) -> Result<()> {
     let store = crate::stores::for_reading(args.store.store.as_deref(), &args.flist).await?;
     let total = flist::Flist::open(&args.flist)?.totals()?.bytes;
     let progress = Arc::new(Progress::default());
@@ -34,6 +34,7 @@ pub async fn run(args: Args, ui: &Ui) -> Result<()> {
                 (_, true) => Some(false),
                 _ => None,
             },
+            cancel,
             ..ExtractOptions::default()
         };
         converter::extract(args.flist, args.dest.clone(), store, options, progress).await?

@@ -1,3 +1,4 @@
+use std::io::{BufWriter, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::time::{Duration, UNIX_EPOCH};
@@ -26,34 +27,41 @@ pub fn run(args: Args) -> Result<()> {
             args.flist.display()
         );
     };
-    let mut out = String::new();
+    let mut out = BufWriter::new(std::io::stdout().lock());
     if !entry.is_dir() {
-        line(&mut out, &entry);
+        writeln!(out, "{}", line(&entry))?;
     } else if !args.recursive {
         for child in flist.children(entry.ino)? {
-            line(&mut out, &child);
+            writeln!(out, "{}", line(&child))?;
         }
     } else {
         let mut first = true;
+        let mut written = Ok(());
         flist.walk_from(path, |dir, entry| {
             if entry.is_dir() {
-                if !first {
-                    out.push('\n');
-                }
+                let heading = if first { "" } else { "\n" };
                 first = false;
-                out.push_str(&format!("/{}:\n", printable(dir)));
+                written = writeln!(out, "{heading}/{}:", printable(dir));
                 for child in flist.children(entry.ino)? {
-                    line(&mut out, &child);
+                    if written.is_ok() {
+                        written = writeln!(out, "{}", line(&child));
+                    }
                 }
             }
-            Ok(Walk::Continue)
+            // Stop walking once the output is gone (`| head`).
+            Ok(if written.is_ok() {
+                Walk::Continue
+            } else {
+                Walk::SkipChildren
+            })
         })?;
+        written?;
     }
-    print!("{out}");
+    out.flush()?;
     Ok(())
 }
 
-fn line(out: &mut String, entry: &Entry) {
+fn line(entry: &Entry) -> String {
     let node = &entry.node;
     let size = match &node.kind {
         NodeKind::CharDevice { major, minor } | NodeKind::BlockDevice { major, minor } => {
@@ -78,8 +86,7 @@ fn line(out: &mut String, entry: &Entry) {
         text.push_str(" -> ");
         text.push_str(&printable(target));
     }
-    out.push_str(&text);
-    out.push('\n');
+    text
 }
 
 fn mode_string(entry: &Entry) -> String {

@@ -35,7 +35,7 @@ pub struct Args {
     json: bool,
 }
 
-pub async fn run(args: Args, ui: &Ui) -> Result<()> {
+pub async fn run(args: Args, ui: &Ui, cancel: converter::Cancel) -> Result<()> {
     let store = crate::stores::for_writing(args.store.store.as_deref()).await?;
     let location = store.location().to_owned();
     let options = PackOptions {
@@ -45,6 +45,7 @@ pub async fn run(args: Args, ui: &Ui) -> Result<()> {
             max_total_size: args.max_size,
             max_path_len: args.max_path,
         },
+        cancel,
         ..PackOptions::default()
     };
     let progress = Arc::new(Progress::default());

@@ -1,0 +1,377 @@
+//! Connections to RESP servers (0-db, Redis, Valkey), shared by the network stores.
+//!
+//! A [`Pool`] holds a bounded number of multiplexed connections to one server (each one
+//! pipelines whatever requests are sent on it), opens them lazily, runs a store-specific
+//! handshake on every new connection (0-db's `SELECT <namespace>`), and puts a timeout on
+//! every request. A connection that fails at the transport level is dropped; the request is
+//! retried once on a fresh connection (every store request is idempotent: existence checks,
+//! reads, and writes of content-addressed values); when the server cannot be reached, the
+//! pool backs off exponentially and, until the next attempt is due, fails requests at once
+//! with [`Error::Unavailable`] instead of letting them wait for a timeout.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, RedisError};
+use tokio::sync::Semaphore;
+
+use crate::codec::EncodedChunk;
+use crate::error::{Error, Refusal, Result};
+
+/// Connection settings of a network store (URL parameters `timeout`, `connect-timeout`,
+/// `pool`, `in-flight`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NetOptions {
+    /// Longest wait for the reply to one request (a pipeline counts as one).
+    pub timeout: Duration,
+    /// Longest wait to open a connection and complete its handshake.
+    pub connect_timeout: Duration,
+    /// Connections per server.
+    pub pool: usize,
+    /// Bytes of values being written to one server at once.
+    pub in_flight: usize,
+}
+
+impl Default for NetOptions {
+    fn default() -> Self {
+        NetOptions {
+            timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(3),
+            pool: 4,
+            in_flight: 32 << 20,
+        }
+    }
+}
+
+/// Delay before reconnecting after the first failure; doubled on each further failure.
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+/// Commands run on every new connection before it is used.
+pub(crate) type Handshake =
+    Box<dyn Fn(MultiplexedConnection) -> BoxFuture<Result<(), RedisError>> + Send + Sync>;
+
+pub(crate) struct Pool {
+    location: String,
+    client: redis::Client,
+    config: AsyncConnectionConfig,
+    handshake: Option<Handshake>,
+    options: NetOptions,
+    slots: Vec<tokio::sync::Mutex<Option<MultiplexedConnection>>>,
+    next: AtomicUsize,
+    health: Mutex<Health>,
+    in_flight: Semaphore,
+}
+
+#[derive(Default)]
+struct Health {
+    failures: u32,
+    retry_at: Option<Instant>,
+    last_error: String,
+}
+
+impl Pool {
+    /// `client` must be configured without a database number or password that the server
+    /// would not understand (0-db); the handshake does the rest.
+    pub(crate) fn new(
+        location: String,
+        client: redis::Client,
+        handshake: Option<Handshake>,
+        options: NetOptions,
+    ) -> Pool {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(options.connect_timeout))
+            .set_response_timeout(Some(options.timeout));
+        Pool {
+            location,
+            client,
+            config,
+            handshake,
+            options,
+            slots: (0..options.pool.max(1))
+                .map(|_| tokio::sync::Mutex::new(None))
+                .collect(),
+            next: AtomicUsize::new(0),
+            health: Mutex::new(Health::default()),
+            in_flight: Semaphore::new(options.in_flight),
+        }
+    }
+
+    pub(crate) fn location(&self) -> &str {
+        &self.location
+    }
+
+    pub(crate) fn options(&self) -> &NetOptions {
+        &self.options
+    }
+
+    /// Runs `request` on a pooled connection, holding `bytes` of the in-flight budget.
+    pub(crate) async fn run<T, F, Fut>(&self, bytes: usize, request: F) -> Result<T>
+    where
+        F: Fn(MultiplexedConnection) -> Fut,
+        Fut: Future<Output = Result<T, RedisError>>,
+    {
+        let budget = bytes.clamp(1, self.options.in_flight) as u32;
+        let _permit = self
+            .in_flight
+            .acquire_many(budget)
+            .await
+            .map_err(|_| self.unavailable("the connection pool is closed"))?;
+        let slot = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
+        let mut retried = false;
+        loop {
+            let (conn, fresh) = self.connection(slot).await?;
+            match tokio::time::timeout(self.options.timeout, request(conn)).await {
+                Ok(Ok(value)) => return Ok(value),
+                Ok(Err(e)) if !is_transport(&e) => return Err(self.refused(&e)),
+                Ok(Err(e)) => {
+                    self.drop_connection(slot).await;
+                    // A connection that broke since it was last used (the server restarted,
+                    // an idle timeout) deserves one fresh attempt.
+                    if !fresh && !retried {
+                        retried = true;
+                        continue;
+                    }
+                    return Err(self.failed(&e.to_string()));
+                }
+                Err(_) => {
+                    self.drop_connection(slot).await;
+                    return Err(self.failed(&format!("no reply within {:?}", self.options.timeout)));
+                }
+            }
+        }
+    }
+
+    /// The connection in `slot`, opened (and handshaken) if needed; `true` if just opened.
+    async fn connection(&self, slot: usize) -> Result<(MultiplexedConnection, bool)> {
+        let mut guard = self.slots[slot].lock().await;
+        if let Some(conn) = guard.as_ref() {
+            return Ok((conn.clone(), false));
+        }
+        self.check_backoff()?;
+        let opened = tokio::time::timeout(self.options.connect_timeout, async {
+            let conn = self
+                .client
+                .get_multiplexed_async_connection_with_config(&self.config)
+                .await?;
+            if let Some(handshake) = &self.handshake {
+                handshake(conn.clone()).await?;
+            }
+            Ok::<_, RedisError>(conn)
+        })
+        .await;
+        match opened {
+            Ok(Ok(conn)) => {
+                self.succeeded();
+                *guard = Some(conn.clone());
+                Ok((conn, true))
+            }
+            Ok(Err(e)) if !is_transport(&e) => {
+                // The server answered the handshake with a refusal (wrong namespace or
+                // password): retrying at full speed would not change that.
+                self.failed(&e.to_string());
+                Err(self.refused(&e))
+            }
+            Ok(Err(e)) => Err(self.failed(&format!("connecting: {e}"))),
+            Err(_) => Err(self.failed(&format!(
+                "connecting took longer than {:?}",
+                self.options.connect_timeout
+            ))),
+        }
+    }
+
+    async fn drop_connection(&self, slot: usize) {
+        *self.slots[slot].lock().await = None;
+    }
+
+    fn check_backoff(&self) -> Result<()> {
+        let health = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        match health.retry_at {
+            Some(at) if at > Instant::now() => Err(self.unavailable(&format!(
+                "{} (next attempt in {:?})",
+                health.last_error,
+                at - Instant::now()
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    fn succeeded(&self) {
+        let mut health = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        *health = Health::default();
+    }
+
+    /// Records a failure, schedules the next connection attempt, and returns the error.
+    fn failed(&self, reason: &str) -> Error {
+        let mut health = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        let delay = BACKOFF_MIN
+            .saturating_mul(1 << health.failures.min(16))
+            .min(BACKOFF_MAX);
+        health.failures += 1;
+        health.retry_at = Some(Instant::now() + delay);
+        health.last_error = reason.to_owned();
+        tracing::warn!(backend = %self.location, %reason, retry_in = ?delay, "backend failed");
+        self.unavailable(reason)
+    }
+
+    fn unavailable(&self, reason: &str) -> Error {
+        Error::Unavailable {
+            location: self.location.clone(),
+            reason: reason.to_owned(),
+        }
+    }
+
+    /// Maps an error reply of the server to a typed error.
+    pub(crate) fn refused(&self, e: &RedisError) -> Error {
+        let text = server_text(e);
+        match classify(&text) {
+            Classified::Unavailable => self.unavailable(&text),
+            Classified::Refused(kind) => Error::Refused {
+                location: self.location.clone(),
+                kind,
+                message: text,
+            },
+        }
+    }
+
+    pub(crate) fn protocol(&self, message: impl Into<String>) -> Error {
+        Error::Protocol {
+            location: self.location.clone(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Groups chunks so that each group's values add up to at most `limit` bytes.
+pub(crate) fn by_bytes(chunks: &[EncodedChunk], limit: usize) -> Vec<&[EncodedChunk]> {
+    let mut groups = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, chunk) in chunks.iter().enumerate() {
+        if i > start && bytes + chunk.len() > limit {
+            groups.push(&chunks[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += chunk.len();
+    }
+    if start < chunks.len() {
+        groups.push(&chunks[start..]);
+    }
+    groups
+}
+
+/// Whether the error is about the connection (as opposed to an answer from the server).
+fn is_transport(e: &RedisError) -> bool {
+    e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal()
+}
+
+/// The error reply as the server wrote it. redis-rs splits it into a code (the first word)
+/// and a detail; 0-db's replies have no code word ("-Key not found"), so join them again.
+pub(crate) fn server_text(e: &RedisError) -> String {
+    match (e.code(), e.detail()) {
+        (Some(code), Some(detail)) => format!("{code} {detail}"),
+        (Some(code), None) => code.to_owned(),
+        _ => e.to_string(),
+    }
+}
+
+pub(crate) enum Classified {
+    Unavailable,
+    Refused(Refusal),
+}
+
+/// Sorts an error reply of 0-db or Redis by its text (0-db has no error codes).
+pub(crate) fn classify(text: &str) -> Classified {
+    let has = |needle: &str| text.contains(needle);
+    if has("active namespace is not available")
+        || text.starts_with("LOADING")
+        || text.starts_with("CLUSTERDOWN")
+        || text.starts_with("MASTERDOWN")
+        || text.starts_with("TRYAGAIN")
+    {
+        return Classified::Unavailable;
+    }
+    Classified::Refused(if has("temporarily locked") || has("temporarily frozen") {
+        Refusal::Locked
+    } else if has("read-only") || has("worm mode") || text.starts_with("READONLY") {
+        Refusal::ReadOnly
+    } else if has("No space left") || text.starts_with("OOM") {
+        Refusal::Full
+    } else if has("Permission denied")
+        || has("Access denied")
+        || has("protected and private")
+        || text.starts_with("NOAUTH")
+        || text.starts_with("WRONGPASS")
+        || text.starts_with("NOPERM")
+    {
+        Refusal::PermissionDenied
+    } else {
+        Refusal::Other
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kind(text: &str) -> Option<Refusal> {
+        match classify(text) {
+            Classified::Refused(kind) => Some(kind),
+            Classified::Unavailable => None,
+        }
+    }
+
+    #[test]
+    fn error_replies_of_both_dialects() {
+        for (text, expected) in [
+            ("Namespace is in read-only mode", Some(Refusal::ReadOnly)),
+            (
+                "Namespace is protected by worm mode",
+                Some(Refusal::ReadOnly),
+            ),
+            (
+                "READONLY You can't write against a read only replica.",
+                Some(Refusal::ReadOnly),
+            ),
+            ("No space left on this namespace", Some(Refusal::Full)),
+            (
+                "OOM command not allowed when used memory > 'maxmemory'.",
+                Some(Refusal::Full),
+            ),
+            (
+                "Namespace is temporarily locked (read-only)",
+                Some(Refusal::Locked),
+            ),
+            (
+                "Namespace is temporarily frozen (read-write disabled)",
+                Some(Refusal::Locked),
+            ),
+            ("Permission denied", Some(Refusal::PermissionDenied)),
+            ("Access denied", Some(Refusal::PermissionDenied)),
+            (
+                "Namespace protected and private",
+                Some(Refusal::PermissionDenied),
+            ),
+            (
+                "NOAUTH Authentication required.",
+                Some(Refusal::PermissionDenied),
+            ),
+            (
+                "WRONGPASS invalid username-password pair",
+                Some(Refusal::PermissionDenied),
+            ),
+            (
+                "Your active namespace is not available anymore (probably removed).",
+                None,
+            ),
+            ("LOADING Redis is loading the dataset in memory", None),
+            ("Namespace not found", Some(Refusal::Other)),
+        ] {
+            assert_eq!(kind(text), expected, "{text}");
+        }
+    }
+}

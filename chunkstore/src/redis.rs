@@ -1,0 +1,520 @@
+//! Redis and Valkey backends: one server (`redis://`, `rediss://`) or a Redis Cluster
+//! (`redis+cluster://`), with an optional namespace that becomes a key prefix
+//! (`<namespace>:<32-byte key>`), so several stores can share one database.
+
+use std::path::PathBuf;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::{StreamExt, TryStreamExt, stream};
+use redis::cluster_async::ClusterConnection;
+use redis::{
+    ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo, RedisError,
+    TlsCertificates, Value,
+};
+use tokio::sync::OnceCell;
+
+use crate::codec::EncodedChunk;
+use crate::error::{Error, Result};
+use crate::key::ChunkKey;
+use crate::net::{Classified, NetOptions, Pool, by_bytes, classify, server_text};
+use crate::store::{BackendStats, ChunkStore};
+
+const MGET_KEYS: usize = 1000;
+const EXISTS_PIPELINE: usize = 10_000;
+const SET_PIPELINE_BYTES: usize = 8 << 20;
+/// Single-key commands in flight at once on a cluster connection.
+const CLUSTER_CONCURRENCY: usize = 256;
+
+/// One Redis-compatible server.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Server {
+    pub host: String,
+    pub port: u16,
+}
+
+/// TLS settings of `rediss://` URLs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsOptions {
+    /// PEM file of the certificate authorities to trust instead of the system's.
+    pub ca_file: Option<PathBuf>,
+    /// Skip hostname verification (for tests and private networks only).
+    pub insecure: bool,
+}
+
+/// How to reach a Redis server or cluster.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisOptions {
+    /// One server, or the seed nodes of a cluster.
+    pub servers: Vec<Server>,
+    pub cluster: bool,
+    pub tls: Option<TlsOptions>,
+    /// Database number (single server only).
+    pub db: i64,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// Key prefix: keys are stored as `<namespace>:<key>`.
+    pub namespace: Option<String>,
+    pub net: NetOptions,
+}
+
+impl std::fmt::Debug for RedisOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let servers: Vec<String> = self
+            .servers
+            .iter()
+            .map(|s| format!("{}:{}", s.host, s.port))
+            .collect();
+        f.debug_struct("RedisOptions")
+            .field("servers", &servers)
+            .field("cluster", &self.cluster)
+            .field("tls", &self.tls)
+            .field("db", &self.db)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("namespace", &self.namespace)
+            .field("net", &self.net)
+            .finish()
+    }
+}
+
+impl RedisOptions {
+    /// The URL without credentials.
+    fn location(&self) -> String {
+        let scheme = match (self.tls.is_some(), self.cluster) {
+            (false, false) => "redis",
+            (true, false) => "rediss",
+            (false, true) => "redis+cluster",
+            (true, true) => "rediss+cluster",
+        };
+        let servers: Vec<String> = self
+            .servers
+            .iter()
+            .map(|s| format!("{}:{}", s.host, s.port))
+            .collect();
+        let mut url = format!("{scheme}://{}", servers.join(","));
+        if !self.cluster {
+            url.push_str(&format!("/{}", self.db));
+        }
+        if let Some(ns) = &self.namespace {
+            url.push_str(&format!("?namespace={ns}"));
+        }
+        url
+    }
+
+    fn prefix(&self) -> Vec<u8> {
+        self.namespace
+            .as_ref()
+            .map(|ns| format!("{ns}:").into_bytes())
+            .unwrap_or_default()
+    }
+
+    fn connection_info(&self, server: &Server) -> Result<ConnectionInfo> {
+        let addr = match &self.tls {
+            None => ConnectionAddr::Tcp(server.host.clone(), server.port),
+            Some(tls) => ConnectionAddr::TcpTls {
+                host: server.host.clone(),
+                port: server.port,
+                insecure: tls.insecure,
+                tls_params: None,
+            },
+        };
+        let mut settings = RedisConnectionInfo::default()
+            .set_db(self.db)
+            .set_skip_set_lib_name();
+        if let Some(user) = &self.username {
+            settings = settings.set_username(user);
+        }
+        if let Some(password) = &self.password {
+            settings = settings.set_password(password);
+        }
+        Ok(addr
+            .into_connection_info()
+            .map_err(|e| self.bad(e.to_string()))?
+            .set_redis_settings(settings))
+    }
+
+    fn certificates(&self) -> Result<Option<TlsCertificates>> {
+        let Some(path) = self.tls.as_ref().and_then(|t| t.ca_file.as_ref()) else {
+            return Ok(None);
+        };
+        let pem = std::fs::read(path)
+            .map_err(|e| self.bad(format!("CA file {}: {e}", path.display())))?;
+        Ok(Some(TlsCertificates {
+            client_tls: None,
+            root_cert: Some(pem),
+        }))
+    }
+
+    fn bad(&self, reason: String) -> Error {
+        Error::Store {
+            location: self.location(),
+            reason,
+        }
+    }
+}
+
+fn prefixed(prefix: &[u8], key: &ChunkKey) -> Vec<u8> {
+    [prefix, &key.as_bytes()[..]].concat()
+}
+
+/// A Redis or Valkey server.
+pub struct RedisStore {
+    pool: Pool,
+    prefix: Vec<u8>,
+}
+
+impl RedisStore {
+    /// Prepares the store; connections open on first use.
+    pub fn new(options: RedisOptions) -> Result<RedisStore> {
+        let [server] = options.servers.as_slice() else {
+            return Err(
+                options.bad("a single server is needed; use redis+cluster:// for several".into())
+            );
+        };
+        let info = options.connection_info(server)?;
+        let client = match options.certificates()? {
+            Some(certs) => redis::Client::build_with_tls(info, certs),
+            None => redis::Client::open(info),
+        }
+        .map_err(|e| options.bad(e.to_string()))?;
+        Ok(RedisStore {
+            pool: Pool::new(options.location(), client, None, options.net),
+            prefix: options.prefix(),
+        })
+    }
+
+    async fn set_group(&self, group: &[EncodedChunk]) -> Result<()> {
+        let bytes = group.iter().map(EncodedChunk::len).sum();
+        let replies: Vec<Value> = self
+            .pool
+            .run(bytes, |mut conn| {
+                let mut pipe = redis::pipe();
+                for chunk in group {
+                    pipe.cmd("SET")
+                        .arg(prefixed(&self.prefix, &chunk.key()))
+                        .arg(&chunk.bytes()[..]);
+                }
+                async move { pipe.query_async(&mut conn).await }
+            })
+            .await?;
+        match replies.iter().find(|r| !matches!(r, Value::Okay)) {
+            None if replies.len() == group.len() => Ok(()),
+            other => Err(self.pool.protocol(format!("SET answered {other:?}"))),
+        }
+    }
+
+    /// Keys of this store's namespace, counted with `SCAN` (or `DBSIZE` without one).
+    async fn count_keys(&self) -> Result<u64> {
+        if self.prefix.is_empty() {
+            return self
+                .pool
+                .run(1, |mut conn| async move {
+                    redis::cmd("DBSIZE").query_async(&mut conn).await
+                })
+                .await;
+        }
+        let pattern = [glob_escape(&self.prefix), b"*".to_vec()].concat();
+        let (mut cursor, mut count) = (0u64, 0u64);
+        loop {
+            let (next, keys): (u64, Vec<Vec<u8>>) = self
+                .pool
+                .run(1, |mut conn| {
+                    let mut scan = redis::cmd("SCAN");
+                    scan.arg(cursor)
+                        .arg("MATCH")
+                        .arg(&pattern)
+                        .arg("COUNT")
+                        .arg(1000);
+                    async move { scan.query_async(&mut conn).await }
+                })
+                .await?;
+            count += keys.len() as u64;
+            if next == 0 {
+                return Ok(count);
+            }
+            cursor = next;
+        }
+    }
+}
+
+/// Escapes the glob characters of a `SCAN MATCH` pattern.
+fn glob_escape(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len());
+    for &b in bytes {
+        if matches!(b, b'*' | b'?' | b'[' | b']' | b'\\') {
+            out.push(b'\\');
+        }
+        out.push(b);
+    }
+    out
+}
+
+#[async_trait]
+impl ChunkStore for RedisStore {
+    fn location(&self) -> &str {
+        self.pool.location()
+    }
+
+    fn route(&self) -> Option<String> {
+        Some(self.pool.location().to_owned())
+    }
+
+    async fn has_many(&self, keys: &[ChunkKey]) -> Result<Vec<bool>> {
+        let mut found = Vec::with_capacity(keys.len());
+        for group in keys.chunks(EXISTS_PIPELINE) {
+            let counts: Vec<i64> = self
+                .pool
+                .run(group.len() * 64, |mut conn| {
+                    let mut pipe = redis::pipe();
+                    for key in group {
+                        pipe.cmd("EXISTS").arg(prefixed(&self.prefix, key));
+                    }
+                    async move { pipe.query_async(&mut conn).await }
+                })
+                .await?;
+            if counts.len() != group.len() {
+                return Err(self.pool.protocol("fewer EXISTS replies than requests"));
+            }
+            found.extend(counts.into_iter().map(|n| n > 0));
+        }
+        Ok(found)
+    }
+
+    async fn put_many(&self, chunks: &[EncodedChunk]) -> Result<()> {
+        // Owned groups: a stream of borrowed ones trips the compiler's Send inference.
+        let groups: Vec<Vec<EncodedChunk>> = by_bytes(chunks, SET_PIPELINE_BYTES)
+            .into_iter()
+            .map(<[EncodedChunk]>::to_vec)
+            .collect();
+        stream::iter(groups)
+            .map(|group| async move { self.set_group(&group).await })
+            .buffer_unordered(self.pool.options().pool)
+            .try_collect::<()>()
+            .await
+    }
+
+    async fn get_many(&self, keys: &[ChunkKey]) -> Result<Vec<Option<Bytes>>> {
+        let mut found = Vec::with_capacity(keys.len());
+        for group in keys.chunks(MGET_KEYS) {
+            let values: Vec<Option<Vec<u8>>> = self
+                .pool
+                .run(group.len() * 64, |mut conn| {
+                    let mut mget = redis::cmd("MGET");
+                    for key in group {
+                        mget.arg(prefixed(&self.prefix, key));
+                    }
+                    async move { mget.query_async(&mut conn).await }
+                })
+                .await?;
+            if values.len() != group.len() {
+                return Err(self.pool.protocol("MGET answered fewer values than keys"));
+            }
+            found.extend(values.into_iter().map(|v| v.map(Bytes::from)));
+        }
+        Ok(found)
+    }
+
+    async fn stats(&self) -> Result<Vec<BackendStats>> {
+        Ok(vec![BackendStats {
+            location: self.location().to_owned(),
+            keys: Some(self.count_keys().await?),
+            bytes: None,
+        }])
+    }
+}
+
+/// A Redis Cluster, reached through its seed nodes. The cluster client keeps one multiplexed
+/// connection per node, follows slot moves and reconnects by itself.
+pub struct ClusterStore {
+    client: redis::cluster::ClusterClient,
+    connection: OnceCell<ClusterConnection>,
+    location: String,
+    prefix: Vec<u8>,
+    net: NetOptions,
+}
+
+impl ClusterStore {
+    /// Prepares the store; the cluster is contacted on first use.
+    pub fn new(options: RedisOptions) -> Result<ClusterStore> {
+        if options.servers.is_empty() {
+            return Err(options.bad("no seed nodes".into()));
+        }
+        let nodes = options
+            .servers
+            .iter()
+            .map(|s| options.connection_info(s))
+            .collect::<Result<Vec<_>>>()?;
+        let mut builder = redis::cluster::ClusterClient::builder(nodes)
+            .connection_timeout(options.net.connect_timeout)
+            .response_timeout(options.net.timeout)
+            .retries(2);
+        if let Some(certs) = options.certificates()? {
+            builder = builder.certs(certs);
+        }
+        let client = builder.build().map_err(|e| options.bad(e.to_string()))?;
+        Ok(ClusterStore {
+            client,
+            connection: OnceCell::new(),
+            location: options.location(),
+            prefix: options.prefix(),
+            net: options.net,
+        })
+    }
+
+    async fn connection(&self) -> Result<ClusterConnection> {
+        let connect = async {
+            tokio::time::timeout(
+                self.net.connect_timeout + self.net.timeout,
+                self.client.get_async_connection(),
+            )
+            .await
+            .map_err(|_| self.unavailable("no answer from the seed nodes".into()))?
+            .map_err(|e| self.error(e))
+        };
+        self.connection.get_or_try_init(|| connect).await.cloned()
+    }
+
+    fn unavailable(&self, reason: String) -> Error {
+        Error::Unavailable {
+            location: self.location.clone(),
+            reason,
+        }
+    }
+
+    fn error(&self, e: RedisError) -> Error {
+        if e.is_io_error()
+            || e.is_timeout()
+            || e.is_connection_dropped()
+            || e.is_connection_refusal()
+        {
+            return self.unavailable(e.to_string());
+        }
+        let text = server_text(&e);
+        match classify(&text) {
+            Classified::Unavailable => self.unavailable(text),
+            Classified::Refused(kind) => Error::Refused {
+                location: self.location.clone(),
+                kind,
+                message: text,
+            },
+        }
+    }
+
+    /// Runs single-key commands, many at once, results in order.
+    async fn each<R: redis::FromRedisValue>(&self, commands: Vec<redis::Cmd>) -> Result<Vec<R>> {
+        let conn = self.connection().await?;
+        let count = commands.len();
+        let run = stream::iter(commands)
+            .map(|cmd| {
+                let mut conn = conn.clone();
+                async move { cmd.query_async::<R>(&mut conn).await }
+            })
+            .buffered(CLUSTER_CONCURRENCY)
+            .try_collect::<Vec<R>>();
+        // The client times out each command; this bounds the whole batch as well.
+        let rounds = count.div_ceil(CLUSTER_CONCURRENCY).max(1) as u32;
+        match tokio::time::timeout(self.net.timeout.saturating_mul(rounds + 1), run).await {
+            Ok(result) => result.map_err(|e| self.error(e)),
+            Err(_) => Err(self.unavailable("the cluster did not answer in time".into())),
+        }
+    }
+}
+
+/// A single-key command on `key` with optional value.
+fn command(name: &str, key: Vec<u8>, value: Option<&[u8]>) -> redis::Cmd {
+    let mut cmd = redis::cmd(name);
+    cmd.arg(key);
+    if let Some(value) = value {
+        cmd.arg(value);
+    }
+    cmd
+}
+
+#[async_trait]
+impl ChunkStore for ClusterStore {
+    fn location(&self) -> &str {
+        &self.location
+    }
+
+    fn route(&self) -> Option<String> {
+        Some(self.location.clone())
+    }
+
+    async fn has_many(&self, keys: &[ChunkKey]) -> Result<Vec<bool>> {
+        let commands = keys
+            .iter()
+            .map(|key| command("EXISTS", prefixed(&self.prefix, key), None))
+            .collect();
+        let counts: Vec<i64> = self.each(commands).await?;
+        Ok(counts.into_iter().map(|n| n > 0).collect())
+    }
+
+    async fn put_many(&self, chunks: &[EncodedChunk]) -> Result<()> {
+        let commands = chunks
+            .iter()
+            .map(|c| command("SET", prefixed(&self.prefix, &c.key()), Some(c.bytes())))
+            .collect();
+        let _: Vec<Value> = self.each(commands).await?;
+        Ok(())
+    }
+
+    async fn get_many(&self, keys: &[ChunkKey]) -> Result<Vec<Option<Bytes>>> {
+        let commands = keys
+            .iter()
+            .map(|key| command("GET", prefixed(&self.prefix, key), None))
+            .collect();
+        let values: Vec<Option<Vec<u8>>> = self.each(commands).await?;
+        Ok(values.into_iter().map(|v| v.map(Bytes::from)).collect())
+    }
+
+    /// `DBSIZE` summed over the primaries (all keys, whatever their namespace).
+    async fn stats(&self) -> Result<Vec<BackendStats>> {
+        let keys: Vec<u64> = self.each(vec![redis::cmd("DBSIZE")]).await?;
+        Ok(vec![BackendStats {
+            location: self.location.clone(),
+            keys: keys.first().copied(),
+            bytes: None,
+        }])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_by_bytes_keep_order_and_bounds() {
+        let mut codec = crate::Codec::new(1).unwrap();
+        // Incompressible, so each stored chunk is a bit over 1000 bytes.
+        let mut state = 1u64;
+        let mut noise = |n: usize| -> Vec<u8> {
+            (0..n)
+                .map(|_| {
+                    state = state
+                        .wrapping_mul(6_364_136_223_846_793_005)
+                        .wrapping_add(1);
+                    (state >> 56) as u8
+                })
+                .collect()
+        };
+        let chunks: Vec<EncodedChunk> = (0..10)
+            .map(|i| codec.encode(&crate::Chunk::new(noise(1000 + i))).unwrap())
+            .collect();
+        let groups = by_bytes(&chunks, 100);
+        assert_eq!(
+            groups.len(),
+            10,
+            "each chunk alone when one exceeds the limit"
+        );
+        let groups = by_bytes(&chunks, 10_000);
+        assert!(
+            groups
+                .iter()
+                .all(|g| g.iter().map(|c| c.len()).sum::<usize>() <= 10_000)
+        );
+        assert_eq!(groups.concat(), chunks);
+        assert!(by_bytes(&[], 10).is_empty());
+        assert_eq!(glob_escape(b"a*b[c]"), b"a\\*b\\[c\\]");
+    }
+}

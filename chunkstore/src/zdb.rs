@@ -1,0 +1,309 @@
+//! The 0-db (zdb) backend.
+//!
+//! 0-db speaks RESP but is not Redis (see `shared/spec/0-db-reference.md`); this client
+//! keeps to the subset both agree on and normalises the rest:
+//!
+//! * RESP2 only; nothing is sent on connect but an optional `AUTH <admin password>` (one
+//!   argument) and `SELECT <namespace> [password]`, on every new or re-opened connection.
+//!   No `HELLO`, no `CLIENT SETINFO`, never `SELECT <number>`.
+//! * `EXISTS` takes one key, so existence checks are pipelined one key per command.
+//! * `MGET` takes at most 1023 keys before the server stops answering: batches of 1000.
+//! * `SET` answers the key, or nil when the identical value is already stored; both are
+//!   success. Anything else (an 8-byte id) means a sequential-mode namespace, which cannot
+//!   hold content-addressed keys. No SET options are ever sent (a 4th argument is a
+//!   timestamp for 0-db).
+//! * Values over 8 MiB make the server drop the connection mid-write, keys are 1 to 255
+//!   bytes: both are checked before anything is sent.
+//! * Before writing, the keys are checked with `EXISTS` and only missing ones are sent:
+//!   0-db appends every write to disk and 2.0.7 leaks the value on an identical overwrite.
+//! * Error replies have no code word; they are matched by their text (see `net::classify`).
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::{StreamExt, TryStreamExt, stream};
+use redis::aio::MultiplexedConnection;
+use redis::{ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo, Value};
+
+use crate::codec::EncodedChunk;
+use crate::error::{Error, Result};
+use crate::key::ChunkKey;
+use crate::net::{Handshake, NetOptions, Pool, by_bytes};
+use crate::store::{BackendStats, ChunkStore};
+
+/// Largest value 0-db accepts (`REDIS_MAX_PAYLOAD`, inclusive).
+pub const MAX_VALUE: usize = 8 * 1024 * 1024;
+/// Longest key 0-db accepts in user-key mode.
+pub const MAX_KEY: usize = 255;
+/// Keys per `MGET`: 0-db refuses more than 1024 arguments and then stops answering.
+const MGET_KEYS: usize = 1000;
+/// Commands per pipeline of existence checks.
+const EXISTS_PIPELINE: usize = 10_000;
+/// Value bytes per pipeline of writes.
+const SET_PIPELINE_BYTES: usize = 8 << 20;
+
+/// How to reach a 0-db namespace.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ZdbOptions {
+    pub host: String,
+    pub port: u16,
+    pub namespace: String,
+    /// The namespace password, sent with `SELECT`.
+    pub password: Option<String>,
+    /// The admin password, sent with `AUTH` before `SELECT` (needed for writes on a
+    /// `--protect`ed server's `default` namespace, together with the namespace password).
+    pub admin_password: Option<String>,
+    pub net: NetOptions,
+}
+
+impl std::fmt::Debug for ZdbOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ZdbOptions")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("namespace", &self.namespace)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field(
+                "admin_password",
+                &self.admin_password.as_ref().map(|_| "<redacted>"),
+            )
+            .field("net", &self.net)
+            .finish()
+    }
+}
+
+/// A 0-db namespace used as a chunk store.
+pub struct ZdbStore {
+    pool: Pool,
+    namespace: String,
+}
+
+impl ZdbStore {
+    /// Prepares the store; connections open on first use.
+    pub fn new(options: ZdbOptions) -> Result<ZdbStore> {
+        let location = format!(
+            "zdb://{}:{}/{}",
+            options.host, options.port, options.namespace
+        );
+        let bad = |reason: String| Error::Store {
+            location: location.clone(),
+            reason,
+        };
+        if options.namespace.is_empty() || options.namespace.len() > 128 {
+            return Err(bad("namespace names are 1 to 128 bytes".into()));
+        }
+        // No password and database 0 for redis-rs: it would turn them into `AUTH` and
+        // `SELECT <n>`, which mean other things to 0-db. The handshake does it the 0-db way.
+        let info = ConnectionAddr::Tcp(options.host.clone(), options.port)
+            .into_connection_info()
+            .map_err(|e| bad(e.to_string()))?
+            .set_redis_settings(RedisConnectionInfo::default().set_skip_set_lib_name());
+        let client = redis::Client::open(info).map_err(|e| bad(e.to_string()))?;
+        let handshake = handshake(&options);
+        Ok(ZdbStore {
+            pool: Pool::new(location, client, Some(handshake), options.net),
+            namespace: options.namespace,
+        })
+    }
+
+    fn check_key(&self, key: &[u8]) -> Result<()> {
+        if key.is_empty() || key.len() > MAX_KEY {
+            return Err(self.pool.protocol(format!(
+                "a key of {} bytes; 0-db takes 1 to {MAX_KEY}",
+                key.len()
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn handshake(options: &ZdbOptions) -> Handshake {
+    let (namespace, password, admin) = (
+        options.namespace.clone(),
+        options.password.clone(),
+        options.admin_password.clone(),
+    );
+    Box::new(move |mut conn: MultiplexedConnection| {
+        let (namespace, password, admin) = (namespace.clone(), password.clone(), admin.clone());
+        Box::pin(async move {
+            if let Some(admin) = admin {
+                redis::cmd("AUTH")
+                    .arg(admin)
+                    .query_async::<Value>(&mut conn)
+                    .await?;
+            }
+            let mut select = redis::cmd("SELECT");
+            select.arg(namespace);
+            if let Some(password) = password {
+                select.arg(password);
+            }
+            select.query_async::<Value>(&mut conn).await?;
+            Ok(())
+        })
+    })
+}
+
+#[async_trait]
+impl ChunkStore for ZdbStore {
+    fn location(&self) -> &str {
+        self.pool.location()
+    }
+
+    /// Routes never carry credentials: readers use the namespace's public read access.
+    fn route(&self) -> Option<String> {
+        Some(self.pool.location().to_owned())
+    }
+
+    async fn has_many(&self, keys: &[ChunkKey]) -> Result<Vec<bool>> {
+        let mut found = Vec::with_capacity(keys.len());
+        for group in keys.chunks(EXISTS_PIPELINE) {
+            let counts: Vec<i64> = self
+                .pool
+                .run(group.len() * 64, |mut conn| {
+                    let mut pipe = redis::pipe();
+                    for key in group {
+                        pipe.cmd("EXISTS").arg(&key.as_bytes()[..]);
+                    }
+                    async move { pipe.query_async(&mut conn).await }
+                })
+                .await?;
+            if counts.len() != group.len() {
+                return Err(self.pool.protocol(format!(
+                    "{} replies to {} EXISTS",
+                    counts.len(),
+                    group.len()
+                )));
+            }
+            found.extend(counts.into_iter().map(|n| n > 0));
+        }
+        Ok(found)
+    }
+
+    async fn put_many(&self, chunks: &[EncodedChunk]) -> Result<()> {
+        for chunk in chunks {
+            self.check_key(chunk.key().as_bytes())?;
+            if chunk.len() > MAX_VALUE {
+                return Err(Error::TooLarge {
+                    size: chunk.len(),
+                    max: MAX_VALUE,
+                });
+            }
+        }
+        // Never send a value the server already holds.
+        let keys: Vec<ChunkKey> = chunks.iter().map(EncodedChunk::key).collect();
+        let present = self.has_many(&keys).await?;
+        let missing: Vec<EncodedChunk> = chunks
+            .iter()
+            .zip(present)
+            .filter(|(_, present)| !present)
+            .map(|(chunk, _)| chunk.clone())
+            .collect();
+        // Owned groups: a stream of borrowed ones trips the compiler's Send inference.
+        let groups: Vec<Vec<EncodedChunk>> = by_bytes(&missing, SET_PIPELINE_BYTES)
+            .into_iter()
+            .map(<[EncodedChunk]>::to_vec)
+            .collect();
+        stream::iter(groups)
+            .map(|group| async move { self.set_group(&group).await })
+            .buffer_unordered(self.pool.options().pool)
+            .try_collect::<()>()
+            .await
+    }
+
+    async fn get_many(&self, keys: &[ChunkKey]) -> Result<Vec<Option<Bytes>>> {
+        let mut found = Vec::with_capacity(keys.len());
+        for group in keys.chunks(MGET_KEYS) {
+            let values: Vec<Value> = self
+                .pool
+                .run(group.len() * 64, |mut conn| {
+                    let mut mget = redis::cmd("MGET");
+                    for key in group {
+                        mget.arg(&key.as_bytes()[..]);
+                    }
+                    async move { mget.query_async(&mut conn).await }
+                })
+                .await?;
+            if values.len() != group.len() {
+                return Err(self.pool.protocol(format!(
+                    "MGET of {} keys answered {} values",
+                    group.len(),
+                    values.len()
+                )));
+            }
+            for value in values {
+                found.push(match value {
+                    Value::Nil => None,
+                    Value::BulkString(bytes) => Some(Bytes::from(bytes)),
+                    other => {
+                        return Err(self.pool.protocol(format!("MGET answered {other:?}")));
+                    }
+                });
+            }
+        }
+        Ok(found)
+    }
+
+    async fn stats(&self) -> Result<Vec<BackendStats>> {
+        let info: String = self
+            .pool
+            .run(1, |mut conn| {
+                let mut cmd = redis::cmd("NSINFO");
+                cmd.arg(&self.namespace);
+                async move { cmd.query_async(&mut conn).await }
+            })
+            .await?;
+        let field = |name: &str| {
+            info.lines().find_map(|line| {
+                let (k, v) = line.split_once(':')?;
+                (k.trim() == name).then(|| v.trim().parse::<u64>().ok())?
+            })
+        };
+        Ok(vec![BackendStats {
+            location: self.location().to_owned(),
+            keys: field("entries"),
+            bytes: field("data_size_bytes"),
+        }])
+    }
+}
+
+impl ZdbStore {
+    async fn set_group(&self, group: &[EncodedChunk]) -> Result<()> {
+        let bytes: usize = group.iter().map(|c| c.len()).sum();
+        let replies: Vec<Value> = self
+            .pool
+            .run(bytes, |mut conn| {
+                let mut pipe = redis::pipe();
+                for chunk in group {
+                    pipe.cmd("SET")
+                        .arg(&chunk.key().as_bytes()[..])
+                        .arg(&chunk.bytes()[..]);
+                }
+                async move { pipe.query_async(&mut conn).await }
+            })
+            .await?;
+        if replies.len() != group.len() {
+            return Err(self.pool.protocol(format!(
+                "{} replies to {} SET",
+                replies.len(),
+                group.len()
+            )));
+        }
+        for (chunk, reply) in group.iter().zip(replies) {
+            match reply {
+                // Stored, or already stored with the identical value.
+                Value::Nil | Value::Okay => {}
+                Value::BulkString(key) if key == chunk.key().as_bytes() => {}
+                Value::BulkString(id) if id.len() == 8 => {
+                    return Err(self.pool.protocol(format!(
+                        "SET answered an 8-byte id: namespace {:?} is in sequential mode, \
+                         chunk stores need user-key mode",
+                        self.namespace
+                    )));
+                }
+                other => {
+                    return Err(self.pool.protocol(format!("SET answered {other:?}")));
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -11,6 +11,7 @@
 
 mod chunker;
 mod codec;
+mod config;
 mod dir;
 mod error;
 mod key;
@@ -23,6 +24,7 @@ mod zdb;
 
 pub use chunker::{Chunker, ChunkerParams};
 pub use codec::{Chunk, Codec, DEFAULT_LEVEL, EncodedChunk, HEADER_LEN, MAX_CHUNK_SIZE};
+pub use config::StoreConfig;
 pub use dir::{DirOptions, DirStore};
 pub use error::{Error, Refusal, Result};
 pub use key::ChunkKey;
@@ -30,7 +32,7 @@ pub use net::NetOptions;
 pub use redis::{ClusterStore, RedisOptions, RedisStore, Server, TlsOptions};
 pub use router::Router;
 pub use store::{BackendStats, ChunkStore, RepairReport};
-pub use url::{StoreUrl, open};
+pub use url::{StoreUrl, open, parse_size};
 pub use zdb::{ZdbOptions, ZdbStore};
 
 /// Name of the key hash, as recorded in flist metadata.

@@ -272,10 +272,19 @@ fn is_transport(e: &RedisError) -> bool {
 /// The error reply as the server wrote it. redis-rs splits it into a code (the first word)
 /// and a detail; 0-db's replies have no code word ("-Key not found"), so join them again.
 pub(crate) fn server_text(e: &RedisError) -> String {
-    match (e.code(), e.detail()) {
-        (Some(code), Some(detail)) => format!("{code} {detail}"),
-        (Some(code), None) => code.to_owned(),
-        _ => e.to_string(),
+    let join = |code: &str, detail: Option<&str>| match detail {
+        Some(detail) => format!("{code} {detail}"),
+        None => code.to_owned(),
+    };
+    // In a pipeline, the first command that failed speaks for the pipeline.
+    if let Some(items) = e.clone().into_server_errors()
+        && let Some((_, first)) = items.first()
+    {
+        return join(first.code(), first.details());
+    }
+    match e.code() {
+        Some(code) => join(code, e.detail()),
+        None => e.to_string(),
     }
 }
 
@@ -287,7 +296,10 @@ pub(crate) enum Classified {
 /// Sorts an error reply of 0-db or Redis by its text (0-db has no error codes).
 pub(crate) fn classify(text: &str) -> Classified {
     let has = |needle: &str| text.contains(needle);
+    // A namespace that is gone (deleted under us, or not there at all) is an outage of
+    // this backend, not a refusal of one request.
     if has("active namespace is not available")
+        || has("Namespace not found")
         || text.starts_with("LOADING")
         || text.starts_with("CLUSTERDOWN")
         || text.starts_with("MASTERDOWN")
@@ -369,7 +381,8 @@ mod tests {
                 None,
             ),
             ("LOADING Redis is loading the dataset in memory", None),
-            ("Namespace not found", Some(Refusal::Other)),
+            ("Namespace not found", None),
+            ("Unexpected arguments", Some(Refusal::Other)),
         ] {
             assert_eq!(kind(text), expected, "{text}");
         }

@@ -2,26 +2,46 @@
 //!
 //! | form | store |
 //! |---|---|
-//! | `dir:///var/lib/flisthub/store` | [`DirStore`] at an absolute path |
-//! | `dir:relative/path`, or a bare path starting with `/` or `.` | [`DirStore`] at that path |
-//! | `dir:///path?fsync=false` | without the per-batch `syncfs` (scratch stores, benchmarks) |
+//! | `dir:///var/lib/flisthub/store`, `dir:rel/path`, or a path starting with `/` or `.` | [`DirStore`] |
+//! | `zdb://[:PASSWORD@]HOST[:PORT][/NAMESPACE]` | [`ZdbStore`]; port 9900, namespace `default` |
+//! | `redis://[USER[:PASSWORD]@]HOST[:PORT][/DB]`, `rediss://...` (TLS) | [`RedisStore`]; port 6379 |
+//! | `redis+cluster://[USER[:PASSWORD]@]HOST:PORT,HOST:PORT,...`, `rediss+cluster://...` | [`ClusterStore`] |
 //!
-//! Paths may percent-encode bytes (`%20`), so that any path can be written as a URL.
+//! Query parameters:
+//!
+//! | parameter | applies to | meaning |
+//! |---|---|---|
+//! | `fsync=false` | dir | no `syncfs` per batch (scratch stores) |
+//! | `password-file=PATH` | zdb, redis | the (namespace) password, read from a file: keeps it out of URLs, shells and logs |
+//! | `admin-password-file=PATH`, `admin-password=...` | zdb | the admin password, sent with `AUTH` |
+//! | `namespace=NAME` | redis, cluster | keys become `NAME:<key>` |
+//! | `ca-file=PATH`, `insecure=true` | rediss | trust this CA; skip hostname checks |
+//! | `timeout=10s`, `connect-timeout=3s`, `pool=4`, `in-flight=32MiB` | network stores | see [`NetOptions`] |
+//!
+//! Passwords are never part of a store's [`location`](crate::ChunkStore::location), so they
+//! do not reach logs, error messages or the routes recorded in flists. Dir paths may
+//! percent-encode bytes (`%20`).
 
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::dir::{DirOptions, DirStore};
 use crate::error::{Error, Result};
+use crate::net::NetOptions;
+use crate::redis::{ClusterStore, RedisOptions, RedisStore, Server, TlsOptions};
 use crate::store::ChunkStore;
+use crate::zdb::{ZdbOptions, ZdbStore};
 
 /// A parsed store URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreUrl {
     Dir { path: PathBuf, options: DirOptions },
+    Zdb(ZdbOptions),
+    Redis(RedisOptions),
 }
 
 impl FromStr for StoreUrl {
@@ -29,54 +49,291 @@ impl FromStr for StoreUrl {
 
     fn from_str(url: &str) -> Result<StoreUrl> {
         let invalid = |reason: String| Error::InvalidUrl {
-            url: url.to_owned(),
+            url: redact(url),
             reason,
         };
-        let rest = if url.starts_with('/') || url.starts_with('.') {
-            url
-        } else if let Some(rest) = url.strip_prefix("dir:") {
-            rest.strip_prefix("//").unwrap_or(rest)
-        } else {
-            let scheme = url.split_once(':').map_or(url, |(s, _)| s);
-            return Err(invalid(format!(
-                "unknown scheme {scheme:?} (supported: dir:// or a path)"
-            )));
-        };
-        let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
-        if path.is_empty() {
-            return Err(invalid("the directory path is empty".into()));
+        if url.starts_with('/') || url.starts_with('.') {
+            return parse_dir(url).map_err(invalid);
         }
-        let mut options = DirOptions::default();
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            match pair.split_once('=') {
-                Some(("fsync", value)) => {
-                    options.fsync = parse_bool(value)
-                        .ok_or_else(|| invalid(format!("fsync={value:?} is not true or false")))?
-                }
-                _ => return Err(invalid(format!("unknown option {pair:?} (known: fsync)"))),
+        let Some((scheme, rest)) = url.split_once(':') else {
+            return Err(invalid(
+                "not a URL (dir://, zdb://, redis://, rediss://, redis+cluster://) nor a path starting with / or .".into(),
+            ));
+        };
+        match scheme {
+            "dir" => parse_dir(rest.strip_prefix("//").unwrap_or(rest)),
+            "zdb" => parse_zdb(url).map(StoreUrl::Zdb),
+            "redis" | "rediss" => parse_redis(url, false).map(StoreUrl::Redis),
+            "redis+cluster" | "rediss+cluster" => parse_redis(url, true).map(StoreUrl::Redis),
+            other => Err(format!(
+                "unknown scheme {other:?} (supported: dir, zdb, redis, rediss, redis+cluster, rediss+cluster)"
+            )),
+        }
+        .map_err(invalid)
+    }
+}
+
+/// Opens the store a URL names. Network stores connect on first use.
+pub async fn open(url: &str) -> Result<Arc<dyn ChunkStore>> {
+    Ok(match url.parse()? {
+        StoreUrl::Dir { path, options } => Arc::new(DirStore::open(path, options)?),
+        StoreUrl::Zdb(options) => Arc::new(ZdbStore::new(options)?),
+        StoreUrl::Redis(options) if options.cluster => Arc::new(ClusterStore::new(options)?),
+        StoreUrl::Redis(options) => Arc::new(RedisStore::new(options)?),
+    })
+}
+
+/// The URL with any password replaced, for error messages.
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, hosts)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{user}:***@{hosts}")
+        }
+        None => authority.to_owned(),
+    };
+    let tail = tail
+        .split('&')
+        .map(|part| match part.split_once('=') {
+            Some((key, _)) if key.trim_start_matches('?').ends_with("password") => {
+                format!("{key}=***")
+            }
+            _ => part.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("&");
+    format!("{scheme}://{authority}{tail}")
+}
+
+fn parse_dir(rest: &str) -> Result<StoreUrl, String> {
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if path.is_empty() {
+        return Err("the directory path is empty".into());
+    }
+    let mut options = DirOptions::default();
+    for (key, value) in pairs(query)? {
+        match key.as_str() {
+            "fsync" => options.fsync = parse_bool(&key, &value)?,
+            _ => return Err(format!("unknown option {key:?} for dir (known: fsync)")),
+        }
+    }
+    let path = percent_decode(path)?;
+    Ok(StoreUrl::Dir {
+        path: PathBuf::from(OsString::from_vec(path)),
+        options,
+    })
+}
+
+/// The parameters every network store takes; returns false for a key it does not know.
+fn net_option(net: &mut NetOptions, key: &str, value: &str) -> Result<bool, String> {
+    match key {
+        "timeout" => net.timeout = parse_duration(key, value)?,
+        "connect-timeout" => net.connect_timeout = parse_duration(key, value)?,
+        "pool" => {
+            net.pool = value
+                .parse()
+                .ok()
+                .filter(|&n| (1..=256).contains(&n))
+                .ok_or_else(|| format!("pool={value:?} is not a count from 1 to 256"))?
+        }
+        "in-flight" => {
+            net.in_flight = parse_size(value)
+                .filter(|&n| n >= 1 << 20)
+                .ok_or_else(|| format!("in-flight={value:?} is not a size of at least 1MiB"))?
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+fn parse_zdb(url: &str) -> Result<ZdbOptions, String> {
+    let parsed = url::Url::parse(url).map_err(|e| e.to_string())?;
+    if !parsed.username().is_empty() {
+        return Err("0-db has no user names: give the namespace password as zdb://:PASSWORD@host, or password-file=".into());
+    }
+    let host = host(&parsed)?;
+    let namespace = match parsed.path().trim_start_matches('/') {
+        "" => "default".to_owned(),
+        ns if ns.contains('/') => return Err(format!("namespace {ns:?} contains '/'")),
+        ns => decode(ns)?,
+    };
+    let mut options = ZdbOptions {
+        host,
+        port: parsed.port().unwrap_or(9900),
+        namespace,
+        password: parsed.password().map(decode).transpose()?,
+        admin_password: None,
+        net: NetOptions::default(),
+    };
+    for (key, value) in parsed
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+    {
+        if net_option(&mut options.net, &key, &value)? {
+            continue;
+        }
+        match key.as_str() {
+            "password-file" => options.password = Some(read_secret(&key, &value)?),
+            "admin-password" => options.admin_password = Some(value),
+            "admin-password-file" => options.admin_password = Some(read_secret(&key, &value)?),
+            _ => {
+                return Err(format!(
+                    "unknown option {key:?} for zdb (known: password-file, admin-password, admin-password-file, timeout, connect-timeout, pool, in-flight)"
+                ));
             }
         }
-        let path = percent_decode(path).map_err(invalid)?;
-        Ok(StoreUrl::Dir {
-            path: PathBuf::from(OsString::from_vec(path)),
-            options,
+    }
+    Ok(options)
+}
+
+fn parse_redis(url: &str, cluster: bool) -> Result<RedisOptions, String> {
+    let (scheme, rest) = url.split_once("://").ok_or("missing '://'")?;
+    let tls = scheme.starts_with("rediss");
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let (userinfo, hosts) = match authority.rsplit_once('@') {
+        Some((userinfo, hosts)) => (Some(userinfo), hosts),
+        None => (None, authority),
+    };
+    let (username, password) = match userinfo {
+        None => (None, None),
+        Some(info) => {
+            let (user, password) = info.split_once(':').unwrap_or((info, ""));
+            let user = decode(user)?;
+            let password = decode(password)?;
+            (
+                Some(user).filter(|u| !u.is_empty()),
+                Some(password).filter(|p| !p.is_empty()),
+            )
+        }
+    };
+    let servers = hosts
+        .split(',')
+        .map(|hostport| {
+            // Each one parsed as a URL of its own, for IPv6 brackets and port checks.
+            let one = url::Url::parse(&format!("redis://{hostport}"))
+                .map_err(|e| format!("server {hostport:?}: {e}"))?;
+            Ok(Server {
+                host: host(&one)?,
+                port: one.port().unwrap_or(6379),
+            })
         })
+        .collect::<Result<Vec<_>, String>>()?;
+    if !cluster && servers.len() != 1 {
+        return Err("several servers: use redis+cluster:// for a cluster".into());
+    }
+    let (path, query) = tail.split_once('?').unwrap_or((tail, ""));
+    let db = match path.trim_matches('/') {
+        "" => 0,
+        _ if cluster => return Err("a cluster has no database number".into()),
+        db => db
+            .parse()
+            .map_err(|_| format!("database {db:?} is not a number"))?,
+    };
+    let mut options = RedisOptions {
+        servers,
+        cluster,
+        tls: tls.then(TlsOptions::default),
+        db,
+        username,
+        password,
+        namespace: None,
+        net: NetOptions::default(),
+    };
+    for (key, value) in pairs(query)? {
+        if net_option(&mut options.net, &key, &value)? {
+            continue;
+        }
+        match (key.as_str(), options.tls.as_mut()) {
+            ("namespace", _) if !value.is_empty() && !value.contains(['*', '?', '[', ']']) => {
+                options.namespace = Some(value)
+            }
+            ("namespace", _) => {
+                return Err(format!(
+                    "namespace {value:?} must be non-empty, without * ? [ ]"
+                ));
+            }
+            ("password-file", _) => options.password = Some(read_secret(&key, &value)?),
+            ("ca-file", Some(tls)) => tls.ca_file = Some(PathBuf::from(value)),
+            ("insecure", Some(tls)) => tls.insecure = parse_bool(&key, &value)?,
+            ("ca-file" | "insecure", None) => {
+                return Err(format!("{key} needs rediss:// (TLS)"));
+            }
+            _ => {
+                return Err(format!(
+                    "unknown option {key:?} for redis (known: namespace, password-file, ca-file, insecure, timeout, connect-timeout, pool, in-flight)"
+                ));
+            }
+        }
+    }
+    Ok(options)
+}
+
+fn host(url: &url::Url) -> Result<String, String> {
+    match url.host() {
+        Some(url::Host::Domain(name)) => Ok(name.to_owned()),
+        Some(url::Host::Ipv4(ip)) => Ok(ip.to_string()),
+        Some(url::Host::Ipv6(ip)) => Ok(ip.to_string()),
+        None => Err("no host".into()),
     }
 }
 
-/// Opens the store a URL names.
-pub async fn open(url: &str) -> Result<Arc<dyn ChunkStore>> {
-    match url.parse()? {
-        StoreUrl::Dir { path, options } => Ok(Arc::new(DirStore::open(path, options)?)),
-    }
+/// `key=value` pairs of a query string, percent-decoded.
+fn pairs(query: &str) -> Result<Vec<(String, String)>, String> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (key, value) = pair
+                .split_once('=')
+                .ok_or_else(|| format!("option {pair:?} has no value"))?;
+            Ok((decode(key)?, decode(value)?))
+        })
+        .collect()
 }
 
-fn parse_bool(value: &str) -> Option<bool> {
+fn decode(text: &str) -> Result<String, String> {
+    String::from_utf8(percent_decode(text)?).map_err(|_| format!("{text:?} is not UTF-8"))
+}
+
+fn read_secret(key: &str, path: &str) -> Result<String, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{key} {path:?}: {e}"))?;
+    Ok(text.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+fn parse_bool(key: &str, value: &str) -> Result<bool, String> {
     match value {
-        "true" | "1" | "yes" | "on" => Some(true),
-        "false" | "0" | "no" | "off" => Some(false),
-        _ => None,
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(format!("{key}={value:?} is not true or false")),
     }
+}
+
+fn parse_duration(key: &str, value: &str) -> Result<Duration, String> {
+    humantime::parse_duration(value)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("{key}={value:?} is not a duration such as 500ms or 10s"))
+}
+
+/// Parses a size: plain bytes, or with a binary unit: `64K`, `32MiB`, `1G`, `2TB`.
+pub fn parse_size(text: &str) -> Option<usize> {
+    let digits = text.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let unit = text[digits.len()..].to_ascii_uppercase();
+    let shift = match unit.trim_end_matches('B').trim_end_matches('I') {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        "T" => 40,
+        _ => return None,
+    };
+    digits.parse::<usize>().ok()?.checked_mul(1 << shift)
 }
 
 fn percent_decode(text: &str) -> Result<Vec<u8>, String> {
@@ -98,7 +355,7 @@ fn percent_decode(text: &str) -> Result<Vec<u8>, String> {
         }
     }
     if out.contains(&0) {
-        return Err("NUL byte in path".into());
+        return Err("NUL byte".into());
     }
     Ok(out)
 }
@@ -107,14 +364,16 @@ fn percent_decode(text: &str) -> Result<Vec<u8>, String> {
 mod tests {
     use super::*;
 
-    fn dir(url: &str) -> (PathBuf, bool) {
-        match url.parse::<StoreUrl>().unwrap() {
-            StoreUrl::Dir { path, options } => (path, options.fsync),
-        }
+    fn parse(url: &str) -> StoreUrl {
+        url.parse().unwrap_or_else(|e| panic!("{url}: {e}"))
     }
 
     #[test]
-    fn parses_dir_forms() {
+    fn dir_forms() {
+        let dir = |url| match parse(url) {
+            StoreUrl::Dir { path, options } => (path, options.fsync),
+            other => panic!("{other:?}"),
+        };
         assert_eq!(dir("dir:///var/lib/x"), ("/var/lib/x".into(), true));
         assert_eq!(dir("dir:rel/x?fsync=false"), ("rel/x".into(), false));
         assert_eq!(dir("/abs"), ("/abs".into(), true));
@@ -123,17 +382,120 @@ mod tests {
     }
 
     #[test]
-    fn malformed_urls_name_the_bad_part() {
+    fn zdb_forms() {
+        let StoreUrl::Zdb(z) = parse("zdb://hub.example") else {
+            panic!()
+        };
+        assert_eq!(
+            (z.host.as_str(), z.port, z.namespace.as_str()),
+            ("hub.example", 9900, "default")
+        );
+        assert_eq!((z.password, z.admin_password), (None, None));
+        let StoreUrl::Zdb(z) =
+            parse("zdb://:s%40cret@[::1]:9910/flists?timeout=2s&pool=2&admin-password=root")
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (z.host.as_str(), z.port, z.namespace.as_str()),
+            ("::1", 9910, "flists")
+        );
+        assert_eq!(z.password.as_deref(), Some("s@cret"));
+        assert_eq!(z.admin_password.as_deref(), Some("root"));
+        assert_eq!((z.net.timeout, z.net.pool), (Duration::from_secs(2), 2));
+        // Debug output never shows passwords.
+        assert!(!format!("{z:?}").contains("s@cret"));
+    }
+
+    #[test]
+    fn zdb_password_from_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pw");
+        std::fs::write(&file, "from-file\n").unwrap();
+        let StoreUrl::Zdb(z) = parse(&format!("zdb://h/ns?password-file={}", file.display()))
+        else {
+            panic!()
+        };
+        assert_eq!(z.password.as_deref(), Some("from-file"));
+    }
+
+    #[test]
+    fn redis_forms() {
+        let StoreUrl::Redis(r) = parse("redis://127.0.0.1") else {
+            panic!()
+        };
+        assert_eq!(
+            (r.servers[0].port, r.db, r.cluster, r.tls.is_some()),
+            (6379, 0, false, false)
+        );
+        let StoreUrl::Redis(r) =
+            parse("rediss://user:pw@cache:6380/3?namespace=hub&ca-file=/ca.pem&in-flight=8MiB")
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (r.db, r.username.as_deref(), r.password.as_deref()),
+            (3, Some("user"), Some("pw"))
+        );
+        assert_eq!(r.namespace.as_deref(), Some("hub"));
+        assert_eq!(r.tls.unwrap().ca_file, Some(PathBuf::from("/ca.pem")));
+        assert_eq!(r.net.in_flight, 8 << 20);
+        let StoreUrl::Redis(r) =
+            parse("redis+cluster://:pw@h1:7000,h2:7001,[::1]:7002?namespace=x")
+        else {
+            panic!()
+        };
+        assert!(r.cluster);
+        assert_eq!(r.servers.len(), 3);
+        assert_eq!(r.servers[2].host, "::1");
+        assert_eq!(r.password.as_deref(), Some("pw"));
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("123"), Some(123));
+        assert_eq!(parse_size("64K"), Some(64 << 10));
+        assert_eq!(parse_size("10MiB"), Some(10 << 20));
+        assert_eq!(parse_size("2g"), Some(2 << 30));
+        assert_eq!(parse_size("1TB"), Some(1 << 40));
+        assert_eq!(parse_size("5X"), None);
+        assert_eq!(parse_size("G"), None);
+        assert_eq!(parse_size("99999999999T"), None);
+    }
+
+    #[test]
+    fn malformed_urls_name_the_bad_part_and_hide_passwords() {
         for (url, part) in [
             ("s3://bucket", "\"s3\""),
+            ("bucket", "not a URL"),
             ("dir://", "empty"),
             ("dir:///x?fsync=maybe", "maybe"),
-            ("dir:///x?compress=1", "compress=1"),
+            ("dir:///x?compress=1", "compress"),
             ("dir:///x%zz", "percent"),
             ("dir:///x%00", "NUL"),
+            ("zdb://user@h", "no user names"),
+            ("zdb://h/a/b", "contains '/'"),
+            ("zdb://h:99999", "invalid port"),
+            ("zdb://h?timeout=soon", "timeout"),
+            ("zdb://h?pool=0", "pool"),
+            ("zdb://h?color=red", "\"color\""),
+            ("redis://h1,h2", "redis+cluster"),
+            ("redis://h/zero", "not a number"),
+            ("redis://h?ca-file=/x", "needs rediss"),
+            ("redis://h?namespace=a*", "namespace"),
+            ("redis+cluster://h:1/2", "no database"),
+            (
+                "zdb://:topsecret@h?password-file=/nonexistent/pw",
+                "password-file",
+            ),
         ] {
             let err = url.parse::<StoreUrl>().unwrap_err().to_string();
             assert!(err.contains(part), "{url}: {err}");
+            assert!(!err.contains("topsecret"), "{url}: {err}");
         }
+        assert_eq!(
+            redact("redis://u:pw@h:1/0?admin-password=x&pool=2"),
+            "redis://u:***@h:1/0?admin-password=***&pool=2"
+        );
     }
 }

@@ -100,28 +100,10 @@ pub async fn run(args: Args, ui: &Ui, cancel: converter::Cancel) -> Result<()> {
     Ok(())
 }
 
-/// Parses `123`, `64K`, `10MiB`, `2G`, `1TB` (binary multiples).
 fn parse_size(text: &str) -> Result<u64, String> {
-    let digits = text.trim_end_matches(|c: char| c.is_ascii_alphabetic());
-    let unit = &text[digits.len()..];
-    let shift = match unit
-        .to_ascii_uppercase()
-        .trim_end_matches('B')
-        .trim_end_matches('I')
-    {
-        "" => 0,
-        "K" => 10,
-        "M" => 20,
-        "G" => 30,
-        "T" => 40,
-        _ => return Err(format!("unknown unit {unit:?} (use K, M, G or T)")),
-    };
-    let number: u64 = digits
-        .parse()
-        .map_err(|_| format!("{text:?} is not a size"))?;
-    number
-        .checked_mul(1u64 << shift)
-        .ok_or_else(|| format!("{text:?} is too large"))
+    chunkstore::parse_size(text)
+        .map(|n| n as u64)
+        .ok_or_else(|| format!("{text:?} is not a size (bytes, or with K, M, G, T)"))
 }
 
 fn report(ui: &Ui, s: &PackSummary, out: &std::path::Path, location: &str) {
@@ -182,21 +164,5 @@ impl<'a> Report<'a> {
             stored_bytes: s.stored_bytes,
             seconds: s.elapsed.as_secs_f64(),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn sizes() {
-        use super::parse_size;
-        assert_eq!(parse_size("123"), Ok(123));
-        assert_eq!(parse_size("64K"), Ok(64 << 10));
-        assert_eq!(parse_size("10MiB"), Ok(10 << 20));
-        assert_eq!(parse_size("2g"), Ok(2 << 30));
-        assert_eq!(parse_size("1TB"), Ok(1 << 40));
-        assert!(parse_size("5X").is_err());
-        assert!(parse_size("G").is_err());
-        assert!(parse_size("99999999999T").is_err());
     }
 }

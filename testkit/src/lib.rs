@@ -1,0 +1,48 @@
+//! Test harness shared by flisthub's test suites.
+//!
+//! * [`RedisServer`] and [`RedisCluster`]: real `redis-server` processes on free loopback
+//!   ports, in private directories, with persistence off; they can be killed, paused
+//!   (SIGSTOP, to test timeouts) and replaced by empty ones.
+//! * [`ZdbPeer`]: a RESP server that answers as 0-db 2.0.7 does (see
+//!   `shared/spec/0-db-reference.md`), records every command it receives, and can be put in
+//!   the states 0-db has (read-only, full, locked, namespace gone, sequential mode).
+//!
+//! A test that needs a program that is not installed calls [`need`], which says so and lets
+//! the test skip; CI installs everything (`scripts/test-all`), so nothing is skipped there.
+
+mod redis;
+mod zdb;
+
+pub use redis::{RedisCluster, RedisServer};
+pub use zdb::ZdbPeer;
+
+use std::net::{Ipv4Addr, TcpListener};
+use std::process::Command;
+
+/// Whether `program` is installed; if not, prints why the calling test is skipped.
+pub fn need(program: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !found {
+        eprintln!("SKIP: {program} is not installed (scripts/test-all installs it)");
+    }
+    found
+}
+
+/// A loopback port nobody listens on right now (and, with `bus`, whose +10000 cluster bus
+/// port is free too). Another process may take it before it is used; callers retry.
+pub fn free_port(bus: bool) -> u16 {
+    loop {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind a loopback port");
+        let port = listener.local_addr().expect("local address").port();
+        if !bus {
+            return port;
+        }
+        if port < 55_000 && TcpListener::bind((Ipv4Addr::LOCALHOST, port + 10_000)).is_ok() {
+            return port;
+        }
+    }
+}

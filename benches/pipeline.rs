@@ -18,21 +18,17 @@
 //! extracted trees are removed at the end. All figures are with a warm page cache.
 
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const CORPUS_VERSION: &str = "corpus v1";
+mod common;
+use common::{Rng, ensure_corpus, median, settle, tree_bytes};
 
 fn main() {
     // `cargo bench` passes `--bench`; any other argument filters nothing here.
-    let work = std::env::var_os("FLISTHUB_BENCH_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/flisthub-bench"));
-    let runs: usize = std::env::var("FLISTHUB_BENCH_RUNS")
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(3);
+    let work = common::work_dir();
+    let runs = common::runs();
     let corpus = work.join("corpus");
     let bytes = ensure_corpus(&corpus);
     let files = walkdir::WalkDir::new(&corpus)
@@ -145,15 +141,6 @@ fn main() {
     );
 }
 
-/// ext4 avoids reusing inodes deleted in the last few seconds and scans past them when
-/// allocating, which makes creating files several times slower right after a mass deletion
-/// (seen here as `recently_deleted` in kernel profiles). Flush and wait that out so every
-/// figure measures flisthub, not the previous run's cleanup.
-fn settle() {
-    let _ = Command::new("sync").status();
-    std::thread::sleep(Duration::from_secs(10));
-}
-
 fn path(p: &Path) -> &str {
     p.to_str().expect("bench paths are UTF-8")
 }
@@ -210,11 +197,6 @@ fn time(f: impl FnOnce() -> u64) -> Duration {
     started.elapsed()
 }
 
-fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
-}
-
 /// Reads every file of the tree (in the order `pack` does), optionally hashing it.
 fn floor(root: &Path, hash: bool) -> u64 {
     let mut buf = vec![0u8; 1 << 20];
@@ -268,15 +250,6 @@ fn copy_tree(root: &Path, dest: &Path) -> u64 {
     total
 }
 
-fn tree_bytes(root: &Path) -> u64 {
-    walkdir::WalkDir::new(root)
-        .into_iter()
-        .map(|e| e.expect("walk"))
-        .filter(|e| e.file_type().is_file())
-        .map(|e| e.metadata().expect("stat").len())
-        .sum()
-}
-
 /// Packs a tar stream holding one 4 GiB file (a 1 MiB random block repeated, so the store
 /// stays small) from stdin.
 fn stream_memory(scratch: &Path) -> Sample {
@@ -303,122 +276,4 @@ fn stream_memory(scratch: &Path) -> Sample {
         &["pack", "-", "-o", path(&out), "--store", &store],
         Some(&mut feed),
     )
-}
-
-/// xorshift64: fast, deterministic, good enough to make incompressible bytes.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn bytes(&mut self, len: usize) -> Vec<u8> {
-        let mut out = Vec::with_capacity(len + 8);
-        while out.len() < len {
-            out.extend_from_slice(&self.next().to_le_bytes());
-        }
-        out.truncate(len);
-        out
-    }
-}
-
-const WORDS: &[&str] = &[
-    "the", "of", "and", "to", "in", "is", "that", "for", "it", "as", "with", "was", "on", "be",
-    "by", "this", "are", "or", "from", "at", "which", "an", "but", "not", "have", "all", "can",
-    "file", "data", "system", "value", "return", "function", "error", "config", "struct", "const",
-    "import", "package", "string", "buffer", "chunk", "store", "flist", "image", "layer", "node",
-    "path", "name", "mode", "size", "time", "user", "group", "index", "table", "query", "select",
-    "where", "insert", "update", "delete", "server", "client", "request", "response", "header",
-];
-
-/// Text: words from a small vocabulary, lines of varying length (compresses about 3-4x).
-fn text(rng: &mut Rng, len: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(len + 16);
-    while out.len() < len {
-        out.extend_from_slice(WORDS[rng.below(WORDS.len() as u64) as usize].as_bytes());
-        out.push(if rng.below(12) == 0 { b'\n' } else { b' ' });
-    }
-    out.truncate(len);
-    out
-}
-
-/// Binary-like: 4 KiB blocks, half random, half near-copies of a few recurring blocks, as
-/// code and data sections repeat structure (compresses about 2x).
-fn binary(rng: &mut Rng, patterns: &[Vec<u8>], len: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(len + 4096);
-    while out.len() < len {
-        if rng.below(2) == 0 {
-            out.extend_from_slice(&rng.bytes(4096));
-        } else {
-            let mut block = patterns[rng.below(patterns.len() as u64) as usize].clone();
-            for _ in 0..8 {
-                let i = rng.below(4096) as usize;
-                block[i] = rng.next() as u8;
-            }
-            out.extend_from_slice(&block);
-        }
-    }
-    out.truncate(len);
-    out
-}
-
-/// Makes the corpus unless an identical one is already there; returns its content bytes.
-fn ensure_corpus(root: &Path) -> u64 {
-    let marker = root.join(".complete");
-    if std::fs::read_to_string(&marker).is_ok_and(|m| m == CORPUS_VERSION) {
-        return tree_bytes(root);
-    }
-    let _ = std::fs::remove_dir_all(root);
-    println!("generating the corpus in {} ...", root.display());
-    let mut rng = Rng(0x5eed_f1a7_c0de_0001);
-    let patterns: Vec<Vec<u8>> = (0..64).map(|_| rng.bytes(4096)).collect();
-    let write = |rel: &str, data: &[u8]| {
-        let p = root.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, data).unwrap();
-    };
-    // 40,000 small files, 200 B to 32 KiB (log-uniform), in 400 directories.
-    for i in 0..40_000u64 {
-        let len = (200.0 * (164.0f64).powf(rng.below(1000) as f64 / 1000.0)) as usize;
-        let data = if i % 2 == 0 {
-            text(&mut rng, len)
-        } else {
-            binary(&mut rng, &patterns, len)
-        };
-        write(&format!("small/d{:03}/f{i:05}", i % 400), &data);
-    }
-    // 72 binaries of 2 to 16 MiB; every 16th one is a copy of the one before it.
-    let mut previous = Vec::new();
-    for i in 0..72 {
-        let data = if i % 16 == 15 {
-            previous.clone()
-        } else {
-            let len = (2 << 20) + rng.below(14 << 20) as usize;
-            binary(&mut rng, &patterns, len)
-        };
-        write(&format!("bin/b{i:02}.bin"), &data);
-        previous = data;
-    }
-    // 24 text files of 8 MiB.
-    for i in 0..24 {
-        write(&format!("text/t{i:02}.txt"), &text(&mut rng, 8 << 20));
-    }
-    std::fs::write(&marker, CORPUS_VERSION).unwrap();
-    let _ = Command::new("sync").status();
-    let bytes = tree_bytes(root);
-    assert!(
-        bytes >= 1 << 30,
-        "corpus of {bytes} bytes is smaller than 1 GiB"
-    );
-    bytes
 }

@@ -1,6 +1,7 @@
 //! `flisthub`: the flisthub command line.
 
 mod commands;
+mod config;
 mod stores;
 mod ui;
 
@@ -24,6 +25,10 @@ struct Cli {
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
 
+    /// Configuration file (default: ~/.config/flisthub/config.toml, if it exists).
+    #[arg(long, global = true, env = "FLISTHUB_CONFIG")]
+    config: Option<std::path::PathBuf>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -42,13 +47,18 @@ enum Command {
     Extract(commands::extract::Args),
     /// Layer several flists into one (the first wins on every path), as 0-hub's merge does.
     Merge(commands::merge::Args),
+    /// Look after a chunk store: statistics, repair of replicas.
+    #[command(subcommand)]
+    Store(commands::store::Command),
 }
 
 /// Options shared by the commands that read or write chunks.
 #[derive(clap::Args, Clone, Debug)]
 struct StoreArgs {
-    /// Chunk store URL (`dir:///path`). Default: for `pack`, the local store in the user's
-    /// data directory; for reading, the routes recorded in the flist, then that local store.
+    /// Chunk store URL: dir:///path, zdb://host:port/namespace, redis://host:port/db,
+    /// rediss://..., redis+cluster://host:port,host:port (see the README). Default: the
+    /// configuration's [store]; else, for reading, the routes recorded in the flist; else the
+    /// local store in the user's data directory.
     #[arg(long, env = "FLISTHUB_STORE")]
     store: Option<String>,
 }
@@ -78,13 +88,15 @@ fn main() -> ExitCode {
     let cancel = converter::Cancel::default();
     let result = runtime.block_on(async {
         tokio::spawn(stop_on_signals(cancel.clone()));
+        let config = config::Config::load(cli.config.as_deref())?;
         match cli.command {
-            Command::Pack(args) => commands::pack::run(args, &ui, cancel).await,
+            Command::Pack(args) => commands::pack::run(args, &config, &ui, cancel).await,
             Command::Ls(args) => commands::ls::run(args),
             Command::Inspect(args) => commands::inspect::run(args),
-            Command::Cat(args) => commands::cat::run(args).await,
-            Command::Extract(args) => commands::extract::run(args, &ui, cancel).await,
+            Command::Cat(args) => commands::cat::run(args, &config).await,
+            Command::Extract(args) => commands::extract::run(args, &config, &ui, cancel).await,
             Command::Merge(args) => commands::merge::run(args, &ui),
+            Command::Store(command) => commands::store::run(command, &config, &ui).await,
         }
     });
     match result {

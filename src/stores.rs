@@ -1,44 +1,49 @@
 //! Which chunk store a command uses.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use chunkstore::ChunkStore;
 
+use crate::config::Config;
+
 /// The local store used when none is named: `$XDG_DATA_HOME/flisthub/store`
 /// (`~/.local/share/flisthub/store`).
-pub fn default_store_url() -> Result<String> {
+fn default_store_url() -> Result<String> {
     let dirs = directories::ProjectDirs::from("", "", "flisthub")
         .context("no home directory to keep the default store in; pass --store")?;
     let path: PathBuf = dirs.data_dir().join("store");
     Ok(format!("dir://{}", path.display()))
 }
 
-/// The store to write to: the one named, or the default local store.
-pub async fn for_writing(named: Option<&str>) -> Result<Arc<dyn ChunkStore>> {
-    let url = match named {
-        Some(url) => url.to_owned(),
-        None => default_store_url()?,
-    };
-    chunkstore::open(&url).await.map_err(Into::into)
-}
-
-/// The store to read an flist's chunks from: the one named; else the first route recorded
-/// in the flist that can be opened; else the default local store.
-pub async fn for_reading(
-    named: Option<&str>,
-    flist: &std::path::Path,
-) -> Result<Arc<dyn ChunkStore>> {
+/// The store to write to (or to manage): the one named with `--store`, else the
+/// configuration's `[store]`, else the default local store.
+pub async fn for_writing(named: Option<&str>, config: &Config) -> Result<Arc<dyn ChunkStore>> {
     if let Some(url) = named {
         return Ok(chunkstore::open(url).await?);
     }
-    let routes = flist::Flist::open(flist)?.metadata()?.routes()?;
-    for route in routes {
-        match chunkstore::open(&route).await {
-            Ok(store) => return Ok(store),
-            Err(e) => tracing::debug!(%route, error = %e, "route not usable"),
-        }
+    if let Some(store) = &config.store {
+        return Ok(store.open().await?);
     }
-    for_writing(None).await
+    Ok(chunkstore::open(&default_store_url()?).await?)
+}
+
+/// The store to read an flist's chunks from: `--store`, else the configuration's store,
+/// else the routes recorded in the flist, else the default local store.
+pub async fn for_reading(
+    named: Option<&str>,
+    config: &Config,
+    flist: &Path,
+) -> Result<Arc<dyn ChunkStore>> {
+    if named.is_some() || config.store.is_some() {
+        return for_writing(named, config).await;
+    }
+    let routes = flist::Flist::open(flist)?.metadata()?.routes()?;
+    if routes.is_empty() {
+        return for_writing(None, config).await;
+    }
+    chunkstore::open_routes(&routes)
+        .await
+        .with_context(|| format!("opening the stores {} names", flist.display()))
 }

@@ -63,6 +63,23 @@ impl StoreConfig {
     }
 }
 
+/// Opens the stores an flist's `routes` name, for reading: the one store, or, for several
+/// (the backends of a router), all of them behind a router that looks in each.
+pub async fn open_routes(routes: &[String]) -> Result<Arc<dyn ChunkStore>> {
+    let mut backends = Vec::with_capacity(routes.len());
+    for route in routes {
+        backends.push(crate::open(route).await?);
+    }
+    match backends.len() {
+        0 => Err(Error::Store {
+            location: "routes".into(),
+            reason: "the flist names no store".into(),
+        }),
+        1 => Ok(backends.remove(0)),
+        n => Ok(Arc::new(Router::new(backends, n, 1)?)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

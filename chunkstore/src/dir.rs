@@ -266,8 +266,8 @@ impl ChunkStore for DirStore {
 
     /// A local path means nothing on another machine (and recording it would make the same
     /// tree pack to different bytes in different home directories).
-    fn route(&self) -> Option<String> {
-        None
+    fn routes(&self) -> Vec<String> {
+        Vec::new()
     }
 
     async fn has_many(&self, keys: &[ChunkKey]) -> Result<Vec<bool>> {

@@ -24,7 +24,7 @@ mod zdb;
 
 pub use chunker::{Chunker, ChunkerParams};
 pub use codec::{Chunk, Codec, DEFAULT_LEVEL, EncodedChunk, HEADER_LEN, MAX_CHUNK_SIZE};
-pub use config::StoreConfig;
+pub use config::{StoreConfig, open_routes};
 pub use dir::{DirOptions, DirStore};
 pub use error::{Error, Refusal, Result};
 pub use key::ChunkKey;

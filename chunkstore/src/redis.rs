@@ -256,8 +256,8 @@ impl ChunkStore for RedisStore {
         self.pool.location()
     }
 
-    fn route(&self) -> Option<String> {
-        Some(self.pool.location().to_owned())
+    fn routes(&self) -> Vec<String> {
+        vec![self.pool.location().to_owned()]
     }
 
     async fn has_many(&self, keys: &[ChunkKey]) -> Result<Vec<bool>> {
@@ -437,8 +437,8 @@ impl ChunkStore for ClusterStore {
         &self.location
     }
 
-    fn route(&self) -> Option<String> {
-        Some(self.location.clone())
+    fn routes(&self) -> Vec<String> {
+        vec![self.location.clone()]
     }
 
     async fn has_many(&self, keys: &[ChunkKey]) -> Result<Vec<bool>> {

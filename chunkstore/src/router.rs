@@ -145,10 +145,10 @@ impl ChunkStore for Router {
         &self.location
     }
 
-    /// The routes of the backends are recorded by whoever publishes the flist; a router is
-    /// a local arrangement, not an address.
-    fn route(&self) -> Option<String> {
-        None
+    /// Every backend's routes: a reader opens them all and, with the same rendezvous
+    /// hashing, looks first where each chunk was placed.
+    fn routes(&self) -> Vec<String> {
+        self.backends.iter().flat_map(|b| b.routes()).collect()
     }
 
     /// Asks the replicas only: a chunk that sits on some other backend (the list of backends

@@ -20,9 +20,10 @@ pub trait ChunkStore: Send + Sync {
     /// Where the store is, as a URL without secrets, for messages.
     fn location(&self) -> &str;
 
-    /// A URL from which other machines can read this store's chunks, recorded in the
-    /// `routes` of flists packed into it; `None` for a store only this machine can reach.
-    fn route(&self) -> Option<String>;
+    /// URLs from which other machines can read this store's chunks, recorded in the
+    /// `routes` of flists packed into it: none for a store only this machine can reach, all
+    /// backends for a router (a reader then looks in each).
+    fn routes(&self) -> Vec<String>;
 
     /// For each key, whether the store holds it.
     async fn has_many(&self, keys: &[ChunkKey]) -> Result<Vec<bool>>;

@@ -149,8 +149,8 @@ impl ChunkStore for ZdbStore {
     }
 
     /// Routes never carry credentials: readers use the namespace's public read access.
-    fn route(&self) -> Option<String> {
-        Some(self.pool.location().to_owned())
+    fn routes(&self) -> Vec<String> {
+        vec![self.pool.location().to_owned()]
     }
 
     async fn has_many(&self, keys: &[ChunkKey]) -> Result<Vec<bool>> {

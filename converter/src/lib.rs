@@ -80,12 +80,12 @@ async fn pack(
     read: impl FnOnce(&mut pack::Packer) -> Result<()> + Send + 'static,
 ) -> Result<PackSummary> {
     let runtime = Handle::current();
-    let route = store.route();
+    let routes = store.routes();
     let cancel = options.cancel.clone();
     blocking(move || {
         let mut packer = pack::Packer::new(&out, store, runtime, options, progress)?;
         read(&mut packer)?;
-        packer.finish(source, route)
+        packer.finish(source, routes)
     })
     .await
     // A source cut short because of the cancellation fails with whatever it met; the

@@ -362,8 +362,9 @@ impl Packer {
     }
 
     /// Waits for the workers, records the last keys and writes the flist.
-    /// `route` is recorded as where the chunks are, unless the caller's metadata names routes.
-    pub(crate) fn finish(mut self, source: Source, route: Option<String>) -> Result<PackSummary> {
+    /// `routes` are recorded as where the chunks are, unless the caller's metadata names
+    /// routes.
+    pub(crate) fn finish(mut self, source: Source, routes: Vec<String>) -> Result<PackSummary> {
         self.stop_workers();
         if let Some(e) = self.shared.take_failure() {
             return Err(e);
@@ -383,10 +384,8 @@ impl Packer {
         metadata.set_hash(chunkstore::HASH_NAME);
         metadata.set_codec(chunkstore::CODEC_NAME);
         metadata.set_source(&source);
-        if let Some(route) = route
-            && metadata.routes()?.is_empty()
-        {
-            metadata.set_routes(&[route]);
+        if !routes.is_empty() && metadata.routes()?.is_empty() {
+            metadata.set_routes(&routes);
         }
         let totals = writer.finish()?;
         let p = &self.shared.progress;

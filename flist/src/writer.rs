@@ -71,6 +71,17 @@ impl FlistWriter {
     /// Starts an flist that [`finish`](Self::finish) will write to `out`.
     pub fn create(out: impl AsRef<Path>) -> Result<FlistWriter> {
         let out = out.as_ref().to_owned();
+        // Fail now rather than after all the work, when the flist would be written.
+        let dir = parent_dir(&out);
+        if !dir.is_dir() {
+            return Err(Error::io(
+                dir,
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "no such directory for the flist",
+                ),
+            ));
+        }
         // The empty name asks SQLite for a private temporary database on disk (in
         // SQLITE_TMPDIR or TMPDIR, else /var/tmp or /tmp), deleted when closed.
         let conn = Connection::open("")?;

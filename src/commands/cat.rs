@@ -15,8 +15,9 @@ pub struct Args {
     store: StoreArgs,
 }
 
-pub async fn run(args: Args) -> Result<()> {
-    let store = crate::stores::for_reading(args.store.store.as_deref(), &args.flist).await?;
+pub async fn run(args: Args, config: &crate::config::Config) -> Result<()> {
+    let store =
+        crate::stores::for_reading(args.store.store.as_deref(), config, &args.flist).await?;
     let mut out = BufWriter::with_capacity(1 << 20, std::io::stdout());
     let path = args.path.as_os_str().as_bytes().to_vec();
     converter::cat(args.flist, path, store, &mut out).await?;

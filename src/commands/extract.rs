@@ -22,8 +22,14 @@ pub struct Args {
     no_same_owner: bool,
 }
 
-pub async fn run(args: Args, ui: &Ui, cancel: converter::Cancel) -> Result<()> {
-    let store = crate::stores::for_reading(args.store.store.as_deref(), &args.flist).await?;
+pub async fn run(
+    args: Args,
+    config: &crate::config::Config,
+    ui: &Ui,
+    cancel: converter::Cancel,
+) -> Result<()> {
+    let store =
+        crate::stores::for_reading(args.store.store.as_deref(), config, &args.flist).await?;
     let total = flist::Flist::open(&args.flist)?.totals()?.bytes;
     let progress = Arc::new(Progress::default());
     let summary = {

@@ -4,3 +4,4 @@ pub mod inspect;
 pub mod ls;
 pub mod merge;
 pub mod pack;
+pub mod store;

@@ -35,8 +35,13 @@ pub struct Args {
     json: bool,
 }
 
-pub async fn run(args: Args, ui: &Ui, cancel: converter::Cancel) -> Result<()> {
-    let store = crate::stores::for_writing(args.store.store.as_deref()).await?;
+pub async fn run(
+    args: Args,
+    config: &crate::config::Config,
+    ui: &Ui,
+    cancel: converter::Cancel,
+) -> Result<()> {
+    let store = crate::stores::for_writing(args.store.store.as_deref(), config).await?;
     let location = store.location().to_owned();
     let options = PackOptions {
         level: args.level,

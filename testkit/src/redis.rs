@@ -218,10 +218,19 @@ impl RedisServer {
         parse_integer(&reply).expect("an integer reply")
     }
 
-    /// Whether the server holds `key` (database 0).
+    /// Empties every database.
+    pub fn flushall(&self) {
+        let reply = command(self.port, &[b"FLUSHALL"]).expect("FLUSHALL");
+        assert!(
+            reply.starts_with(b"+OK"),
+            "FLUSHALL: {}",
+            String::from_utf8_lossy(&reply)
+        );
+    }
+
+    /// Whether the server holds `key` (database 0); false when it is down.
     pub fn exists(&self, key: &[u8]) -> bool {
-        let reply = command(self.port, &[b"EXISTS", key]).expect("EXISTS");
-        parse_integer(&reply) == Some(1)
+        command(self.port, &[b"EXISTS", key]).and_then(|r| parse_integer(&r)) == Some(1)
     }
 }
 

@@ -193,10 +193,10 @@ fn redis_benchmark(port: u16, size: usize, count: usize) -> (f64, f64) {
             .expect("redis-benchmark (from redis-tools)");
         let text = String::from_utf8_lossy(&out.stdout);
         let name = test.to_ascii_uppercase();
-        text.split(['\n', '\r'])
+        // The progress lines are overwritten with \r; the final figure comes last.
+        text.rsplit(['\n', '\r'])
             .filter_map(|line| line.trim().strip_prefix(&format!("{name}: ")))
-            .filter_map(|rest| rest.split_whitespace().next()?.parse().ok())
-            .last()
+            .find_map(|rest| rest.split_whitespace().next()?.parse().ok())
             .unwrap_or_else(|| panic!("no {name} figure in: {text}"))
     };
     let set = run("set", count, 100_000_000);

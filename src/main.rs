@@ -53,7 +53,8 @@ enum Command {
 }
 
 /// Options shared by the commands that read or write chunks.
-#[derive(clap::Args, Clone, Debug)]
+// No Debug: the URL may hold a password.
+#[derive(clap::Args, Clone)]
 struct StoreArgs {
     /// Chunk store URL: dir:///path, zdb://host:port/namespace, redis://host:port/db,
     /// rediss://..., redis+cluster://host:port,host:port (see the README). Default: the

@@ -234,3 +234,48 @@ fn many_small_files_with_few_file_descriptors() {
     );
     assert_eq!(std::fs::read(dest.join("d19/f149")).unwrap(), b"19/149");
 }
+
+/// An flist's routes come from whoever made the flist: they may name a server, never make
+/// the reader read a local file (a password file, a key) and send it there, nor point at a
+/// local directory.
+#[test]
+fn routes_cannot_make_a_reader_send_local_files() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let peer = testkit::ZdbPeer::start();
+    let secret = dir.join("secret");
+    std::fs::write(&secret, "the reader's private token").unwrap();
+    let tree = dir.join("tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    std::fs::write(tree.join("f"), b"content").unwrap();
+    let flist = dir.join("t.flist");
+    pack(dir, &tree, &flist);
+    for route in [
+        format!(
+            "zdb://127.0.0.1:{}/default?admin-password-file={}",
+            peer.port(),
+            secret.display()
+        ),
+        format!(
+            "zdb://127.0.0.1:{}/default?password-file={}",
+            peer.port(),
+            secret.display()
+        ),
+        format!("dir://{}", dir.join("store").display()),
+    ] {
+        craft(
+            &flist,
+            &format!(
+                "DELETE FROM metadata WHERE key = 'routes'; INSERT INTO metadata VALUES ('routes', '[\"{route}\"]');"
+            ),
+        );
+        let err = fails(flisthub(dir, args!["extract", flist, dir.join("dest")]));
+        assert!(err.contains("not usable as a route"), "{route}: {err}");
+        assert!(!err.contains("private token"), "{err}");
+    }
+    assert!(
+        peer.commands().is_empty(),
+        "nothing was sent: {:?}",
+        peer.command_names()
+    );
+}

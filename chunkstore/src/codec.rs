@@ -99,6 +99,24 @@ impl std::fmt::Debug for EncodedChunk {
     }
 }
 
+/// Whether stored bytes look like a chunk: the header is valid and the size consistent. A
+/// cheap first check (no decompression, no hashing), used to fail over to another replica
+/// past a copy that is visibly damaged; it does not replace [`Codec::decode`].
+pub(crate) fn looks_like_chunk(stored: &[u8]) -> bool {
+    if stored.len() < HEADER_LEN || &stored[..4] != MAGIC || stored[4] != VERSION {
+        return false;
+    }
+    let declared = u32::from_le_bytes([stored[6], stored[7], stored[8], stored[9]]) as usize;
+    let payload = stored.len() - HEADER_LEN;
+    declared <= MAX_CHUNK_SIZE
+        && match stored[5] {
+            CODEC_RAW => payload == declared,
+            // Within zstd's worst-case bound for the declared size.
+            CODEC_ZSTD => payload > 0 && payload <= declared + declared / 128 + 64,
+            _ => false,
+        }
+}
+
 /// Encoder and decoder with reusable zstd contexts. Not `Sync`: keep one per thread.
 pub struct Codec {
     compressor: zstd::bulk::Compressor<'static>,

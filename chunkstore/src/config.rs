@@ -19,8 +19,9 @@ use serde::Deserialize;
 use crate::error::{Error, Result};
 use crate::router::Router;
 use crate::store::ChunkStore;
+use crate::url::{open_url, redact};
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct StoreConfig {
     /// A single store.
@@ -32,6 +33,21 @@ pub struct StoreConfig {
     pub replicas: Option<usize>,
     /// Acknowledged copies a write needs (router only; default: all replicas).
     pub write_quorum: Option<usize>,
+}
+
+/// URLs may carry passwords: shown redacted.
+impl std::fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreConfig")
+            .field("url", &self.url.as_deref().map(redact))
+            .field(
+                "backends",
+                &self.backends.iter().map(|u| redact(u)).collect::<Vec<_>>(),
+            )
+            .field("replicas", &self.replicas)
+            .field("write_quorum", &self.write_quorum)
+            .finish()
+    }
 }
 
 impl StoreConfig {
@@ -68,7 +84,7 @@ impl StoreConfig {
 pub async fn open_routes(routes: &[String]) -> Result<Arc<dyn ChunkStore>> {
     let mut backends = Vec::with_capacity(routes.len());
     for route in routes {
-        backends.push(crate::open(route).await?);
+        backends.push(open_url(crate::url::parse_route(route)?)?);
     }
     match backends.len() {
         0 => Err(Error::Store {

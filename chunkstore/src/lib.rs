@@ -32,7 +32,7 @@ pub use net::NetOptions;
 pub use redis::{ClusterStore, RedisOptions, RedisStore, Server, TlsOptions};
 pub use router::Router;
 pub use store::{BackendStats, ChunkStore, RepairReport};
-pub use url::{StoreUrl, open, parse_size};
+pub use url::{StoreUrl, open, parse_route, parse_size};
 pub use zdb::{ZdbOptions, ZdbStore};
 
 /// Name of the key hash, as recorded in flist metadata.

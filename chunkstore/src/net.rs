@@ -12,7 +12,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use redis::aio::MultiplexedConnection;
@@ -62,8 +62,10 @@ pub(crate) struct Pool {
     config: AsyncConnectionConfig,
     handshake: Option<Handshake>,
     options: NetOptions,
-    slots: Vec<tokio::sync::Mutex<Option<MultiplexedConnection>>>,
+    /// Each slot's connection with the number it was opened under.
+    slots: Vec<tokio::sync::Mutex<Option<(u64, MultiplexedConnection)>>>,
     next: AtomicUsize,
+    opened: AtomicU64,
     health: Mutex<Health>,
     in_flight: Semaphore,
 }
@@ -97,6 +99,7 @@ impl Pool {
                 .map(|_| tokio::sync::Mutex::new(None))
                 .collect(),
             next: AtomicUsize::new(0),
+            opened: AtomicU64::new(0),
             health: Mutex::new(Health::default()),
             in_flight: Semaphore::new(options.in_flight),
         }
@@ -111,6 +114,8 @@ impl Pool {
     }
 
     /// Runs `request` on a pooled connection, holding `bytes` of the in-flight budget.
+    /// Everything, including a reconnection, happens within one connect timeout plus one
+    /// request timeout.
     pub(crate) async fn run<T, F, Fut>(&self, bytes: usize, request: F) -> Result<T>
     where
         F: Fn(MultiplexedConnection) -> Fut,
@@ -122,15 +127,27 @@ impl Pool {
             .acquire_many(budget)
             .await
             .map_err(|_| self.unavailable("the connection pool is closed"))?;
+        let deadline = self.options.connect_timeout + self.options.timeout;
+        match tokio::time::timeout(deadline, self.attempt(request)).await {
+            Ok(result) => result,
+            Err(_) => Err(self.failed(&format!("no reply within {deadline:?}"))),
+        }
+    }
+
+    async fn attempt<T, F, Fut>(&self, request: F) -> Result<T>
+    where
+        F: Fn(MultiplexedConnection) -> Fut,
+        Fut: Future<Output = Result<T, RedisError>>,
+    {
         let slot = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
         let mut retried = false;
         loop {
-            let (conn, fresh) = self.connection(slot).await?;
+            let (conn, generation, fresh) = self.connection(slot).await?;
             match tokio::time::timeout(self.options.timeout, request(conn)).await {
                 Ok(Ok(value)) => return Ok(value),
                 Ok(Err(e)) if !is_transport(&e) => return Err(self.refused(&e)),
                 Ok(Err(e)) => {
-                    self.drop_connection(slot).await;
+                    self.drop_connection(slot, generation).await;
                     // A connection that broke since it was last used (the server restarted,
                     // an idle timeout) deserves one fresh attempt.
                     if !fresh && !retried {
@@ -140,18 +157,21 @@ impl Pool {
                     return Err(self.failed(&e.to_string()));
                 }
                 Err(_) => {
-                    self.drop_connection(slot).await;
+                    // Replies may still come for what was sent: the connection cannot be
+                    // trusted to stay in step, so it goes.
+                    self.drop_connection(slot, generation).await;
                     return Err(self.failed(&format!("no reply within {:?}", self.options.timeout)));
                 }
             }
         }
     }
 
-    /// The connection in `slot`, opened (and handshaken) if needed; `true` if just opened.
-    async fn connection(&self, slot: usize) -> Result<(MultiplexedConnection, bool)> {
+    /// The connection in `slot` with its generation, opened (and handshaken) if needed;
+    /// `true` if just opened.
+    async fn connection(&self, slot: usize) -> Result<(MultiplexedConnection, u64, bool)> {
         let mut guard = self.slots[slot].lock().await;
-        if let Some(conn) = guard.as_ref() {
-            return Ok((conn.clone(), false));
+        if let Some((generation, conn)) = guard.as_ref() {
+            return Ok((conn.clone(), *generation, false));
         }
         self.check_backoff()?;
         let opened = tokio::time::timeout(self.options.connect_timeout, async {
@@ -168,8 +188,9 @@ impl Pool {
         match opened {
             Ok(Ok(conn)) => {
                 self.succeeded();
-                *guard = Some(conn.clone());
-                Ok((conn, true))
+                let generation = self.opened.fetch_add(1, Ordering::Relaxed);
+                *guard = Some((generation, conn.clone()));
+                Ok((conn, generation, true))
             }
             Ok(Err(e)) if !is_transport(&e) => {
                 // The server answered the handshake with a refusal (wrong namespace or
@@ -185,8 +206,13 @@ impl Pool {
         }
     }
 
-    async fn drop_connection(&self, slot: usize) {
-        *self.slots[slot].lock().await = None;
+    /// Forgets the connection in `slot` if it is still the one of `generation` (another
+    /// request may have replaced it with a healthy one meanwhile).
+    async fn drop_connection(&self, slot: usize, generation: u64) {
+        let mut guard = self.slots[slot].lock().await;
+        if guard.as_ref().is_some_and(|(g, _)| *g == generation) {
+            *guard = None;
+        }
     }
 
     fn check_backoff(&self) -> Result<()> {
@@ -245,6 +271,26 @@ impl Pool {
             message: message.into(),
         }
     }
+}
+
+/// Keys per read request (`MGET`): well under 0-db's limit of 1023, and few enough that a
+/// reply stays a few tens of MiB with large chunks.
+pub(crate) const READ_GROUP: usize = 64;
+
+/// What a read of `keys` keys is charged against the in-flight budget: the sizes are not
+/// known before the reply, so the average chunk size stands in for them.
+pub(crate) fn read_budget(keys: usize) -> usize {
+    keys * (512 << 10)
+}
+
+/// The chunks without repeated keys (first occurrence kept).
+pub(crate) fn distinct(chunks: &[EncodedChunk]) -> Vec<EncodedChunk> {
+    let mut seen = std::collections::HashSet::with_capacity(chunks.len());
+    chunks
+        .iter()
+        .filter(|c| seen.insert(c.key()))
+        .cloned()
+        .collect()
 }
 
 /// Groups chunks so that each group's values add up to at most `limit` bytes.

@@ -17,10 +17,13 @@ use tokio::sync::OnceCell;
 use crate::codec::EncodedChunk;
 use crate::error::{Error, Result};
 use crate::key::ChunkKey;
-use crate::net::{Classified, NetOptions, Pool, by_bytes, classify, server_text};
+use crate::net::{
+    Classified, NetOptions, Pool, READ_GROUP, by_bytes, classify, distinct, read_budget,
+    server_text,
+};
 use crate::store::{BackendStats, ChunkStore};
+use crate::url::{encode_component, url_host};
 
-const MGET_KEYS: usize = 1000;
 const EXISTS_PIPELINE: usize = 10_000;
 const SET_PIPELINE_BYTES: usize = 8 << 20;
 /// Single-key commands in flight at once on a cluster connection.
@@ -90,14 +93,14 @@ impl RedisOptions {
         let servers: Vec<String> = self
             .servers
             .iter()
-            .map(|s| format!("{}:{}", s.host, s.port))
+            .map(|s| format!("{}:{}", url_host(&s.host), s.port))
             .collect();
         let mut url = format!("{scheme}://{}", servers.join(","));
         if !self.cluster {
             url.push_str(&format!("/{}", self.db));
         }
         if let Some(ns) = &self.namespace {
-            url.push_str(&format!("?namespace={ns}"));
+            url.push_str(&format!("?namespace={}", encode_component(ns)));
         }
         url
     }
@@ -204,6 +207,23 @@ impl RedisStore {
         }
     }
 
+    async fn mget(&self, group: &[ChunkKey]) -> Result<Vec<Option<Bytes>>> {
+        let values: Vec<Option<Vec<u8>>> = self
+            .pool
+            .run(read_budget(group.len()), |mut conn| {
+                let mut mget = redis::cmd("MGET");
+                for key in group {
+                    mget.arg(prefixed(&self.prefix, key));
+                }
+                async move { mget.query_async(&mut conn).await }
+            })
+            .await?;
+        if values.len() != group.len() {
+            return Err(self.pool.protocol("MGET answered fewer values than keys"));
+        }
+        Ok(values.into_iter().map(|v| v.map(Bytes::from)).collect())
+    }
+
     /// Keys of this store's namespace, counted with `SCAN` (or `DBSIZE` without one).
     async fn count_keys(&self) -> Result<u64> {
         if self.prefix.is_empty() {
@@ -283,7 +303,8 @@ impl ChunkStore for RedisStore {
 
     async fn put_many(&self, chunks: &[EncodedChunk]) -> Result<()> {
         // Owned groups: a stream of borrowed ones trips the compiler's Send inference.
-        let groups: Vec<Vec<EncodedChunk>> = by_bytes(chunks, SET_PIPELINE_BYTES)
+        let chunks = distinct(chunks);
+        let groups: Vec<Vec<EncodedChunk>> = by_bytes(&chunks, SET_PIPELINE_BYTES)
             .into_iter()
             .map(<[EncodedChunk]>::to_vec)
             .collect();
@@ -295,24 +316,13 @@ impl ChunkStore for RedisStore {
     }
 
     async fn get_many(&self, keys: &[ChunkKey]) -> Result<Vec<Option<Bytes>>> {
-        let mut found = Vec::with_capacity(keys.len());
-        for group in keys.chunks(MGET_KEYS) {
-            let values: Vec<Option<Vec<u8>>> = self
-                .pool
-                .run(group.len() * 64, |mut conn| {
-                    let mut mget = redis::cmd("MGET");
-                    for key in group {
-                        mget.arg(prefixed(&self.prefix, key));
-                    }
-                    async move { mget.query_async(&mut conn).await }
-                })
-                .await?;
-            if values.len() != group.len() {
-                return Err(self.pool.protocol("MGET answered fewer values than keys"));
-            }
-            found.extend(values.into_iter().map(|v| v.map(Bytes::from)));
-        }
-        Ok(found)
+        let groups: Vec<Vec<ChunkKey>> = keys.chunks(READ_GROUP).map(<[_]>::to_vec).collect();
+        let found: Vec<Vec<Option<Bytes>>> = stream::iter(groups)
+            .map(|group| async move { self.mget(&group).await })
+            .buffered(self.pool.options().pool)
+            .try_collect()
+            .await?;
+        Ok(found.into_iter().flatten().collect())
     }
 
     async fn stats(&self) -> Result<Vec<BackendStats>> {

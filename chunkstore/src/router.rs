@@ -4,26 +4,28 @@
 //! a key, `BLAKE3(keyed by the backend's id, chunk key)`, and the key lives on the `R`
 //! backends with the highest scores, tried in that order. Adding or removing a backend moves
 //! only the keys whose top `R` changes, and every client computes the same placement from
-//! the same list of backends, whatever its order.
+//! the same backends, whatever order they are listed in.
 //!
-//! * Writes go to all `R` replicas; a write succeeds when at least `write_quorum` of them
-//!   acknowledged it, so with a quorum below `R` one backend can be down.
-//! * Reads try the replicas in order and fail over; a key that none of its replicas holds is
-//!   looked for on the other backends too (it may not have been moved yet after the list of
-//!   backends changed). A key is reported absent only when every backend asked answered that
-//!   it does not. Existence checks ask the replicas only, so a writer puts a misplaced chunk
-//!   where it belongs.
+//! * Writes go to all `R` replicas and succeed when at least `write_quorum` of them
+//!   acknowledged, so with a quorum below `R` one backend can be down.
+//! * A key counts as stored (`has_many`) only when at least `write_quorum` of its replicas
+//!   hold it, so that a writer finding it under-replicated writes it again rather than
+//!   accepting fewer copies than a write needs.
+//! * Reads try the replicas in order and fail over, also past a copy that is visibly damaged
+//!   (wrong header or size); a key none of its replicas holds is looked for on the other
+//!   backends too (it may not have been moved yet after the list of backends changed). A
+//!   key is reported absent only when every backend asked answered that it does not.
 //! * `repair` copies every given key to each of its replicas that lacks it, from any backend
-//!   that has it, after verifying it.
+//!   whose copy verifies; replicas that cannot be reached are counted, not fatal.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::future::join_all;
 
-use crate::codec::{Codec, DEFAULT_LEVEL, EncodedChunk};
+use crate::codec::{Codec, DEFAULT_LEVEL, EncodedChunk, looks_like_chunk};
 use crate::error::{Error, Result};
 use crate::key::ChunkKey;
 use crate::store::{BackendStats, ChunkStore, RepairReport};
@@ -38,6 +40,20 @@ pub struct Router {
     replicas: usize,
     write_quorum: usize,
     location: String,
+}
+
+/// Each backend's answer for the keys (indexes into the caller's list) it was asked about.
+type Answers<T> = Vec<(usize, Vec<usize>, Result<Vec<T>>)>;
+
+/// What the backends had for one key.
+enum Fetched {
+    Found(Bytes),
+    /// Every backend answered, none has it.
+    Absent,
+    /// The only copies found were damaged.
+    Damaged,
+    /// Not found, and some backend could not be asked.
+    Unreachable(Vec<String>),
 }
 
 impl Router {
@@ -109,13 +125,24 @@ impl Router {
         scored.into_iter().map(|(_, i)| i).collect()
     }
 
+    /// Keys (indexes) by each of their replicas.
+    fn by_replica(&self, keys: &[ChunkKey]) -> HashMap<usize, Vec<usize>> {
+        let mut assigned: HashMap<usize, Vec<usize>> = HashMap::new();
+        for (i, key) in keys.iter().enumerate() {
+            for &backend in &self.ranking(key)[..self.replicas] {
+                assigned.entry(backend).or_default().push(i);
+            }
+        }
+        assigned
+    }
+
     /// Runs `call` on each backend with the keys (by index into `keys`) assigned to it.
     async fn per_backend<T, F, Fut>(
         &self,
         keys: &[ChunkKey],
         assigned: HashMap<usize, Vec<usize>>,
         call: F,
-    ) -> Vec<(usize, Vec<usize>, Result<Vec<T>>)>
+    ) -> Answers<T>
     where
         F: Fn(Arc<dyn ChunkStore>, Vec<ChunkKey>) -> Fut,
         Fut: std::future::Future<Output = Result<Vec<T>>>,
@@ -125,122 +152,36 @@ impl Router {
             let future = call(Arc::clone(&self.backends[backend]), subset);
             async move { (backend, indexes, future.await) }
         });
-        join_all(calls).await
-    }
-
-    fn unavailable(&self, key: &ChunkKey, errors: &[String]) -> Error {
-        Error::Unavailable {
-            location: self.location.clone(),
-            reason: format!(
-                "no backend that may hold chunk {key} could answer: {}",
-                errors.join("; ")
-            ),
-        }
-    }
-}
-
-#[async_trait]
-impl ChunkStore for Router {
-    fn location(&self) -> &str {
-        &self.location
-    }
-
-    /// Every backend's routes: a reader opens them all and, with the same rendezvous
-    /// hashing, looks first where each chunk was placed.
-    fn routes(&self) -> Vec<String> {
-        self.backends.iter().flat_map(|b| b.routes()).collect()
-    }
-
-    /// Asks the replicas only: a chunk that sits on some other backend (the list of backends
-    /// changed) is reported absent, so that a writer stores it where it belongs.
-    async fn has_many(&self, keys: &[ChunkKey]) -> Result<Vec<bool>> {
-        let mut assigned: HashMap<usize, Vec<usize>> = HashMap::new();
-        for (i, key) in keys.iter().enumerate() {
-            for &backend in &self.ranking(key)[..self.replicas] {
-                assigned.entry(backend).or_default().push(i);
-            }
-        }
-        let mut found = vec![false; keys.len()];
-        let mut answered = vec![false; keys.len()];
-        let mut errors: Vec<Vec<String>> = vec![Vec::new(); keys.len()];
-        let answers = self
-            .per_backend(keys, assigned, |backend, subset| async move {
-                backend.has_many(&subset).await
+        join_all(calls)
+            .await
+            .into_iter()
+            .map(|(backend, indexes, answer)| {
+                // A backend that answers for fewer keys than asked is broken, not "absent".
+                let answer = answer.and_then(|values| {
+                    if values.len() == indexes.len() {
+                        Ok(values)
+                    } else {
+                        Err(Error::Protocol {
+                            location: self.backends[backend].location().to_owned(),
+                            message: format!("{} answers for {} keys", values.len(), indexes.len()),
+                        })
+                    }
+                });
+                (backend, indexes, answer)
             })
-            .await;
-        for (backend, indexes, answer) in answers {
-            match answer {
-                Ok(present) => {
-                    for (&i, present) in indexes.iter().zip(present) {
-                        found[i] |= present;
-                        answered[i] = true;
-                    }
-                }
-                Err(e) => {
-                    for &i in &indexes {
-                        errors[i].push(format!("{}: {e}", self.backends[backend].location()));
-                    }
-                }
-            }
-        }
-        // Absent is an answer only if a replica gave it; a key none of its replicas could be
-        // asked about is an error, not a "no".
-        for i in 0..keys.len() {
-            if !found[i] && !answered[i] {
-                return Err(self.unavailable(&keys[i], &errors[i]));
-            }
-        }
-        Ok(found)
+            .collect()
     }
 
-    async fn put_many(&self, chunks: &[EncodedChunk]) -> Result<()> {
-        let keys: Vec<ChunkKey> = chunks.iter().map(EncodedChunk::key).collect();
-        let mut assigned: HashMap<usize, Vec<usize>> = HashMap::new();
-        for (i, key) in keys.iter().enumerate() {
-            for &backend in &self.ranking(key)[..self.replicas] {
-                assigned.entry(backend).or_default().push(i);
-            }
-        }
-        let calls = assigned.into_iter().map(|(backend, indexes)| {
-            let subset: Vec<EncodedChunk> = indexes.iter().map(|&i| chunks[i].clone()).collect();
-            let store = Arc::clone(&self.backends[backend]);
-            async move { (backend, indexes, store.put_many(&subset).await) }
-        });
-        let mut acks = vec![0usize; chunks.len()];
-        let mut errors: Vec<Vec<String>> = vec![Vec::new(); chunks.len()];
-        let mut refusal: Option<Error> = None;
-        for (backend, indexes, result) in join_all(calls).await {
-            match result {
-                Ok(()) => indexes.iter().for_each(|&i| acks[i] += 1),
-                Err(e) => {
-                    let text = format!("{}: {e}", self.backends[backend].location());
-                    indexes.iter().for_each(|&i| errors[i].push(text.clone()));
-                    if !e.is_unavailable() && refusal.is_none() {
-                        refusal = Some(e);
-                    }
-                }
-            }
-        }
-        if let Some(i) = acks.iter().position(|&n| n < self.write_quorum) {
-            // A refusal (full, read-only, ...) says more than "some backend was down".
-            return Err(refusal.unwrap_or_else(|| Error::Unavailable {
-                location: self.location.clone(),
-                reason: format!(
-                    "chunk {} stored on {} of {} replicas, {} required: {}",
-                    keys[i],
-                    acks[i],
-                    self.replicas,
-                    self.write_quorum,
-                    errors[i].join("; ")
-                ),
-            }));
-        }
-        Ok(())
-    }
-
-    async fn get_many(&self, keys: &[ChunkKey]) -> Result<Vec<Option<Bytes>>> {
+    /// Fetches every key from the first backend, in ranking order, whose copy passes
+    /// `accept`.
+    async fn fetch(
+        &self,
+        keys: &[ChunkKey],
+        mut accept: impl FnMut(&ChunkKey, &Bytes) -> bool,
+    ) -> Vec<Fetched> {
         let rankings: Vec<Vec<usize>> = keys.iter().map(|k| self.ranking(k)).collect();
         let mut found: Vec<Option<Bytes>> = vec![None; keys.len()];
+        let mut damaged = vec![false; keys.len()];
         let mut errors: Vec<Vec<String>> = vec![Vec::new(); keys.len()];
         // One round per rank: the best replica of every key first, then the next, then the
         // backends that are not replicas at all.
@@ -259,28 +200,146 @@ impl ChunkStore for Router {
                     backend.get_many(&subset).await
                 })
                 .await;
-            for (backend, indexes, answer) in answers {
+            for (_, indexes, answer) in answers {
                 match answer {
                     Ok(values) => {
                         for (&i, value) in indexes.iter().zip(values) {
-                            found[i] = value;
+                            match value {
+                                Some(bytes) if accept(&keys[i], &bytes) => found[i] = Some(bytes),
+                                Some(_) => damaged[i] = true,
+                                None => {}
+                            }
                         }
                     }
-                    Err(e) => {
-                        for &i in &indexes {
-                            errors[i].push(format!("{}: {e}", self.backends[backend].location()));
-                        }
-                    }
+                    Err(e) => indexes.iter().for_each(|&i| errors[i].push(e.to_string())),
                 }
             }
         }
-        // Absent everywhere that answered, but some backend could not answer: unknown.
-        for i in 0..keys.len() {
-            if found[i].is_none() && !errors[i].is_empty() {
-                return Err(self.unavailable(&keys[i], &errors[i]));
+        found
+            .into_iter()
+            .zip(damaged)
+            .zip(errors)
+            .map(|((found, damaged), errors)| match found {
+                Some(bytes) => Fetched::Found(bytes),
+                None if !errors.is_empty() => Fetched::Unreachable(errors),
+                None if damaged => Fetched::Damaged,
+                None => Fetched::Absent,
+            })
+            .collect()
+    }
+
+    fn unavailable(&self, key: &ChunkKey, errors: &[String]) -> Error {
+        Error::Unavailable {
+            location: self.location.clone(),
+            reason: format!("chunk {key}: {}", errors.join("; ")),
+        }
+    }
+}
+
+#[async_trait]
+impl ChunkStore for Router {
+    fn location(&self) -> &str {
+        &self.location
+    }
+
+    /// Every backend's routes: a reader opens them all and, with the same rendezvous
+    /// hashing, looks first where each chunk was placed.
+    fn routes(&self) -> Vec<String> {
+        self.backends.iter().flat_map(|b| b.routes()).collect()
+    }
+
+    /// Stored means: on at least `write_quorum` of the key's replicas (see the module
+    /// documentation). Only the replicas are asked, so a chunk sitting on some other backend
+    /// is reported absent and a writer stores it where it belongs.
+    async fn has_many(&self, keys: &[ChunkKey]) -> Result<Vec<bool>> {
+        let mut copies = vec![0usize; keys.len()];
+        let mut answered = vec![false; keys.len()];
+        let mut errors: Vec<Vec<String>> = vec![Vec::new(); keys.len()];
+        let answers = self
+            .per_backend(keys, self.by_replica(keys), |backend, subset| async move {
+                backend.has_many(&subset).await
+            })
+            .await;
+        for (_, indexes, answer) in answers {
+            match answer {
+                Ok(present) => {
+                    for (&i, present) in indexes.iter().zip(present) {
+                        copies[i] += usize::from(present);
+                        answered[i] = true;
+                    }
+                }
+                Err(e) => indexes.iter().for_each(|&i| errors[i].push(e.to_string())),
             }
         }
-        Ok(found)
+        // A key none of its replicas could be asked about is an error, not a "no".
+        if let Some(i) = (0..keys.len()).find(|&i| !answered[i]) {
+            return Err(self.unavailable(&keys[i], &errors[i]));
+        }
+        Ok(copies.into_iter().map(|n| n >= self.write_quorum).collect())
+    }
+
+    async fn put_many(&self, chunks: &[EncodedChunk]) -> Result<()> {
+        let keys: Vec<ChunkKey> = chunks.iter().map(EncodedChunk::key).collect();
+        let calls = self
+            .by_replica(&keys)
+            .into_iter()
+            .map(|(backend, indexes)| {
+                let subset: Vec<EncodedChunk> =
+                    indexes.iter().map(|&i| chunks[i].clone()).collect();
+                let store = Arc::clone(&self.backends[backend]);
+                async move { (indexes, store.put_many(&subset).await) }
+            });
+        let mut acks = vec![0usize; chunks.len()];
+        let mut errors: Vec<Error> = Vec::new();
+        let mut failed: Vec<Vec<usize>> = vec![Vec::new(); chunks.len()]; // into `errors`
+        for (indexes, result) in join_all(calls).await {
+            match result {
+                Ok(()) => indexes.iter().for_each(|&i| acks[i] += 1),
+                Err(e) => {
+                    indexes.iter().for_each(|&i| failed[i].push(errors.len()));
+                    errors.push(e);
+                }
+            }
+        }
+        let Some(i) = acks.iter().position(|&n| n < self.write_quorum) else {
+            return Ok(());
+        };
+        // A refusal (full, read-only, ...) by one of this chunk's replicas says more than
+        // "a backend was down".
+        if let Some(&refusal) = failed[i].iter().find(|&&e| !errors[e].is_unavailable()) {
+            return Err(errors.swap_remove(refusal));
+        }
+        let reasons: Vec<String> = failed[i].iter().map(|&e| errors[e].to_string()).collect();
+        Err(Error::Unavailable {
+            location: self.location.clone(),
+            reason: format!(
+                "chunk {} stored on {} of {} replicas, {} required: {}",
+                keys[i],
+                acks[i],
+                self.replicas,
+                self.write_quorum,
+                reasons.join("; ")
+            ),
+        })
+    }
+
+    /// Fails over past copies whose header or size is visibly wrong; full verification
+    /// (decompressing and hashing) is left to the reader, which does it anyway.
+    async fn get_many(&self, keys: &[ChunkKey]) -> Result<Vec<Option<Bytes>>> {
+        let fetched = self.fetch(keys, |_, bytes| looks_like_chunk(bytes)).await;
+        keys.iter()
+            .zip(fetched)
+            .map(|(key, fetched)| match fetched {
+                Fetched::Found(bytes) => Ok(Some(bytes)),
+                Fetched::Absent => Ok(None),
+                // Damaged copies are handed on: the reader's verification names the problem.
+                Fetched::Damaged => Err(Error::Corrupt {
+                    key: *key,
+                    detail: "every copy the backends hold is damaged".into(),
+                }),
+                Fetched::Unreachable(errors) => Err(self.unavailable(key, &errors)),
+            })
+            .collect()
     }
 
     async fn stats(&self) -> Result<Vec<BackendStats>> {
@@ -306,47 +365,54 @@ impl ChunkStore for Router {
     }
 
     async fn repair(&self, keys: &[ChunkKey]) -> Result<RepairReport> {
+        let mut seen = HashSet::with_capacity(keys.len());
+        let keys: Vec<ChunkKey> = keys.iter().copied().filter(|k| seen.insert(*k)).collect();
         let mut report = RepairReport::default();
         let mut codec = Codec::new(DEFAULT_LEVEL)?;
         for batch in keys.chunks(REPAIR_BATCH) {
             report.checked += batch.len() as u64;
-            // Which replicas lack which keys.
-            let mut assigned: HashMap<usize, Vec<usize>> = HashMap::new();
-            for (i, key) in batch.iter().enumerate() {
-                for &backend in &self.ranking(key)[..self.replicas] {
-                    assigned.entry(backend).or_default().push(i);
-                }
-            }
+            // Which replicas lack which keys; replicas that cannot say are counted.
             let mut lacking: HashMap<usize, Vec<usize>> = HashMap::new();
-            for (backend, indexes, answer) in self
-                .per_backend(batch, assigned, |b, subset| async move {
+            let answers = self
+                .per_backend(batch, self.by_replica(batch), |b, subset| async move {
                     b.has_many(&subset).await
                 })
-                .await
-            {
-                let present = answer?;
-                for (&i, present) in indexes.iter().zip(present) {
-                    if !present {
-                        lacking.entry(backend).or_default().push(i);
+                .await;
+            for (backend, indexes, answer) in answers {
+                match answer {
+                    Ok(present) => {
+                        for (&i, present) in indexes.iter().zip(present) {
+                            if !present {
+                                lacking.entry(backend).or_default().push(i);
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "a replica could not be checked");
+                        report.unreachable += indexes.len() as u64;
                     }
                 }
             }
             if lacking.is_empty() {
                 continue;
             }
-            // Fetch each lacking key once, from wherever it is, and verify it.
+            // Fetch each lacking key once, from the first backend whose copy verifies.
             let mut wanted: Vec<usize> = lacking.values().flatten().copied().collect();
             wanted.sort_unstable();
             wanted.dedup();
             let wanted_keys: Vec<ChunkKey> = wanted.iter().map(|&i| batch[i]).collect();
-            let values = self.get_many(&wanted_keys).await?;
+            let fetched = self
+                .fetch(&wanted_keys, |key, bytes| codec.decode(key, bytes).is_ok())
+                .await;
             let mut copies: HashMap<usize, EncodedChunk> = HashMap::new();
-            for ((&i, key), value) in wanted.iter().zip(&wanted_keys).zip(values) {
-                match value {
-                    Some(bytes) => {
+            for ((&i, key), fetched) in wanted.iter().zip(&wanted_keys).zip(fetched) {
+                match fetched {
+                    Fetched::Found(bytes) => {
                         copies.insert(i, codec.verify(*key, bytes)?);
                     }
-                    None => report.missing += 1,
+                    // Nothing sound to copy from.
+                    Fetched::Absent | Fetched::Damaged => report.missing += 1,
+                    Fetched::Unreachable(_) => report.unreachable += 1,
                 }
             }
             for (backend, indexes) in lacking {
@@ -354,9 +420,15 @@ impl ChunkStore for Router {
                     .iter()
                     .filter_map(|i| copies.get(i).cloned())
                     .collect();
-                if !chunks.is_empty() {
-                    self.backends[backend].put_many(&chunks).await?;
-                    report.copied += chunks.len() as u64;
+                if chunks.is_empty() {
+                    continue;
+                }
+                match self.backends[backend].put_many(&chunks).await {
+                    Ok(()) => report.copied += chunks.len() as u64,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "a replica could not be written");
+                        report.unreachable += chunks.len() as u64;
+                    }
                 }
             }
         }

@@ -83,4 +83,7 @@ pub struct RepairReport {
     pub copied: u64,
     /// Keys no backend holds (nothing to copy from).
     pub missing: u64,
+    /// Replica checks or copies that failed because a backend could not be reached: run the
+    /// repair again once it is back.
+    pub unreachable: u64,
 }

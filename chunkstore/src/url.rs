@@ -75,7 +75,12 @@ impl FromStr for StoreUrl {
 
 /// Opens the store a URL names. Network stores connect on first use.
 pub async fn open(url: &str) -> Result<Arc<dyn ChunkStore>> {
-    Ok(match url.parse()? {
+    open_url(url.parse()?)
+}
+
+/// Opens the store a parsed URL names.
+pub(crate) fn open_url(url: StoreUrl) -> Result<Arc<dyn ChunkStore>> {
+    Ok(match url {
         StoreUrl::Dir { path, options } => Arc::new(DirStore::open(path, options)?),
         StoreUrl::Zdb(options) => Arc::new(ZdbStore::new(options)?),
         StoreUrl::Redis(options) if options.cluster => Arc::new(ClusterStore::new(options)?),
@@ -83,31 +88,93 @@ pub async fn open(url: &str) -> Result<Arc<dyn ChunkStore>> {
     })
 }
 
-/// The URL with any password replaced, for error messages.
-fn redact(url: &str) -> String {
+/// Parses a route recorded in an flist. Flists come from anywhere, so a route may only name
+/// a network store: no local directory, no credentials, and no parameter that reads a local
+/// file (`password-file=/etc/shadow` would otherwise be read and sent to the flist's server).
+pub fn parse_route(route: &str) -> Result<StoreUrl> {
+    let invalid = |reason: &str| Error::InvalidUrl {
+        url: redact(route),
+        reason: format!("not usable as a route: {reason}"),
+    };
+    let Some((scheme, rest)) = route.split_once("://") else {
+        return Err(invalid("not a network store URL"));
+    };
+    if !matches!(
+        scheme,
+        "zdb" | "redis" | "rediss" | "redis+cluster" | "rediss+cluster"
+    ) {
+        return Err(invalid(
+            "only zdb://, redis:// and redis+cluster:// stores are routes",
+        ));
+    }
+    if split_userinfo(rest).0.is_some() {
+        return Err(invalid("it carries credentials"));
+    }
+    let query = rest.split_once('?').map_or("", |(_, q)| q);
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let key = pair.split_once('=').map_or(pair, |(k, _)| k);
+        if !matches!(key, "namespace" | "timeout" | "connect-timeout") {
+            return Err(invalid(&format!(
+                "parameter {key:?} is not allowed in a route"
+            )));
+        }
+    }
+    route.parse()
+}
+
+/// Splits `user:password@hosts...` at the last `@` (a password may hold an unencoded `/`,
+/// `?` or `@`; an `@` elsewhere in a URL must be percent-encoded).
+fn split_userinfo(rest: &str) -> (Option<&str>, &str) {
+    match rest.rsplit_once('@') {
+        Some((userinfo, after)) => (Some(userinfo), after),
+        None => (None, rest),
+    }
+}
+
+/// The URL with credentials and password parameters replaced, for error messages.
+pub(crate) fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    let authority = match authority.rsplit_once('@') {
-        Some((userinfo, hosts)) => {
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{user}:***@{hosts}")
-        }
-        None => authority.to_owned(),
-    };
-    let tail = tail
+    let (userinfo, rest) = split_userinfo(rest);
+    let (before, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let query: Vec<String> = query
         .split('&')
+        .filter(|p| !p.is_empty())
         .map(|part| match part.split_once('=') {
-            Some((key, _)) if key.trim_start_matches('?').ends_with("password") => {
-                format!("{key}=***")
-            }
+            Some((key, _)) if key.ends_with("password") => format!("{key}=***"),
             _ => part.to_owned(),
         })
-        .collect::<Vec<_>>()
-        .join("&");
-    format!("{scheme}://{authority}{tail}")
+        .collect();
+    let credentials = if userinfo.is_some() { "***@" } else { "" };
+    let query = if query.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", query.join("&"))
+    };
+    format!("{scheme}://{credentials}{before}{query}")
+}
+
+/// A host as it goes in a URL (IPv6 addresses in brackets).
+pub(crate) fn url_host(host: &str) -> String {
+    if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
+    }
+}
+
+/// Percent-encodes everything but unreserved characters, for a path segment or a value.
+pub(crate) fn encode_component(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for &b in text.as_bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 fn parse_dir(rest: &str) -> Result<StoreUrl, String> {
@@ -143,8 +210,8 @@ fn net_option(net: &mut NetOptions, key: &str, value: &str) -> Result<bool, Stri
         }
         "in-flight" => {
             net.in_flight = parse_size(value)
-                .filter(|&n| n >= 1 << 20)
-                .ok_or_else(|| format!("in-flight={value:?} is not a size of at least 1MiB"))?
+                .filter(|&n| (1 << 20..=1 << 30).contains(&n))
+                .ok_or_else(|| format!("in-flight={value:?} is not a size from 1MiB to 1GiB"))?
         }
         _ => return Ok(false),
     }
@@ -194,12 +261,9 @@ fn parse_zdb(url: &str) -> Result<ZdbOptions, String> {
 fn parse_redis(url: &str, cluster: bool) -> Result<RedisOptions, String> {
     let (scheme, rest) = url.split_once("://").ok_or("missing '://'")?;
     let tls = scheme.starts_with("rediss");
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    let (userinfo, hosts) = match authority.rsplit_once('@') {
-        Some((userinfo, hosts)) => (Some(userinfo), hosts),
-        None => (None, authority),
-    };
+    let (userinfo, rest) = split_userinfo(rest);
+    let tail_start = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (hosts, tail) = rest.split_at(tail_start);
     let (username, password) = match userinfo {
         None => (None, None),
         Some(info) => {
@@ -246,6 +310,11 @@ fn parse_redis(url: &str, cluster: bool) -> Result<RedisOptions, String> {
         net: NetOptions::default(),
     };
     for (key, value) in pairs(query)? {
+        if cluster && matches!(key.as_str(), "pool" | "in-flight") {
+            return Err(format!(
+                "{key} does not apply to a cluster (the client keeps one connection per node)"
+            ));
+        }
         if net_option(&mut options.net, &key, &value)? {
             continue;
         }
@@ -297,8 +366,9 @@ fn pairs(query: &str) -> Result<Vec<(String, String)>, String> {
         .collect()
 }
 
+/// Percent-decodes a URL part into text. Errors never repeat the text: it may be a password.
 fn decode(text: &str) -> Result<String, String> {
-    String::from_utf8(percent_decode(text)?).map_err(|_| format!("{text:?} is not UTF-8"))
+    String::from_utf8(percent_decode(text)?).map_err(|_| "a part is not UTF-8 once decoded".into())
 }
 
 fn read_secret(key: &str, path: &str) -> Result<String, String> {
@@ -346,7 +416,7 @@ fn percent_decode(text: &str) -> Result<Vec<u8>, String> {
                 .get(i + 1..i + 3)
                 .and_then(|h| std::str::from_utf8(h).ok())
                 .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| format!("bad percent escape at byte {i}"))?;
+                .ok_or_else(|| "a bad percent escape".to_owned())?;
             out.push(hex);
             i += 3;
         } else {
@@ -452,6 +522,40 @@ mod tests {
     }
 
     #[test]
+    fn routes_from_flists_are_restricted() {
+        for route in [
+            "zdb://h:9900/ns",
+            "redis://h:6379/0?namespace=x",
+            "redis+cluster://a:1,b:2",
+        ] {
+            parse_route(route).unwrap();
+        }
+        for (route, part) in [
+            ("dir:///etc", "are routes"),
+            ("/etc", "network store"),
+            ("zdb://h/ns?password-file=/etc/shadow", "password-file"),
+            (
+                "zdb://h/ns?admin-password-file=/root/pw",
+                "admin-password-file",
+            ),
+            ("rediss://h?ca-file=/etc/ssl/private/key.pem", "ca-file"),
+            ("redis://user:pw@h", "credentials"),
+            ("zdb://:pw@h/ns", "credentials"),
+        ] {
+            let err = parse_route(route).unwrap_err().to_string();
+            assert!(err.contains(part), "{route}: {err}");
+        }
+        // Locations are routes: IPv6 and odd namespaces survive the round trip.
+        let StoreUrl::Zdb(z) = parse("zdb://[::1]:9900/a%20b%26c") else {
+            panic!()
+        };
+        let store = crate::ZdbStore::new(z).unwrap();
+        let again = parse_route(crate::ChunkStore::location(&store)).unwrap();
+        let StoreUrl::Zdb(z) = again else { panic!() };
+        assert_eq!((z.host.as_str(), z.namespace.as_str()), ("::1", "a b&c"));
+    }
+
+    #[test]
     fn sizes() {
         assert_eq!(parse_size("123"), Some(123));
         assert_eq!(parse_size("64K"), Some(64 << 10));
@@ -471,7 +575,7 @@ mod tests {
             ("dir://", "empty"),
             ("dir:///x?fsync=maybe", "maybe"),
             ("dir:///x?compress=1", "compress"),
-            ("dir:///x%zz", "percent"),
+            ("dir:///x%zz", "percent escape"),
             ("dir:///x%00", "NUL"),
             ("zdb://user@h", "no user names"),
             ("zdb://h/a/b", "contains '/'"),
@@ -484,6 +588,8 @@ mod tests {
             ("redis://h?ca-file=/x", "needs rediss"),
             ("redis://h?namespace=a*", "namespace"),
             ("redis+cluster://h:1/2", "no database"),
+            ("redis+cluster://h:1?pool=2", "does not apply to a cluster"),
+            ("redis://h?in-flight=2097152T", "in-flight"),
             (
                 "zdb://:topsecret@h?password-file=/nonexistent/pw",
                 "password-file",
@@ -495,7 +601,19 @@ mod tests {
         }
         assert_eq!(
             redact("redis://u:pw@h:1/0?admin-password=x&pool=2"),
-            "redis://u:***@h:1/0?admin-password=***&pool=2"
+            "redis://***@h:1/0?admin-password=***&pool=2"
         );
+        // Passwords holding URL delimiters, and undecodable ones, are not echoed either.
+        for url in [
+            "zdb://:se/cret@h/ns?pool=0",
+            "redis://u:pa?ss@h:99999",
+            "redis://u:%ffTOPSECRET@h",
+            "redis+cluster://u:pa:1,2@h:1/3",
+        ] {
+            let err = url.parse::<StoreUrl>().map(|_| ()).unwrap_err().to_string();
+            for secret in ["cret", "pa?ss", "TOPSECRET", "pa:1"] {
+                assert!(!err.contains(secret), "{url}: {err}");
+            }
+        }
     }
 }

@@ -7,7 +7,8 @@
 //!   argument) and `SELECT <namespace> [password]`, on every new or re-opened connection.
 //!   No `HELLO`, no `CLIENT SETINFO`, never `SELECT <number>`.
 //! * `EXISTS` takes one key, so existence checks are pipelined one key per command.
-//! * `MGET` takes at most 1023 keys before the server stops answering: batches of 1000.
+//! * `MGET` takes at most 1023 keys before the server stops answering; reads go in `MGET`s of
+//!   64 keys (`net::READ_GROUP`), several at once, which also bounds the bytes of a reply.
 //! * `SET` answers the key, or nil when the identical value is already stored; both are
 //!   success. Anything else (an 8-byte id) means a sequential-mode namespace, which cannot
 //!   hold content-addressed keys. No SET options are ever sent (a 4th argument is a
@@ -27,15 +28,14 @@ use redis::{ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo, Value};
 use crate::codec::EncodedChunk;
 use crate::error::{Error, Result};
 use crate::key::ChunkKey;
-use crate::net::{Handshake, NetOptions, Pool, by_bytes};
+use crate::net::{Handshake, NetOptions, Pool, READ_GROUP, by_bytes, distinct, read_budget};
 use crate::store::{BackendStats, ChunkStore};
+use crate::url::{encode_component, url_host};
 
 /// Largest value 0-db accepts (`REDIS_MAX_PAYLOAD`, inclusive).
 pub const MAX_VALUE: usize = 8 * 1024 * 1024;
 /// Longest key 0-db accepts in user-key mode.
 pub const MAX_KEY: usize = 255;
-/// Keys per `MGET`: 0-db refuses more than 1024 arguments and then stops answering.
-const MGET_KEYS: usize = 1000;
 /// Commands per pipeline of existence checks.
 const EXISTS_PIPELINE: usize = 10_000;
 /// Value bytes per pipeline of writes.
@@ -82,7 +82,9 @@ impl ZdbStore {
     pub fn new(options: ZdbOptions) -> Result<ZdbStore> {
         let location = format!(
             "zdb://{}:{}/{}",
-            options.host, options.port, options.namespace
+            url_host(&options.host),
+            options.port,
+            encode_component(&options.namespace)
         );
         let bad = |reason: String| Error::Store {
             location: location.clone(),
@@ -188,7 +190,8 @@ impl ChunkStore for ZdbStore {
                 });
             }
         }
-        // Never send a value the server already holds.
+        // Never send a value the server already holds (nor the same one twice).
+        let chunks = distinct(chunks);
         let keys: Vec<ChunkKey> = chunks.iter().map(EncodedChunk::key).collect();
         let present = self.has_many(&keys).await?;
         let missing: Vec<EncodedChunk> = chunks
@@ -210,36 +213,13 @@ impl ChunkStore for ZdbStore {
     }
 
     async fn get_many(&self, keys: &[ChunkKey]) -> Result<Vec<Option<Bytes>>> {
-        let mut found = Vec::with_capacity(keys.len());
-        for group in keys.chunks(MGET_KEYS) {
-            let values: Vec<Value> = self
-                .pool
-                .run(group.len() * 64, |mut conn| {
-                    let mut mget = redis::cmd("MGET");
-                    for key in group {
-                        mget.arg(&key.as_bytes()[..]);
-                    }
-                    async move { mget.query_async(&mut conn).await }
-                })
-                .await?;
-            if values.len() != group.len() {
-                return Err(self.pool.protocol(format!(
-                    "MGET of {} keys answered {} values",
-                    group.len(),
-                    values.len()
-                )));
-            }
-            for value in values {
-                found.push(match value {
-                    Value::Nil => None,
-                    Value::BulkString(bytes) => Some(Bytes::from(bytes)),
-                    other => {
-                        return Err(self.pool.protocol(format!("MGET answered {other:?}")));
-                    }
-                });
-            }
-        }
-        Ok(found)
+        let groups: Vec<Vec<ChunkKey>> = keys.chunks(READ_GROUP).map(<[_]>::to_vec).collect();
+        let found: Vec<Vec<Option<Bytes>>> = stream::iter(groups)
+            .map(|group| async move { self.mget(&group).await })
+            .buffered(self.pool.options().pool)
+            .try_collect()
+            .await?;
+        Ok(found.into_iter().flatten().collect())
     }
 
     async fn stats(&self) -> Result<Vec<BackendStats>> {
@@ -266,6 +246,34 @@ impl ChunkStore for ZdbStore {
 }
 
 impl ZdbStore {
+    async fn mget(&self, group: &[ChunkKey]) -> Result<Vec<Option<Bytes>>> {
+        let values: Vec<Value> = self
+            .pool
+            .run(read_budget(group.len()), |mut conn| {
+                let mut mget = redis::cmd("MGET");
+                for key in group {
+                    mget.arg(&key.as_bytes()[..]);
+                }
+                async move { mget.query_async(&mut conn).await }
+            })
+            .await?;
+        if values.len() != group.len() {
+            return Err(self.pool.protocol(format!(
+                "MGET of {} keys answered {} values",
+                group.len(),
+                values.len()
+            )));
+        }
+        values
+            .into_iter()
+            .map(|value| match value {
+                Value::Nil => Ok(None),
+                Value::BulkString(bytes) => Ok(Some(Bytes::from(bytes))),
+                other => Err(self.pool.protocol(format!("MGET answered {other:?}"))),
+            })
+            .collect()
+    }
+
     async fn set_group(&self, group: &[EncodedChunk]) -> Result<()> {
         let bytes: usize = group.iter().map(|c| c.len()).sum();
         let replies: Vec<Value> = self

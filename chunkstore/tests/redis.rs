@@ -238,6 +238,22 @@ async fn router_replicates_fails_over_and_repairs() {
         err.is_unavailable() && err.to_string().contains("2 required"),
         "{err}"
     );
+    // A chunk the failed write left on one replica does not count as stored for a router
+    // that needs two copies, so a retry writes it again instead of accepting one copy.
+    let stored = strict.has_many(&keys(&refused)).await.unwrap();
+    for (chunk, stored) in refused.iter().zip(&stored) {
+        assert_eq!(
+            *stored,
+            holders(&servers, &chunk.key()) >= 2,
+            "{}",
+            chunk.key()
+        );
+    }
+    assert!(stored.iter().any(|s| !s));
+
+    // Repair with a backend down reports what it could not reach instead of failing.
+    let report = router.repair(&keys(&batch)).await.unwrap();
+    assert!(report.unreachable > 0, "{report:?}");
 
     // The server comes back empty; repair restores two copies of everything.
     servers[0].replace_empty();
@@ -255,6 +271,36 @@ async fn router_replicates_fails_over_and_repairs() {
         0,
         "nothing left to copy"
     );
+    let twice = router.repair(&[all[0], all[0]]).await.unwrap();
+    assert_eq!(twice.checked, 1, "keys are counted once");
+
+    // A damaged copy on the first replica: reads go on to the next one.
+    let victim = batch[3].key();
+    let damaged = servers
+        .iter()
+        .find(|s| s.exists(victim.as_bytes()))
+        .unwrap();
+    damaged.set(victim.as_bytes(), b"garbage");
+    let got = router.get(victim).await.unwrap().unwrap();
+    assert_eq!(&got, batch[3].bytes(), "the intact copy");
+    // Repair copies only what verifies: with the intact copy gone, a copy that looks right
+    // but does not decode is no source, and the chunk counts as missing.
+    damaged.set(victim.as_bytes(), b"FLCK\x01\x00\x05\x00\x00\x00wrong");
+    for server in &servers {
+        if server.port() != damaged.port() {
+            server.del(victim.as_bytes());
+        }
+    }
+    let report = router.repair(&[victim]).await.unwrap();
+    assert_eq!((report.missing, report.copied), (1, 0), "{report:?}");
+    // Reads hand on a copy that looks right; the reader's decoding catches it.
+    let bytes = router.get(victim).await.unwrap().unwrap();
+    let err = Codec::new(3).unwrap().decode(&victim, &bytes).unwrap_err();
+    assert!(matches!(err, Error::KeyMismatch { .. }), "{err}");
+    // Only garbage left: an error, not "absent".
+    damaged.set(victim.as_bytes(), b"garbage");
+    let err = router.get(victim).await.unwrap_err();
+    assert!(matches!(err, Error::Corrupt { .. }), "{err}");
 
     // A chunk no replica has is absent, not an error; a router's stats list each server.
     assert_eq!(router.get(ChunkKey::of(b"nowhere")).await.unwrap(), None);

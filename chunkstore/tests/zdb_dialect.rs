@@ -112,7 +112,7 @@ async fn nil_from_set_means_already_stored() {
 }
 
 #[tokio::test]
-async fn get_uses_mget_in_batches_of_at_most_1000() {
+async fn get_uses_mget_of_at_most_1000_keys() {
     let peer = ZdbPeer::start();
     let store = open(&peer.url("default", "")).await;
     let batch = chunks(5, "m");
@@ -131,7 +131,8 @@ async fn get_uses_mget_in_batches_of_at_most_1000() {
         .filter(|c| c[0] == b"MGET")
         .map(|c| c.len() - 1)
         .collect();
-    assert_eq!(mgets, [1000, 1000, 500]);
+    assert!(mgets.iter().all(|&n| n <= 1000), "{mgets:?}");
+    assert_eq!(mgets.iter().sum::<usize>(), 2500);
 }
 
 #[tokio::test]

@@ -51,13 +51,20 @@ pub async fn run(command: Command, config: &Config, ui: &Ui) -> Result<()> {
             ));
             let report = store.repair(&keys).await?;
             ui.say(format!(
-                "checked {}, copied {}, missing everywhere {}",
+                "checked {}, copied {}, missing everywhere {}, not reachable {}",
                 ui::count(report.checked),
                 ui::count(report.copied),
-                ui::count(report.missing)
+                ui::count(report.missing),
+                ui::count(report.unreachable)
             ));
             if report.missing > 0 {
                 anyhow::bail!("{} chunks are on no backend", report.missing);
+            }
+            if report.unreachable > 0 {
+                anyhow::bail!(
+                    "{} replicas could not be checked or written; run the repair again once every backend is up",
+                    report.unreachable
+                );
             }
         }
     }

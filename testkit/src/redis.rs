@@ -228,6 +228,21 @@ impl RedisServer {
         );
     }
 
+    /// Stores `value` under `key` directly (to plant damaged copies).
+    pub fn set(&self, key: &[u8], value: &[u8]) {
+        let reply = command(self.port, &[b"SET", key, value]).expect("SET");
+        assert!(
+            reply.starts_with(b"+OK"),
+            "SET: {}",
+            String::from_utf8_lossy(&reply)
+        );
+    }
+
+    /// Deletes `key`.
+    pub fn del(&self, key: &[u8]) {
+        command(self.port, &[b"DEL", key]).expect("DEL");
+    }
+
     /// Whether the server holds `key` (database 0); false when it is down.
     pub fn exists(&self, key: &[u8]) -> bool {
         command(self.port, &[b"EXISTS", key]).and_then(|r| parse_integer(&r)) == Some(1)

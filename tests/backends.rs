@@ -192,13 +192,7 @@ fn router_loses_a_server_during_pack_and_extract_then_repairs() {
         .unwrap();
     }
     // POSIX format keeps nanosecond mtimes.
-    let archive = Command::new("tar")
-        .args(["--format=posix", "-cf", "-", "-C"])
-        .arg(&src)
-        .arg(".")
-        .output()
-        .unwrap()
-        .stdout;
+    let archive = tar_of(&src, &["--format=posix"]);
     let flist = dir.join("t.flist");
     let mut pack = Command::new(env!("CARGO_BIN_EXE_flisthub"))
         .arg("--config")

@@ -240,18 +240,12 @@ fn tar_on_stdin_with_gnu_long_names() {
         src.join(&long_dir).join("h".repeat(150)),
     )
     .unwrap();
-    let out = Command::new("tar")
-        .args(["--format=gnu", "-czf", "-", "-C"])
-        .arg(&src)
-        .arg(".")
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    let archive = tar_of(&src, &["--format=gnu", "-z"]);
     let flist = env.path("s.flist");
     ok(flisthub_with_stdin(
         env.dir.path(),
         args!["pack", "-", "-o", flist, "--store", env.store()],
-        Some(&out.stdout),
+        Some(&archive),
     ));
     let dest = env.path("dest");
     ok(env.run(args!["extract", flist, dest, "--store", env.store()]));
@@ -507,15 +501,7 @@ fn killed_or_interrupted_packs_leave_nothing_behind() {
     for i in 0..8 {
         std::fs::write(src.join(format!("f{i}")), noise(1 << 20, i)).unwrap();
     }
-    let archive = Command::new("tar")
-        .arg("-cf")
-        .arg("-")
-        .arg("-C")
-        .arg(&src)
-        .arg(".")
-        .output()
-        .unwrap()
-        .stdout;
+    let archive = tar_of(&src, &[]);
     let out_dir = env.path("out");
     std::fs::create_dir(&out_dir).unwrap();
     for (signal, code) in [("KILL", None), ("INT", Some(130)), ("TERM", Some(130))] {
@@ -554,15 +540,7 @@ fn compression_is_detected_on_a_slow_pipe() {
     let src = env.path("src");
     std::fs::create_dir_all(&src).unwrap();
     std::fs::write(src.join("a"), b"slow").unwrap();
-    let archive = Command::new("tar")
-        .arg("-czf")
-        .arg("-")
-        .arg("-C")
-        .arg(&src)
-        .arg(".")
-        .output()
-        .unwrap()
-        .stdout;
+    let archive = tar_of(&src, &["-z"]);
     let mut child = Command::new(env!("CARGO_BIN_EXE_flisthub"))
         .args(["-q", "pack", "-", "-o"])
         .arg(env.path("s.flist"))

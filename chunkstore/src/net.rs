@@ -19,8 +19,12 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, RedisError};
 use tokio::sync::Semaphore;
 
+use bytes::Bytes;
+use futures_util::{StreamExt, TryStreamExt, stream};
+
 use crate::codec::EncodedChunk;
 use crate::error::{Error, Refusal, Result};
+use crate::key::ChunkKey;
 
 /// Connection settings of a network store (URL parameters `timeout`, `connect-timeout`,
 /// `pool`, `in-flight`).
@@ -109,10 +113,6 @@ impl Pool {
         &self.location
     }
 
-    pub(crate) fn options(&self) -> &NetOptions {
-        &self.options
-    }
-
     /// Runs `request` on a pooled connection, holding `bytes` of the in-flight budget.
     /// Everything, including a reconnection, happens within one connect timeout plus one
     /// request timeout.
@@ -132,6 +132,45 @@ impl Pool {
             Ok(result) => result,
             Err(_) => Err(self.failed(&format!("no reply within {deadline:?}"))),
         }
+    }
+
+    /// Writes chunks in pipelines of at most `SET_PIPELINE_BYTES`, `pool` of them at once;
+    /// `write` sends one group.
+    pub(crate) async fn write_groups<F, Fut>(&self, chunks: &[EncodedChunk], write: F) -> Result<()>
+    where
+        F: Fn(Vec<EncodedChunk>) -> Fut,
+        Fut: Future<Output = Result<()>>,
+    {
+        // Owned groups: a stream of borrowed ones trips the compiler's Send inference.
+        let groups: Vec<Vec<EncodedChunk>> = by_bytes(chunks, SET_PIPELINE_BYTES)
+            .into_iter()
+            .map(<[EncodedChunk]>::to_vec)
+            .collect();
+        stream::iter(groups)
+            .map(write)
+            .buffer_unordered(self.options.pool)
+            .try_collect::<()>()
+            .await
+    }
+
+    /// Reads keys in groups of `READ_GROUP`, `pool` of them at once, in order; `read`
+    /// fetches one group.
+    pub(crate) async fn read_groups<F, Fut>(
+        &self,
+        keys: &[ChunkKey],
+        read: F,
+    ) -> Result<Vec<Option<Bytes>>>
+    where
+        F: Fn(Vec<ChunkKey>) -> Fut,
+        Fut: Future<Output = Result<Vec<Option<Bytes>>>>,
+    {
+        let groups: Vec<Vec<ChunkKey>> = keys.chunks(READ_GROUP).map(<[_]>::to_vec).collect();
+        let found: Vec<Vec<Option<Bytes>>> = stream::iter(groups)
+            .map(read)
+            .buffered(self.options.pool)
+            .try_collect()
+            .await?;
+        Ok(found.into_iter().flatten().collect())
     }
 
     async fn attempt<T, F, Fut>(&self, request: F) -> Result<T>
@@ -272,6 +311,9 @@ impl Pool {
         }
     }
 }
+
+/// Value bytes per pipeline of writes.
+const SET_PIPELINE_BYTES: usize = 8 << 20;
 
 /// Keys per read request (`MGET`): well under 0-db's limit of 1023, and few enough that a
 /// reply stays a few tens of MiB with large chunks.
@@ -432,5 +474,39 @@ mod tests {
         ] {
             assert_eq!(kind(text), expected, "{text}");
         }
+    }
+
+    #[test]
+    fn groups_by_bytes_keep_order_and_bounds() {
+        let mut codec = crate::Codec::new(1).unwrap();
+        // Incompressible, so each stored chunk is a bit over 1000 bytes.
+        let mut state = 1u64;
+        let mut noise = |n: usize| -> Vec<u8> {
+            (0..n)
+                .map(|_| {
+                    state = state
+                        .wrapping_mul(6_364_136_223_846_793_005)
+                        .wrapping_add(1);
+                    (state >> 56) as u8
+                })
+                .collect()
+        };
+        let chunks: Vec<EncodedChunk> = (0..10)
+            .map(|i| codec.encode(&crate::Chunk::new(noise(1000 + i))).unwrap())
+            .collect();
+        let groups = by_bytes(&chunks, 100);
+        assert_eq!(
+            groups.len(),
+            10,
+            "each chunk alone when one exceeds the limit"
+        );
+        let groups = by_bytes(&chunks, 10_000);
+        assert!(
+            groups
+                .iter()
+                .all(|g| g.iter().map(|c| c.len()).sum::<usize>() <= 10_000)
+        );
+        assert_eq!(groups.concat(), chunks);
+        assert!(by_bytes(&[], 10).is_empty());
     }
 }

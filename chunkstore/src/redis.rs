@@ -17,15 +17,11 @@ use tokio::sync::OnceCell;
 use crate::codec::EncodedChunk;
 use crate::error::{Error, Result};
 use crate::key::ChunkKey;
-use crate::net::{
-    Classified, NetOptions, Pool, READ_GROUP, by_bytes, classify, distinct, read_budget,
-    server_text,
-};
+use crate::net::{Classified, NetOptions, Pool, classify, distinct, read_budget, server_text};
 use crate::store::{BackendStats, ChunkStore};
 use crate::url::{encode_component, url_host};
 
 const EXISTS_PIPELINE: usize = 10_000;
-const SET_PIPELINE_BYTES: usize = 8 << 20;
 /// Single-key commands in flight at once on a cluster connection.
 const CLUSTER_CONCURRENCY: usize = 256;
 
@@ -302,27 +298,17 @@ impl ChunkStore for RedisStore {
     }
 
     async fn put_many(&self, chunks: &[EncodedChunk]) -> Result<()> {
-        // Owned groups: a stream of borrowed ones trips the compiler's Send inference.
-        let chunks = distinct(chunks);
-        let groups: Vec<Vec<EncodedChunk>> = by_bytes(&chunks, SET_PIPELINE_BYTES)
-            .into_iter()
-            .map(<[EncodedChunk]>::to_vec)
-            .collect();
-        stream::iter(groups)
-            .map(|group| async move { self.set_group(&group).await })
-            .buffer_unordered(self.pool.options().pool)
-            .try_collect::<()>()
+        self.pool
+            .write_groups(&distinct(chunks), |group| async move {
+                self.set_group(&group).await
+            })
             .await
     }
 
     async fn get_many(&self, keys: &[ChunkKey]) -> Result<Vec<Option<Bytes>>> {
-        let groups: Vec<Vec<ChunkKey>> = keys.chunks(READ_GROUP).map(<[_]>::to_vec).collect();
-        let found: Vec<Vec<Option<Bytes>>> = stream::iter(groups)
-            .map(|group| async move { self.mget(&group).await })
-            .buffered(self.pool.options().pool)
-            .try_collect()
-            .await?;
-        Ok(found.into_iter().flatten().collect())
+        self.pool
+            .read_groups(keys, |group| async move { self.mget(&group).await })
+            .await
     }
 
     async fn stats(&self) -> Result<Vec<BackendStats>> {
@@ -491,40 +477,8 @@ impl ChunkStore for ClusterStore {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     #[test]
-    fn groups_by_bytes_keep_order_and_bounds() {
-        let mut codec = crate::Codec::new(1).unwrap();
-        // Incompressible, so each stored chunk is a bit over 1000 bytes.
-        let mut state = 1u64;
-        let mut noise = |n: usize| -> Vec<u8> {
-            (0..n)
-                .map(|_| {
-                    state = state
-                        .wrapping_mul(6_364_136_223_846_793_005)
-                        .wrapping_add(1);
-                    (state >> 56) as u8
-                })
-                .collect()
-        };
-        let chunks: Vec<EncodedChunk> = (0..10)
-            .map(|i| codec.encode(&crate::Chunk::new(noise(1000 + i))).unwrap())
-            .collect();
-        let groups = by_bytes(&chunks, 100);
-        assert_eq!(
-            groups.len(),
-            10,
-            "each chunk alone when one exceeds the limit"
-        );
-        let groups = by_bytes(&chunks, 10_000);
-        assert!(
-            groups
-                .iter()
-                .all(|g| g.iter().map(|c| c.len()).sum::<usize>() <= 10_000)
-        );
-        assert_eq!(groups.concat(), chunks);
-        assert!(by_bytes(&[], 10).is_empty());
-        assert_eq!(glob_escape(b"a*b[c]"), b"a\\*b\\[c\\]");
+    fn scan_patterns_escape_glob_characters() {
+        assert_eq!(super::glob_escape(b"a*b[c]?\\"), b"a\\*b\\[c\\]\\?\\\\");
     }
 }

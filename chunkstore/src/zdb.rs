@@ -21,14 +21,13 @@
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures_util::{StreamExt, TryStreamExt, stream};
 use redis::aio::MultiplexedConnection;
 use redis::{ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo, Value};
 
 use crate::codec::EncodedChunk;
 use crate::error::{Error, Result};
 use crate::key::ChunkKey;
-use crate::net::{Handshake, NetOptions, Pool, READ_GROUP, by_bytes, distinct, read_budget};
+use crate::net::{Handshake, NetOptions, Pool, distinct, read_budget};
 use crate::store::{BackendStats, ChunkStore};
 use crate::url::{encode_component, url_host};
 
@@ -38,8 +37,6 @@ pub const MAX_VALUE: usize = 8 * 1024 * 1024;
 pub const MAX_KEY: usize = 255;
 /// Commands per pipeline of existence checks.
 const EXISTS_PIPELINE: usize = 10_000;
-/// Value bytes per pipeline of writes.
-const SET_PIPELINE_BYTES: usize = 8 << 20;
 
 /// How to reach a 0-db namespace.
 #[derive(Clone, PartialEq, Eq)]
@@ -200,26 +197,18 @@ impl ChunkStore for ZdbStore {
             .filter(|(_, present)| !present)
             .map(|(chunk, _)| chunk.clone())
             .collect();
-        // Owned groups: a stream of borrowed ones trips the compiler's Send inference.
-        let groups: Vec<Vec<EncodedChunk>> = by_bytes(&missing, SET_PIPELINE_BYTES)
-            .into_iter()
-            .map(<[EncodedChunk]>::to_vec)
-            .collect();
-        stream::iter(groups)
-            .map(|group| async move { self.set_group(&group).await })
-            .buffer_unordered(self.pool.options().pool)
-            .try_collect::<()>()
+        self.pool
+            .write_groups(
+                &missing,
+                |group| async move { self.set_group(&group).await },
+            )
             .await
     }
 
     async fn get_many(&self, keys: &[ChunkKey]) -> Result<Vec<Option<Bytes>>> {
-        let groups: Vec<Vec<ChunkKey>> = keys.chunks(READ_GROUP).map(<[_]>::to_vec).collect();
-        let found: Vec<Vec<Option<Bytes>>> = stream::iter(groups)
-            .map(|group| async move { self.mget(&group).await })
-            .buffered(self.pool.options().pool)
-            .try_collect()
-            .await?;
-        Ok(found.into_iter().flatten().collect())
+        self.pool
+            .read_groups(keys, |group| async move { self.mget(&group).await })
+            .await
     }
 
     async fn stats(&self) -> Result<Vec<BackendStats>> {

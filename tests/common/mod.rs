@@ -459,13 +459,22 @@ pub fn run(cmd: &mut Command) {
 
 /// Whether a program is on PATH; tests that need a missing one say so and skip.
 pub fn have(program: &str) -> bool {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {program}")])
+    testkit::need(program)
+}
+
+/// `tar -c` of the directory's contents, with extra options (`-z`, `--format=posix`).
+pub fn tar_of(dir: &Path, options: &[&str]) -> Vec<u8> {
+    let out = Command::new("tar")
+        .args(options)
+        .args(["-cf", "-", "-C"])
+        .arg(dir)
+        .arg(".")
         .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !found {
-        eprintln!("SKIP: {program} is not installed (scripts/test-all installs it)");
-    }
-    found
+        .expect("tar");
+    assert!(
+        out.status.success(),
+        "tar: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
 }

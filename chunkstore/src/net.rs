@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, RedisError};
+use redis::{AsyncConnectionConfig, RedisError, Value};
 use tokio::sync::Semaphore;
 
 use bytes::Bytes;
@@ -153,24 +153,73 @@ impl Pool {
             .await
     }
 
-    /// Reads keys in groups of `READ_GROUP`, `pool` of them at once, in order; `read`
-    /// fetches one group.
-    pub(crate) async fn read_groups<F, Fut>(
+    /// Which of `keys` (each behind `prefix`) the server holds: `EXISTS` one key per
+    /// command, as 0-db requires, pipelined.
+    pub(crate) async fn exists_many(&self, prefix: &[u8], keys: &[ChunkKey]) -> Result<Vec<bool>> {
+        let mut found = Vec::with_capacity(keys.len());
+        for group in keys.chunks(EXISTS_PIPELINE) {
+            let counts: Vec<i64> = self
+                .run(group.len() * 64, |mut conn| {
+                    let mut pipe = redis::pipe();
+                    for key in group {
+                        pipe.cmd("EXISTS").arg(prefixed(prefix, key));
+                    }
+                    async move { pipe.query_async(&mut conn).await }
+                })
+                .await?;
+            if counts.len() != group.len() {
+                return Err(self.protocol(format!(
+                    "{} replies to {} EXISTS",
+                    counts.len(),
+                    group.len()
+                )));
+            }
+            found.extend(counts.into_iter().map(|n| n > 0));
+        }
+        Ok(found)
+    }
+
+    /// The values of `keys` (each behind `prefix`): `MGET`s of `READ_GROUP` keys, `pool` of
+    /// them at once, in order.
+    pub(crate) async fn get_many(
         &self,
+        prefix: &[u8],
         keys: &[ChunkKey],
-        read: F,
-    ) -> Result<Vec<Option<Bytes>>>
-    where
-        F: Fn(Vec<ChunkKey>) -> Fut,
-        Fut: Future<Output = Result<Vec<Option<Bytes>>>>,
-    {
+    ) -> Result<Vec<Option<Bytes>>> {
         let groups: Vec<Vec<ChunkKey>> = keys.chunks(READ_GROUP).map(<[_]>::to_vec).collect();
         let found: Vec<Vec<Option<Bytes>>> = stream::iter(groups)
-            .map(read)
+            .map(|group| async move { self.mget(prefix, &group).await })
             .buffered(self.options.pool)
             .try_collect()
             .await?;
         Ok(found.into_iter().flatten().collect())
+    }
+
+    async fn mget(&self, prefix: &[u8], group: &[ChunkKey]) -> Result<Vec<Option<Bytes>>> {
+        let values: Vec<Value> = self
+            .run(read_budget(group.len()), |mut conn| {
+                let mut mget = redis::cmd("MGET");
+                for key in group {
+                    mget.arg(prefixed(prefix, key));
+                }
+                async move { mget.query_async(&mut conn).await }
+            })
+            .await?;
+        if values.len() != group.len() {
+            return Err(self.protocol(format!(
+                "MGET of {} keys answered {} values",
+                group.len(),
+                values.len()
+            )));
+        }
+        values
+            .into_iter()
+            .map(|value| match value {
+                Value::Nil => Ok(None),
+                Value::BulkString(bytes) => Ok(Some(Bytes::from(bytes))),
+                other => Err(self.protocol(format!("MGET answered {other:?}"))),
+            })
+            .collect()
     }
 
     async fn attempt<T, F, Fut>(&self, request: F) -> Result<T>
@@ -317,11 +366,19 @@ const SET_PIPELINE_BYTES: usize = 8 << 20;
 
 /// Keys per read request (`MGET`): well under 0-db's limit of 1023, and few enough that a
 /// reply stays a few tens of MiB with large chunks.
-pub(crate) const READ_GROUP: usize = 64;
+const READ_GROUP: usize = 64;
+
+/// Commands per pipeline of existence checks.
+const EXISTS_PIPELINE: usize = 10_000;
+
+/// `<prefix><32-byte key>`: the key as stored (0-db: no prefix; Redis: `namespace:`).
+pub(crate) fn prefixed(prefix: &[u8], key: &ChunkKey) -> Vec<u8> {
+    [prefix, &key.as_bytes()[..]].concat()
+}
 
 /// What a read of `keys` keys is charged against the in-flight budget: the sizes are not
 /// known before the reply, so the average chunk size stands in for them.
-pub(crate) fn read_budget(keys: usize) -> usize {
+fn read_budget(keys: usize) -> usize {
     keys * (512 << 10)
 }
 

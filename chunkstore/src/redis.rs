@@ -17,11 +17,10 @@ use tokio::sync::OnceCell;
 use crate::codec::EncodedChunk;
 use crate::error::{Error, Result};
 use crate::key::ChunkKey;
-use crate::net::{Classified, NetOptions, Pool, classify, distinct, read_budget, server_text};
+use crate::net::{Classified, NetOptions, Pool, classify, distinct, prefixed, server_text};
 use crate::store::{BackendStats, ChunkStore};
 use crate::url::{encode_component, url_host};
 
-const EXISTS_PIPELINE: usize = 10_000;
 /// Single-key commands in flight at once on a cluster connection.
 const CLUSTER_CONCURRENCY: usize = 256;
 
@@ -153,10 +152,6 @@ impl RedisOptions {
     }
 }
 
-fn prefixed(prefix: &[u8], key: &ChunkKey) -> Vec<u8> {
-    [prefix, &key.as_bytes()[..]].concat()
-}
-
 /// A Redis or Valkey server.
 pub struct RedisStore {
     pool: Pool,
@@ -201,23 +196,6 @@ impl RedisStore {
             None if replies.len() == group.len() => Ok(()),
             other => Err(self.pool.protocol(format!("SET answered {other:?}"))),
         }
-    }
-
-    async fn mget(&self, group: &[ChunkKey]) -> Result<Vec<Option<Bytes>>> {
-        let values: Vec<Option<Vec<u8>>> = self
-            .pool
-            .run(read_budget(group.len()), |mut conn| {
-                let mut mget = redis::cmd("MGET");
-                for key in group {
-                    mget.arg(prefixed(&self.prefix, key));
-                }
-                async move { mget.query_async(&mut conn).await }
-            })
-            .await?;
-        if values.len() != group.len() {
-            return Err(self.pool.protocol("MGET answered fewer values than keys"));
-        }
-        Ok(values.into_iter().map(|v| v.map(Bytes::from)).collect())
     }
 
     /// Keys of this store's namespace, counted with `SCAN` (or `DBSIZE` without one).
@@ -277,24 +255,7 @@ impl ChunkStore for RedisStore {
     }
 
     async fn has_many(&self, keys: &[ChunkKey]) -> Result<Vec<bool>> {
-        let mut found = Vec::with_capacity(keys.len());
-        for group in keys.chunks(EXISTS_PIPELINE) {
-            let counts: Vec<i64> = self
-                .pool
-                .run(group.len() * 64, |mut conn| {
-                    let mut pipe = redis::pipe();
-                    for key in group {
-                        pipe.cmd("EXISTS").arg(prefixed(&self.prefix, key));
-                    }
-                    async move { pipe.query_async(&mut conn).await }
-                })
-                .await?;
-            if counts.len() != group.len() {
-                return Err(self.pool.protocol("fewer EXISTS replies than requests"));
-            }
-            found.extend(counts.into_iter().map(|n| n > 0));
-        }
-        Ok(found)
+        self.pool.exists_many(&self.prefix, keys).await
     }
 
     async fn put_many(&self, chunks: &[EncodedChunk]) -> Result<()> {
@@ -306,9 +267,7 @@ impl ChunkStore for RedisStore {
     }
 
     async fn get_many(&self, keys: &[ChunkKey]) -> Result<Vec<Option<Bytes>>> {
-        self.pool
-            .read_groups(keys, |group| async move { self.mget(&group).await })
-            .await
+        self.pool.get_many(&self.prefix, keys).await
     }
 
     async fn stats(&self) -> Result<Vec<BackendStats>> {

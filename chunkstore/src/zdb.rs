@@ -27,7 +27,7 @@ use redis::{ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo, Value};
 use crate::codec::EncodedChunk;
 use crate::error::{Error, Result};
 use crate::key::ChunkKey;
-use crate::net::{Handshake, NetOptions, Pool, distinct, read_budget};
+use crate::net::{Handshake, NetOptions, Pool, distinct};
 use crate::store::{BackendStats, ChunkStore};
 use crate::url::{encode_component, url_host};
 
@@ -35,8 +35,6 @@ use crate::url::{encode_component, url_host};
 pub const MAX_VALUE: usize = 8 * 1024 * 1024;
 /// Longest key 0-db accepts in user-key mode.
 pub const MAX_KEY: usize = 255;
-/// Commands per pipeline of existence checks.
-const EXISTS_PIPELINE: usize = 10_000;
 
 /// How to reach a 0-db namespace.
 #[derive(Clone, PartialEq, Eq)]
@@ -153,28 +151,7 @@ impl ChunkStore for ZdbStore {
     }
 
     async fn has_many(&self, keys: &[ChunkKey]) -> Result<Vec<bool>> {
-        let mut found = Vec::with_capacity(keys.len());
-        for group in keys.chunks(EXISTS_PIPELINE) {
-            let counts: Vec<i64> = self
-                .pool
-                .run(group.len() * 64, |mut conn| {
-                    let mut pipe = redis::pipe();
-                    for key in group {
-                        pipe.cmd("EXISTS").arg(&key.as_bytes()[..]);
-                    }
-                    async move { pipe.query_async(&mut conn).await }
-                })
-                .await?;
-            if counts.len() != group.len() {
-                return Err(self.pool.protocol(format!(
-                    "{} replies to {} EXISTS",
-                    counts.len(),
-                    group.len()
-                )));
-            }
-            found.extend(counts.into_iter().map(|n| n > 0));
-        }
-        Ok(found)
+        self.pool.exists_many(&[], keys).await
     }
 
     async fn put_many(&self, chunks: &[EncodedChunk]) -> Result<()> {
@@ -206,9 +183,7 @@ impl ChunkStore for ZdbStore {
     }
 
     async fn get_many(&self, keys: &[ChunkKey]) -> Result<Vec<Option<Bytes>>> {
-        self.pool
-            .read_groups(keys, |group| async move { self.mget(&group).await })
-            .await
+        self.pool.get_many(&[], keys).await
     }
 
     async fn stats(&self) -> Result<Vec<BackendStats>> {
@@ -235,34 +210,6 @@ impl ChunkStore for ZdbStore {
 }
 
 impl ZdbStore {
-    async fn mget(&self, group: &[ChunkKey]) -> Result<Vec<Option<Bytes>>> {
-        let values: Vec<Value> = self
-            .pool
-            .run(read_budget(group.len()), |mut conn| {
-                let mut mget = redis::cmd("MGET");
-                for key in group {
-                    mget.arg(&key.as_bytes()[..]);
-                }
-                async move { mget.query_async(&mut conn).await }
-            })
-            .await?;
-        if values.len() != group.len() {
-            return Err(self.pool.protocol(format!(
-                "MGET of {} keys answered {} values",
-                group.len(),
-                values.len()
-            )));
-        }
-        values
-            .into_iter()
-            .map(|value| match value {
-                Value::Nil => Ok(None),
-                Value::BulkString(bytes) => Ok(Some(Bytes::from(bytes))),
-                other => Err(self.pool.protocol(format!("MGET answered {other:?}"))),
-            })
-            .collect()
-    }
-
     async fn set_group(&self, group: &[EncodedChunk]) -> Result<()> {
         let bytes: usize = group.iter().map(|c| c.len()).sum();
         let replies: Vec<Value> = self

@@ -15,12 +15,11 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use futures_util::{StreamExt, TryStreamExt, stream};
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, RedisError, Value};
 use tokio::sync::Semaphore;
-
-use bytes::Bytes;
-use futures_util::{StreamExt, TryStreamExt, stream};
 
 use crate::codec::EncodedChunk;
 use crate::error::{Error, Refusal, Result};
@@ -36,7 +35,8 @@ pub struct NetOptions {
     pub connect_timeout: Duration,
     /// Connections per server.
     pub pool: usize,
-    /// Bytes of values being written to one server at once.
+    /// Bytes being moved to or from one server at once (a read is counted at the average
+    /// chunk size per key, its real size being known only once it arrived).
     pub in_flight: usize,
 }
 

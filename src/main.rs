@@ -14,7 +14,7 @@ use tracing_subscriber::EnvFilter;
 #[command(
     name = "flisthub",
     version,
-    about = "Pack filesystem trees into flists and back"
+    about = "Pack filesystem trees into flists and back, and run the hub that serves them"
 )]
 struct Cli {
     /// No progress bars or summaries (errors are still reported).
@@ -50,6 +50,11 @@ enum Command {
     /// Look after a chunk store: statistics, repair of replicas.
     #[command(subcommand)]
     Store(commands::store::Command),
+    /// Run the hub: the 0-hub-compatible HTTP API, uploads, downloads.
+    Serve(commands::serve::Args),
+    /// Mint, list and revoke the hub's API tokens.
+    #[command(subcommand)]
+    Token(commands::token::Command),
 }
 
 /// Options shared by the commands that read or write chunks.
@@ -66,18 +71,14 @@ struct StoreArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let default_level = match cli.verbose {
-        0 => "warn",
-        1 => "debug",
-        _ => "trace",
+    let config = match config::load(cli.config.as_deref()) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("error: {}", describe(&e));
+            return ExitCode::FAILURE;
+        }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("FLISTHUB_LOG")
-                .unwrap_or_else(|_| EnvFilter::new(default_level)),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logs(&cli, &config);
     let ui = ui::Ui::new(cli.quiet);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -88,8 +89,8 @@ fn main() -> ExitCode {
     };
     let cancel = converter::Cancel::default();
     let result = runtime.block_on(async {
-        tokio::spawn(stop_on_signals(cancel.clone()));
-        let config = config::Config::load(cli.config.as_deref())?;
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(stop_on_signals(cancel.clone(), stop_tx));
         match cli.command {
             Command::Pack(args) => commands::pack::run(args, &config, &ui, cancel).await,
             Command::Ls(args) => commands::ls::run(args),
@@ -98,6 +99,15 @@ fn main() -> ExitCode {
             Command::Extract(args) => commands::extract::run(args, &config, &ui, cancel).await,
             Command::Merge(args) => commands::merge::run(args, &ui),
             Command::Store(command) => commands::store::run(command, &config, &ui).await,
+            Command::Serve(args) => {
+                let config = commands::serve::configure(args, config)?;
+                let mut stop = stop_rx;
+                let stopped = async move {
+                    let _ = stop.wait_for(|stopping| *stopping).await;
+                };
+                commands::serve::run(config, stopped).await
+            }
+            Command::Token(command) => commands::token::run(command, config),
         }
     });
     match result {
@@ -114,9 +124,32 @@ fn main() -> ExitCode {
     }
 }
 
+/// Logs go to stderr: warnings by default, request logs and more for the hub, as JSON
+/// when the configuration says so. `FLISTHUB_LOG` takes a full filter.
+fn init_logs(cli: &Cli, config: &config::Config) {
+    let serving = matches!(cli.command, Command::Serve(_));
+    let default_level = match (cli.verbose, serving) {
+        (0, false) => "warn",
+        (0, true) => "info",
+        (1, _) => "debug",
+        _ => "trace",
+    };
+    let filter =
+        EnvFilter::try_from_env("FLISTHUB_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    if serving && config.server.log_format == hub::LogFormat::Json {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
+}
+
 /// The first Ctrl-C or SIGTERM asks the running pipeline to stop (it cleans up and leaves
-/// no partial flist); a second one quits at once.
-async fn stop_on_signals(cancel: converter::Cancel) {
+/// no partial flist) or the hub to shut down gracefully; a second one quits at once.
+async fn stop_on_signals(cancel: converter::Cancel, stop: tokio::sync::watch::Sender<bool>) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut interrupt), Ok(mut terminate)) = (
         signal(SignalKind::interrupt()),
@@ -134,6 +167,7 @@ async fn stop_on_signals(cancel: converter::Cancel) {
         }
         eprintln!("\nstopping; press Ctrl-C again to quit at once");
         cancel.cancel();
+        let _ = stop.send(true);
     }
 }
 

@@ -364,6 +364,14 @@ impl ChunkStore for Router {
         Ok(all)
     }
 
+    async fn probe(&self) -> Vec<(String, Result<()>)> {
+        join_all(self.backends.iter().map(|b| b.probe()))
+            .await
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
     async fn repair(&self, keys: &[ChunkKey]) -> Result<RepairReport> {
         let mut seen = HashSet::with_capacity(keys.len());
         let keys: Vec<ChunkKey> = keys.iter().copied().filter(|k| seen.insert(*k)).collect();

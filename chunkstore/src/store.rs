@@ -39,6 +39,13 @@ pub trait ChunkStore: Send + Sync {
     /// Key counts and sizes of each backend, as far as the backend can tell.
     async fn stats(&self) -> Result<Vec<BackendStats>>;
 
+    /// Asks each backend whether it answers, for health checks: each backend's location,
+    /// and the error of one that does not.
+    async fn probe(&self) -> Vec<(String, Result<()>)> {
+        let answer = self.has(ChunkKey::from_bytes([0; 32])).await.map(|_| ());
+        vec![(self.location().to_owned(), answer)]
+    }
+
     /// Makes sure every key is stored everywhere it belongs, copying from where it is (a
     /// replicated store after a backend was replaced or added). A single store can only
     /// report what it lacks.

@@ -29,7 +29,7 @@ use tokio::runtime::Handle;
 pub use cat::cat;
 pub use error::{Error, Result};
 pub use extract::{ExtractOptions, ExtractSummary};
-pub use pack::{Limits, PackOptions, PackSummary};
+pub use pack::{LateMetadata, Limits, PackOptions, PackSummary, README_LIMIT};
 pub use progress::Progress;
 
 /// Packs the directory tree at `root` into the flist `out`, storing new chunks in `store`.

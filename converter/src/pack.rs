@@ -75,7 +75,39 @@ pub struct PackOptions {
     /// Metadata to record besides what the pipeline sets itself (chunker, hash, codec,
     /// source, routes).
     pub metadata: Metadata,
+    /// Metadata known only once the input has been read (see [`LateMetadata`]).
+    pub late_metadata: Option<LateMetadata>,
+    /// Record a `.README` (preferred) or `.README.md` at the root of the input as the
+    /// `readme` metadata, as 0-hub does with uploads. Files over [`README_LIMIT`] are left
+    /// out.
+    pub import_readme: bool,
     pub cancel: Cancel,
+}
+
+/// The largest readme file [`PackOptions::import_readme`] records.
+pub const README_LIMIT: u64 = 1 << 20;
+
+/// Metadata that is only known after the input has ended, such as the form fields that
+/// follow the file in a multipart upload. Called once, after the last entry and before the
+/// flist is written; what it sets wins over [`PackOptions::metadata`], and an error fails
+/// the pack (nothing is written).
+#[derive(Clone)]
+pub struct LateMetadata(Arc<LateFn>);
+
+type LateFn = dyn Fn(&mut Metadata) -> std::result::Result<(), String> + Send + Sync;
+
+impl LateMetadata {
+    pub fn new(
+        f: impl Fn(&mut Metadata) -> std::result::Result<(), String> + Send + Sync + 'static,
+    ) -> LateMetadata {
+        LateMetadata(Arc::new(f))
+    }
+}
+
+impl std::fmt::Debug for LateMetadata {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LateMetadata")
+    }
 }
 
 impl Default for PackOptions {
@@ -86,6 +118,8 @@ impl Default for PackOptions {
             limits: Limits::default(),
             workers: 0,
             metadata: Metadata::new(),
+            late_metadata: None,
+            import_readme: false,
             cancel: Cancel::default(),
         }
     }
@@ -131,6 +165,30 @@ struct ChunkDone {
     chunk: ChunkRef,
 }
 
+/// The root readme files seen so far, for [`PackOptions::import_readme`].
+#[derive(Default)]
+struct Readme {
+    /// The content of `.README`, then of `.README.md`.
+    found: [Option<Vec<u8>>; 2],
+}
+
+impl Readme {
+    fn slot(path: &[u8]) -> Option<usize> {
+        match path {
+            b".README" => Some(0),
+            b".README.md" => Some(1),
+            _ => None,
+        }
+    }
+
+    fn text(self) -> Option<String> {
+        let [plain, markdown] = self.found;
+        plain
+            .or(markdown)
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+    }
+}
+
 /// State shared between the source thread and the workers.
 struct Shared {
     store: Arc<dyn ChunkStore>,
@@ -167,6 +225,8 @@ pub(crate) struct Packer {
     shared: Arc<Shared>,
     limits: Limits,
     metadata: Metadata,
+    late_metadata: Option<LateMetadata>,
+    readme: Option<Readme>,
     cancel: Cancel,
     entries: u64,
     total_size: u64,
@@ -220,6 +280,8 @@ impl Packer {
             shared,
             limits: options.limits,
             metadata: options.metadata,
+            late_metadata: options.late_metadata,
+            readme: options.import_readme.then(Readme::default),
             cancel: options.cancel,
             entries: 0,
             total_size: 0,
@@ -295,6 +357,12 @@ impl Packer {
             )));
         }
         let inode = self.writer().add(path, node, xattrs)?;
+        let mut readme = self
+            .readme
+            .as_ref()
+            .and_then(|_| Readme::slot(path))
+            .filter(|_| size <= README_LIMIT)
+            .map(|slot| (slot, Vec::with_capacity(size as usize)));
         let Packer {
             writer,
             chunker,
@@ -313,6 +381,9 @@ impl Packer {
                 return Err(io::Error::other("cancelled"));
             }
             Progress::add(&shared.progress.content_bytes, bytes.len() as u64);
+            if let Some((_, text)) = readme.as_mut() {
+                text.extend_from_slice(bytes);
+            }
             let task = ChunkTask {
                 inode,
                 seq,
@@ -352,6 +423,9 @@ impl Packer {
             }
         }
         self.record_done()?;
+        if let (Some(found), Some((slot, text))) = (self.readme.as_mut(), readme) {
+            found.found[slot] = Some(text);
+        }
         Ok(inode)
     }
 
@@ -374,6 +448,12 @@ impl Packer {
         let params = self.chunker.params();
         let metadata = writer.metadata_mut();
         *metadata = std::mem::take(&mut self.metadata);
+        if let Some(text) = self.readme.take().and_then(Readme::text) {
+            metadata.set_readme(&text);
+        }
+        if let Some(late) = &self.late_metadata {
+            (late.0)(metadata).map_err(Error::Input)?;
+        }
         metadata.set_chunker(&ChunkerInfo {
             algorithm: ChunkerParams::ALGORITHM.into(),
             min: params.min,

@@ -4,4 +4,6 @@ pub mod inspect;
 pub mod ls;
 pub mod merge;
 pub mod pack;
+pub mod serve;
 pub mod store;
+pub mod token;

@@ -2,6 +2,8 @@
 //! every kind of entry, comparing trees, and crafting tar archives byte by byte.
 #![allow(dead_code)]
 
+pub mod hub;
+
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;

@@ -1,0 +1,331 @@
+//! The configuration: `config/default.toml` (compiled in), then the configuration file, then
+//! `FLISTHUB__SECTION__KEY` environment variables. Every key is documented in the default
+//! file; unknown keys are refused, so a typo is an error rather than an ignored setting.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chunkstore::StoreConfig;
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use serde::{Deserialize, Deserializer};
+
+use crate::error::{Error, Result};
+
+/// The embedded defaults, also the documentation of every key.
+pub const DEFAULT_CONFIG: &str = include_str!("../../config/default.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub store: Option<StoreConfig>,
+    pub publish: PublishConfig,
+    pub limits: LimitsConfig,
+    pub auth: AuthConfig,
+    pub jobs: JobsConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub public_url: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub log_format: LogFormat,
+    pub readonly: bool,
+    pub authentication: bool,
+    pub official_repositories: Vec<String>,
+    pub trust_forwarded: bool,
+    pub metrics: bool,
+    #[serde(deserialize_with = "duration")]
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct PublishConfig {
+    pub routes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct LimitsConfig {
+    #[serde(deserialize_with = "size")]
+    pub upload_size: u64,
+    #[serde(deserialize_with = "size")]
+    pub flist_size: u64,
+    #[serde(deserialize_with = "size")]
+    pub expanded_size: u64,
+    pub entries: u64,
+    pub name_length: usize,
+    #[serde(deserialize_with = "size")]
+    pub request_body: u64,
+    pub merge_sources: usize,
+    pub concurrent_uploads: usize,
+    pub uploads_per_identity: usize,
+    pub write_rate: u32,
+    pub write_burst: u32,
+    pub read_rate: u32,
+    pub read_burst: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct AuthConfig {
+    #[serde(deserialize_with = "duration")]
+    pub token_ttl: Duration,
+    #[serde(deserialize_with = "duration")]
+    pub max_token_ttl: Duration,
+    pub secret_file: Option<PathBuf>,
+    #[serde(default)]
+    pub issuers: Vec<IssuerConfig>,
+    pub zero_hub: Option<ZeroHubConfig>,
+}
+
+/// A public-key token issuer.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct IssuerConfig {
+    pub issuer: String,
+    pub algorithm: IssuerAlgorithm,
+    pub public_key_file: PathBuf,
+    pub audience: Option<String>,
+}
+
+/// The algorithms a public-key issuer may be pinned to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum IssuerAlgorithm {
+    EdDSA,
+    ES256,
+    ES384,
+    RS256,
+}
+
+/// Acceptance of 0-hub's ThreeFold Connect API tokens.
+#[derive(Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ZeroHubConfig {
+    pub seed: Option<String>,
+    pub seed_file: Option<PathBuf>,
+    #[serde(default = "default_zero_hub_max_age", deserialize_with = "duration")]
+    pub max_age: Duration,
+    #[serde(default)]
+    pub users_map: BTreeMap<String, String>,
+}
+
+/// The seed signs tokens: never shown.
+impl std::fmt::Debug for ZeroHubConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ZeroHubConfig")
+            .field("seed", &self.seed.as_ref().map(|_| "<redacted>"))
+            .field("seed_file", &self.seed_file)
+            .field("max_age", &self.max_age)
+            .field("users_map", &self.users_map)
+            .finish()
+    }
+}
+
+fn default_zero_hub_max_age() -> Duration {
+    Duration::from_secs(365 * 86_400)
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct JobsConfig {
+    #[serde(deserialize_with = "duration")]
+    pub retention: Duration,
+}
+
+impl Config {
+    /// The defaults, overlaid with `file` (if given) and then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Config> {
+        let mut figment = Figment::from(Toml::string(DEFAULT_CONFIG));
+        if let Some(file) = file {
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        let figment = figment.merge(
+            Env::prefixed("FLISTHUB__")
+                .map(|key| key.as_str().replace("__", ".").replace('_', "-").into()),
+        );
+        let config: Config = figment.extract().map_err(|e| Error::Config(describe(&e)))?;
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<()> {
+        let bad = |what: String| Err(Error::Config(what));
+        let l = &self.limits;
+        if l.name_length < 8 || l.name_length > 255 {
+            return bad(format!(
+                "limits.name-length = {}: must be between 8 and 255",
+                l.name_length
+            ));
+        }
+        for (key, value) in [
+            ("limits.concurrent-uploads", l.concurrent_uploads),
+            ("limits.uploads-per-identity", l.uploads_per_identity),
+            ("limits.merge-sources", l.merge_sources),
+        ] {
+            if value == 0 {
+                return bad(format!("{key} must be at least 1"));
+            }
+        }
+        if l.write_rate == 0 {
+            return bad("limits.write-rate must be at least 1".into());
+        }
+        if let Some(url) = &self.server.public_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return bad(format!(
+                "server.public-url = {url:?}: must start with http:// or https://"
+            ));
+        }
+        for route in &self.publish.routes {
+            chunkstore::parse_route(route)
+                .map_err(|e| Error::Config(format!("publish.routes: {e}")))?;
+        }
+        if self.auth.token_ttl > self.auth.max_token_ttl {
+            return bad("auth.token-ttl is longer than auth.max-token-ttl".into());
+        }
+        if let Some(z) = &self.auth.zero_hub
+            && z.seed.is_some() == z.seed_file.is_some()
+        {
+            return bad("auth.zero-hub needs one of seed and seed-file".into());
+        }
+        Ok(())
+    }
+
+    /// The data directory: the configured one, or `$XDG_DATA_HOME/flisthub`.
+    pub fn data_dir(&self) -> Result<PathBuf> {
+        if let Some(dir) = &self.server.data_dir {
+            return Ok(dir.clone());
+        }
+        directories::ProjectDirs::from("", "", "flisthub")
+            .map(|d| d.data_dir().to_owned())
+            .ok_or_else(|| {
+                Error::Config("no home directory for the data; set server.data-dir".into())
+            })
+    }
+
+    /// The URL clients reach the hub at, without a trailing `/`.
+    pub fn public_url(&self) -> String {
+        match &self.server.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("http://{}", self.server.listen),
+        }
+    }
+}
+
+/// figment's message names the key; the source (file or variable) is added when known.
+fn describe(e: &figment::Error) -> String {
+    e.clone()
+        .into_iter()
+        .map(|e| {
+            let mut text = e.to_string();
+            if let Some(source) = e.metadata.as_ref().and_then(|m| m.source.as_ref()) {
+                text.push_str(&format!(" (in {source})"));
+            }
+            text
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Duration, D::Error> {
+    let text = String::deserialize(d)?;
+    humantime::parse_duration(&text).map_err(|e| {
+        serde::de::Error::custom(format!("{text:?} is not a duration such as 90s or 7d: {e}"))
+    })
+}
+
+fn size<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Size {
+        Bytes(u64),
+        Text(String),
+    }
+    match Size::deserialize(d)? {
+        Size::Bytes(n) => Ok(n),
+        Size::Text(text) => chunkstore::parse_size(&text)
+            .map(|n| n as u64)
+            .ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "{text:?} is not a size such as 512K, 64MiB or 10GiB"
+                ))
+            }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_defaults_parse_and_pass_the_checks() {
+        let config: Config = Figment::from(Toml::string(DEFAULT_CONFIG))
+            .extract()
+            .unwrap();
+        config.check().unwrap();
+        assert_eq!(config.server.listen.port(), 5555);
+        assert_eq!(config.limits.upload_size, 10 << 30);
+        assert!(config.store.is_none());
+        assert!(config.auth.zero_hub.is_none());
+    }
+
+    #[test]
+    fn a_file_overrides_and_unknown_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "[server]\nlisten = \"0.0.0.0:8080\"\n[limits]\nupload-size = \"2GiB\"\n",
+        )
+        .unwrap();
+        let config = Config::load(Some(&file)).unwrap();
+        assert_eq!(config.server.listen.port(), 8080);
+        assert_eq!(config.limits.upload_size, 2 << 30);
+        assert_eq!(
+            config.limits.entries, 10_000_000,
+            "untouched keys keep defaults"
+        );
+
+        std::fs::write(&file, "[server]\nlisen = \"0.0.0.0:8080\"\n").unwrap();
+        let err = Config::load(Some(&file)).unwrap_err().to_string();
+        assert!(err.contains("lisen"), "{err}");
+
+        std::fs::write(&file, "[limits]\nupload-size = \"lots\"\n").unwrap();
+        let err = Config::load(Some(&file)).unwrap_err().to_string();
+        assert!(err.contains("lots") && err.contains("upload-size"), "{err}");
+
+        let err = Config::load(Some(&dir.path().join("missing.toml")))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("missing.toml"), "{err}");
+    }
+
+    #[test]
+    fn routes_must_be_public_network_stores() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "[publish]\nroutes = [\"dir:///srv/store\"]\n").unwrap();
+        let err = Config::load(Some(&file)).unwrap_err().to_string();
+        assert!(err.contains("publish.routes"), "{err}");
+        std::fs::write(
+            &file,
+            "[publish]\nroutes = [\"zdb://hub.example:9900/flists\"]\n",
+        )
+        .unwrap();
+        Config::load(Some(&file)).unwrap();
+    }
+}

@@ -1,0 +1,156 @@
+//! The hub's SQLite database: one writer connection behind a lock (SQLite has one writer at a
+//! time anyway, and the lock also serialises the file moves that go with a change, see
+//! `namespace`), a pool of read-only connections for everything else, WAL so that readers
+//! never wait for the writer, and migrations keyed by `user_version`.
+//!
+//! Work runs on tokio's blocking threads: rusqlite is synchronous.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+use crate::error::{Error, Result};
+
+/// The schema, one entry per version; a database at version N gets entries N.. applied.
+const MIGRATIONS: &[&str] = &[include_str!("schema/1.sql")];
+
+/// Read connections kept open for reuse; more are opened when needed and closed after.
+const IDLE_READERS: usize = 16;
+
+/// How long a connection waits for a lock held by another process (the `token` CLI next to
+/// a running hub) before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Clone)]
+pub struct Db(Arc<Inner>);
+
+struct Inner {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+impl Db {
+    /// Opens (creating if needed) and migrates the database at `path`.
+    pub fn open(path: &Path) -> Result<Db> {
+        let mut writer = Connection::open(path)?;
+        writer.busy_timeout(BUSY_TIMEOUT)?;
+        // FULL: a publish acknowledged to a client survives a power loss, not only a crash.
+        writer.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+        )?;
+        migrate(&mut writer)?;
+        Ok(Db(Arc::new(Inner {
+            path: path.to_owned(),
+            writer: Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+        })))
+    }
+
+    /// Runs `f` with a read-only connection.
+    pub async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let db = self.clone();
+        tokio::task::spawn_blocking(move || db.read_now(f)).await?
+    }
+
+    /// Runs `f` with the writer connection, alone. `f` opens its own transaction, so that it
+    /// can also do what must follow the commit while nobody else writes.
+    pub async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let db = self.clone();
+        tokio::task::spawn_blocking(move || db.write_now(f)).await?
+    }
+
+    /// [`Db::read`] on the calling thread, for blocking contexts.
+    pub fn read_now<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let conn = match self.lock_readers().pop() {
+            Some(conn) => conn,
+            None => self.open_reader()?,
+        };
+        let result = f(&conn);
+        let mut idle = self.lock_readers();
+        if idle.len() < IDLE_READERS {
+            idle.push(conn);
+        }
+        result
+    }
+
+    /// [`Db::write`] on the calling thread, for blocking contexts.
+    pub fn write_now<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+        let mut conn = self
+            .0
+            .writer
+            .lock()
+            .map_err(|_| Error::Internal("the database writer panicked earlier".into()))?;
+        f(&mut conn)
+    }
+
+    fn lock_readers(&self) -> std::sync::MutexGuard<'_, Vec<Connection>> {
+        // A panic while holding this lock cannot leave the vector inconsistent.
+        self.0.readers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn open_reader(&self) -> Result<Connection> {
+        let conn = Connection::open_with_flags(
+            &self.0.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        Ok(conn)
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let version: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let version = version as usize;
+    if version > MIGRATIONS.len() {
+        return Err(Error::Config(format!(
+            "the database has schema version {version}; this build knows up to {} (a newer flisthub wrote it)",
+            MIGRATIONS.len()
+        )));
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", index as u32 + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+/// Seconds since the epoch: the unit of every time the hub stores and 0-hub shows.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrates_once_and_refuses_a_newer_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hub.sqlite3");
+        drop(Db::open(&path).unwrap());
+        let db = Db::open(&path).unwrap();
+        let version: u32 = db
+            .read_now(|c| Ok(c.query_row("PRAGMA user_version", [], |r| r.get(0))?))
+            .unwrap();
+        assert_eq!(version as usize, MIGRATIONS.len());
+        drop(db);
+        let conn = Connection::open(&path).unwrap();
+        conn.pragma_update(None, "user_version", 99).unwrap();
+        drop(conn);
+        let err = Db::open(&path).err().unwrap().to_string();
+        assert!(err.contains("schema version 99"), "{err}");
+    }
+}

@@ -1,0 +1,326 @@
+//! Downloads: `/<repo>/<name>.flist` and through a tag, `.flist.md5` for both (0-hub had
+//! none for tags), `/<repo>/<name>.txt` and a `.json` that works (0-hub's always failed).
+//!
+//! Flist files never change once published, so a download is the file of the name at the
+//! moment of the request, whole, even if the name is re-published meanwhile. Answers carry
+//! the sha256 as a strong `ETag`, `Last-Modified`, and `Cache-Control: no-cache` (caches
+//! keep the file but ask each time whether the name still means it); conditional requests
+//! and single byte ranges are answered as RFC 9110 says.
+
+use std::io::SeekFrom;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio_util::io::ReaderStream;
+
+use super::json::python;
+use crate::error::{Error, Result};
+use crate::hub::Hub;
+use crate::namespace::Resolved;
+
+/// Read size of a download stream: large reads keep a fast link busy.
+const STREAM_BUFFER: usize = 256 << 10;
+
+/// `GET /<repo>/<file>`: `<name>.flist`, `<name>.flist.md5`, `<name>.txt`, `<name>.json`.
+pub async fn repository_file(
+    State(hub): State<Arc<Hub>>,
+    Path((repository, file)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let repository = hub.names.repository(&repository)?;
+    if let Some(name) = file.strip_suffix(".md5").filter(|n| n.ends_with(".flist")) {
+        let resolved = resolve(&hub, &repository, name).await?;
+        return Ok(md5_text(&resolved));
+    }
+    if file.ends_with(".flist") {
+        return serve(&hub, &headers, || resolve(&hub, &repository, &file)).await;
+    }
+    if let Some(name) = file.strip_suffix(".txt") {
+        let resolved = resolve(&hub, &repository, name).await?;
+        let summary = Summary::new(&hub, &repository, &resolved);
+        let text = format!(
+            "File:     {}\nUploader: {}\nSource:   {}\nStorage:  {}\nChecksum: {}\n",
+            summary.flist, summary.uploader, summary.source, summary.storage, summary.checksum
+        );
+        return Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response());
+    }
+    if let Some(name) = file.strip_suffix(".json") {
+        let resolved = resolve(&hub, &repository, name).await?;
+        let mut body = python(&Summary::new(&hub, &repository, &resolved));
+        body.push(b'\n');
+        return Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response());
+    }
+    Err(Error::NotFound("not found".into()))
+}
+
+/// `GET /<repo>/tags/<tag>/<file>`: `<name>.flist` and `<name>.flist.md5` through a tag.
+pub async fn tag_file(
+    State(hub): State<Arc<Hub>>,
+    Path((repository, tag, file)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let repository = hub.names.repository(&repository)?;
+    let tag = hub.names.tag(&tag)?;
+    let in_tag = |name: &str| {
+        let name = hub.names.flist(name);
+        let (hub, repository, tag) = (&hub, &repository, &tag);
+        async move { hub.namespace.resolve_in_tag(repository, tag, &name?).await }
+    };
+    if let Some(name) = file.strip_suffix(".md5").filter(|n| n.ends_with(".flist")) {
+        return Ok(md5_text(&in_tag(name).await?));
+    }
+    if file.ends_with(".flist") {
+        return serve(&hub, &headers, || in_tag(&file)).await;
+    }
+    Err(Error::NotFound("not found".into()))
+}
+
+async fn resolve(hub: &Hub, repository: &str, name: &str) -> Result<Resolved> {
+    hub.namespace
+        .resolve(repository, &hub.names.flist(name)?)
+        .await
+}
+
+fn md5_text(resolved: &Resolved) -> Response {
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+        ],
+        format!("{}\n", resolved.digest.md5),
+    )
+        .into_response()
+}
+
+/// What `.txt` and `.json` say of an flist.
+#[derive(Serialize)]
+struct Summary {
+    flist: String,
+    uploader: String,
+    source: String,
+    storage: String,
+    checksum: String,
+    sha256: String,
+    size: u64,
+}
+
+impl Summary {
+    fn new(hub: &Hub, repository: &str, resolved: &Resolved) -> Summary {
+        let storage = match (&hub.backend, hub.routes.first()) {
+            (Some(b), _) => format!("zdb://{}:{}", b.host, b.port),
+            (None, Some(route)) => route.clone(),
+            (None, None) => "this hub's own store".into(),
+        };
+        Summary {
+            flist: resolved.name.clone(),
+            uploader: repository.to_owned(),
+            source: hub.url_of(&resolved.repository, &resolved.name),
+            storage,
+            checksum: resolved.digest.md5.clone(),
+            sha256: resolved.digest.sha256.clone(),
+            size: resolved.digest.size,
+        }
+    }
+}
+
+/// Serves the file a name resolves to. `resolve` is asked again if the file went away
+/// between the lookup and the open (the name was re-published and the old file removed).
+async fn serve<F, Fut>(hub: &Hub, headers: &HeaderMap, resolve: F) -> Result<Response>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<Resolved>>,
+{
+    for _ in 0..3 {
+        let resolved = resolve().await?;
+        let path = hub.namespace.blobs().path(&resolved.digest.sha256);
+        match tokio::fs::File::open(&path).await {
+            Ok(file) => return send(file, &resolved, headers).await,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::io(path.display(), e)),
+        }
+    }
+    Err(Error::Unavailable(
+        "the flist changed while it was being read; retry".into(),
+    ))
+}
+
+async fn send(
+    mut file: tokio::fs::File,
+    resolved: &Resolved,
+    headers: &HeaderMap,
+) -> Result<Response> {
+    let size = resolved.digest.size;
+    let etag = format!("\"{}\"", resolved.digest.sha256);
+    let modified = UNIX_EPOCH + Duration::from_secs(resolved.mtime.max(0) as u64);
+    let mut response = Response::builder()
+        .header(header::ETAG, &etag)
+        .header(header::LAST_MODIFIED, httpdate::fmt_http_date(modified))
+        .header(header::CACHE_CONTROL, "public, no-cache")
+        .header(header::ACCEPT_RANGES, "bytes")
+        .header(header::CONTENT_TYPE, "application/octet-stream");
+    if let Some(status) = precondition(headers, &etag, modified) {
+        return Ok(response
+            .status(status)
+            .body(Body::empty())
+            .unwrap_or_default());
+    }
+    let (status, start, length) = match byte_range(headers, &etag, modified, size) {
+        Range::Whole => (StatusCode::OK, 0, size),
+        Range::Part { start, end } => {
+            response =
+                response.header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{size}"));
+            (StatusCode::PARTIAL_CONTENT, start, end - start + 1)
+        }
+        Range::Unsatisfiable => {
+            return Ok(response
+                .status(StatusCode::RANGE_NOT_SATISFIABLE)
+                .header(header::CONTENT_RANGE, format!("bytes */{size}"))
+                .body(Body::empty())
+                .unwrap_or_default());
+        }
+    };
+    if start > 0 {
+        file.seek(SeekFrom::Start(start))
+            .await
+            .map_err(|e| Error::io("seeking in an flist", e))?;
+    }
+    let body = Body::from_stream(ReaderStream::with_capacity(
+        file.take(length),
+        STREAM_BUFFER,
+    ));
+    Ok(response
+        .status(status)
+        .header(header::CONTENT_LENGTH, length)
+        .body(body)
+        .unwrap_or_default())
+}
+
+/// 304 or 412 when the request's conditions say so (RFC 9110 section 13.2.2 order).
+fn precondition(headers: &HeaderMap, etag: &str, modified: SystemTime) -> Option<StatusCode> {
+    let text = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
+    let date = |name| text(name).and_then(|t| httpdate::parse_http_date(t).ok());
+    if let Some(list) = text(header::IF_MATCH) {
+        if !etag_matches(list, etag) {
+            return Some(StatusCode::PRECONDITION_FAILED);
+        }
+    } else if let Some(since) = date(header::IF_UNMODIFIED_SINCE)
+        && modified > since
+    {
+        return Some(StatusCode::PRECONDITION_FAILED);
+    }
+    if let Some(list) = text(header::IF_NONE_MATCH) {
+        if etag_matches(list, etag) {
+            return Some(StatusCode::NOT_MODIFIED);
+        }
+    } else if let Some(since) = date(header::IF_MODIFIED_SINCE)
+        && modified <= since
+    {
+        return Some(StatusCode::NOT_MODIFIED);
+    }
+    None
+}
+
+fn etag_matches(list: &str, etag: &str) -> bool {
+    list.split(',')
+        .map(|t| t.trim().trim_start_matches("W/"))
+        .any(|t| t == "*" || t == etag)
+}
+
+enum Range {
+    Whole,
+    Part { start: u64, end: u64 },
+    Unsatisfiable,
+}
+
+/// A single `bytes=` range; several ranges, or a stale `If-Range`, get the whole file.
+fn byte_range(headers: &HeaderMap, etag: &str, modified: SystemTime, size: u64) -> Range {
+    let Some(spec) = headers.get(header::RANGE).and_then(|v| v.to_str().ok()) else {
+        return Range::Whole;
+    };
+    if let Some(condition) = headers.get(header::IF_RANGE).and_then(|v| v.to_str().ok()) {
+        let fresh = match httpdate::parse_http_date(condition) {
+            Ok(date) => date == modified,
+            Err(_) => condition.trim() == etag,
+        };
+        if !fresh {
+            return Range::Whole;
+        }
+    }
+    let Some(spec) = spec.trim().strip_prefix("bytes=") else {
+        return Range::Whole;
+    };
+    if spec.contains(',') {
+        return Range::Whole;
+    }
+    let Some((first, last)) = spec.split_once('-') else {
+        return Range::Whole;
+    };
+    let (first, last) = (first.trim(), last.trim());
+    let parsed = match (first.is_empty(), last.is_empty()) {
+        // bytes=-N: the last N bytes.
+        (true, false) => last.parse::<u64>().ok().map(|n| {
+            if n == 0 {
+                None
+            } else {
+                Some((size.saturating_sub(n), size.saturating_sub(1)))
+            }
+        }),
+        (false, _) => first.parse::<u64>().ok().and_then(|start| {
+            let end = if last.is_empty() {
+                Some(size.saturating_sub(1))
+            } else {
+                last.parse::<u64>()
+                    .ok()
+                    .map(|e| e.min(size.saturating_sub(1)))
+            }?;
+            Some((start < size && start <= end).then_some((start, end)))
+        }),
+        (true, true) => None,
+    };
+    match parsed {
+        None => Range::Whole,
+        Some(None) => Range::Unsatisfiable,
+        Some(Some(_)) if size == 0 => Range::Unsatisfiable,
+        Some(Some((start, end))) => Range::Part { start, end },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn range(spec: &str, size: u64) -> Option<(u64, u64)> {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::RANGE, spec.parse().unwrap());
+        match byte_range(&headers, "\"x\"", UNIX_EPOCH, size) {
+            Range::Part { start, end } => Some((start, end)),
+            Range::Whole => None,
+            Range::Unsatisfiable => Some((u64::MAX, u64::MAX)),
+        }
+    }
+
+    #[test]
+    fn byte_ranges() {
+        assert_eq!(range("bytes=0-9", 100), Some((0, 9)));
+        assert_eq!(range("bytes=90-", 100), Some((90, 99)));
+        assert_eq!(range("bytes=-10", 100), Some((90, 99)));
+        assert_eq!(range("bytes=50-1000", 100), Some((50, 99)));
+        assert_eq!(range("bytes=100-", 100), Some((u64::MAX, u64::MAX)));
+        assert_eq!(range("bytes=0-1,5-6", 100), None);
+        assert_eq!(range("items=0-1", 100), None);
+        assert_eq!(range("bytes=-0", 100), Some((u64::MAX, u64::MAX)));
+    }
+}

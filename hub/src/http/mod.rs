@@ -1,0 +1,245 @@
+//! The HTTP interface: routes speak HTTP and call the hub's services; errors become answers
+//! in `response`.
+
+mod api;
+mod download;
+mod events;
+pub mod json;
+mod response;
+mod upload;
+pub mod v1;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, MatchedPath, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, any, get, post};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{Any, CorsLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
+
+use crate::auth::Caller;
+use crate::error::Error;
+use crate::hub::Hub;
+
+/// Room for the multipart framing around an uploaded flist.
+const FORM_OVERHEAD: u64 = 1 << 20;
+
+/// The caller of an `/api/flist/me...` route (and of the other routes that change things):
+/// authenticated, not in read-only mode, within its write rate.
+pub struct Me(pub Caller);
+
+impl FromRequestParts<Arc<Hub>> for Me {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, hub: &Arc<Hub>) -> Result<Self, Error> {
+        if hub.config.server.readonly {
+            return Err(Error::Readonly);
+        }
+        let caller = hub.auth.authenticate(&parts.headers).await?;
+        hub.limits.check_write(&caller.user)?;
+        Ok(Me(caller))
+    }
+}
+
+/// The whole router.
+pub fn router(hub: Arc<Hub>) -> Router {
+    let limits = &hub.config.limits;
+    let upload_limit =
+        DefaultBodyLimit::max(size_limit(limits.upload_size.saturating_add(FORM_OVERHEAD)));
+    let flist_limit =
+        DefaultBodyLimit::max(size_limit(limits.flist_size.saturating_add(FORM_OVERHEAD)));
+    let request_limit = DefaultBodyLimit::max(size_limit(limits.request_body));
+    Router::new()
+        // Public reads (reference section 5.2).
+        .route("/api/repositories", get(api::repositories))
+        .route("/api/flist", get(api::all_entries))
+        .route("/api/fileslist", get(api::fileslist))
+        .route("/api/flist/{repo}", get(api::repository))
+        .route("/api/flist/{repo}/tags/{tag}", get(api::tag))
+        // GET dumps the contents; INFO (a method of 0-hub's own) is `light`.
+        .route("/api/flist/{repo}/{flist}", any(api::flist))
+        .route("/api/flist/{repo}/{flist}/light", get(api::light))
+        .route("/api/flist/{repo}/{flist}/taglink", get(api::taglink))
+        .route("/api/flist/{repo}/{flist}/metadata", get(api::metadata))
+        // The caller's repository (reference section 5.3).
+        .route("/api/flist/me", get(api::me))
+        .route(
+            "/api/flist/me/upload",
+            post(upload::me_upload).layer(upload_limit).get(api::me_inspect_named),
+        )
+        .route(
+            "/api/flist/me/upload-flist",
+            post(upload::me_upload_flist).layer(flist_limit).get(api::me_inspect_named),
+        )
+        .route("/api/flist/me/{a}", get(api::me_inspect).delete(api::me_delete))
+        .route("/api/flist/me/{a}/link/{b}", changes(api::me_link))
+        .route("/api/flist/me/{a}/crosslink/{b}/{c}", changes(api::me_crosslink))
+        .route(
+            "/api/flist/me/{a}/crosstag/{b}/{c}",
+            changes(api::me_crosstag).delete(api::me_crosstag),
+        )
+        .route("/api/flist/me/{a}/{b}/tag/{c}/{d}", changes(api::me_tag).delete(api::me_tag))
+        .route("/api/flist/me/{a}/rename/{b}", changes(api::me_rename))
+        .route("/api/flist/me/promote/{a}/{b}/{c}", changes(api::me_promote))
+        .route("/api/flist/me/merge/{a}", post(api::me_merge))
+        // The web form's upload and its progress events (reference section 5.5).
+        .route("/upload", post(upload::web_upload).layer(upload_limit))
+        .route("/listen/{id}", get(events::listen))
+        // New in flisthub.
+        .route(v1::ROUTES[0], get(v1::health))
+        .route(v1::ROUTES[1], get(v1::jobs))
+        .route(v1::ROUTES[2], get(v1::job))
+        .route(v1::ROUTES[3], get(v1::openapi))
+        .route("/metrics", get(v1::metrics))
+        // Downloads (reference section 5.4).
+        .route("/{repo}/{file}", get(download::repository_file))
+        .route("/{repo}/tags/{tag}/{file}", get(download::tag_file))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(request_limit)
+        .layer(middleware::from_fn_with_state(Arc::clone(&hub), limit_reads))
+        .layer(middleware::from_fn(record_metrics))
+        .layer(
+            CorsLayer::new()
+                .allow_origin(Any)
+                .allow_methods([
+                    Method::GET,
+                    Method::HEAD,
+                    Method::POST,
+                    Method::DELETE,
+                    Method::from_bytes(b"INFO").unwrap_or(Method::GET),
+                ])
+                .allow_headers([
+                    header::AUTHORIZATION,
+                    header::CONTENT_TYPE,
+                    header::RANGE,
+                    header::IF_NONE_MATCH,
+                    HeaderName::from_static("x-original-name"),
+                ])
+                .expose_headers([header::ETAG, header::CONTENT_RANGE, header::RETRY_AFTER])
+                .max_age(Duration::from_secs(3600)),
+        )
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &Request| {
+                    tracing::info_span!("request", method = %request.method(), path = %request.uri().path())
+                })
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        )
+        .layer(CatchPanicLayer::custom(|_| {
+            tracing::error!("a request handler panicked");
+            json::failure(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error; the hub's log has the details",
+                None,
+            )
+        }))
+        .with_state(hub)
+}
+
+/// A route that changes something: GET as 0-hub's clients call it, POST as new clients
+/// should, and HEAD refused (0-hub ran the change for HEAD too).
+fn changes<H, T>(handler: H) -> MethodRouter<Arc<Hub>>
+where
+    H: axum::handler::Handler<T, Arc<Hub>>,
+    T: 'static,
+{
+    get(handler.clone()).post(handler).head(api::head_refused)
+}
+
+fn size_limit(bytes: u64) -> usize {
+    usize::try_from(bytes).unwrap_or(usize::MAX)
+}
+
+async fn not_found() -> Response {
+    json::failure(StatusCode::NOT_FOUND, "not found", None)
+}
+
+pub(crate) async fn method_not_allowed() -> Response {
+    json::failure(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method not allowed here",
+        None,
+    )
+}
+
+/// The per-address request rate of `limits.read-rate`.
+async fn limit_reads(State(hub): State<Arc<Hub>>, request: Request, next: Next) -> Response {
+    if let Some(address) = client_address(&hub, &request)
+        && let Err(e) = hub.limits.check_read(address)
+    {
+        return e.into_response();
+    }
+    next.run(request).await
+}
+
+/// The client's address: the connection's, or the first `X-Forwarded-For` hop when the
+/// hub trusts its proxy.
+pub fn client_address(hub: &Hub, request: &Request) -> Option<IpAddr> {
+    if hub.config.server.trust_forwarded
+        && let Some(forwarded) = request
+            .headers()
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .and_then(|v| v.trim().parse().ok())
+    {
+        return Some(forwarded);
+    }
+    request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+}
+
+async fn record_metrics(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+    let method = request.method().to_string();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    let labels = [("method", method), ("route", route), ("status", status)];
+    metrics::counter!("flisthub_http_requests_total", &labels).increment(1);
+    metrics::histogram!("flisthub_http_request_duration_seconds", &labels[..2])
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+static METRICS: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Installs the Prometheus recorder (once per process).
+pub fn install_metrics() {
+    METRICS.get_or_init(|| {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets(&[
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+                120.0,
+            ])
+            .ok()?
+            .build_recorder();
+        let handle = recorder.handle();
+        metrics::set_global_recorder(recorder).ok()?;
+        Some(handle)
+    });
+}
+
+pub(crate) fn metrics_handle() -> Option<&'static PrometheusHandle> {
+    METRICS.get().and_then(Option::as_ref)
+}

@@ -1,0 +1,448 @@
+//! Multipart uploads: `POST /api/flist/me/upload` streams the archive straight into the
+//! converter while it arrives; `upload-flist` and the web route `POST /upload` spool the
+//! file to a private staging file first (the flist must be whole to be checked; the web
+//! route answers with a job id before converting).
+
+use std::io::{self, Read};
+use std::sync::{Arc, Mutex, mpsc as sync_mpsc};
+
+use axum::body::Bytes;
+use axum::extract::multipart::{Field, MultipartError, MultipartRejection};
+use axum::extract::{Multipart, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use converter::LateMetadata;
+use flist::Metadata;
+use serde::Serialize;
+use tempfile::TempPath;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::mpsc;
+
+use super::Me;
+use super::json::{compact, success, success_with};
+use crate::auth::Caller;
+use crate::error::{Error, Result};
+use crate::hub::Hub;
+use crate::names::{self, basename, quote, secure_filename, strip_archive_extension};
+use crate::publish::{ArchiveUpload, Published, metadata_key_allowed};
+
+/// Chunks of the archive in flight between the request and the converter.
+const PIPE_DEPTH: usize = 16;
+/// After the converter refused an archive, this much more of the body is read (and thrown
+/// away) before answering, so that a client still sending gets the answer rather than a
+/// reset connection.
+const DRAIN_LIMIT: u64 = 64 << 20;
+/// The largest `metadata-<key>` value, and how many a form may have.
+const METADATA_VALUE_LIMIT: usize = 64 << 10;
+const METADATA_FIELDS_LIMIT: usize = 64;
+
+/// `POST /api/flist/me/upload`: an archive (`.tar.gz`, `.tar.zst`, `.tar`, ...) in the
+/// multipart field `file`; `metadata-<key>` fields; `X-Original-Name` renames it.
+pub async fn me_upload(
+    State(hub): State<Arc<Hub>>,
+    Me(caller): Me,
+    headers: HeaderMap,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<Response> {
+    let mut multipart = multipart.map_err(|_| no_file())?;
+    let original = original_name(&headers)?;
+    let size = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse().ok());
+    let mut form = Form::default();
+    let mut running: Option<Running> = None;
+    while let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? {
+        match field.name() {
+            Some("file") => {
+                if running.is_some() {
+                    return Err(Error::BadRequest("more than one file in the form".into()));
+                }
+                let file_name = field.file_name().unwrap_or_default().to_owned();
+                let name = archive_flist_name(&hub, &file_name, original.as_deref())?;
+                let (chunks, reader) = pipe();
+                let (fields, late) = late_metadata();
+                let upload = ArchiveUpload {
+                    name,
+                    source: file_name,
+                    size,
+                    late_metadata: Some(late),
+                };
+                let task = {
+                    let (hub, caller) = (Arc::clone(&hub), caller.clone());
+                    tokio::spawn(
+                        async move { hub.upload_archive(&caller, upload, reader, None).await },
+                    )
+                };
+                match pump(&mut field, &chunks, &task).await {
+                    Ok(true) => {}
+                    // The converter failed and the rest of the archive is not worth reading.
+                    Ok(false) => return task.await?.map(|_| success()),
+                    Err(e) => {
+                        // The converter sees the error as the end of its input and stops.
+                        let _ = chunks.send(Err(io::Error::other(e.to_string()))).await;
+                        return Err(e);
+                    }
+                }
+                drop(chunks);
+                running = Some(Running { task, fields });
+            }
+            Some(other) if other.starts_with("metadata-") => form.add(field).await?,
+            _ => {}
+        }
+    }
+    let Some(running) = running else {
+        return Err(no_file());
+    };
+    let ignored = form.ignored.clone();
+    // The converter waits for these before it writes the flist.
+    let _ = running.fields.send(form.fields);
+    let published = running.task.await??;
+    Ok(success_with(published_json(
+        &hub,
+        &published,
+        Some(&published.stats),
+        &ignored,
+    )))
+}
+
+/// `POST /api/flist/me/upload-flist`: an flist built elsewhere, in the field `file`.
+pub async fn me_upload_flist(
+    State(hub): State<Arc<Hub>>,
+    Me(caller): Me,
+    headers: HeaderMap,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<Response> {
+    let mut multipart = multipart.map_err(|_| no_file())?;
+    let original = original_name(&headers)?;
+    while let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? {
+        if field.name() != Some("file") {
+            continue;
+        }
+        let file_name = field.file_name().unwrap_or_default().to_owned();
+        if file_name.is_empty() {
+            return Err(Error::BadRequest("no file selected".into()));
+        }
+        if !file_name.ends_with(names::FLIST_SUFFIX) {
+            return Err(Error::BadRequest("this file is not allowed".into()));
+        }
+        let name = hub
+            .names
+            .flist(&original.unwrap_or_else(|| secure_filename(&file_name)))?;
+        let file = hub.namespace.blobs().new_staging_file("upload-flist-")?;
+        spool(&mut field, &file, hub.config.limits.flist_size, "flist").await?;
+        let published = hub.upload_flist(&caller, &name, file).await?;
+        return Ok(success_with(published_json(
+            &hub,
+            &published,
+            Some(&published.stats),
+            &[],
+        )));
+    }
+    Err(no_file())
+}
+
+/// `POST /upload` (the web form's route): the archive is received whole, then converted by
+/// a background job; the answer is `{"jobid", "status"}` and progress is at
+/// `/listen/<jobid>`.
+pub async fn web_upload(
+    State(hub): State<Arc<Hub>>,
+    Me(caller): Me,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<Response> {
+    let mut multipart = multipart.map_err(|_| no_file())?;
+    while let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? {
+        if field.name() != Some("file") {
+            continue;
+        }
+        let file_name = field.file_name().unwrap_or_default().to_owned();
+        let name = archive_flist_name(&hub, &file_name, None)?;
+        let file = hub.namespace.blobs().new_staging_file("upload-")?;
+        let size = spool(&mut field, &file, hub.config.limits.upload_size, "upload").await?;
+        let job = hub
+            .jobs
+            .create("upload", &caller.user, &caller.repository, &name)
+            .await?;
+        let id = job.id();
+        let input = std::fs::File::open(&file).map_err(|e| Error::io(file.display(), e))?;
+        let upload = ArchiveUpload {
+            name,
+            source: file_name,
+            size: Some(size),
+            late_metadata: None,
+        };
+        let runner = Arc::clone(&hub);
+        hub.tasks.spawn(async move {
+            let _file = file; // removed once the job is over
+            run_job(&runner, &caller, job, upload, input).await;
+        });
+        #[derive(Serialize)]
+        struct Started {
+            jobid: String,
+            status: &'static str,
+        }
+        let mut body = compact(&Started {
+            jobid: id,
+            status: "success",
+        });
+        body.push(b'\n');
+        return Ok(Response::builder()
+            .status(StatusCode::OK)
+            .header(axum::http::header::CONTENT_TYPE, "application/json")
+            .body(body.into())
+            .unwrap_or_default());
+    }
+    Err(no_file())
+}
+
+async fn run_job(
+    hub: &Hub,
+    caller: &Caller,
+    job: crate::jobs::Job,
+    upload: ArchiveUpload,
+    input: std::fs::File,
+) {
+    if let Err(e) = job.start().await {
+        tracing::error!(error = %e, "recording a job start");
+    }
+    let outcome = hub.upload_archive(caller, upload, input, Some(&job)).await;
+    let recorded = match outcome {
+        Ok(published) => {
+            let info = serde_json::json!({
+                "filename": published.name,
+                "flist": published.stats,
+            });
+            job.succeed(info).await
+        }
+        Err(e) => {
+            tracing::info!(error = %e, "upload job failed");
+            job.fail(client_message(&e)).await
+        }
+    };
+    if let Err(e) = recorded {
+        tracing::error!(error = %e, "recording a job outcome");
+    }
+}
+
+/// What a client may read of an error (the same rule as the HTTP answers: server-side
+/// details stay in the log).
+fn client_message(e: &Error) -> String {
+    match e {
+        Error::Io { .. }
+        | Error::Database(_)
+        | Error::Internal(_)
+        | Error::Config(_)
+        | Error::Flist(_) => "internal error; the hub's log has the details".into(),
+        Error::Store(_) | Error::Convert(converter::Error::Store(_)) => {
+            "the chunk store is unavailable; nothing was published, try again later".into()
+        }
+        other => other.to_string(),
+    }
+}
+
+/// The `payload` of a publishing answer: 0-hub's `name` and `files` (zflist's result
+/// object), then the file's checksums and URL.
+pub fn published_json(
+    hub: &Hub,
+    published: &Published,
+    stats: Option<&crate::inspect::Stats>,
+    ignored_metadata: &[String],
+) -> serde_json::Value {
+    let mut payload = serde_json::json!({ "name": published.name });
+    if let Some(stats) = stats {
+        payload["files"] = serde_json::json!({
+            "success": true,
+            "error": null,
+            "response": stats,
+            "status": 0,
+        });
+    }
+    payload["url"] = hub.url_of(&published.repository, &published.name).into();
+    payload["md5"] = published.digest.md5.clone().into();
+    payload["sha256"] = published.digest.sha256.clone().into();
+    payload["size"] = published.digest.size.into();
+    if !ignored_metadata.is_empty() {
+        payload["ignored-metadata"] = ignored_metadata.into();
+    }
+    payload
+}
+
+fn no_file() -> Error {
+    Error::BadRequest("no file found".into())
+}
+
+fn multipart_error(e: MultipartError) -> Error {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        Error::TooLarge("the upload is larger than the hub accepts (limits.upload-size)".into())
+    } else {
+        Error::BadRequest(format!("malformed multipart form: {}", e.body_text()))
+    }
+}
+
+/// The basename of `X-Original-Name`, if given.
+fn original_name(headers: &HeaderMap) -> Result<Option<String>> {
+    headers
+        .get("x-original-name")
+        .map(|v| {
+            v.to_str()
+                .map(|s| basename(s).to_owned())
+                .map_err(|_| Error::BadRequest("X-Original-Name is not text".into()))
+        })
+        .transpose()
+}
+
+/// The flist name of an uploaded archive: from `X-Original-Name` if given, else from the
+/// file name as Werkzeug would clean it; the archive extension replaced by `.flist`.
+fn archive_flist_name(hub: &Hub, file_name: &str, original: Option<&str>) -> Result<String> {
+    if file_name.is_empty() {
+        return Err(Error::BadRequest("no file selected".into()));
+    }
+    if strip_archive_extension(file_name).is_none() {
+        return Err(Error::BadRequest(format!(
+            "this file is not allowed: {} (send a .tar.gz, .tgz, .tar.zst, .tzst or .tar)",
+            quote(file_name)
+        )));
+    }
+    let chosen = match original {
+        Some(name) => name.to_owned(),
+        None => secure_filename(file_name),
+    };
+    let stem = strip_archive_extension(&chosen).unwrap_or(&chosen);
+    hub.names.flist(stem)
+}
+
+/// Writes a field to a staging file, refusing more than `limit` bytes. Returns the size.
+async fn spool(field: &mut Field<'_>, path: &TempPath, limit: u64, what: &str) -> Result<u64> {
+    let mut file = tokio::fs::File::create(&**path)
+        .await
+        .map_err(|e| Error::io(path.display(), e))?;
+    let mut size = 0u64;
+    while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+        size += chunk.len() as u64;
+        if size > limit {
+            return Err(Error::TooLarge(format!(
+                "the {what} is larger than {limit} bytes"
+            )));
+        }
+        file.write_all(&chunk)
+            .await
+            .map_err(|e| Error::io(path.display(), e))?;
+    }
+    file.flush()
+        .await
+        .map_err(|e| Error::io(path.display(), e))?;
+    Ok(size)
+}
+
+/// Feeds a field to the converter. Once the converter stops reading (it failed, or the
+/// archive ended before the field did), the rest is read and dropped; `false` when the
+/// converter failed and more than [`DRAIN_LIMIT`] bytes were left.
+async fn pump(
+    field: &mut Field<'_>,
+    chunks: &mpsc::Sender<io::Result<Bytes>>,
+    task: &tokio::task::JoinHandle<Result<Published>>,
+) -> Result<bool> {
+    let mut dropped = 0u64;
+    while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+        let len = chunk.len() as u64;
+        if !chunks.is_closed() && chunks.send(Ok(chunk)).await.is_ok() {
+            continue;
+        }
+        dropped += len;
+        if dropped > DRAIN_LIMIT && task.is_finished() {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+struct Running {
+    task: tokio::task::JoinHandle<Result<Published>>,
+    fields: sync_mpsc::SyncSender<Vec<(String, String)>>,
+}
+
+/// The `metadata-<key>` fields of a form.
+#[derive(Default)]
+struct Form {
+    fields: Vec<(String, String)>,
+    ignored: Vec<String>,
+}
+
+impl Form {
+    async fn add(&mut self, field: Field<'_>) -> Result<()> {
+        let key = field
+            .name()
+            .and_then(|n| n.strip_prefix("metadata-"))
+            .unwrap_or_default()
+            .to_owned();
+        let allowed = metadata_key_allowed(&key)?;
+        if self.fields.len() + self.ignored.len() >= METADATA_FIELDS_LIMIT {
+            return Err(Error::TooLarge(format!(
+                "more than {METADATA_FIELDS_LIMIT} metadata fields"
+            )));
+        }
+        let value = field.text().await.map_err(multipart_error)?;
+        if value.len() > METADATA_VALUE_LIMIT {
+            return Err(Error::TooLarge(format!(
+                "metadata-{key} is longer than {METADATA_VALUE_LIMIT} bytes"
+            )));
+        }
+        if allowed {
+            self.fields.push((key, value));
+        } else {
+            tracing::info!(key, "ignored a protected metadata key");
+            self.ignored.push(key);
+        }
+        Ok(())
+    }
+}
+
+/// Metadata fields that reach the converter after the archive: it waits for them once the
+/// archive has ended.
+fn late_metadata() -> (sync_mpsc::SyncSender<Vec<(String, String)>>, LateMetadata) {
+    let (tx, rx) = sync_mpsc::sync_channel::<Vec<(String, String)>>(1);
+    let rx = Mutex::new(rx);
+    let late = LateMetadata::new(move |metadata: &mut Metadata| {
+        let fields = rx
+            .lock()
+            .map_err(|_| "the form reader failed".to_owned())?
+            .recv()
+            .map_err(|_| "the upload ended before the whole form was received".to_owned())?;
+        for (key, value) in fields {
+            metadata.set(key, value);
+        }
+        Ok(())
+    });
+    (tx, late)
+}
+
+/// A channel from the request to the converter's blocking reader.
+fn pipe() -> (mpsc::Sender<io::Result<Bytes>>, ChannelReader) {
+    let (tx, rx) = mpsc::channel(PIPE_DEPTH);
+    (
+        tx,
+        ChannelReader {
+            rx,
+            current: Bytes::new(),
+        },
+    )
+}
+
+struct ChannelReader {
+    rx: mpsc::Receiver<io::Result<Bytes>>,
+    current: Bytes,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(Ok(chunk)) => self.current = chunk,
+                Some(Err(e)) => return Err(e),
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current.split_to(n));
+        Ok(n)
+    }
+}

@@ -1,0 +1,34 @@
+//! The flisthub service: a drop-in for 0-hub's HTTP API (reference
+//! `shared/spec/0-hub-reference.md`), with its namespace in SQLite, flist files stored by
+//! content, JWT authentication, uploads converted while they stream in, and jobs with live
+//! progress.
+//!
+//! Layers, each using only the ones below it:
+//! * `http`: routes that speak HTTP, and the one mapping of errors to answers;
+//! * `publish`, `auth`, `jobs`, `inspect`: the rules of uploads, tokens, jobs and reads;
+//! * `namespace`, `tokens`, `blobs`, `db`: the SQL and the files.
+//!
+//! The binary uses [`serve`], [`Config`] and [`tokens`].
+
+mod auth;
+mod blobs;
+mod config;
+mod db;
+mod error;
+mod http;
+mod hub;
+mod inspect;
+mod jobs;
+mod limits;
+mod names;
+mod namespace;
+mod publish;
+mod server;
+mod tokens;
+
+pub use auth::zero_hub_token;
+pub use config::{Config, DEFAULT_CONFIG, LogFormat};
+pub use error::{Error, Result};
+pub use hub::tokens;
+pub use server::serve;
+pub use tokens::{TokenRecord, Tokens};

@@ -1,0 +1,239 @@
+//! Names of repositories, flists, links and tags: what is allowed, how 0-hub normalises
+//! them, and how they are quoted in messages.
+//!
+//! 0-hub accepted anything without a `/`, which let `..` walk out of the users directory and
+//! HTML land in the web UI. Here a name is refused (400) when it is empty, `.` or `..`,
+//! longer than the configured limit, or holds a `/`, a `\`, a control character, or one of
+//! `< > " ' &` and backtick, which have a meaning in HTML. Everything else that 0-hub's
+//! clients use is kept: `:` (`zos:v3.4.0.flist`), leading dots, spaces, unicode.
+
+use crate::error::{Error, Result};
+
+pub const FLIST_SUFFIX: &str = ".flist";
+
+/// The archive extensions an upload may have, longest first. The content is recognised from
+/// its first bytes; the extension only names the flist.
+pub const ARCHIVE_EXTENSIONS: &[&str] = &[".tar.gz", ".tar.zst", ".tgz", ".tzst", ".tar"];
+
+/// Top-level path segments of the hub's own routes. A repository with one of these names
+/// could not be reached at `/<repo>/...` or `/api/flist/<repo>`, so none is allowed.
+const RESERVED_REPOSITORIES: &[&str] = &[
+    "api",
+    "me",
+    "listen",
+    "metrics",
+    "static",
+    "upload",
+    "upload-flist",
+    "merge",
+    "docker-convert",
+    "search",
+    "login",
+    "login-method",
+    "login-iyo",
+    "logout",
+    "token",
+    "readonly",
+    "callback_threebot",
+    "callback_token",
+    "_iyo_callback",
+];
+
+/// The limits names are checked against.
+#[derive(Debug, Clone, Copy)]
+pub struct Names {
+    /// Longest name in bytes, `.flist` included.
+    pub max_len: usize,
+}
+
+impl Names {
+    /// A repository name (an identity): a valid name that is not one of the hub's routes.
+    pub fn repository(&self, raw: &str) -> Result<String> {
+        self.check("repository", raw)?;
+        if RESERVED_REPOSITORIES.contains(&raw) {
+            return Err(Error::BadRequest(format!(
+                "invalid repository name {}: reserved for the hub's own routes",
+                quote(raw)
+            )));
+        }
+        Ok(raw.to_owned())
+    }
+
+    /// An flist (or symlink) name as 0-hub normalises it: `.flist` appended unless present.
+    pub fn flist(&self, raw: &str) -> Result<String> {
+        let name = if raw.ends_with(FLIST_SUFFIX) {
+            raw.to_owned()
+        } else {
+            format!("{raw}{FLIST_SUFFIX}")
+        };
+        self.check("flist", &name)?;
+        if name == FLIST_SUFFIX {
+            return Err(Error::BadRequest(
+                "invalid flist name \".flist\": empty".into(),
+            ));
+        }
+        Ok(name)
+    }
+
+    /// A tag name.
+    pub fn tag(&self, raw: &str) -> Result<String> {
+        self.check("tag", raw)?;
+        Ok(raw.to_owned())
+    }
+
+    /// A taglink name, which 0-hub never suffixes. Whether it may end in `.flist` is the
+    /// caller's rule (crosstag refuses it with 0-hub's message).
+    pub fn taglink(&self, raw: &str) -> Result<String> {
+        self.check("taglink", raw)?;
+        Ok(raw.to_owned())
+    }
+
+    fn check(&self, what: &str, name: &str) -> Result<()> {
+        let bad = |reason: &str| {
+            Err(Error::BadRequest(format!(
+                "invalid {what} name {}: {reason}",
+                quote(name)
+            )))
+        };
+        if name.is_empty() {
+            return bad("empty");
+        }
+        if name == "." || name == ".." {
+            return bad("not a name");
+        }
+        if name.len() > self.max_len {
+            return bad(&format!("longer than {} bytes", self.max_len));
+        }
+        if let Some(c) = name.chars().find(|&c| forbidden(c)) {
+            return bad(&match c {
+                '/' | '\\' => format!("contains {c:?}"),
+                c if c.is_control() => "contains a control character".to_owned(),
+                // Named by code point: the character itself is what must not be reflected.
+                c => format!("contains U+{:04X}, which has a meaning in HTML", c as u32),
+            });
+        }
+        Ok(())
+    }
+}
+
+fn forbidden(c: char) -> bool {
+    c.is_control() || matches!(c, '/' | '\\' | '<' | '>' | '"' | '\'' | '&' | '`')
+}
+
+/// `name` as shown in a message: in double quotes, with anything a browser or terminal
+/// would interpret written as an escape, so that no name is ever reflected as markup.
+pub fn quote(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 2);
+    out.push('"');
+    for c in name.chars().take(300) {
+        if forbidden(c) || c == '%' {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    if name.chars().count() > 300 {
+        out.push('…');
+    }
+    out.push('"');
+    out
+}
+
+/// The last `/`-separated part of a path a client sent (`X-Original-Name`, a file name).
+pub fn basename(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+/// What Werkzeug's `secure_filename` makes of an uploaded file's name, which is what 0-hub
+/// names the flist after when no `X-Original-Name` is given: path separators and runs of
+/// whitespace become `_`, anything but ASCII letters, digits, `_`, `.` and `-` is dropped,
+/// and leading or trailing `.` and `_` are removed. (Werkzeug first folds accented letters
+/// to ASCII; here they are dropped.)
+pub fn secure_filename(name: &str) -> String {
+    let spaced = name.replace(['/', '\\'], " ");
+    let joined = spaced.split_whitespace().collect::<Vec<_>>().join("_");
+    let kept: String = joined
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        .collect();
+    kept.trim_matches(['.', '_']).to_owned()
+}
+
+/// `name` without its archive extension, or `None` if it has none of
+/// [`ARCHIVE_EXTENSIONS`].
+pub fn strip_archive_extension(name: &str) -> Option<&str> {
+    ARCHIVE_EXTENSIONS
+        .iter()
+        .find_map(|ext| name.strip_suffix(ext))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const N: Names = Names { max_len: 255 };
+
+    #[test]
+    fn flist_names_get_the_suffix_once() {
+        assert_eq!(N.flist("app").unwrap(), "app.flist");
+        assert_eq!(N.flist("app.flist").unwrap(), "app.flist");
+        assert_eq!(N.flist("zos:v3.4.0").unwrap(), "zos:v3.4.0.flist");
+        assert_eq!(N.flist("with space").unwrap(), "with space.flist");
+        assert_eq!(N.flist(".hidden").unwrap(), ".hidden.flist");
+        assert_eq!(N.flist("ünï").unwrap(), "ünï.flist");
+    }
+
+    #[test]
+    fn hostile_names_are_refused() {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a/b",
+            "a\\b",
+            "a\0b",
+            "a\nb",
+            "a<img src=x>",
+            "x\"y",
+            "it's",
+            "a&b",
+            "`id`",
+        ] {
+            assert!(
+                N.flist(bad).is_err() || bad == "." || bad == "..",
+                "{bad:?}"
+            );
+            assert!(N.repository(bad).is_err(), "{bad:?}");
+            assert!(N.tag(bad).is_err(), "{bad:?}");
+        }
+        assert!(
+            N.flist(&"x".repeat(250)).is_err(),
+            "over the limit with .flist"
+        );
+        assert!(N.flist(&"x".repeat(249)).is_ok());
+        assert!(N.repository("api").is_err());
+        assert!(N.repository("me").is_err());
+        assert!(N.repository("maxux.3bot").is_ok());
+    }
+
+    #[test]
+    fn messages_never_carry_markup() {
+        let q = quote("a b<img src=x onerror=alert(1)>");
+        assert!(!q.contains('<') && !q.contains('>'), "{q}");
+        let err = N.flist("<script>").unwrap_err().to_string();
+        assert!(!err.contains('<'), "{err}");
+    }
+
+    #[test]
+    fn werkzeug_like_file_names() {
+        assert_eq!(secure_filename("hello.tar.gz"), "hello.tar.gz");
+        assert_eq!(secure_filename("my cool app.tar.gz"), "my_cool_app.tar.gz");
+        assert_eq!(secure_filename("../../etc/passwd"), "etc_passwd");
+        assert_eq!(secure_filename("a<b>.tar.gz"), "ab.tar.gz");
+        assert_eq!(secure_filename("..."), "");
+        assert_eq!(basename("/some/path/x.flist"), "x.flist");
+        assert_eq!(strip_archive_extension("x.tar.gz"), Some("x"));
+        assert_eq!(strip_archive_extension("x.tar.zst"), Some("x"));
+        assert_eq!(strip_archive_extension("x.zip"), None);
+    }
+}

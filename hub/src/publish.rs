@@ -1,0 +1,376 @@
+//! Turning what clients send into published flists: archives (converted while they
+//! arrive), flists built elsewhere (checked against the store), and merges.
+//!
+//! Each writes its flist to a private staging file, hashes it, and publishes it in one
+//! namespace change; a failure anywhere before that leaves nothing behind.
+
+use std::collections::HashSet;
+use std::io::Read;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chunkstore::{ChunkKey, ChunkStore};
+use converter::{Cancel, LateMetadata, PackOptions, Progress};
+use flist::{Flist, Metadata, NodeKind, Walk};
+use tempfile::TempPath;
+use tokio::runtime::Handle;
+
+use crate::auth::Caller;
+use crate::blobs::Digest256;
+use crate::error::{Error, Result};
+use crate::hub::Hub;
+use crate::inspect::Stats;
+use crate::jobs::Job;
+use crate::names::quote;
+
+/// Metadata keys a `metadata-<key>` field cannot set: 0-hub's protected keys, and those the
+/// pipeline itself records. 0-hub ignored them silently; here the answer lists them.
+const PROTECTED_METADATA: &[&str] = &[
+    "readme",
+    "backend",
+    "entrypoint",
+    "environ",
+    "port",
+    "volume",
+    "format-version",
+    "chunker",
+    "hash",
+    "codec",
+    "source",
+    "routes",
+    "workdir",
+    "ports",
+];
+
+/// Keys checked per existence query when validating an uploaded flist.
+const CHECK_BATCH: usize = 4096;
+/// Missing keys named in the refusal of an uploaded flist.
+const MISSING_SHOWN: usize = 10;
+/// How often a job's progress is refreshed.
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+
+/// A flist just published.
+#[derive(Debug, Clone)]
+pub struct Published {
+    pub repository: String,
+    pub name: String,
+    pub digest: Digest256,
+    pub stats: Stats,
+}
+
+/// Whether a `metadata-<key>` field may set `key`: `Ok(false)` for a protected key
+/// (ignored, as 0-hub did), an error for a key that is not a key.
+pub fn metadata_key_allowed(key: &str) -> Result<bool> {
+    let valid = !key.is_empty()
+        && key.len() <= 64
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if !valid {
+        return Err(Error::BadRequest(format!(
+            "invalid metadata key {}: up to 64 ASCII letters, digits, '-', '_' or '.'",
+            quote(key)
+        )));
+    }
+    Ok(!PROTECTED_METADATA.contains(&key))
+}
+
+/// An archive to convert and publish.
+pub struct ArchiveUpload {
+    /// The flist name, `.flist` included.
+    pub name: String,
+    /// The archive's file name, recorded as the flist's source.
+    pub source: String,
+    /// The archive's size, when known, for progress.
+    pub size: Option<u64>,
+    /// Form fields that arrive after the archive.
+    pub late_metadata: Option<LateMetadata>,
+}
+
+/// Cancels a pipeline when its request or job goes away before it finished.
+struct CancelOnDrop(Cancel);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
+
+impl Hub {
+    /// Converts an archive (plain, gzip or zstd tar) read from `input` into an flist and
+    /// publishes it as `upload.name` in the caller's repository.
+    pub async fn upload_archive(
+        &self,
+        caller: &Caller,
+        upload: ArchiveUpload,
+        input: impl Read + Send + 'static,
+        job: Option<&Job>,
+    ) -> Result<Published> {
+        let _slot = self.limits.upload_slot(&caller.user).await?;
+        let staging = self.namespace.blobs().new_staging_file("upload-")?;
+        let cancel = Cancel::default();
+        let _guard = CancelOnDrop(cancel.clone());
+        let mut metadata = Metadata::new();
+        if !self.routes.is_empty() {
+            metadata.set_routes(&self.routes);
+        }
+        if let Some(backend) = &self.backend {
+            metadata.set(
+                "backend",
+                serde_json::to_string(backend).unwrap_or_default(),
+            );
+        }
+        let limits = &self.config.limits;
+        let options = PackOptions {
+            limits: converter::Limits {
+                max_entries: limits.entries,
+                max_total_size: limits.expanded_size,
+                ..converter::Limits::default()
+            },
+            metadata,
+            late_metadata: upload.late_metadata,
+            import_readme: true,
+            cancel: cancel.clone(),
+            ..PackOptions::default()
+        };
+        let progress = Arc::new(Progress::default());
+        let pack = converter::pack_tar(
+            input,
+            upload.source,
+            staging.to_path_buf(),
+            Arc::clone(&self.store),
+            options,
+            Arc::clone(&progress),
+        );
+        tokio::pin!(pack);
+        let mut ticker = tokio::time::interval(PROGRESS_EVERY);
+        let summary = loop {
+            tokio::select! {
+                result = &mut pack => break result?,
+                _ = ticker.tick() => {
+                    if let Some(job) = job {
+                        report(job, &progress, upload.size);
+                    }
+                }
+                _ = self.shutdown.cancelled() => {
+                    cancel.cancel();
+                    break (&mut pack).await?;
+                }
+            }
+        };
+        let stats = Stats::from(summary.totals);
+        self.publish_file(caller, &upload.name, staging, stats)
+            .await
+    }
+
+    /// Publishes an flist built elsewhere, after checking that it is one and that the store
+    /// holds every chunk it names.
+    pub async fn upload_flist(
+        &self,
+        caller: &Caller,
+        name: &str,
+        file: TempPath,
+    ) -> Result<Published> {
+        let _slot = self.limits.upload_slot(&caller.user).await?;
+        let store = Arc::clone(&self.store);
+        let runtime = Handle::current();
+        let path = file.to_path_buf();
+        let stats =
+            tokio::task::spawn_blocking(move || check_flist(&path, store.as_ref(), &runtime))
+                .await??;
+        self.publish_file(caller, name, file, stats).await
+    }
+
+    /// Layers `sources` (repository, flist name; the first wins on every path) into
+    /// `target` of the caller's repository.
+    pub async fn merge(
+        &self,
+        caller: &Caller,
+        target: &str,
+        sources: &[(String, String)],
+    ) -> Result<Published> {
+        let _slot = self.limits.upload_slot(&caller.user).await?;
+        let mut paths = Vec::with_capacity(sources.len());
+        for (repository, name) in sources {
+            let resolved = self
+                .namespace
+                .resolve(repository, name)
+                .await
+                .map_err(|e| match e {
+                    Error::NotFound(_) => Error::NotFound(format!(
+                        "{}/{} does not exist",
+                        quote(repository),
+                        quote(name)
+                    )),
+                    other => other,
+                })?;
+            paths.push(self.namespace.blobs().path(&resolved.digest.sha256));
+        }
+        let staging = self.namespace.blobs().new_staging_file("merge-")?;
+        let out = staging.to_path_buf();
+        let totals = tokio::task::spawn_blocking(move || -> Result<_> {
+            let flists = paths
+                .iter()
+                .map(Flist::open)
+                .collect::<flist::Result<Vec<_>>>()?;
+            let refs: Vec<&Flist> = flists.iter().collect();
+            Ok(flist::merge(&refs, &out)?)
+        })
+        .await??;
+        self.publish_file(caller, target, staging, Stats::from(totals))
+            .await
+    }
+
+    async fn publish_file(
+        &self,
+        caller: &Caller,
+        name: &str,
+        file: TempPath,
+        stats: Stats,
+    ) -> Result<Published> {
+        let blobs = Arc::clone(self.namespace.blobs());
+        let staged = tokio::task::spawn_blocking(move || blobs.stage(file)).await??;
+        let digest = self
+            .namespace
+            .publish(&caller.repository, name, staged, &caller.user)
+            .await?;
+        metrics::counter!("flisthub_flists_published_total").increment(1);
+        Ok(Published {
+            repository: caller.repository.clone(),
+            name: name.to_owned(),
+            digest,
+            stats,
+        })
+    }
+}
+
+/// Sets a job's progress from a pipeline's counters, in 0-hub's words.
+fn report(job: &Job, progress: &Progress, size: Option<u64>) {
+    let entries = Progress::get(&progress.entries);
+    let read = Progress::get(&progress.input_bytes);
+    let mib = |bytes: u64| bytes as f64 / (1 << 20) as f64;
+    let (percent, message) = match size {
+        Some(total) if total > 0 => (
+            // 100 is for "Image ready !".
+            (read.saturating_mul(100) / total).min(99) as u8,
+            format!(
+                "Building: processing item {entries} ({:.1} of {:.1} MiB read)",
+                mib(read),
+                mib(total)
+            ),
+        ),
+        _ => (
+            0,
+            format!(
+                "Building: processing item {entries} ({:.1} MiB read)",
+                mib(read)
+            ),
+        ),
+    };
+    job.progress(percent, message);
+}
+
+/// Checks an uploaded flist: our format (a 0-flist `.tar.gz` is named as such), readable
+/// throughout, and every chunk it names present in `store`. Blocking.
+fn check_flist(path: &Path, store: &dyn ChunkStore, runtime: &Handle) -> Result<Stats> {
+    let mut head = [0u8; 2];
+    let _ = std::fs::File::open(path).and_then(|mut f| f.read(&mut head));
+    if head == [0x1f, 0x8b] {
+        return Err(Error::BadRequest(
+            "this is a gzip file, as 0-flist's flists are; flisthub accepts flists of its own format (flisthub pack, flist/FORMAT.md)".into(),
+        ));
+    }
+    let bad = |e: flist::Error| Error::BadRequest(format!("not a valid flist: {e}"));
+    let flist = Flist::open(path).map_err(bad)?;
+    flist.metadata().map_err(bad)?;
+    let mut checker = ChunkCheck {
+        store,
+        runtime,
+        batch: Vec::with_capacity(CHECK_BATCH),
+        seen: HashSet::new(),
+        checked: 0,
+        missing: 0,
+        first: Vec::new(),
+        failure: None,
+    };
+    flist
+        .walk(|_, entry| {
+            if checker.failure.is_some() {
+                return Ok(Walk::SkipChildren);
+            }
+            if let NodeKind::Regular { .. } = entry.node.kind {
+                for chunk in flist.chunks(entry)? {
+                    checker.add(ChunkKey::from_bytes(chunk.key));
+                }
+            }
+            Ok(Walk::Continue)
+        })
+        .map_err(bad)?;
+    checker.flush();
+    if let Some(e) = checker.failure {
+        return Err(e);
+    }
+    if checker.missing > 0 {
+        return Err(Error::MissingChunks {
+            missing: checker.missing,
+            checked: checker.checked,
+            first: checker.first,
+        });
+    }
+    Ok(Stats::from(flist.totals().map_err(bad)?))
+}
+
+/// Existence checks of an flist's chunks, a batch per store round trip.
+struct ChunkCheck<'a> {
+    store: &'a dyn ChunkStore,
+    runtime: &'a Handle,
+    batch: Vec<ChunkKey>,
+    /// Keys already checked (a file's chunks often repeat); cleared when large.
+    seen: HashSet<ChunkKey>,
+    checked: u64,
+    missing: u64,
+    first: Vec<String>,
+    failure: Option<Error>,
+}
+
+impl ChunkCheck<'_> {
+    fn add(&mut self, key: ChunkKey) {
+        if self.seen.len() > 1_000_000 {
+            self.seen.clear();
+        }
+        if self.seen.insert(key) {
+            self.batch.push(key);
+            if self.batch.len() >= CHECK_BATCH {
+                self.flush();
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.batch.is_empty() || self.failure.is_some() {
+            return;
+        }
+        match self.runtime.block_on(self.store.has_many(&self.batch)) {
+            Ok(present) if present.len() == self.batch.len() => {
+                self.checked += self.batch.len() as u64;
+                for (key, present) in self.batch.iter().zip(present) {
+                    if !present {
+                        self.missing += 1;
+                        if self.first.len() < MISSING_SHOWN {
+                            self.first.push(key.to_hex());
+                        }
+                    }
+                }
+            }
+            Ok(_) => {
+                self.failure = Some(Error::Internal(format!(
+                    "{}: a short answer to an existence check",
+                    self.store.location()
+                )));
+            }
+            Err(e) => self.failure = Some(e.into()),
+        }
+        self.batch.clear();
+    }
+}

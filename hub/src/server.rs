@@ -1,0 +1,133 @@
+//! `flisthub serve`: opens the hub, listens, and stops gracefully.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::ServiceExt;
+use axum::extract::Request;
+use tower::Layer;
+use tower_http::normalize_path::NormalizePathLayer;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::http;
+use crate::hub::Hub;
+
+/// How often finished jobs are expired and idle rate-limit state dropped.
+const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(60);
+
+/// Runs the hub until `stop` resolves (SIGTERM, Ctrl-C): then stops accepting
+/// connections, lets requests and jobs in flight finish for up to `server.shutdown-grace`,
+/// and returns.
+pub async fn serve(
+    mut config: Config,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    http::install_metrics();
+    let listen = config.server.listen;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| Error::io(format!("listening on {listen}"), e))?;
+    let address = listener
+        .local_addr()
+        .map_err(|e| Error::io("the listening address", e))?;
+    if config.server.public_url.is_none() {
+        config.server.public_url = Some(format!("http://{address}"));
+    }
+    let hub = Arc::new(Hub::open(config).await?);
+    announce(&hub, address).await;
+
+    let housekeeping = tokio::spawn(housekeeping(Arc::clone(&hub)));
+    // Trailing slashes are accepted (0-hub's `strict_slashes=False`); this must act before
+    // routing, so it wraps the router.
+    let app = NormalizePathLayer::trim_trailing_slash().layer(http::router(Arc::clone(&hub)));
+    let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel();
+    let server = axum::serve(
+        listener,
+        ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(app),
+    )
+    .with_graceful_shutdown(async move {
+        stop.await;
+        let _ = stopped_tx.send(());
+    });
+    let mut server = tokio::spawn(server.into_future());
+    tokio::select! {
+        _ = stopped_rx => {}
+        served = &mut server => {
+            housekeeping.abort();
+            return served?.map_err(|e| Error::io("serving", e));
+        }
+    }
+    tracing::info!("stopping: no new connections; waiting for requests and jobs in flight");
+    // Requests in flight and background jobs have the grace period to finish.
+    hub.tasks.close();
+    let grace = hub.config.server.shutdown_grace;
+    let drained = tokio::time::timeout(grace, async {
+        let _ = (&mut server).await;
+        hub.tasks.wait().await;
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            grace = %humantime::format_duration(grace),
+            "requests or jobs still running after the grace period: cancelling them"
+        );
+        hub.shutdown.cancel();
+        server.abort();
+        let _ = tokio::time::timeout(Duration::from_secs(10), hub.tasks.wait()).await;
+    }
+    housekeeping.abort();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn announce(hub: &Hub, address: SocketAddr) {
+    tracing::info!(
+        "listening on http://{address} (public URL {}, data in {}, store {})",
+        hub.public_url,
+        hub.config
+            .data_dir()
+            .map(|d| d.display().to_string())
+            .unwrap_or_default(),
+        hub.store.location()
+    );
+    if hub.config.server.readonly {
+        tracing::info!("read-only mode: /api/flist/me... answers 400");
+    }
+    if !hub.auth.enabled() {
+        tracing::warn!("authentication is off: every caller is Administrator");
+        return;
+    }
+    let minted: std::result::Result<i64, Error> = hub
+        .db
+        .read(|c| Ok(c.query_row("SELECT count(*) FROM token", [], |r| r.get(0))?))
+        .await;
+    if matches!(minted, Ok(0)) {
+        let data_dir = hub
+            .config
+            .data_dir()
+            .map(|d| d.display().to_string())
+            .unwrap_or_default();
+        tracing::info!(
+            "no token minted yet; mint one with: flisthub token create --user NAME --data-dir {data_dir}"
+        );
+    }
+}
+
+async fn housekeeping(hub: Arc<Hub>) {
+    let mut tick = tokio::time::interval(HOUSEKEEPING_EVERY);
+    loop {
+        tick.tick().await;
+        match hub.jobs.expire(hub.config.jobs.retention).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(expired = n, "forgot finished jobs"),
+            Err(e) => tracing::warn!(error = %e, "expiring jobs"),
+        }
+        hub.limits.forget_idle();
+        if let Some(handle) = http::metrics_handle() {
+            handle.run_upkeep();
+        }
+        metrics::gauge!("flisthub_jobs_running").set(hub.jobs.running() as f64);
+    }
+}

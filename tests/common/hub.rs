@@ -1,0 +1,265 @@
+//! A real `flisthub serve` process for black-box tests: its own data directory and
+//! configuration, a free loopback port (the hub picks it: `--listen 127.0.0.1:0`), its log
+//! kept for assertions and failure messages.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+use reqwest::blocking::{Client, RequestBuilder, Response, multipart};
+
+pub struct HubServer {
+    child: Option<Child>,
+    pub url: String,
+    pub dir: tempfile::TempDir,
+    config: String,
+    log: Arc<Mutex<String>>,
+    env: Vec<(String, String)>,
+}
+
+impl HubServer {
+    /// Starts a hub with `config` (TOML, any section but `[server]`'s `listen` and
+    /// `data-dir`, which the harness sets) over the defaults.
+    pub fn start(config: &str) -> HubServer {
+        Self::start_with_env(config, &[])
+    }
+
+    pub fn start_with_env(config: &str, env: &[(&str, &str)]) -> HubServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut hub = HubServer {
+            child: None,
+            url: String::new(),
+            dir,
+            config: config.to_owned(),
+            log: Arc::default(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        hub.launch();
+        hub
+    }
+
+    pub fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn config_path(&self) -> PathBuf {
+        self.dir.path().join("config.toml")
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_flisthub"));
+        cmd.env("HOME", self.dir.path())
+            .env("XDG_DATA_HOME", self.dir.path().join("xdg"))
+            .env_remove("FLISTHUB_STORE")
+            .env_remove("FLISTHUB_LOG")
+            .env_remove("FLISTHUB_CONFIG")
+            .arg("--config")
+            .arg(self.config_path());
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    fn launch(&mut self) {
+        std::fs::write(self.config_path(), &self.config).expect("write the config");
+        let mut child = self
+            .command()
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(self.data())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start flisthub serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let log = Arc::clone(&self.log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(rest) = line.split("listening on ").nth(1) {
+                    let url = rest
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned();
+                    let _ = ready_tx.send(url);
+                }
+                let mut log = log.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        self.child = Some(child);
+        match ready_rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(url) => self.url = url,
+            Err(_) => panic!("the hub did not start; its log:\n{}", self.log()),
+        }
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Mints a token with `flisthub token create`.
+    pub fn token(&self, user: &str, memberof: &[&str]) -> String {
+        let mut cmd = self.command();
+        cmd.args(["token", "create", "--user", user, "--data-dir"])
+            .arg(self.data());
+        for m in memberof {
+            cmd.args(["--memberof", m]);
+        }
+        let out = cmd.output().expect("flisthub token create");
+        assert!(
+            out.status.success(),
+            "token create: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
+    /// Runs `flisthub token <args>` on this hub's data directory.
+    pub fn token_command(&self, args: &[&str]) -> std::process::Output {
+        self.command()
+            .arg("token")
+            .args(args)
+            .arg("--data-dir")
+            .arg(self.data())
+            .output()
+            .expect("flisthub token")
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().map_or(0, |c| c.id() as i32)
+    }
+
+    /// SIGKILL, no chance to clean up.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, and waits for the process to exit; returns whether it exited cleanly.
+    pub fn terminate(&mut self) -> bool {
+        let Some(mut child) = self.child.take() else {
+            return false;
+        };
+        rustix::process::kill_process(
+            rustix::process::Pid::from_raw(child.id() as i32).unwrap(),
+            rustix::process::Signal::TERM,
+        )
+        .unwrap();
+        child.wait().map(|s| s.success()).unwrap_or(false)
+    }
+
+    /// Starts the hub again on the same data directory (on a new port).
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.launch();
+    }
+
+    pub fn get(&self, path: &str) -> Response {
+        client().get(format!("{}{path}", self.url)).send().unwrap()
+    }
+
+    /// A request with the token.
+    pub fn with(&self, method: reqwest::Method, path: &str, token: &str) -> RequestBuilder {
+        client()
+            .request(method, format!("{}{path}", self.url))
+            .header("Authorization", format!("Bearer {token}"))
+    }
+
+    /// Uploads an archive to `/api/flist/me/upload`.
+    pub fn upload(&self, token: &str, file_name: &str, bytes: Vec<u8>) -> Response {
+        let form = multipart::Form::new().part(
+            "file",
+            multipart::Part::bytes(bytes).file_name(file_name.to_owned()),
+        );
+        self.with(reqwest::Method::POST, "/api/flist/me/upload", token)
+            .multipart(form)
+            .send()
+            .unwrap()
+    }
+}
+
+impl Drop for HubServer {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+pub fn client() -> Client {
+    Client::builder()
+        .timeout(Duration::from_secs(120))
+        .build()
+        .unwrap()
+}
+
+/// The body of a JSON answer, checked to end with a newline as 0-hub's did.
+pub fn body_json(response: Response) -> (u16, serde_json::Value) {
+    let status = response.status().as_u16();
+    let text = response.text().unwrap();
+    assert!(text.ends_with('\n'), "no final newline: {text:?}");
+    let value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    (status, value)
+}
+
+/// The keys of a JSON object, in order.
+pub fn keys(value: &serde_json::Value) -> Vec<&str> {
+    value
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {value}"))
+        .keys()
+        .map(String::as_str)
+        .collect()
+}
+
+/// A gzip tarball of the directory `dir`, keeping nanoseconds and xattrs.
+pub fn tar_gz(dir: &Path) -> Vec<u8> {
+    super::tar_of(
+        dir,
+        &["--format=posix", "--xattrs", "--xattrs-include=*", "-z"],
+    )
+}
+
+/// Sends `GET <path>` byte for byte (HTTP clients normalise `..` and `%2e%2e` away) and
+/// returns the status code and the body.
+pub fn raw_get(url: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let address = url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// A small tree with a file, a readme and a subdirectory, as a gzip tarball.
+pub fn small_tarball(content: &str) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a"), content).unwrap();
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    std::fs::write(dir.path().join("sub/b"), b"bee").unwrap();
+    tar_gz(dir.path())
+}

@@ -61,17 +61,11 @@ impl Names {
 
     /// An flist (or symlink) name as 0-hub normalises it: `.flist` appended unless present.
     pub fn flist(&self, raw: &str) -> Result<String> {
-        let name = if raw.ends_with(FLIST_SUFFIX) {
-            raw.to_owned()
-        } else {
-            format!("{raw}{FLIST_SUFFIX}")
-        };
+        // The name as given is checked too: `..` must not become `...flist`.
+        let stem = raw.strip_suffix(FLIST_SUFFIX).unwrap_or(raw);
+        self.check("flist", stem)?;
+        let name = format!("{stem}{FLIST_SUFFIX}");
         self.check("flist", &name)?;
-        if name == FLIST_SUFFIX {
-            return Err(Error::BadRequest(
-                "invalid flist name \".flist\": empty".into(),
-            ));
-        }
         Ok(name)
     }
 
@@ -199,10 +193,8 @@ mod tests {
             "a&b",
             "`id`",
         ] {
-            assert!(
-                N.flist(bad).is_err() || bad == "." || bad == "..",
-                "{bad:?}"
-            );
+            assert!(N.flist(bad).is_err(), "{bad:?}");
+            assert!(N.flist(&format!("{bad}.flist")).is_err(), "{bad:?}.flist");
             assert!(N.repository(bad).is_err(), "{bad:?}");
             assert!(N.tag(bad).is_err(), "{bad:?}");
         }

@@ -147,16 +147,22 @@ impl HubServer {
         }
     }
 
-    /// SIGTERM, and waits for the process to exit; returns whether it exited cleanly.
-    pub fn terminate(&mut self) -> bool {
+    /// Sends SIGTERM and returns at once.
+    pub fn sigterm(&self) {
+        if let Some(child) = &self.child {
+            rustix::process::kill_process(
+                rustix::process::Pid::from_raw(child.id() as i32).unwrap(),
+                rustix::process::Signal::TERM,
+            )
+            .unwrap();
+        }
+    }
+
+    /// Waits for the process to exit; returns whether it exited cleanly.
+    pub fn wait_exit(&mut self) -> bool {
         let Some(mut child) = self.child.take() else {
             return false;
         };
-        rustix::process::kill_process(
-            rustix::process::Pid::from_raw(child.id() as i32).unwrap(),
-            rustix::process::Signal::TERM,
-        )
-        .unwrap();
         child.wait().map(|s| s.success()).unwrap_or(false)
     }
 
@@ -233,14 +239,22 @@ pub fn tar_gz(dir: &Path) -> Vec<u8> {
 /// Sends `GET <path>` byte for byte (HTTP clients normalise `..` and `%2e%2e` away) and
 /// returns the status code and the body.
 pub fn raw_get(url: &str, path: &str) -> (u16, String) {
+    raw_request(url, "GET", path, &[])
+}
+
+/// Sends a request byte for byte, with extra header lines (`Name: value`).
+pub fn raw_request(url: &str, method: &str, path: &str, headers: &[String]) -> (u16, String) {
     use std::io::{Read, Write};
     let address = url.trim_start_matches("http://");
     let mut stream = std::net::TcpStream::connect(address).unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
+    let mut request =
+        format!("{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n");
+    for header in headers {
+        request.push_str(header);
+        request.push_str("\r\n");
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
     let mut answer = String::new();
     stream.read_to_string(&mut answer).unwrap();
     let status = answer
@@ -262,4 +276,38 @@ pub fn small_tarball(content: &str) -> Vec<u8> {
     std::fs::create_dir(dir.path().join("sub")).unwrap();
     std::fs::write(dir.path().join("sub/b"), b"bee").unwrap();
     tar_gz(dir.path())
+}
+
+/// `name` as one URL path segment: every byte but ASCII letters and digits percent-encoded.
+pub fn segment(name: &str) -> String {
+    name.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// A multipart/form-data body written byte for byte (HTTP clients encode odd field names
+/// their own way): `(name, file name, content)` for each part. Returns the content type
+/// and the body.
+pub fn multipart_body(parts: &[(&str, Option<&str>, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "flisthub-test-boundary-7MA4YWxkTrZu0gW";
+    let mut body = Vec::new();
+    for (name, file_name, content) in parts {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"").as_bytes(),
+        );
+        if let Some(file_name) = file_name {
+            body.extend_from_slice(format!("; filename=\"{file_name}\"").as_bytes());
+        }
+        body.extend_from_slice(b"\r\n\r\n");
+        body.extend_from_slice(content);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
 }

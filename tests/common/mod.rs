@@ -441,12 +441,17 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
         .stdout(Stdio::piped())
         .spawn()
         .expect("gzip");
-    {
+    // Written from another thread: gzip's output must be read while it is fed, or a large
+    // input fills both pipes.
+    let mut stdin = child.stdin.take().unwrap();
+    let data = data.to_vec();
+    let writer = std::thread::spawn(move || {
         use std::io::Write;
-        let mut stdin = child.stdin.take().unwrap();
-        stdin.write_all(data).unwrap();
-    }
-    child.wait_with_output().unwrap().stdout
+        stdin.write_all(&data).unwrap();
+    });
+    let out = child.wait_with_output().unwrap().stdout;
+    writer.join().unwrap();
+    out
 }
 
 /// Runs a command, asserting success.

@@ -3,7 +3,8 @@
 //! 0-hub answered in two styles (reference section 5.1): `json.dumps` for its API
 //! (separators `", "` and `": "`), and Flask's `jsonify` for authentication and read-only
 //! errors (compact). Both escape every non-ASCII character as `\uXXXX` and end with a
-//! newline. Raw replies (listings, info) are the bare value; the others are an envelope with
+//! newline; here `<`, `>` and `&` are escaped the same way too (JSON readers see the same
+//! text). Raw replies (listings, info) are the bare value; the others are an envelope with
 //! `status`, and `message` or `payload`.
 
 use std::io;
@@ -62,7 +63,9 @@ impl serde_json::ser::Formatter for Ascii {
     ) -> io::Result<()> {
         let mut start = 0;
         for (i, c) in fragment.char_indices() {
-            if c.is_ascii() {
+            // `<`, `>` and `&` too, as Go's encoding/json does: whatever text a value holds
+            // (a readme, a message quoting input), the JSON never carries markup.
+            if c.is_ascii() && !matches!(c, '<' | '>' | '&') {
                 continue;
             }
             w.write_all(&fragment.as_bytes()[start..i])?;
@@ -189,11 +192,11 @@ mod tests {
         let value = serde_json::json!({"a": [1, 2], "b": "é😀<"});
         assert_eq!(
             String::from_utf8(python(&value)).unwrap(),
-            r#"{"a": [1, 2], "b": "\u00e9\ud83d\ude00<"}"#
+            r#"{"a": [1, 2], "b": "\u00e9\ud83d\ude00\u003c"}"#
         );
         assert_eq!(
             String::from_utf8(compact(&value)).unwrap(),
-            r#"{"a":[1,2],"b":"\u00e9\ud83d\ude00<"}"#
+            r#"{"a":[1,2],"b":"\u00e9\ud83d\ude00\u003c"}"#
         );
     }
 }

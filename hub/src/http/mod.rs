@@ -107,6 +107,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(request_limit)
+        .layer(middleware::from_fn(response::rejections_as_json))
         .layer(middleware::from_fn_with_state(Arc::clone(&hub), limit_reads))
         .layer(middleware::from_fn(record_metrics))
         .layer(

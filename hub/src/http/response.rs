@@ -2,7 +2,9 @@
 //! 0-hub used for it, and what a client may read. Server-side failures are logged in full
 //! and answered with a short message: paths and internal addresses stay in the log.
 
+use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::json::{compact_failure, failure};
@@ -109,4 +111,36 @@ fn internal(e: &Error) -> Response {
         "internal error; the hub's log has the details",
         None,
     )
+}
+
+/// axum's own rejections (a body past its limit, a path segment that is not UTF-8, a bad
+/// query string) are plain text; clients of this API read JSON, so they are rewritten into
+/// the error envelope. Only client errors in plain text are: the hub's own plain-text
+/// answers (`.md5`, `.txt`) are successes.
+pub async fn rejections_as_json(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let plain = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/plain"));
+    if !response.status().is_client_error() || !plain {
+        return response;
+    }
+    let status = response.status();
+    let text = match axum::body::to_bytes(response.into_body(), 64 << 10).await {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).trim().to_owned(),
+        Err(_) => String::new(),
+    };
+    let message = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            "the request body is larger than the hub accepts (limits)".to_owned()
+        }
+        _ if text.is_empty() => status
+            .canonical_reason()
+            .unwrap_or("bad request")
+            .to_owned(),
+        _ => text,
+    };
+    failure(status, &message, None)
 }

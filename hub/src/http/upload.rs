@@ -319,6 +319,7 @@ async fn spool(field: &mut Field<'_>, path: &TempPath, limit: u64, what: &str) -
     while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
         size += chunk.len() as u64;
         if size > limit {
+            drain(field).await;
             return Err(Error::TooLarge(format!(
                 "the {what} is larger than {limit} bytes"
             )));
@@ -331,6 +332,18 @@ async fn spool(field: &mut Field<'_>, path: &TempPath, limit: u64, what: &str) -
         .await
         .map_err(|e| Error::io(path.display(), e))?;
     Ok(size)
+}
+
+/// Reads and drops the rest of a refused field, up to [`DRAIN_LIMIT`] bytes: a client
+/// still sending then reads the answer instead of a reset connection.
+async fn drain(field: &mut Field<'_>) {
+    let mut dropped = 0u64;
+    while let Ok(Some(chunk)) = field.chunk().await {
+        dropped += chunk.len() as u64;
+        if dropped > DRAIN_LIMIT {
+            return;
+        }
+    }
 }
 
 /// Feeds a field to the converter. Once the converter stops reading (it failed, or the

@@ -63,6 +63,9 @@ impl Read for Slow {
     }
 }
 
+/// An HTTP answer (status, body), or why there was none.
+type Answer = Result<(u16, String), String>;
+
 /// Starts a slow streamed upload of `data` as `file_name`; returns the bytes sent so far
 /// and the answer (status, body, or the transport error) once it comes.
 fn slow_upload(
@@ -71,10 +74,7 @@ fn slow_upload(
     file_name: &str,
     data: Vec<u8>,
     pause: Duration,
-) -> (
-    Arc<AtomicU64>,
-    mpsc::Receiver<Result<(u16, String), String>>,
-) {
+) -> (Arc<AtomicU64>, mpsc::Receiver<Answer>) {
     let sent = Arc::new(AtomicU64::new(0));
     let len = data.len() as u64;
     let reader = Slow {

@@ -295,7 +295,8 @@ fn bad_store_urls_and_configs_are_clear_errors() {
     let config = dir.join("bad.toml");
     std::fs::write(&config, "[store]\nbackend = ['redis://h']\n").unwrap();
     let err = fails(flisthub(dir, args!["--config", config, "store", "stats"]));
-    assert!(err.contains("unknown field `backend`"), "{err}");
+    assert!(err.contains("unknown field: found `backend`"), "{err}");
+    assert!(err.contains("key store.backend"), "{err}");
     // A server that is not there: a prompt, typed error.
     let port = testkit::free_port(false);
     let err = fails(flisthub(

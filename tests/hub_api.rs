@@ -640,11 +640,14 @@ fn downloads_answer_conditions_and_ranges() {
 }
 
 #[test]
-fn read_only_mode_and_environment_overrides() {
+fn read_only_mode_json_logs_and_environment_overrides() {
     // The environment overrides the file: the file says writable, the variable read-only.
     let hub = HubServer::start_with_env(
         "[server]\nreadonly = false\n",
-        &[("FLISTHUB__SERVER__READONLY", "true")],
+        &[
+            ("FLISTHUB__SERVER__READONLY", "true"),
+            ("FLISTHUB__SERVER__LOG_FORMAT", "json"),
+        ],
     );
     let token = hub.token("alice", &[]);
     assert_eq!(
@@ -665,6 +668,18 @@ fn read_only_mode_and_environment_overrides() {
     assert_eq!(get(&hub, "/api/repositories").1, json!([]));
     let (status, health) = get(&hub, "/api/v1/health");
     assert_eq!((status, health["readonly"].clone()), (200, json!(true)));
+    // One JSON object a line, requests included.
+    let log = hub.log();
+    let lines: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["span"]["path"] == "/api/v1/health" && l["fields"]["status"] == 200),
+        "{log}"
+    );
 }
 
 #[test]

@@ -226,14 +226,19 @@ impl Config {
     }
 }
 
-/// figment's message names the key; the source (file or variable) is added when known.
+/// What is wrong, the key, and where the value came from (the file, or the variable).
 fn describe(e: &figment::Error) -> String {
     e.clone()
         .into_iter()
         .map(|e| {
-            let mut text = e.to_string();
-            if let Some(source) = e.metadata.as_ref().and_then(|m| m.source.as_ref()) {
-                text.push_str(&format!(" (in {source})"));
+            let mut text = e.kind.to_string();
+            if !e.path.is_empty() {
+                text.push_str(&format!(" (key {})", e.path.join(".")));
+            }
+            match e.metadata.as_ref().map(|m| (&m.name, &m.source)) {
+                Some((_, Some(source))) => text.push_str(&format!(" in {source}")),
+                Some((name, None)) => text.push_str(&format!(" from {name}")),
+                None => {}
             }
             text
         })

@@ -19,7 +19,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
 use super::Me;
-use super::json::{compact, success, success_with};
+use super::json::{compact, success_with};
 use crate::auth::Caller;
 use crate::error::{Error, Result};
 use crate::hub::Hub;
@@ -51,48 +51,57 @@ pub async fn me_upload(
         .and_then(|v| v.to_str().ok()?.parse().ok());
     let mut form = Form::default();
     let mut running: Option<Running> = None;
-    while let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? {
-        match field.name() {
-            Some("file") => {
-                if running.is_some() {
-                    return Err(Error::BadRequest("more than one file in the form".into()));
-                }
-                let file_name = field.file_name().unwrap_or_default().to_owned();
-                let name = archive_flist_name(&hub, &file_name, original.as_deref())?;
-                let (chunks, reader) = pipe();
-                let (fields, late) = late_metadata();
-                let upload = ArchiveUpload {
-                    name,
-                    source: file_name,
-                    size,
-                    late_metadata: Some(late),
-                };
-                let task = {
+    let read: Result<()> = async {
+        while let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? {
+            match field.name() {
+                Some("file") => {
+                    if running.is_some() {
+                        return Err(Error::BadRequest("more than one file in the form".into()));
+                    }
+                    let file_name = field.file_name().unwrap_or_default().to_owned();
+                    let name = archive_flist_name(&hub, &file_name, original.as_deref())?;
+                    let (chunks, reader) = pipe();
+                    let (fields, late) = late_metadata();
+                    let upload = ArchiveUpload {
+                        name,
+                        source: file_name,
+                        size,
+                        late_metadata: Some(late),
+                    };
                     let (hub, caller) = (Arc::clone(&hub), caller.clone());
-                    tokio::spawn(
-                        async move { hub.upload_archive(&caller, upload, reader, None).await },
-                    )
-                };
-                match pump(&mut field, &chunks, &task).await {
-                    Ok(true) => {}
-                    // The converter failed and the rest of the archive is not worth reading.
-                    Ok(false) => return task.await?.map(|_| success()),
-                    Err(e) => {
-                        // The converter sees the error as the end of its input and stops.
-                        let _ = chunks.send(Err(io::Error::other(e.to_string()))).await;
-                        return Err(e);
+                    let task = tokio::spawn(async move {
+                        hub.upload_archive(&caller, upload, reader, None).await
+                    });
+                    let task = &running.insert(Running { task, fields }).task;
+                    match pump(&mut field, &chunks, task).await {
+                        Ok(true) => {}
+                        // The converter failed and the rest is not worth reading: its
+                        // error is the answer.
+                        Ok(false) => return Ok(()),
+                        Err(e) => {
+                            // The converter sees the error as the end of its input.
+                            let _ = chunks.send(Err(io::Error::other(e.to_string()))).await;
+                            return Err(e);
+                        }
                     }
                 }
-                drop(chunks);
-                running = Some(Running { task, fields });
+                Some(other) if other.starts_with("metadata-") => form.add(field).await?,
+                _ => {}
             }
-            Some(other) if other.starts_with("metadata-") => form.add(field).await?,
-            _ => {}
         }
+        Ok(())
     }
+    .await;
     let Some(running) = running else {
-        return Err(no_file());
+        return read.and(Err(no_file()));
     };
+    if let Err(e) = read {
+        // Without its metadata the converter gives up; waiting for it means nothing it
+        // staged outlives the answer.
+        drop(running.fields);
+        let _ = running.task.await;
+        return Err(e);
+    }
     let ignored = form.ignored.clone();
     // The converter waits for these before it writes the flist.
     let _ = running.fields.send(form.fields);

@@ -152,3 +152,23 @@ pub async fn metrics(State(hub): State<Arc<Hub>>) -> Response {
         _ => Error::NotFound("metrics are off (server.metrics)".into()).into_response(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_openapi_description_names_exactly_the_mounted_routes() {
+        let document: serde_json::Value = serde_json::from_str(OPENAPI).unwrap();
+        let mut described: Vec<&str> = document["paths"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        described.sort_unstable();
+        let mut mounted = ROUTES.to_vec();
+        mounted.sort_unstable();
+        assert_eq!(described, mounted);
+    }
+}

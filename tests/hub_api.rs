@@ -753,3 +753,100 @@ fn curl_upload_then_anonymous_download_and_extract() {
         p == std::path::Path::new("socket")
     });
 }
+
+/// Rules of the namespace beyond appendix B: a repository's `updated` moves with every
+/// change, a rename cannot make a link point at itself, routes named like repositories
+/// still work, and a data directory serves one hub at a time.
+#[test]
+fn namespace_rules() {
+    let hub = appendix_b_hub();
+    assert_eq!(
+        hub.upload("-", "a.tar.gz", small_tarball("a")).status(),
+        200
+    );
+    let updated = || {
+        get(&hub, "/api/repositories").1[0]["updated"]
+            .as_i64()
+            .unwrap()
+    };
+    let first = updated();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(
+        hub.upload("-", "b.tar.gz", small_tarball("b")).status(),
+        200
+    );
+    let second = updated();
+    assert!(
+        second > first,
+        "an upload moves `updated`: {first} {second}"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let (status, _) = call(&hub, Method::GET, "/api/flist/me/promote/Administrator/a/c");
+    assert_eq!(status, 200);
+    assert!(updated() > second, "so does a promote");
+
+    // b2 -> b1 -> b: renaming b2 over b would make b a link to itself through b1.
+    assert_eq!(call(&hub, Method::GET, "/api/flist/me/b/link/b1").0, 200);
+    assert_eq!(call(&hub, Method::GET, "/api/flist/me/b1/link/b2").0, 200);
+    let (status, answer) = call(&hub, Method::GET, "/api/flist/me/b2/rename/b?force=true");
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer["message"].as_str().unwrap().contains("itself"),
+        "{answer}"
+    );
+    assert_eq!(
+        get(&hub, "/api/flist/Administrator/b/light").1["type"],
+        "regular"
+    );
+    assert_eq!(
+        get(&hub, "/api/flist/Administrator/b2/light").1["type"],
+        "symlink"
+    );
+    // A link renamed onto another name is fine.
+    assert_eq!(call(&hub, Method::GET, "/api/flist/me/b2/rename/b3").0, 200);
+    assert!(get(&hub, "/api/flist/Administrator/b3/light").1["md5"].is_string());
+
+    // `upload` is a route and a name: POST uploads, GET inspects and DELETE deletes
+    // `upload.flist`.
+    let form = reqwest::blocking::multipart::Form::new().part(
+        "file",
+        reqwest::blocking::multipart::Part::bytes(small_tarball("u")).file_name("x.tar.gz"),
+    );
+    let response = hub
+        .with(Method::POST, "/api/flist/me/upload", "-")
+        .header("X-Original-Name", "upload.tar.gz")
+        .multipart(form)
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(call(&hub, Method::GET, "/api/flist/me/upload").0, 200);
+    assert_eq!(call(&hub, Method::DELETE, "/api/flist/me/upload").0, 200);
+    assert_eq!(call(&hub, Method::GET, "/api/flist/me/upload").0, 404);
+    // Unknown routes under the hub's own prefixes are 404, not a bad repository name.
+    assert_eq!(get(&hub, "/api/nothing-here").0, 404);
+    assert_eq!(get(&hub, "/metrics/x.flist").0, 404);
+
+    // A second hub on the same data directory is refused at start.
+    let out = flisthub(
+        hub.dir.path(),
+        args![
+            "--config",
+            hub.dir.path().join("config.toml"),
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            hub.data()
+        ],
+    );
+    let stderr = fails(out);
+    assert!(
+        stderr.contains("another flisthub serve uses this data directory"),
+        "{stderr}"
+    );
+    assert_eq!(
+        get(&hub, "/api/flist/Administrator/a/light").0,
+        200,
+        "the first goes on"
+    );
+}

@@ -17,7 +17,8 @@ use reqwest::Method;
 use reqwest::blocking::multipart::{Form, Part};
 use serde_json::Value;
 
-const FAST_WRITES: &str = "[limits]\nwrite-rate = 10000\nwrite-burst = 10000\n";
+const FAST_WRITES: &str =
+    "[limits]\nwrite-rate = 10000\nwrite-burst = 10000\nuploads-per-identity = 8\n";
 
 /// md5 by coreutils, so that the check does not trust the hub's own code.
 fn md5_hex(data: &[u8]) -> String {
@@ -259,9 +260,15 @@ fn concurrent_publishers_and_readers_of_one_name_only_ever_see_whole_flists() {
 
 #[test]
 fn kill_9_during_an_upload_and_a_job_leaves_nothing_half_done() {
-    // One upload at a time: the job waits for the slot the streamed upload holds, so it is
-    // certainly running when the hub is killed.
-    let mut hub = HubServer::start(&format!("{FAST_WRITES}concurrent-uploads = 1\n"));
+    // The chunk store is frozen (SIGSTOP) before the job starts: its first store call
+    // waits, so the job is certainly running when the hub is killed.
+    let Some(redis) = testkit::RedisServer::start() else {
+        return;
+    };
+    let mut hub = HubServer::start(&format!(
+        "{FAST_WRITES}[store]\nurl = \"{}/0?timeout=120s\"\n",
+        redis.url()
+    ));
     let token = hub.token("alice", &[]);
     assert_eq!(
         hub.upload(&token, "kept.tar.gz", small_tarball("kept"))
@@ -279,6 +286,7 @@ fn kill_9_during_an_upload_and_a_job_leaves_nothing_half_done() {
     wait_until("the upload to start", Duration::from_secs(30), || {
         sent.load(Ordering::Relaxed) > 4 << 20
     });
+    redis.pause();
     let form = Form::new().part(
         "file",
         Part::bytes(small_tarball("job")).file_name("job.tar.gz"),
@@ -303,6 +311,7 @@ fn kill_9_during_an_upload_and_a_job_leaves_nothing_half_done() {
             .is_err(),
         "the upload got an answer"
     );
+    redis.resume();
     hub.restart();
 
     let (_, listing) = body_json(hub.get("/api/flist/alice"));
@@ -643,4 +652,46 @@ impl Drop for KillOnDrop {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+#[test]
+fn a_stalled_upload_is_cut_off_and_frees_its_slot() {
+    let hub = HubServer::start(
+        "[limits]\nidle-timeout = \"1s\"\nconcurrent-uploads = 1\nuploads-per-identity = 1\n",
+    );
+    let token = hub.token("alice", &[]);
+    // A client that sends the start of a form and then nothing: written by hand, so that
+    // what the hub answers can be read while the client still owes most of its body.
+    use std::io::Write;
+    let archive = noise_tar(1 << 20, 5);
+    let (content_type, body) = multipart_body(&[("file", Some("app.tar"), &archive)]);
+    let address = hub.url.trim_start_matches("http://").to_owned();
+    let mut stream = std::net::TcpStream::connect(&address).unwrap();
+    write!(
+        stream,
+        "POST /api/flist/me/upload HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    stream.write_all(&body[..64 << 10]).unwrap();
+    let started = Instant::now();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("limits.idle-timeout"), "{answer}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    // Its slot is free again: the one upload this identity may have goes through.
+    assert_eq!(
+        hub.upload(&token, "next.tar.gz", small_tarball("next"))
+            .status(),
+        200
+    );
+    assert_consistent(&hub);
 }

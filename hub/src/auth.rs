@@ -22,7 +22,6 @@ use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use rusqlite::OptionalExtension;
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 
 use crate::config::{AuthConfig, IssuerAlgorithm, ZeroHubConfig};
 use crate::db::{Db, now};
@@ -292,12 +291,8 @@ impl Authenticator {
                 "invalid token: not a JWT, and 0-hub tokens are not accepted here",
             ));
         };
-        let bytes = base64::engine::general_purpose::URL_SAFE
-            .decode(token)
-            .or_else(|_| {
-                base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token.trim_end_matches('='))
-            })
-            .map_err(|_| Error::unauthenticated("invalid token: not base64"))?;
+        let bytes = crate::tokens::decode_zero_hub(token)
+            .ok_or_else(|| Error::unauthenticated("invalid token: not base64"))?;
         if bytes.len() <= Signature::BYTE_SIZE {
             return Err(Error::unauthenticated("invalid signature"));
         }
@@ -329,10 +324,7 @@ impl Authenticator {
             user,
             accounts,
             issued: Some(issued),
-            revocation_id: Revocable::Foreign(Some(format!(
-                "zero-hub:{}",
-                hex::encode(Sha256::digest(token.as_bytes()))
-            ))),
+            revocation_id: Revocable::Foreign(Some(crate::tokens::zero_hub_revocation_id(&bytes))),
         })
     }
 

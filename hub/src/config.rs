@@ -73,6 +73,8 @@ pub struct LimitsConfig {
     pub merge_sources: usize,
     pub concurrent_uploads: usize,
     pub uploads_per_identity: usize,
+    #[serde(deserialize_with = "duration")]
+    pub idle_timeout: Duration,
     pub write_rate: u32,
     pub write_burst: u32,
     pub read_rate: u32,

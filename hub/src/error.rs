@@ -39,6 +39,10 @@ pub enum Error {
     #[error("{0}")]
     TooLarge(String),
 
+    /// The client stopped sending in the middle of a request (408).
+    #[error("{0}")]
+    Timeout(String),
+
     /// A rate or concurrency limit (429); retry after the given seconds.
     #[error("{message}")]
     TooManyRequests { message: String, retry_after: u64 },

@@ -17,7 +17,7 @@ use crate::inspect::ContentsCache;
 use crate::jobs::Jobs;
 use crate::limits::Limits;
 use crate::names::Names;
-use crate::namespace::Namespace;
+use crate::namespace::{Namespace, Resolved};
 use crate::tokens::{self, Tokens};
 
 /// 0-hub's `backend` metadata: where a node reads the chunks, as host, port, namespace.
@@ -47,6 +47,8 @@ pub struct Hub {
     pub shutdown: CancellationToken,
     /// Background jobs, awaited at shutdown.
     pub tasks: TaskTracker,
+    /// Held while the hub runs: see [`lock_data_dir`].
+    _lock: std::fs::File,
 }
 
 impl Hub {
@@ -55,6 +57,7 @@ impl Hub {
     pub async fn open(config: Config) -> Result<Hub> {
         let data_dir = config.data_dir()?;
         std::fs::create_dir_all(&data_dir).map_err(|e| Error::io(data_dir.display(), e))?;
+        let lock = lock_data_dir(&data_dir)?;
         let db = open_db(&data_dir)?;
         let blobs = Arc::new(Blobs::open(data_dir.join("flists"), data_dir.join("tmp"))?);
         let namespace = Namespace::new(db.clone(), blobs);
@@ -118,6 +121,7 @@ impl Hub {
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
             config,
+            _lock: lock,
         })
     }
 
@@ -131,6 +135,15 @@ impl Hub {
             .official_repositories
             .iter()
             .any(|r| r == name)
+    }
+
+    /// The flist `name` of `repository` resolves to, both as a client wrote them (`.flist`
+    /// is appended to the name if missing). Errors are 0-hub's: `user not found`, `source
+    /// not found`.
+    pub async fn resolve(&self, repository: &str, name: &str) -> Result<Resolved> {
+        let repository = self.names.repository(repository)?;
+        let name = self.names.flist(name)?;
+        self.namespace.resolve(&repository, &name).await
     }
 
     /// The public URL of a download.
@@ -156,6 +169,27 @@ pub fn tokens(config: &Config) -> Result<Tokens> {
         names(config),
         config.auth.max_token_ttl,
     ))
+}
+
+/// One hub per data directory: a second one would clear the first one's staging files and
+/// sweep flist files it is about to name. (`flisthub token` works beside a running hub:
+/// it only touches the database, which has its own locking.)
+fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File> {
+    use rustix::fs::{FlockOperation, flock};
+    let path = data_dir.join("serve.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io(path.display(), e))?;
+    flock(&file, FlockOperation::NonBlockingLockExclusive).map_err(|_| {
+        Error::Config(format!(
+            "{}: another flisthub serve uses this data directory",
+            data_dir.display()
+        ))
+    })?;
+    Ok(file)
 }
 
 fn open_db(data_dir: &Path) -> Result<Db> {

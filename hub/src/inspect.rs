@@ -3,6 +3,7 @@
 //! on every call).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::io::Write;
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -11,6 +12,7 @@ use flist::{Flist, NodeKind, Totals, Walk};
 use serde::Serialize;
 
 use crate::error::Result;
+use crate::http::json::python;
 use crate::hub::Backend;
 
 /// 0-hub's flist statistics (zflist's `putdir`/`check` response).
@@ -38,29 +40,16 @@ impl From<Totals> for Stats {
 }
 
 #[derive(Serialize)]
-struct ContentEntry {
+struct ContentEntry<'a> {
     size: u64,
-    path: String,
+    path: &'a str,
 }
 
-#[derive(Serialize)]
-struct Contents {
-    content: Vec<ContentEntry>,
-    regular: u64,
-    symlink: u64,
-    directory: u64,
-    special: u64,
-    failure: u64,
-    fullsize: u64,
-}
-
-/// The contents dump of `GET /api/flist/<repo>/<flist>`: every entry below the root with
-/// its size, and the counts. Blocking.
-pub fn contents(path: &Path) -> Result<Bytes> {
-    let flist = Flist::open(path)?;
-    let mut content = Vec::new();
-    let mut counts = Contents {
-        content: Vec::new(),
+/// Writes the contents dump of `GET /api/flist/<repo>/<flist>` (every entry below the root
+/// with its size, then the counts, as 0-hub's JSON and a newline) to `out` as the walk goes,
+/// so that memory does not grow with the flist. Blocking.
+pub fn write_contents(flist: &Flist, out: &mut impl Write) -> Result<()> {
+    let mut counts = Stats {
         regular: 0,
         symlink: 0,
         directory: 0,
@@ -68,6 +57,9 @@ pub fn contents(path: &Path) -> Result<Bytes> {
         failure: 0,
         fullsize: 0,
     };
+    let io = |e: std::io::Error| crate::error::Error::io("writing a contents dump", e);
+    out.write_all(b"{\"content\": [").map_err(io)?;
+    let mut first = true;
     flist.walk(|path, entry| {
         if path.is_empty() {
             return Ok(Walk::Continue);
@@ -91,14 +83,30 @@ pub fn contents(path: &Path) -> Result<Bytes> {
                 0
             }
         };
-        content.push(ContentEntry {
-            size,
-            path: format!("/{}", String::from_utf8_lossy(path)),
-        });
+        let path = format!("/{}", String::from_utf8_lossy(path));
+        let mut row = if first { Vec::new() } else { b", ".to_vec() };
+        first = false;
+        row.extend(python(&ContentEntry { size, path: &path }));
+        // An error (the reader went away) ends the walk.
+        out.write_all(&row).map_err(|source| flist::Error::Io {
+            path: "a contents dump".into(),
+            source,
+        })?;
         Ok(Walk::Continue)
     })?;
-    counts.content = content;
-    Ok(Bytes::from(crate::http::json::python(&counts)))
+    let Stats {
+        regular,
+        symlink,
+        directory,
+        special,
+        failure,
+        fullsize,
+    } = counts;
+    writeln!(
+        out,
+        "], \"regular\": {regular}, \"symlink\": {symlink}, \"directory\": {directory}, \"special\": {special}, \"failure\": {failure}, \"fullsize\": {fullsize}}}"
+    )
+    .map_err(io)
 }
 
 /// The metadata of `GET /api/flist/<repo>/<flist>/metadata`: each key's value parsed as
@@ -160,8 +168,13 @@ impl ContentsCache {
         Some(found)
     }
 
+    /// The largest dump kept.
+    pub fn entry_limit(&self) -> usize {
+        self.budget / 16
+    }
+
     pub fn put(&self, sha256: &str, value: Bytes) {
-        if value.len() > self.budget / 4 {
+        if value.len() > self.entry_limit() {
             return;
         }
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());

@@ -95,6 +95,11 @@ impl Limits {
         })
     }
 
+    /// No new upload slots: the hub is stopping.
+    pub fn close(&self) {
+        self.uploads.close();
+    }
+
     /// Forgets rate-limit state of clients that have been quiet, to bound memory.
     pub fn forget_idle(&self) {
         self.writes.retain_recent();

@@ -50,13 +50,19 @@ impl Names {
     /// A repository name (an identity): a valid name that is not one of the hub's routes.
     pub fn repository(&self, raw: &str) -> Result<String> {
         self.check("repository", raw)?;
-        if RESERVED_REPOSITORIES.contains(&raw) {
+        if self.reserved(raw) {
             return Err(Error::BadRequest(format!(
                 "invalid repository name {}: reserved for the hub's own routes",
                 quote(raw)
             )));
         }
         Ok(raw.to_owned())
+    }
+
+    /// Whether `name` is one of the hub's own top-level routes, which no repository may be
+    /// named.
+    pub fn reserved(&self, name: &str) -> bool {
+        RESERVED_REPOSITORIES.contains(&name)
     }
 
     /// An flist (or symlink) name as 0-hub normalises it: `.flist` appended unless present.
@@ -98,10 +104,14 @@ impl Names {
         if name.len() > self.max_len {
             return bad(&format!("longer than {} bytes", self.max_len));
         }
+        if name.starts_with(char::is_whitespace) || name.ends_with(char::is_whitespace) {
+            return bad("starts or ends with a space");
+        }
         if let Some(c) = name.chars().find(|&c| forbidden(c)) {
             return bad(&match c {
                 '/' | '\\' => format!("contains {c:?}"),
                 c if c.is_control() => "contains a control character".to_owned(),
+                c if invisible(c) => format!("contains U+{:04X}, an invisible character", c as u32),
                 // Named by code point: the character itself is what must not be reflected.
                 c => format!("contains U+{:04X}, which has a meaning in HTML", c as u32),
             });
@@ -111,7 +121,17 @@ impl Names {
 }
 
 fn forbidden(c: char) -> bool {
-    c.is_control() || matches!(c, '/' | '\\' | '<' | '>' | '"' | '\'' | '&' | '`')
+    c.is_control() || invisible(c) || matches!(c, '/' | '\\' | '<' | '>' | '"' | '\'' | '&' | '`')
+}
+
+/// Characters that change how a name looks without showing (zero-width, direction
+/// overrides, soft hyphen): they would let a name pose as another.
+fn invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{180E}'
+        | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}'
+        | '\u{2066}'..='\u{206F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}'
+        | '\u{FFA0}')
 }
 
 /// `name` as shown in a message: in double quotes, with anything a browser or terminal
@@ -203,6 +223,17 @@ mod tests {
             "over the limit with .flist"
         );
         assert!(N.flist(&"x".repeat(249)).is_ok());
+        for lookalike in [
+            "tf-official\u{200B}apps",
+            "\u{202E}spp",
+            " padded",
+            "padded ",
+            "a\u{FEFF}",
+        ] {
+            assert!(N.repository(lookalike).is_err(), "{lookalike:?}");
+            assert!(N.flist(lookalike).is_err(), "{lookalike:?}");
+        }
+        assert!(N.flist("with inner space").is_ok());
         assert!(N.repository("api").is_err());
         assert!(N.repository("me").is_err());
         assert!(N.repository("maxux.3bot").is_ok());

@@ -145,13 +145,6 @@ impl Info {
     }
 }
 
-/// The repositories a promote copied between, for its answer.
-#[derive(Debug, Clone)]
-pub struct Promoted {
-    pub source_repository: String,
-    pub source_name: String,
-}
-
 /// A row of `entry`.
 #[derive(Debug, Clone)]
 struct Row {
@@ -173,6 +166,36 @@ impl Namespace {
 
     pub fn blobs(&self) -> &Arc<Blobs> {
         &self.blobs
+    }
+
+    /// Opens the file of the flist `resolve` names with `open` (on a blocking thread). A
+    /// name re-published or deleted between the lookup and the open has lost its old file:
+    /// it is then looked up again. Once open, a file stays readable whatever happens to
+    /// its name.
+    pub async fn open_file<T: Send + 'static, Fut: Future<Output = Result<Resolved>>>(
+        &self,
+        resolve: impl Fn() -> Fut,
+        open: impl Fn(&std::path::Path) -> Result<T> + Send + Sync + 'static,
+    ) -> Result<(Resolved, T)> {
+        let open = Arc::new(open);
+        for _ in 0..3 {
+            let resolved = resolve().await?;
+            let path = self.blobs.path(&resolved.digest.sha256);
+            let open = Arc::clone(&open);
+            let (path, opened) = tokio::task::spawn_blocking(move || {
+                let opened = open(&path);
+                (path, opened)
+            })
+            .await?;
+            match opened {
+                Ok(value) => return Ok((resolved, value)),
+                Err(_) if !path.exists() => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::Unavailable(
+            "the flist changed while it was being read; retry".into(),
+        ))
     }
 
     // ----- reads -----
@@ -388,6 +411,7 @@ impl Namespace {
                 &actor,
             )?;
             free_blob_of(tx, old, freed)?;
+            touch(tx, repo, t)?;
             audit(
                 tx,
                 &actor,
@@ -442,21 +466,15 @@ impl Namespace {
         source: &str,
         actor: &str,
     ) -> Result<()> {
+        let source_repository = source_repository.to_owned();
         let target = Target::Flist {
-            repository: source_repository.to_owned(),
+            repository: source_repository.clone(),
             name: source.to_owned(),
         };
         let (repository, link, actor) = (repository.to_owned(), link.to_owned(), actor.to_owned());
         self.change(move |tx, _, _| {
             let t = now();
-            let Target::Flist {
-                repository: source_repository,
-                ..
-            } = &target
-            else {
-                unreachable!("built above")
-            };
-            repository_id(tx, source_repository)?
+            repository_id(tx, &source_repository)?
                 .ok_or_else(|| Error::NotFound("source repository not found".into()))?;
             let repo = ensure_repository(tx, &repository, t)?;
             make_link(tx, &repository, repo, &link, &target, t, &actor)?;
@@ -486,23 +504,17 @@ impl Namespace {
                 "tag symlink cannot ends with .flist".into(),
             ));
         }
+        let (tag_repository, tag) = (tag_repository.to_owned(), tag.to_owned());
         let target = Target::Tag {
-            repository: tag_repository.to_owned(),
-            tag: tag.to_owned(),
+            repository: tag_repository.clone(),
+            tag: tag.clone(),
         };
         let (repository, link, actor) = (repository.to_owned(), link.to_owned(), actor.to_owned());
         self.change(move |tx, _, _| {
             let t = now();
-            let Target::Tag {
-                repository: tag_repository,
-                tag,
-            } = &target
-            else {
-                unreachable!("built above")
-            };
-            let tag_repo = repository_id(tx, tag_repository)?;
+            let tag_repo = repository_id(tx, &tag_repository)?;
             if tag_repo
-                .map(|r| tag_id(tx, r, tag))
+                .map(|r| tag_id(tx, r, &tag))
                 .transpose()?
                 .flatten()
                 .is_none()
@@ -682,7 +694,7 @@ impl Namespace {
         );
         self.change(move |tx, _, freed| {
             let repo = repository_id(tx, &repository)?.ok_or_else(user_not_found)?;
-            entry_by_id(tx, repo, &source)?.ok_or_else(source_not_found)?;
+            let renamed = entry_by_id(tx, repo, &source)?.ok_or_else(source_not_found)?;
             if source == destination {
                 return Ok(());
             }
@@ -700,6 +712,19 @@ impl Namespace {
                 "UPDATE entry SET name = ?3 WHERE repository = ?1 AND name = ?2",
                 params![repo, source, destination],
             )?;
+            // A link renamed onto what it points at (directly or through other links) would
+            // point at itself, and the flist it replaced would be gone: refused, and the
+            // transaction with it.
+            if renamed.kind == Kind::Symlink {
+                let this = (repository.clone(), destination.clone());
+                let (passed, _) = chain(tx, &repository, &destination)?;
+                if passed.iter().filter(|hop| **hop == this).count() > 1 {
+                    return Err(Error::BadRequest(format!(
+                        "{} would point at itself through its target",
+                        quote(&destination)
+                    )));
+                }
+            }
             touch(tx, repo, now())?;
             audit(
                 tx,
@@ -722,7 +747,7 @@ impl Namespace {
         source: &str,
         local: &str,
         actor: &str,
-    ) -> Result<Promoted> {
+    ) -> Result<()> {
         let owned = |s: &str| s.to_owned();
         let (repository, source_repository, source, local, actor) = (
             owned(repository),
@@ -749,6 +774,7 @@ impl Namespace {
                 &actor,
             )?;
             free_blob_of(tx, old, freed)?;
+            touch(tx, repo, t)?;
             let detail = format!("{source_repository}/{source}");
             audit(
                 tx,
@@ -757,11 +783,7 @@ impl Namespace {
                 &repository,
                 Some(&local),
                 Some(&detail),
-            )?;
-            Ok(Promoted {
-                source_repository,
-                source_name: source,
-            })
+            )
         })
         .await
     }
@@ -826,7 +848,10 @@ impl Namespace {
         let blobs = Arc::clone(&self.blobs);
         self.db
             .write(move |conn| {
-                let tx = conn.transaction()?;
+                // IMMEDIATE: the write lock is taken at the start, so the busy timeout covers
+                // a writer in another process; a deferred transaction would fail instead.
+                let tx =
+                    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
                 let mut freed = Vec::new();
                 let value = f(&tx, &blobs, &mut freed)?;
                 tx.commit()?;
@@ -1049,7 +1074,14 @@ fn read_row(r: &rusqlite::Row<'_>, offset: usize) -> rusqlite::Result<Row> {
     let kind_enum = match kind.as_str() {
         "regular" => Kind::Regular,
         "symlink" => Kind::Symlink,
-        _ => Kind::Taglink,
+        "taglink" => Kind::Taglink,
+        other => {
+            return Err(rusqlite::Error::FromSqlConversionFailure(
+                offset,
+                rusqlite::types::Type::Text,
+                format!("unknown entry kind {other:?}").into(),
+            ));
+        }
     };
     Ok(Row {
         target: Target::from_columns(&kind, r.get(offset + 4)?, r.get(offset + 5)?),

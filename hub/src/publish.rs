@@ -22,6 +22,7 @@ use crate::error::{Error, Result};
 use crate::hub::Hub;
 use crate::inspect::Stats;
 use crate::jobs::Job;
+use crate::limits::UploadSlot;
 use crate::names::quote;
 
 /// Metadata keys a `metadata-<key>` field cannot set: 0-hub's protected keys, and those the
@@ -99,15 +100,17 @@ impl Drop for CancelOnDrop {
 
 impl Hub {
     /// Converts an archive (plain, gzip or zstd tar) read from `input` into an flist and
-    /// publishes it as `upload.name` in the caller's repository.
+    /// publishes it as `upload.name` in the caller's repository. Like every publishing
+    /// method, it runs in an upload slot the caller holds (taken before the request's body
+    /// is read, so that the slots also bound what waits on disk).
     pub async fn upload_archive(
         &self,
         caller: &Caller,
+        _slot: &UploadSlot,
         upload: ArchiveUpload,
         input: impl Read + Send + 'static,
         job: Option<&Job>,
     ) -> Result<Published> {
-        let _slot = self.limits.upload_slot(&caller.user).await?;
         let staging = self.namespace.blobs().new_staging_file("upload-")?;
         let cancel = Cancel::default();
         let _guard = CancelOnDrop(cancel.clone());
@@ -169,16 +172,18 @@ impl Hub {
     pub async fn upload_flist(
         &self,
         caller: &Caller,
+        _slot: &UploadSlot,
         name: &str,
         file: TempPath,
     ) -> Result<Published> {
-        let _slot = self.limits.upload_slot(&caller.user).await?;
         let store = Arc::clone(&self.store);
         let runtime = Handle::current();
         let path = file.to_path_buf();
-        let stats =
-            tokio::task::spawn_blocking(move || check_flist(&path, store.as_ref(), &runtime))
-                .await??;
+        let max_entries = self.config.limits.entries;
+        let stats = tokio::task::spawn_blocking(move || {
+            check_flist(&path, max_entries, store.as_ref(), &runtime)
+        })
+        .await??;
         self.publish_file(caller, name, file, stats).await
     }
 
@@ -187,15 +192,16 @@ impl Hub {
     pub async fn merge(
         &self,
         caller: &Caller,
+        _slot: &UploadSlot,
         target: &str,
         sources: &[(String, String)],
     ) -> Result<Published> {
-        let _slot = self.limits.upload_slot(&caller.user).await?;
-        let mut paths = Vec::with_capacity(sources.len());
+        let mut flists = Vec::with_capacity(sources.len());
         for (repository, name) in sources {
-            let resolved = self
+            let open = |path: &Path| Ok(Flist::open(path)?);
+            let (_, flist) = self
                 .namespace
-                .resolve(repository, name)
+                .open_file(|| self.namespace.resolve(repository, name), open)
                 .await
                 .map_err(|e| match e {
                     Error::NotFound(_) => Error::NotFound(format!(
@@ -205,15 +211,11 @@ impl Hub {
                     )),
                     other => other,
                 })?;
-            paths.push(self.namespace.blobs().path(&resolved.digest.sha256));
+            flists.push(flist);
         }
         let staging = self.namespace.blobs().new_staging_file("merge-")?;
         let out = staging.to_path_buf();
         let totals = tokio::task::spawn_blocking(move || -> Result<_> {
-            let flists = paths
-                .iter()
-                .map(Flist::open)
-                .collect::<flist::Result<Vec<_>>>()?;
             let refs: Vec<&Flist> = flists.iter().collect();
             Ok(flist::merge(&refs, &out)?)
         })
@@ -273,7 +275,12 @@ fn report(job: &Job, progress: &Progress, size: Option<u64>) {
 
 /// Checks an uploaded flist: our format (a 0-flist `.tar.gz` is named as such), readable
 /// throughout, and every chunk it names present in `store`. Blocking.
-fn check_flist(path: &Path, store: &dyn ChunkStore, runtime: &Handle) -> Result<Stats> {
+fn check_flist(
+    path: &Path,
+    max_entries: u64,
+    store: &dyn ChunkStore,
+    runtime: &Handle,
+) -> Result<Stats> {
     let mut head = [0u8; 2];
     let _ = std::fs::File::open(path).and_then(|mut f| f.read(&mut head));
     if head == [0x1f, 0x8b] {
@@ -281,9 +288,10 @@ fn check_flist(path: &Path, store: &dyn ChunkStore, runtime: &Handle) -> Result<
             "this is a gzip file, as 0-flist's flists are; flisthub accepts flists of its own format (flisthub pack, flist/FORMAT.md)".into(),
         ));
     }
-    let bad = |e: flist::Error| Error::BadRequest(format!("not a valid flist: {e}"));
+    let bad = invalid_flist;
     let flist = Flist::open(path).map_err(bad)?;
     flist.metadata().map_err(bad)?;
+    let mut entries = 0u64;
     let mut checker = ChunkCheck {
         store,
         runtime,
@@ -297,6 +305,13 @@ fn check_flist(path: &Path, store: &dyn ChunkStore, runtime: &Handle) -> Result<
     flist
         .walk(|_, entry| {
             if checker.failure.is_some() {
+                return Ok(Walk::SkipChildren);
+            }
+            entries += 1;
+            if entries > max_entries {
+                checker.failure = Some(Error::TooLarge(format!(
+                    "the flist has more than {max_entries} entries (limits.entries)"
+                )));
                 return Ok(Walk::SkipChildren);
             }
             if let NodeKind::Regular { .. } = entry.node.kind {
@@ -319,6 +334,24 @@ fn check_flist(path: &Path, store: &dyn ChunkStore, runtime: &Handle) -> Result<
         });
     }
     Ok(Stats::from(flist.totals().map_err(bad)?))
+}
+
+/// What is wrong with an uploaded flist, as the client may read it (without the staging
+/// file's path). A failure to read the file at all is the hub's, not the client's.
+fn invalid_flist(e: flist::Error) -> Error {
+    use flist::Error as F;
+    let why = match e {
+        F::Io { .. } => return Error::Flist(e),
+        F::NotAnFlist { reason, .. } => format!("not an flist: {reason}"),
+        F::Truncated {
+            expected, actual, ..
+        } => format!("truncated: {actual} bytes of {expected}"),
+        F::UnsupportedVersion {
+            found, supported, ..
+        } => format!("format version {found}, newer than this hub reads ({supported})"),
+        other => other.to_string(),
+    };
+    Error::BadRequest(format!("not a valid flist: {why}"))
 }
 
 /// Existence checks of an flist's chunks, a batch per store round trip.

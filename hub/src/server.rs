@@ -33,7 +33,7 @@ pub async fn serve(
         .local_addr()
         .map_err(|e| Error::io("the listening address", e))?;
     if config.server.public_url.is_none() {
-        config.server.public_url = Some(format!("http://{address}"));
+        config.server.public_url = Some(default_public_url(address));
     }
     let hub = Arc::new(Hub::open(config).await?);
     announce(&hub, address).await;
@@ -60,8 +60,10 @@ pub async fn serve(
         }
     }
     tracing::info!("stopping: no new connections; waiting for requests and jobs in flight");
-    // Requests in flight and background jobs have the grace period to finish.
+    // Requests in flight and background jobs have the grace period to finish; new uploads
+    // on connections still open are refused.
     hub.tasks.close();
+    hub.limits.close();
     let grace = hub.config.server.shutdown_grace;
     let drained = tokio::time::timeout(grace, async {
         let _ = (&mut server).await;
@@ -80,6 +82,21 @@ pub async fn serve(
     housekeeping.abort();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// `http://<listening address>`; for a wildcard address (`0.0.0.0`, `::`), which is no
+/// address a client can use, the machine's host name, with a word to set the real one.
+fn default_public_url(address: SocketAddr) -> String {
+    if !address.ip().is_unspecified() {
+        return format!("http://{address}");
+    }
+    let uname = rustix::system::uname();
+    let host = uname.nodename().to_string_lossy();
+    tracing::warn!(
+        "server.public-url is not set; the links the hub prints use http://{host}:{}",
+        address.port()
+    );
+    format!("http://{host}:{}", address.port())
 }
 
 async fn announce(hub: &Hub, address: SocketAddr) {

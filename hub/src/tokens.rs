@@ -222,7 +222,7 @@ impl Tokens {
     pub fn revoke_user(&self, user: &str) -> Result<usize> {
         let t = now();
         self.db.write_now(|c| {
-            let tx = c.transaction()?;
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let n = tx.execute(
                 "UPDATE token SET revoked = ?2 WHERE subject = ?1 AND revoked IS NULL",
                 params![user, t],
@@ -239,7 +239,7 @@ impl Tokens {
 }
 
 /// The revocation id of a token presented whole: `<iss> <jti>` for a JWT with both,
-/// `zero-hub:<sha256>` for anything else that looks like a token.
+/// [`zero_hub_revocation_id`] for a 0-hub token.
 pub fn foreign_token_id(token: &str) -> Option<String> {
     if token.contains('.') {
         let payload = token.split('.').nth(1)?;
@@ -248,13 +248,22 @@ pub fn foreign_token_id(token: &str) -> Option<String> {
         let jti = claims.get("jti")?.as_str()?;
         return Some(format!("{iss} {jti}"));
     }
-    if token.len() < 64 {
-        return None;
-    }
-    Some(format!(
-        "zero-hub:{}",
-        hex::encode(Sha256::digest(token.as_bytes()))
-    ))
+    let bytes = decode_zero_hub(token).filter(|b| b.len() > 64)?;
+    Some(zero_hub_revocation_id(&bytes))
+}
+
+/// The bytes of a 0-hub token: URL-safe base64, padded as PyNaCl writes it or not.
+pub(crate) fn decode_zero_hub(token: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token.trim_end_matches('='))
+        .ok()
+}
+
+/// A 0-hub token's revocation id, from its decoded bytes: the same token written with or
+/// without padding is the same token.
+pub(crate) fn zero_hub_revocation_id(bytes: &[u8]) -> String {
+    format!("zero-hub:{}", hex::encode(Sha256::digest(bytes)))
 }
 
 /// The claims of a JWT payload segment, not verified: only to pick the key that verifies.

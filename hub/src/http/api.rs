@@ -11,11 +11,12 @@ use axum::response::Response;
 use serde::{Deserialize, Serialize};
 
 use super::Me;
-use super::json::{raw, raw_encoded, success, success_with};
+use super::json::{raw, raw_bytes, raw_stream, success, success_with};
+use crate::auth::Caller;
 use crate::error::{Error, Result};
 use crate::hub::Hub;
 use crate::inspect;
-use crate::namespace::{Info, Kind, Listed, Resolved};
+use crate::namespace::{Info, Kind, Listed};
 
 type HubState = State<Arc<Hub>>;
 
@@ -136,21 +137,90 @@ pub async fn flist(
     }
 }
 
-async fn contents(hub: &Hub, repository: &str, name: &str) -> Result<Response> {
-    let resolved = resolve(hub, repository, name).await?;
+/// The contents dump, streamed as the flist is walked (memory does not grow with the
+/// flist); dumps small enough are kept, by the flist's sha256, for the next requests.
+async fn contents(hub: &Arc<Hub>, repository: &str, name: &str) -> Result<Response> {
+    let resolved = hub.resolve(repository, name).await?;
     if let Some(cached) = hub.contents.get(&resolved.digest.sha256) {
-        return Ok(raw_encoded(&cached));
+        return Ok(raw_bytes(cached));
     }
-    let path = hub.namespace.blobs().path(&resolved.digest.sha256);
-    let dump = tokio::task::spawn_blocking(move || inspect::contents(&path)).await??;
-    hub.contents.put(&resolved.digest.sha256, dump.clone());
-    Ok(raw_encoded(&dump))
+    let open = |path: &std::path::Path| Ok(flist::Flist::open(path)?);
+    let (resolved, flist) = hub
+        .namespace
+        .open_file(|| hub.resolve(repository, name), open)
+        .await?;
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let hub = Arc::clone(hub);
+    tokio::task::spawn_blocking(move || {
+        let mut out = StreamWriter::new(tx, hub.contents.entry_limit());
+        let written = inspect::write_contents(&flist, &mut out).and_then(|()| {
+            std::io::Write::flush(&mut out).map_err(|e| Error::io("a contents dump", e))
+        });
+        match written {
+            Ok(()) => {
+                if let Some(whole) = out.kept {
+                    hub.contents.put(&resolved.digest.sha256, whole.into());
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "contents dump not finished"),
+        }
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|chunk| (Ok::<_, std::io::Error>(chunk), rx))
+    });
+    Ok(raw_stream(axum::body::Body::from_stream(stream)))
 }
 
-async fn resolve(hub: &Hub, repository: &str, name: &str) -> Result<Resolved> {
-    let repository = hub.names.repository(repository)?;
-    let name = hub.names.flist(name)?;
-    hub.namespace.resolve(&repository, &name).await
+/// A blocking writer whose output goes to a response body in pieces, and is also kept
+/// whole while it is small.
+struct StreamWriter {
+    tx: tokio::sync::mpsc::Sender<Bytes>,
+    buffer: Vec<u8>,
+    kept: Option<Vec<u8>>,
+    keep_limit: usize,
+}
+
+impl StreamWriter {
+    /// Bytes sent to the body at a time.
+    const PIECE: usize = 64 << 10;
+
+    fn new(tx: tokio::sync::mpsc::Sender<Bytes>, keep_limit: usize) -> StreamWriter {
+        StreamWriter {
+            tx,
+            buffer: Vec::with_capacity(Self::PIECE),
+            kept: Some(Vec::new()),
+            keep_limit,
+        }
+    }
+}
+
+impl std::io::Write for StreamWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buffer.extend_from_slice(data);
+        if self.buffer.len() >= Self::PIECE {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let piece = std::mem::replace(&mut self.buffer, Vec::with_capacity(Self::PIECE));
+        if let Some(kept) = &mut self.kept {
+            if kept.len() + piece.len() <= self.keep_limit {
+                kept.extend_from_slice(&piece);
+            } else {
+                self.kept = None;
+            }
+        }
+        self.tx
+            .blocking_send(piece.into())
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))
+    }
 }
 
 /// `GET /api/flist/<repo>/<flist>/light`
@@ -209,11 +279,12 @@ pub async fn metadata(
     State(hub): HubState,
     Path((repository, name)): Path<(String, String)>,
 ) -> Result<Response> {
-    let resolved = resolve(&hub, &repository, &name).await?;
-    let path = hub.namespace.blobs().path(&resolved.digest.sha256);
     let backend = hub.backend.clone();
-    let metadata =
-        tokio::task::spawn_blocking(move || inspect::metadata(&path, backend.as_ref())).await??;
+    let read = move |path: &std::path::Path| inspect::metadata(path, backend.as_ref());
+    let (_, metadata) = hub
+        .namespace
+        .open_file(|| hub.resolve(&repository, &name), read)
+        .await?;
     Ok(raw(&metadata))
 }
 
@@ -240,8 +311,7 @@ pub async fn me_inspect_named(
     Me(caller): Me,
     uri: axum::http::Uri,
 ) -> Result<Response> {
-    let name = uri.path().rsplit('/').next().unwrap_or_default().to_owned();
-    contents(&hub, &caller.repository, &name).await
+    contents(&hub, &caller.repository, last_segment(&uri)).await
 }
 
 /// `DELETE /api/flist/me/<flist>`: an flist, a symlink, or a taglink.
@@ -250,9 +320,26 @@ pub async fn me_delete(
     Me(caller): Me,
     Path(name): Path<String>,
 ) -> Result<Response> {
-    let flist = hub.names.flist(&name)?;
+    delete(&hub, &caller, &name).await
+}
+
+/// `DELETE /api/flist/me/upload` (and `upload-flist`): the flists of those names.
+pub async fn me_delete_named(
+    State(hub): HubState,
+    Me(caller): Me,
+    uri: axum::http::Uri,
+) -> Result<Response> {
+    delete(&hub, &caller, last_segment(&uri)).await
+}
+
+fn last_segment(uri: &axum::http::Uri) -> &str {
+    uri.path().rsplit('/').next().unwrap_or_default()
+}
+
+async fn delete(hub: &Hub, caller: &Caller, name: &str) -> Result<Response> {
+    let flist = hub.names.flist(name)?;
     hub.namespace
-        .delete(&caller.repository, &flist, &name, &caller.user)
+        .delete(&caller.repository, &flist, name, &caller.user)
         .await?;
     Ok(success())
 }
@@ -378,8 +465,7 @@ pub async fn me_promote(
 ) -> Result<Response> {
     let repository = hub.names.repository(&repository)?;
     let (source, local) = (hub.names.flist(&source)?, hub.names.flist(&local)?);
-    let promoted = hub
-        .namespace
+    hub.namespace
         .promote(
             &caller.repository,
             &repository,
@@ -389,7 +475,7 @@ pub async fn me_promote(
         )
         .await?;
     Ok(success_with(serde_json::json!({
-        "source": {"username": promoted.source_repository, "filename": promoted.source_name},
+        "source": {"username": repository, "filename": source},
         "destination": {"username": caller.repository, "filename": local},
     })))
 }
@@ -428,7 +514,8 @@ pub async fn me_merge(
             Ok((hub.names.repository(repository)?, hub.names.flist(name)?))
         })
         .collect::<Result<Vec<_>>>()?;
-    let published = hub.merge(&caller, &target, &sources).await?;
+    let slot = hub.limits.upload_slot(&caller.user).await?;
+    let published = hub.merge(&caller, &slot, &target, &sources).await?;
     Ok(success_with(super::upload::published_json(
         &hub,
         &published,

@@ -33,16 +33,19 @@ pub async fn repository_file(
     Path((repository, file)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    let repository = hub.names.repository(&repository)?;
+    if hub.names.reserved(&repository) {
+        // `/api/...` and the like: a route that does not exist, not a bad repository name.
+        return Err(Error::NotFound("not found".into()));
+    }
     if let Some(name) = file.strip_suffix(".md5").filter(|n| n.ends_with(".flist")) {
-        let resolved = resolve(&hub, &repository, name).await?;
+        let resolved = hub.resolve(&repository, name).await?;
         return Ok(md5_text(&resolved));
     }
     if file.ends_with(".flist") {
-        return serve(&hub, &headers, || resolve(&hub, &repository, &file)).await;
+        return serve(&hub, &headers, || hub.resolve(&repository, &file)).await;
     }
     if let Some(name) = file.strip_suffix(".txt") {
-        let resolved = resolve(&hub, &repository, name).await?;
+        let resolved = hub.resolve(&repository, name).await?;
         let summary = Summary::new(&hub, &repository, &resolved);
         let text = format!(
             "File:     {}\nUploader: {}\nSource:   {}\nStorage:  {}\nChecksum: {}\n",
@@ -51,7 +54,7 @@ pub async fn repository_file(
         return Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response());
     }
     if let Some(name) = file.strip_suffix(".json") {
-        let resolved = resolve(&hub, &repository, name).await?;
+        let resolved = hub.resolve(&repository, name).await?;
         let mut body = python(&Summary::new(&hub, &repository, &resolved));
         body.push(b'\n');
         return Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response());
@@ -65,6 +68,9 @@ pub async fn tag_file(
     Path((repository, tag, file)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Result<Response> {
+    if hub.names.reserved(&repository) {
+        return Err(Error::NotFound("not found".into()));
+    }
     let repository = hub.names.repository(&repository)?;
     let tag = hub.names.tag(&tag)?;
     let in_tag = |name: &str| {
@@ -79,12 +85,6 @@ pub async fn tag_file(
         return serve(&hub, &headers, || in_tag(&file)).await;
     }
     Err(Error::NotFound("not found".into()))
-}
-
-async fn resolve(hub: &Hub, repository: &str, name: &str) -> Result<Resolved> {
-    hub.namespace
-        .resolve(repository, &hub.names.flist(name)?)
-        .await
 }
 
 fn md5_text(resolved: &Resolved) -> Response {
@@ -132,25 +132,17 @@ impl Summary {
     }
 }
 
-/// Serves the file a name resolves to. `resolve` is asked again if the file went away
-/// between the lookup and the open (the name was re-published and the old file removed).
-async fn serve<F, Fut>(hub: &Hub, headers: &HeaderMap, resolve: F) -> Result<Response>
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = Result<Resolved>>,
-{
-    for _ in 0..3 {
-        let resolved = resolve().await?;
-        let path = hub.namespace.blobs().path(&resolved.digest.sha256);
-        match tokio::fs::File::open(&path).await {
-            Ok(file) => return send(file, &resolved, headers).await,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(Error::io(path.display(), e)),
-        }
-    }
-    Err(Error::Unavailable(
-        "the flist changed while it was being read; retry".into(),
-    ))
+/// Serves the file a name resolves to, whole even if the name is re-published meanwhile.
+async fn serve<Fut: Future<Output = Result<Resolved>>>(
+    hub: &Hub,
+    headers: &HeaderMap,
+    resolve: impl Fn() -> Fut,
+) -> Result<Response> {
+    let open = |path: &std::path::Path| {
+        std::fs::File::open(path).map_err(|e| Error::io(path.display(), e))
+    };
+    let (resolved, file) = hub.namespace.open_file(resolve, open).await?;
+    send(tokio::fs::File::from_std(file), &resolved, headers).await
 }
 
 async fn send(

@@ -112,9 +112,21 @@ pub fn raw_with_status(status: StatusCode, value: &impl Serialize) -> Response {
     respond(status, python(value))
 }
 
-/// A raw reply already encoded (cached contents dumps).
-pub fn raw_encoded(body: &[u8]) -> Response {
-    respond(StatusCode::OK, body.to_vec())
+/// A raw reply already encoded, newline included (a cached contents dump).
+pub fn raw_bytes(body: bytes::Bytes) -> Response {
+    raw_stream(axum::body::Body::from(body))
+}
+
+/// A raw reply written as it is sent (a contents dump being made).
+pub fn raw_stream(body: axum::body::Body) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
 }
 
 #[derive(Serialize)]

@@ -3,6 +3,7 @@
 
 mod api;
 mod download;
+mod drain;
 mod events;
 pub mod json;
 mod response;
@@ -75,11 +76,17 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .route("/api/flist/me", get(api::me))
         .route(
             "/api/flist/me/upload",
-            post(upload::me_upload).layer(upload_limit).get(api::me_inspect_named),
+            post(upload::me_upload)
+                .layer(upload_limit)
+                .get(api::me_inspect_named)
+                .delete(api::me_delete_named),
         )
         .route(
             "/api/flist/me/upload-flist",
-            post(upload::me_upload_flist).layer(flist_limit).get(api::me_inspect_named),
+            post(upload::me_upload_flist)
+                .layer(flist_limit)
+                .get(api::me_inspect_named)
+                .delete(api::me_delete_named),
         )
         .route("/api/flist/me/{a}", get(api::me_inspect).delete(api::me_delete))
         .route("/api/flist/me/{a}/link/{b}", changes(api::me_link))
@@ -107,6 +114,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(request_limit)
+        .layer(middleware::from_fn(drain::drain_unread_body))
         .layer(middleware::from_fn(response::rejections_as_json))
         .layer(middleware::from_fn_with_state(Arc::clone(&hub), limit_reads))
         .layer(middleware::from_fn(record_metrics))
@@ -188,15 +196,16 @@ async fn limit_reads(State(hub): State<Arc<Hub>>, request: Request, next: Next) 
     next.run(request).await
 }
 
-/// The client's address: the connection's, or the first `X-Forwarded-For` hop when the
-/// hub trusts its proxy.
+/// The client's address: the connection's, or, when the hub trusts its proxy, the address
+/// that proxy appended to `X-Forwarded-For` (the last one: those before it are whatever the
+/// client wrote).
 pub fn client_address(hub: &Hub, request: &Request) -> Option<IpAddr> {
     if hub.config.server.trust_forwarded
         && let Some(forwarded) = request
             .headers()
             .get("x-forwarded-for")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
+            .and_then(|v| v.rsplit(',').next())
             .and_then(|v| v.trim().parse().ok())
     {
         return Some(forwarded);

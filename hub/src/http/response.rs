@@ -12,77 +12,90 @@ use crate::error::Error;
 
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
-        use StatusCode as S;
-        let envelope = |status: StatusCode, message: &str| failure(status, message, None);
-        match &self {
-            Error::BadRequest(m) => envelope(S::BAD_REQUEST, m),
-            Error::NotFound(m) => envelope(S::NOT_FOUND, m),
-            Error::LinkConflict(m) => envelope(S::UNAUTHORIZED, m),
-            Error::Conflict(m) => envelope(S::CONFLICT, m),
-            Error::TooLarge(m) => envelope(S::PAYLOAD_TOO_LARGE, m),
-            Error::Unauthenticated {
-                message,
-                malformed: true,
-            } => compact_failure(S::BAD_REQUEST, message),
-            Error::Unauthenticated { message, .. } => {
-                metrics::counter!("flisthub_auth_failures_total").increment(1);
-                let mut response = compact_failure(S::UNAUTHORIZED, message);
-                response
-                    .headers_mut()
-                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-                response
-            }
-            Error::Forbidden(m) => compact_failure(S::FORBIDDEN, m),
-            Error::Readonly => compact_failure(S::BAD_REQUEST, "readonly mode"),
-            Error::TooManyRequests {
-                message,
-                retry_after,
-            } => {
-                let mut response = envelope(S::TOO_MANY_REQUESTS, message);
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
-                response
+        let (status, message) = public(&self);
+        let mut response = match &self {
+            // The styles 0-hub's clients know: `jsonify`'s for authentication and
+            // read-only errors, the API envelope for the rest.
+            Error::Unauthenticated { .. } | Error::Forbidden(_) | Error::Readonly => {
+                compact_failure(status, &message)
             }
             Error::MissingChunks {
                 missing,
                 checked,
                 first,
             } => failure(
-                S::BAD_REQUEST,
-                &self.to_string(),
+                status,
+                &message,
                 Some(serde_json::json!({"missing": missing, "checked": checked, "first": first})),
             ),
-            Error::Convert(e) => convert_error(e, &self),
-            Error::Store(e) => store_error(e),
-            Error::Unavailable(m) => envelope(S::SERVICE_UNAVAILABLE, m),
-            Error::Flist(_)
-            | Error::Database(_)
-            | Error::Io { .. }
-            | Error::Config(_)
-            | Error::Internal(_) => internal(&self),
+            _ => failure(status, &message, None),
+        };
+        let headers = response.headers_mut();
+        match &self {
+            Error::Unauthenticated {
+                malformed: false, ..
+            } => {
+                metrics::counter!("flisthub_auth_failures_total").increment(1);
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            Error::TooManyRequests { retry_after, .. } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+            }
+            _ => {}
         }
+        response
     }
 }
 
-fn convert_error(e: &converter::Error, whole: &Error) -> Response {
+/// The status code of an error and what a client may read of it: the message for the
+/// client's own mistakes, a summary for the hub's failures (logged here in full, since
+/// paths and internal addresses stay in the log). Jobs record the same text.
+pub(crate) fn public(e: &Error) -> (StatusCode, String) {
+    use StatusCode as S;
+    let status = match e {
+        Error::BadRequest(_) | Error::MissingChunks { .. } => S::BAD_REQUEST,
+        Error::NotFound(_) => S::NOT_FOUND,
+        // 0-hub answers link conflicts with 401, and its clients know it.
+        Error::LinkConflict(_) => S::UNAUTHORIZED,
+        Error::Conflict(_) => S::CONFLICT,
+        Error::TooLarge(_) => S::PAYLOAD_TOO_LARGE,
+        Error::Timeout(_) => S::REQUEST_TIMEOUT,
+        Error::TooManyRequests { .. } => S::TOO_MANY_REQUESTS,
+        Error::Unauthenticated {
+            malformed: true, ..
+        }
+        | Error::Readonly => S::BAD_REQUEST,
+        Error::Unauthenticated { .. } => S::UNAUTHORIZED,
+        Error::Forbidden(_) => S::FORBIDDEN,
+        Error::Unavailable(_) => S::SERVICE_UNAVAILABLE,
+        Error::Convert(e) => return convert_error(e),
+        Error::Store(e) => return store_error(e),
+        Error::Flist(_)
+        | Error::Database(_)
+        | Error::Io { .. }
+        | Error::Config(_)
+        | Error::Internal(_) => return internal(e),
+    };
+    (status, e.to_string())
+}
+
+fn convert_error(e: &converter::Error) -> (StatusCode, String) {
     use converter::Error as C;
     match e {
-        C::Input(_) | C::Entry { .. } | C::Flist(_) => {
-            failure(StatusCode::BAD_REQUEST, &e.to_string(), None)
-        }
-        C::Limit(_) => failure(StatusCode::PAYLOAD_TOO_LARGE, &e.to_string(), None),
+        // A writer error about an entry is the archive's; one of the file is the hub's.
+        C::Flist(flist::Error::Io { .. } | flist::Error::Sqlite(_)) => internal(e),
+        C::Input(_) | C::Entry { .. } | C::Flist(_) => (StatusCode::BAD_REQUEST, e.to_string()),
+        C::Limit(_) => (StatusCode::PAYLOAD_TOO_LARGE, e.to_string()),
         C::Store(e) => store_error(e),
-        C::Cancelled => failure(
+        C::Cancelled => (
             StatusCode::SERVICE_UNAVAILABLE,
-            "cancelled: the hub is stopping, or the upload was abandoned",
-            None,
+            "cancelled: the hub is stopping, or the upload was abandoned".into(),
         ),
-        C::Io { .. } | C::Extract(_) | C::Worker(_) => internal(whole),
+        C::Io { .. } | C::Extract(_) | C::Worker(_) => internal(e),
     }
 }
 
-fn store_error(e: &chunkstore::Error) -> Response {
+fn store_error(e: &chunkstore::Error) -> (StatusCode, String) {
     use chunkstore::{Error as E, Refusal};
     tracing::error!(error = %e, "chunk store");
     metrics::counter!("flisthub_store_errors_total").increment(1);
@@ -90,26 +103,23 @@ fn store_error(e: &chunkstore::Error) -> Response {
         E::Refused {
             kind: Refusal::Full,
             ..
-        } => failure(
+        } => (
             StatusCode::INSUFFICIENT_STORAGE,
-            "the chunk store is full; nothing was published",
-            None,
+            "the chunk store is full; nothing was published".into(),
         ),
-        E::Unavailable { .. } | E::Refused { .. } | E::Io { .. } | E::Protocol { .. } => failure(
+        E::Unavailable { .. } | E::Refused { .. } | E::Io { .. } | E::Protocol { .. } => (
             StatusCode::SERVICE_UNAVAILABLE,
-            "the chunk store is unavailable; nothing was published, try again later",
-            None,
+            "the chunk store is unavailable; nothing was published, try again later".into(),
         ),
-        _ => internal(&Error::Internal(e.to_string())),
+        _ => internal(e),
     }
 }
 
-fn internal(e: &Error) -> Response {
+fn internal(e: &dyn std::fmt::Display) -> (StatusCode, String) {
     tracing::error!(error = %e, "request failed");
-    failure(
+    (
         StatusCode::INTERNAL_SERVER_ERROR,
-        "internal error; the hub's log has the details",
-        None,
+        "internal error; the hub's log has the details".into(),
     )
 }
 

@@ -5,6 +5,7 @@
 
 use std::io::{self, Read};
 use std::sync::{Arc, Mutex, mpsc as sync_mpsc};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::multipart::{Field, MultipartError, MultipartRejection};
@@ -23,15 +24,12 @@ use super::json::{compact, success_with};
 use crate::auth::Caller;
 use crate::error::{Error, Result};
 use crate::hub::Hub;
+use crate::limits::UploadSlot;
 use crate::names::{self, basename, quote, secure_filename, strip_archive_extension};
 use crate::publish::{ArchiveUpload, Published, metadata_key_allowed};
 
 /// Chunks of the archive in flight between the request and the converter.
 const PIPE_DEPTH: usize = 16;
-/// After the converter refused an archive, this much more of the body is read (and thrown
-/// away) before answering, so that a client still sending gets the answer rather than a
-/// reset connection.
-const DRAIN_LIMIT: u64 = 64 << 20;
 /// The largest `metadata-<key>` value, and how many a form may have.
 const METADATA_VALUE_LIMIT: usize = 64 << 10;
 const METADATA_FIELDS_LIMIT: usize = 64;
@@ -49,10 +47,12 @@ pub async fn me_upload(
     let size = headers
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse().ok());
+    let idle = hub.config.limits.idle_timeout;
+    let mut slot = Some(hub.limits.upload_slot(&caller.user).await?);
     let mut form = Form::default();
     let mut running: Option<Running> = None;
     let read: Result<()> = async {
-        while let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? {
+        while let Some(mut field) = next_field(&mut multipart, idle).await? {
             match field.name() {
                 Some("file") => {
                     if running.is_some() {
@@ -68,12 +68,14 @@ pub async fn me_upload(
                         size,
                         late_metadata: Some(late),
                     };
-                    let (hub, caller) = (Arc::clone(&hub), caller.clone());
+                    let (hub, caller, slot) = (Arc::clone(&hub), caller.clone(), slot.take());
                     let task = tokio::spawn(async move {
-                        hub.upload_archive(&caller, upload, reader, None).await
+                        let slot = slot.ok_or_else(|| Error::Internal("no upload slot".into()))?;
+                        hub.upload_archive(&caller, &slot, upload, reader, None)
+                            .await
                     });
                     let task = &running.insert(Running { task, fields }).task;
-                    match pump(&mut field, &chunks, task).await {
+                    match pump(&mut field, &chunks, task, idle).await {
                         Ok(true) => {}
                         // The converter failed and the rest is not worth reading: its
                         // error is the answer.
@@ -85,7 +87,7 @@ pub async fn me_upload(
                         }
                     }
                 }
-                Some(other) if other.starts_with("metadata-") => form.add(field).await?,
+                Some(other) if other.starts_with("metadata-") => form.add(field, idle).await?,
                 _ => {}
             }
         }
@@ -123,7 +125,9 @@ pub async fn me_upload_flist(
 ) -> Result<Response> {
     let mut multipart = multipart.map_err(|_| no_file())?;
     let original = original_name(&headers)?;
-    while let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? {
+    let idle = hub.config.limits.idle_timeout;
+    let slot = hub.limits.upload_slot(&caller.user).await?;
+    while let Some(mut field) = next_field(&mut multipart, idle).await? {
         if field.name() != Some("file") {
             continue;
         }
@@ -138,8 +142,15 @@ pub async fn me_upload_flist(
             .names
             .flist(&original.unwrap_or_else(|| secure_filename(&file_name)))?;
         let file = hub.namespace.blobs().new_staging_file("upload-flist-")?;
-        spool(&mut field, &file, hub.config.limits.flist_size, "flist").await?;
-        let published = hub.upload_flist(&caller, &name, file).await?;
+        spool(
+            &mut field,
+            &file,
+            hub.config.limits.flist_size,
+            "flist",
+            idle,
+        )
+        .await?;
+        let published = hub.upload_flist(&caller, &slot, &name, file).await?;
         return Ok(success_with(published_json(
             &hub,
             &published,
@@ -159,14 +170,18 @@ pub async fn web_upload(
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response> {
     let mut multipart = multipart.map_err(|_| no_file())?;
-    while let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? {
+    let idle = hub.config.limits.idle_timeout;
+    // Taken before the archive is received: the slots also bound what waits on disk.
+    let slot = hub.limits.upload_slot(&caller.user).await?;
+    while let Some(mut field) = next_field(&mut multipart, idle).await? {
         if field.name() != Some("file") {
             continue;
         }
         let file_name = field.file_name().unwrap_or_default().to_owned();
         let name = archive_flist_name(&hub, &file_name, None)?;
         let file = hub.namespace.blobs().new_staging_file("upload-")?;
-        let size = spool(&mut field, &file, hub.config.limits.upload_size, "upload").await?;
+        let limit = hub.config.limits.upload_size;
+        let size = spool(&mut field, &file, limit, "upload", idle).await?;
         let job = hub
             .jobs
             .create("upload", &caller.user, &caller.repository, &name)
@@ -182,7 +197,7 @@ pub async fn web_upload(
         let runner = Arc::clone(&hub);
         hub.tasks.spawn(async move {
             let _file = file; // removed once the job is over
-            run_job(&runner, &caller, job, upload, input).await;
+            run_job(&runner, &caller, slot, job, upload, input).await;
         });
         #[derive(Serialize)]
         struct Started {
@@ -206,6 +221,7 @@ pub async fn web_upload(
 async fn run_job(
     hub: &Hub,
     caller: &Caller,
+    slot: UploadSlot,
     job: crate::jobs::Job,
     upload: ArchiveUpload,
     input: std::fs::File,
@@ -213,7 +229,9 @@ async fn run_job(
     if let Err(e) = job.start().await {
         tracing::error!(error = %e, "recording a job start");
     }
-    let outcome = hub.upload_archive(caller, upload, input, Some(&job)).await;
+    let outcome = hub
+        .upload_archive(caller, &slot, upload, input, Some(&job))
+        .await;
     let recorded = match outcome {
         Ok(published) => {
             let info = serde_json::json!({
@@ -224,27 +242,11 @@ async fn run_job(
         }
         Err(e) => {
             tracing::info!(error = %e, "upload job failed");
-            job.fail(client_message(&e)).await
+            job.fail(super::response::public(&e).1).await
         }
     };
     if let Err(e) = recorded {
         tracing::error!(error = %e, "recording a job outcome");
-    }
-}
-
-/// What a client may read of an error (the same rule as the HTTP answers: server-side
-/// details stay in the log).
-fn client_message(e: &Error) -> String {
-    match e {
-        Error::Io { .. }
-        | Error::Database(_)
-        | Error::Internal(_)
-        | Error::Config(_)
-        | Error::Flist(_) => "internal error; the hub's log has the details".into(),
-        Error::Store(_) | Error::Convert(converter::Error::Store(_)) => {
-            "the chunk store is unavailable; nothing was published, try again later".into()
-        }
-        other => other.to_string(),
     }
 }
 
@@ -281,10 +283,33 @@ fn no_file() -> Error {
 
 fn multipart_error(e: MultipartError) -> Error {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        Error::TooLarge("the upload is larger than the hub accepts (limits.upload-size)".into())
+        Error::TooLarge("the request is larger than the hub accepts (limits)".into())
     } else {
         Error::BadRequest(format!("malformed multipart form: {}", e.body_text()))
     }
+}
+
+/// A client that sends nothing for the idle timeout is cut off: otherwise a stalled upload
+/// would hold its upload slot for ever.
+fn stalled(idle: Duration) -> Error {
+    Error::Timeout(format!(
+        "nothing received for {} (limits.idle-timeout)",
+        humantime::format_duration(idle)
+    ))
+}
+
+async fn next_field<'a>(multipart: &'a mut Multipart, idle: Duration) -> Result<Option<Field<'a>>> {
+    tokio::time::timeout(idle, multipart.next_field())
+        .await
+        .map_err(|_| stalled(idle))?
+        .map_err(multipart_error)
+}
+
+async fn next_chunk(field: &mut Field<'_>, idle: Duration) -> Result<Option<Bytes>> {
+    tokio::time::timeout(idle, field.chunk())
+        .await
+        .map_err(|_| stalled(idle))?
+        .map_err(multipart_error)
 }
 
 /// The basename of `X-Original-Name`, if given.
@@ -320,15 +345,20 @@ fn archive_flist_name(hub: &Hub, file_name: &str, original: Option<&str>) -> Res
 }
 
 /// Writes a field to a staging file, refusing more than `limit` bytes. Returns the size.
-async fn spool(field: &mut Field<'_>, path: &TempPath, limit: u64, what: &str) -> Result<u64> {
+async fn spool(
+    field: &mut Field<'_>,
+    path: &TempPath,
+    limit: u64,
+    what: &str,
+    idle: Duration,
+) -> Result<u64> {
     let mut file = tokio::fs::File::create(&**path)
         .await
         .map_err(|e| Error::io(path.display(), e))?;
     let mut size = 0u64;
-    while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+    while let Some(chunk) = next_chunk(field, idle).await? {
         size += chunk.len() as u64;
         if size > limit {
-            drain(field).await;
             return Err(Error::TooLarge(format!(
                 "the {what} is larger than {limit} bytes"
             )));
@@ -343,34 +373,21 @@ async fn spool(field: &mut Field<'_>, path: &TempPath, limit: u64, what: &str) -
     Ok(size)
 }
 
-/// Reads and drops the rest of a refused field, up to [`DRAIN_LIMIT`] bytes: a client
-/// still sending then reads the answer instead of a reset connection.
-async fn drain(field: &mut Field<'_>) {
-    let mut dropped = 0u64;
-    while let Ok(Some(chunk)) = field.chunk().await {
-        dropped += chunk.len() as u64;
-        if dropped > DRAIN_LIMIT {
-            return;
-        }
-    }
-}
-
-/// Feeds a field to the converter. Once the converter stops reading (it failed, or the
-/// archive ended before the field did), the rest is read and dropped; `false` when the
-/// converter failed and more than [`DRAIN_LIMIT`] bytes were left.
+/// Feeds a field to the converter. Once the converter stops reading because the archive
+/// ended, the rest of the field (padding, trailing bytes) is read and dropped so that the
+/// fields after it arrive; `false` when the converter failed instead (it cannot finish
+/// before the form's metadata is sent), and the rest is not worth reading.
 async fn pump(
     field: &mut Field<'_>,
     chunks: &mpsc::Sender<io::Result<Bytes>>,
     task: &tokio::task::JoinHandle<Result<Published>>,
+    idle: Duration,
 ) -> Result<bool> {
-    let mut dropped = 0u64;
-    while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
-        let len = chunk.len() as u64;
+    while let Some(chunk) = next_chunk(field, idle).await? {
         if !chunks.is_closed() && chunks.send(Ok(chunk)).await.is_ok() {
             continue;
         }
-        dropped += len;
-        if dropped > DRAIN_LIMIT && task.is_finished() {
+        if task.is_finished() {
             return Ok(false);
         }
     }
@@ -390,7 +407,7 @@ struct Form {
 }
 
 impl Form {
-    async fn add(&mut self, field: Field<'_>) -> Result<()> {
+    async fn add(&mut self, mut field: Field<'_>, idle: Duration) -> Result<()> {
         let key = field
             .name()
             .and_then(|n| n.strip_prefix("metadata-"))
@@ -402,12 +419,17 @@ impl Form {
                 "more than {METADATA_FIELDS_LIMIT} metadata fields"
             )));
         }
-        let value = field.text().await.map_err(multipart_error)?;
-        if value.len() > METADATA_VALUE_LIMIT {
-            return Err(Error::TooLarge(format!(
-                "metadata-{key} is longer than {METADATA_VALUE_LIMIT} bytes"
-            )));
+        let mut value = Vec::new();
+        while let Some(chunk) = next_chunk(&mut field, idle).await? {
+            if value.len() + chunk.len() > METADATA_VALUE_LIMIT {
+                return Err(Error::TooLarge(format!(
+                    "metadata-{key} is longer than {METADATA_VALUE_LIMIT} bytes"
+                )));
+            }
+            value.extend_from_slice(&chunk);
         }
+        let value = String::from_utf8(value)
+            .map_err(|_| Error::BadRequest(format!("metadata-{key} is not UTF-8 text")))?;
         if allowed {
             self.fields.push((key, value));
         } else {

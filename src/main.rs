@@ -1,5 +1,6 @@
 //! `flisthub`: the flisthub command line.
 
+mod client;
 mod commands;
 mod config;
 mod stores;
@@ -55,6 +56,10 @@ enum Command {
     /// Mint, list and revoke the hub's API tokens.
     #[command(subcommand)]
     Token(commands::token::Command),
+    /// Pack here and publish on a hub, uploading only the chunks it lacks.
+    Push(commands::push::Args),
+    /// Check a hub token and keep it (with the hub's URL) for push.
+    Login(commands::login::Args),
 }
 
 /// Options shared by the commands that read or write chunks.
@@ -108,6 +113,8 @@ fn main() -> ExitCode {
                 commands::serve::run(config, stopped).await
             }
             Command::Token(command) => commands::token::run(command, config),
+            Command::Push(args) => commands::push::run(args, &ui, cancel).await,
+            Command::Login(args) => commands::login::run(args, &ui).await,
         }
     });
     match result {

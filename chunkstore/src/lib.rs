@@ -7,13 +7,17 @@
 //!   `CHUNK-FORMAT.md` next to this crate.
 //! * [`Chunker`]: content-defined chunking (FastCDC) of a byte stream with a bounded buffer.
 //! * [`ChunkStore`]: the batch-first async interface every backend implements, and
-//!   [`open`] to get one from a URL. The embedded backend is [`DirStore`] (`dir:///path`).
+//!   [`open`] to get one from a URL. The embedded backend is [`DirStore`] (`dir:///path`);
+//!   [`HubStore`] reaches the chunks of a flisthub hub over its HTTP chunk API, whose
+//!   framing is in [`frames`].
 
 mod chunker;
 mod codec;
 mod config;
 mod dir;
 mod error;
+pub mod frames;
+mod hub_api;
 mod key;
 mod net;
 mod redis;
@@ -27,6 +31,7 @@ pub use codec::{Chunk, Codec, DEFAULT_LEVEL, EncodedChunk, HEADER_LEN, MAX_CHUNK
 pub use config::{StoreConfig, open_routes};
 pub use dir::{DirOptions, DirStore};
 pub use error::{Error, Refusal, Result};
+pub use hub_api::{HubOptions, HubStore, http_client};
 pub use key::ChunkKey;
 pub use net::NetOptions;
 pub use redis::{ClusterStore, RedisOptions, RedisStore, Server, TlsOptions};

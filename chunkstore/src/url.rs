@@ -6,6 +6,7 @@
 //! | `zdb://[:PASSWORD@]HOST[:PORT][/NAMESPACE]` | [`ZdbStore`]; port 9900, namespace `default` |
 //! | `redis://[USER[:PASSWORD]@]HOST[:PORT][/DB]`, `rediss://...` (TLS) | [`RedisStore`]; port 6379 |
 //! | `redis+cluster://[USER[:PASSWORD]@]HOST:PORT,HOST:PORT,...`, `rediss+cluster://...` | [`ClusterStore`] |
+//! | `https://HOST[:PORT]/api/v1/chunks`, `http://...` | [`HubStore`]: a flisthub hub's chunk API |
 //!
 //! Query parameters:
 //!
@@ -16,7 +17,8 @@
 //! | `admin-password-file=PATH`, `admin-password=...` | zdb | the admin password, sent with `AUTH` |
 //! | `namespace=NAME` | redis, cluster | keys become `NAME:<key>` |
 //! | `ca-file=PATH`, `insecure=true` | rediss | trust this CA; skip hostname checks |
-//! | `timeout=10s`, `connect-timeout=3s`, `pool=4`, `in-flight=32MiB` | network stores | see [`NetOptions`] |
+//! | `timeout=10s`, `connect-timeout=3s`, `pool=4`, `in-flight=32MiB` | network stores | see [`NetOptions`] (a hub takes only the two timeouts) |
+//! | `token-file=PATH` | hub | the bearer token for uploads, read from a file |
 //!
 //! Passwords are never part of a store's [`location`](crate::ChunkStore::location), so they
 //! do not reach logs, error messages or the routes recorded in flists. Dir paths may
@@ -31,6 +33,7 @@ use std::time::Duration;
 
 use crate::dir::{DirOptions, DirStore};
 use crate::error::{Error, Result};
+use crate::hub_api::{HubOptions, HubStore};
 use crate::net::NetOptions;
 use crate::redis::{ClusterStore, RedisOptions, RedisStore, Server, TlsOptions};
 use crate::store::ChunkStore;
@@ -42,6 +45,7 @@ pub enum StoreUrl {
     Dir { path: PathBuf, options: DirOptions },
     Zdb(ZdbOptions),
     Redis(RedisOptions),
+    Hub(HubOptions),
 }
 
 impl FromStr for StoreUrl {
@@ -57,7 +61,7 @@ impl FromStr for StoreUrl {
         }
         let Some((scheme, rest)) = url.split_once(':') else {
             return Err(invalid(
-                "not a URL (dir://, zdb://, redis://, rediss://, redis+cluster://) nor a path starting with / or .".into(),
+                "not a URL (dir://, zdb://, redis://, rediss://, redis+cluster://, https://) nor a path starting with / or .".into(),
             ));
         };
         match scheme {
@@ -65,8 +69,9 @@ impl FromStr for StoreUrl {
             "zdb" => parse_zdb(url).map(StoreUrl::Zdb),
             "redis" | "rediss" => parse_redis(url, false).map(StoreUrl::Redis),
             "redis+cluster" | "rediss+cluster" => parse_redis(url, true).map(StoreUrl::Redis),
+            "http" | "https" => parse_hub(url).map(StoreUrl::Hub),
             other => Err(format!(
-                "unknown scheme {other:?} (supported: dir, zdb, redis, rediss, redis+cluster, rediss+cluster)"
+                "unknown scheme {other:?} (supported: dir, zdb, redis, rediss, redis+cluster, rediss+cluster, http, https)"
             )),
         }
         .map_err(invalid)
@@ -85,6 +90,7 @@ pub(crate) fn open_url(url: StoreUrl) -> Result<Arc<dyn ChunkStore>> {
         StoreUrl::Zdb(options) => Arc::new(ZdbStore::new(options)?),
         StoreUrl::Redis(options) if options.cluster => Arc::new(ClusterStore::new(options)?),
         StoreUrl::Redis(options) => Arc::new(RedisStore::new(options)?),
+        StoreUrl::Hub(options) => Arc::new(HubStore::new(options)?),
     })
 }
 
@@ -101,10 +107,10 @@ pub fn parse_route(route: &str) -> Result<StoreUrl> {
     };
     if !matches!(
         scheme,
-        "zdb" | "redis" | "rediss" | "redis+cluster" | "rediss+cluster"
+        "zdb" | "redis" | "rediss" | "redis+cluster" | "rediss+cluster" | "http" | "https"
     ) {
         return Err(invalid(
-            "only zdb://, redis:// and redis+cluster:// stores are routes",
+            "only zdb://, redis://, redis+cluster:// stores and hubs (https://) are routes",
         ));
     }
     if split_userinfo(rest).0.is_some() {
@@ -343,6 +349,36 @@ fn parse_redis(url: &str, cluster: bool) -> Result<RedisOptions, String> {
     Ok(options)
 }
 
+fn parse_hub(url: &str) -> Result<HubOptions, String> {
+    let parsed = url::Url::parse(url).map_err(|e| e.to_string())?;
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(
+            "a hub takes a bearer token, not a user and password: give it with token-file=".into(),
+        );
+    }
+    host(&parsed)?;
+    let mut base = parsed.clone();
+    base.set_query(None);
+    base.set_fragment(None);
+    let mut options = HubOptions::new(base.as_str());
+    for (key, value) in parsed
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+    {
+        match key.as_str() {
+            "timeout" => options.timeout = parse_duration(&key, &value)?,
+            "connect-timeout" => options.connect_timeout = parse_duration(&key, &value)?,
+            "token-file" => options.token = Some(read_secret(&key, &value)?),
+            _ => {
+                return Err(format!(
+                    "unknown option {key:?} for a hub (known: token-file, timeout, connect-timeout)"
+                ));
+            }
+        }
+    }
+    Ok(options)
+}
+
 fn host(url: &url::Url) -> Result<String, String> {
     match url.host() {
         Some(url::Host::Domain(name)) => Ok(name.to_owned()),
@@ -436,6 +472,22 @@ mod tests {
 
     fn parse(url: &str) -> StoreUrl {
         url.parse().unwrap_or_else(|e| panic!("{url}: {e}"))
+    }
+
+    #[test]
+    fn hub_forms() {
+        let StoreUrl::Hub(h) = parse("https://hub.example.com/api/v1/chunks/?timeout=5s") else {
+            panic!()
+        };
+        assert_eq!(h.url, "https://hub.example.com/api/v1/chunks");
+        assert_eq!((h.timeout, h.token), (Duration::from_secs(5), None));
+        assert!(
+            "https://user:pw@hub.example/api/v1/chunks"
+                .parse::<StoreUrl>()
+                .is_err()
+        );
+        assert!(parse_route("https://hub.example/api/v1/chunks").is_ok());
+        assert!(parse_route("https://hub.example/api/v1/chunks?token-file=/etc/shadow").is_err());
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub auth: AuthConfig,
     pub jobs: JobsConfig,
+    pub chunks: ChunksConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -139,6 +140,39 @@ impl std::fmt::Debug for ZeroHubConfig {
 
 fn default_zero_hub_max_age() -> Duration {
     Duration::from_secs(365 * 86_400)
+}
+
+/// The chunk API (`/api/v1/chunks`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ChunksConfig {
+    /// Stored bytes of new chunks one identity may upload; 0 for no limit.
+    #[serde(deserialize_with = "size")]
+    pub quota: u64,
+    /// Per-identity quotas, over `quota`.
+    #[serde(default)]
+    pub quotas: BTreeMap<String, ByteSize>,
+    /// Largest body of one upload request.
+    #[serde(deserialize_with = "size")]
+    pub upload_body: u64,
+}
+
+impl ChunksConfig {
+    /// The quota of `identity`, if it has one.
+    pub fn quota_of(&self, identity: &str) -> Option<u64> {
+        let quota = self.quotas.get(identity).map_or(self.quota, |q| q.0);
+        (quota > 0).then_some(quota)
+    }
+}
+
+/// A size in bytes, written as a number or with a unit (`512K`, `64MiB`, `10GiB`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        size(d).map(ByteSize)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -6,7 +6,7 @@
 //! Work runs on tokio's blocking threads: rusqlite is synchronous.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
@@ -14,10 +14,11 @@ use rusqlite::{Connection, OpenFlags};
 use crate::error::{Error, Result};
 
 /// The schema, one entry per version; a database at version N gets entries N.. applied.
-const MIGRATIONS: &[&str] = &[include_str!("schema/1.sql")];
+const MIGRATIONS: &[&str] = &[include_str!("schema/1.sql"), include_str!("schema/2.sql")];
 
-/// Read connections kept open for reuse; more are opened when needed and closed after.
-const IDLE_READERS: usize = 16;
+/// Read connections at most: past that, reads wait for one to be free (opening a
+/// connection costs more than the indexed reads the hub makes, and each holds a page cache).
+const READERS: usize = 16;
 
 /// How long a connection waits for a lock held by another process (the `token` CLI next to
 /// a running hub) before giving up.
@@ -29,7 +30,16 @@ pub struct Db(Arc<Inner>);
 struct Inner {
     path: PathBuf,
     writer: Mutex<Connection>,
-    readers: Mutex<Vec<Connection>>,
+    readers: Mutex<Readers>,
+    /// Signalled when a read connection is given back.
+    returned: Condvar,
+}
+
+#[derive(Default)]
+struct Readers {
+    idle: Vec<Connection>,
+    /// Connections open, idle or in use.
+    open: usize,
 }
 
 impl Db {
@@ -45,7 +55,8 @@ impl Db {
         Ok(Db(Arc::new(Inner {
             path: path.to_owned(),
             writer: Mutex::new(writer),
-            readers: Mutex::new(Vec::new()),
+            readers: Mutex::default(),
+            returned: Condvar::new(),
         })))
     }
 
@@ -70,16 +81,38 @@ impl Db {
 
     /// [`Db::read`] on the calling thread, for blocking contexts.
     pub fn read_now<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        let conn = match self.lock_readers().pop() {
-            Some(conn) => conn,
-            None => self.open_reader()?,
+        let lease = Lease {
+            db: self,
+            conn: Some(self.take_reader()?),
         };
-        let result = f(&conn);
-        let mut idle = self.lock_readers();
-        if idle.len() < IDLE_READERS {
-            idle.push(conn);
+        let conn = lease
+            .conn
+            .as_ref()
+            .ok_or_else(|| Error::Internal("a read lease without its connection".into()))?;
+        f(conn)
+    }
+
+    /// An idle read connection, a new one while there are fewer than [`READERS`], or the
+    /// next one given back.
+    fn take_reader(&self) -> Result<Connection> {
+        let mut readers = self.lock_readers();
+        loop {
+            if let Some(conn) = readers.idle.pop() {
+                return Ok(conn);
+            }
+            if readers.open < READERS {
+                readers.open += 1;
+                drop(readers);
+                return self
+                    .open_reader()
+                    .inspect_err(|_| self.lock_readers().open -= 1);
+            }
+            readers = self
+                .0
+                .returned
+                .wait(readers)
+                .unwrap_or_else(|p| p.into_inner());
         }
-        result
     }
 
     /// [`Db::write`] on the calling thread, for blocking contexts.
@@ -92,7 +125,7 @@ impl Db {
         f(&mut conn)
     }
 
-    fn lock_readers(&self) -> std::sync::MutexGuard<'_, Vec<Connection>> {
+    fn lock_readers(&self) -> std::sync::MutexGuard<'_, Readers> {
         // A panic while holding this lock cannot leave the vector inconsistent.
         self.0.readers.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -104,6 +137,24 @@ impl Db {
         )?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         Ok(conn)
+    }
+}
+
+/// A read connection in use; given back when dropped, or closed if its user panicked.
+struct Lease<'a> {
+    db: &'a Db,
+    conn: Option<Connection>,
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        let mut readers = self.db.lock_readers();
+        match self.conn.take() {
+            Some(conn) if !std::thread::panicking() => readers.idle.push(conn),
+            _ => readers.open -= 1,
+        }
+        drop(readers);
+        self.db.0.returned.notify_one();
     }
 }
 

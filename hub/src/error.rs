@@ -43,6 +43,10 @@ pub enum Error {
     #[error("{0}")]
     Timeout(String),
 
+    /// An identity's storage quota would be passed (507).
+    #[error("{0}")]
+    Quota(String),
+
     /// A rate or concurrency limit (429); retry after the given seconds.
     #[error("{message}")]
     TooManyRequests { message: String, retry_after: u64 },

@@ -91,10 +91,15 @@ impl Hub {
                 chunkstore::open(&format!("dir://{}", data_dir.join("store").display())).await?
             }
         };
-        let routes = if config.publish.routes.is_empty() {
+        // Where nodes read the chunks of the flists published here: as configured; else the
+        // store's own routes; else (a `dir` store, which no other machine can read) the
+        // hub's chunk API.
+        let routes = if !config.publish.routes.is_empty() {
+            config.publish.routes.clone()
+        } else if !store.routes().is_empty() {
             store.routes()
         } else {
-            config.publish.routes.clone()
+            vec![format!("{}/api/v1/chunks", config.public_url())]
         };
         let backend = routes
             .first()

@@ -5,13 +5,15 @@
 //!
 //! Layers, each using only the ones below it:
 //! * `http`: routes that speak HTTP, and the one mapping of errors to answers;
-//! * `publish`, `auth`, `jobs`, `inspect`: the rules of uploads, tokens, jobs and reads;
+//! * `publish`, `chunks`, `auth`, `jobs`, `inspect`: the rules of uploads, the chunk API,
+//!   tokens, jobs and reads;
 //! * `namespace`, `tokens`, `blobs`, `db`: the SQL and the files.
 //!
 //! The binary uses [`serve`], [`Config`] and [`tokens`].
 
 mod auth;
 mod blobs;
+mod chunks;
 mod config;
 mod db;
 mod error;

@@ -157,11 +157,16 @@ struct Row {
 pub struct Namespace {
     db: Db,
     blobs: Arc<Blobs>,
+    cache: Arc<InfoCache>,
 }
 
 impl Namespace {
     pub fn new(db: Db, blobs: Arc<Blobs>) -> Namespace {
-        Namespace { db, blobs }
+        Namespace {
+            db,
+            blobs,
+            cache: Arc::default(),
+        }
     }
 
     pub fn blobs(&self) -> &Arc<Blobs> {
@@ -297,8 +302,14 @@ impl Namespace {
 
     /// What `light` shows of `name` (an flist name, `.flist` included).
     pub async fn info(&self, repository: &str, name: &str) -> Result<Info> {
-        let (repository, name) = (repository.to_owned(), name.to_owned());
-        self.db
+        let key = (repository.to_owned(), name.to_owned());
+        let generation = match self.cache.get(&key) {
+            Ok(info) => return Ok(info),
+            Err(generation) => generation,
+        };
+        let (repository, name) = key.clone();
+        let info = self
+            .db
             .read(move |c| {
                 repository_id(c, &repository)?.ok_or_else(user_not_found)?;
                 let row = entry(c, &repository, &name)?.ok_or_else(source_not_found)?;
@@ -321,19 +332,18 @@ impl Namespace {
                     target: row.target,
                 })
             })
-            .await
+            .await?;
+        self.cache.put(key, generation, &info);
+        Ok(info)
     }
 
     /// The flist `name` of `repository` resolves to, for downloads and reading it.
     /// Errors are 0-hub's: `user not found`, `source not found`.
     pub async fn resolve(&self, repository: &str, name: &str) -> Result<Resolved> {
-        let (repository, name) = (repository.to_owned(), name.to_owned());
-        self.db
-            .read(move |c| {
-                repository_id(c, &repository)?.ok_or_else(user_not_found)?;
-                resolve(c, &repository, &name)?.ok_or_else(source_not_found)
-            })
-            .await
+        self.info(repository, name)
+            .await?
+            .resolved
+            .ok_or_else(source_not_found)
     }
 
     /// The flist member `name` of a tag resolves to.
@@ -845,7 +855,7 @@ impl Namespace {
         &self,
         f: impl FnOnce(&Transaction<'_>, &Blobs, &mut Vec<String>) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let blobs = Arc::clone(&self.blobs);
+        let (blobs, cache) = (Arc::clone(&self.blobs), Arc::clone(&self.cache));
         self.db
             .write(move |conn| {
                 // IMMEDIATE: the write lock is taken at the start, so the busy timeout covers
@@ -855,12 +865,63 @@ impl Namespace {
                 let mut freed = Vec::new();
                 let value = f(&tx, &blobs, &mut freed)?;
                 tx.commit()?;
+                // Before the files go: no answer naming a freed file survives it.
+                cache.clear();
                 for sha in &freed {
                     blobs.remove(sha);
                 }
                 Ok(value)
             })
             .await
+    }
+}
+
+/// The answers of `info` (and so of `resolve`), kept until the next change of the
+/// namespace. Nodes ask for the same names again and again (`light`, `.md5`, downloads);
+/// any change empties the cache, which keeps it right without tracking what depends on
+/// what (a link's answer depends on its target's). Each answer carries the generation it
+/// was read in, so an answer read before a change is never kept after it.
+#[derive(Default)]
+struct InfoCache {
+    state: std::sync::Mutex<CacheState>,
+}
+
+#[derive(Default)]
+struct CacheState {
+    generation: u64,
+    entries: std::collections::HashMap<(String, String), Info>,
+}
+
+impl InfoCache {
+    /// Answers kept at most; past that the cache starts over.
+    const CAPACITY: usize = 100_000;
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, CacheState> {
+        // The state is a map and a counter: a panic elsewhere cannot leave it half-changed.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The kept answer, or the generation to read a new one in.
+    fn get(&self, key: &(String, String)) -> std::result::Result<Info, u64> {
+        let state = self.lock();
+        state.entries.get(key).cloned().ok_or(state.generation)
+    }
+
+    fn put(&self, key: (String, String), generation: u64, info: &Info) {
+        let mut state = self.lock();
+        if state.generation != generation {
+            return;
+        }
+        if state.entries.len() >= Self::CAPACITY {
+            state.entries.clear();
+        }
+        state.entries.insert(key, info.clone());
+    }
+
+    fn clear(&self) {
+        let mut state = self.lock();
+        state.generation += 1;
+        state.entries.clear();
     }
 }
 

@@ -8,6 +8,7 @@ use crate::StoreArgs;
 
 #[derive(clap::Args)]
 pub struct Args {
+    /// The flist: a file, or its URL on a hub.
     flist: PathBuf,
     /// Path of the file inside the flist (symlinks inside the flist are followed).
     path: PathBuf,
@@ -16,11 +17,11 @@ pub struct Args {
 }
 
 pub async fn run(args: Args, config: &crate::config::Config) -> Result<()> {
-    let store =
-        crate::stores::for_reading(args.store.store.as_deref(), config, &args.flist).await?;
+    let (flist, _downloaded) = crate::client::local_flist(&args.flist).await?;
+    let store = crate::stores::for_reading(args.store.store.as_deref(), config, &flist).await?;
     let mut out = BufWriter::with_capacity(1 << 20, std::io::stdout());
     let path = args.path.as_os_str().as_bytes().to_vec();
-    converter::cat(args.flist, path, store, &mut out).await?;
+    converter::cat(flist, path, store, &mut out).await?;
     out.flush()?;
     Ok(())
 }

@@ -9,6 +9,8 @@ use crate::ui::{self, Ui};
 
 #[derive(clap::Args)]
 pub struct Args {
+    /// The flist: a file, or its URL on a hub (downloaded, and checked against the hub's
+    /// `.md5`).
     flist: PathBuf,
     /// Directory to recreate the tree in (created if missing).
     dest: PathBuf,
@@ -28,9 +30,9 @@ pub async fn run(
     ui: &Ui,
     cancel: converter::Cancel,
 ) -> Result<()> {
-    let store =
-        crate::stores::for_reading(args.store.store.as_deref(), config, &args.flist).await?;
-    let total = flist::Flist::open(&args.flist)?.totals()?.bytes;
+    let (flist, _downloaded) = crate::client::local_flist(&args.flist).await?;
+    let store = crate::stores::for_reading(args.store.store.as_deref(), config, &flist).await?;
+    let total = flist::Flist::open(&flist)?.totals()?.bytes;
     let progress = Arc::new(Progress::default());
     let summary = {
         let _bar = ui.track(&progress, |p| &p.content_bytes, Some(total), "extracting");
@@ -43,7 +45,7 @@ pub async fn run(
             cancel,
             ..ExtractOptions::default()
         };
-        converter::extract(args.flist, args.dest.clone(), store, options, progress).await?
+        converter::extract(flist, args.dest.clone(), store, options, progress).await?
     };
     for warning in &summary.warnings {
         ui.say(format!("warning: {warning}"));

@@ -1,9 +1,11 @@
 pub mod cat;
 pub mod extract;
 pub mod inspect;
+pub mod login;
 pub mod ls;
 pub mod merge;
 pub mod pack;
+pub mod push;
 pub mod serve;
 pub mod store;
 pub mod token;

@@ -1,8 +1,9 @@
 use std::fs::File;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
+use chunkstore::ChunkStore;
 use converter::{Limits, PackOptions, PackSummary, Progress};
 use serde::Serialize;
 
@@ -53,47 +54,7 @@ pub async fn run(
         cancel,
         ..PackOptions::default()
     };
-    let progress = Arc::new(Progress::default());
-    let out = args.output.clone();
-    let summary = if args.source.as_os_str() == "-" {
-        let _bar = ui.track(&progress, |p| &p.input_bytes, None, "packing stdin");
-        let stdin = std::io::stdin();
-        converter::pack_tar(
-            stdin,
-            "-".into(),
-            out,
-            store,
-            options,
-            Arc::clone(&progress),
-        )
-        .await?
-    } else {
-        let meta = std::fs::metadata(&args.source)
-            .with_context(|| format!("{}", args.source.display()))?;
-        if meta.is_dir() {
-            let _bar = ui.track(&progress, |p| &p.content_bytes, None, "packing");
-            converter::pack_dir(
-                args.source.clone(),
-                out,
-                store,
-                options,
-                Arc::clone(&progress),
-            )
-            .await?
-        } else if meta.is_file() {
-            let file =
-                File::open(&args.source).with_context(|| format!("{}", args.source.display()))?;
-            let name = args
-                .source
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let _bar = ui.track(&progress, |p| &p.input_bytes, Some(meta.len()), "packing");
-            converter::pack_tar(file, name, out, store, options, Arc::clone(&progress)).await?
-        } else {
-            bail!("{}: neither a directory nor a file", args.source.display());
-        }
-    };
+    let summary = pack_source(&args.source, args.output.clone(), store, options, ui).await?;
     if args.json {
         println!(
             "{}",
@@ -103,6 +64,38 @@ pub async fn run(
         report(ui, &summary, &args.output, &location);
     }
     Ok(())
+}
+
+/// Packs a directory, a tar archive or `-` (a tar stream on stdin) into `out`, with a
+/// progress bar.
+pub async fn pack_source(
+    source: &Path,
+    out: PathBuf,
+    store: Arc<dyn ChunkStore>,
+    options: PackOptions,
+    ui: &Ui,
+) -> Result<PackSummary> {
+    let progress = Arc::new(Progress::default());
+    if source.as_os_str() == "-" {
+        let _bar = ui.track(&progress, |p| &p.input_bytes, None, "packing stdin");
+        let stdin = std::io::stdin();
+        return Ok(converter::pack_tar(stdin, "-".into(), out, store, options, progress).await?);
+    }
+    let meta = std::fs::metadata(source).with_context(|| format!("{}", source.display()))?;
+    if meta.is_dir() {
+        let _bar = ui.track(&progress, |p| &p.content_bytes, None, "packing");
+        Ok(converter::pack_dir(source.to_owned(), out, store, options, progress).await?)
+    } else if meta.is_file() {
+        let file = File::open(source).with_context(|| format!("{}", source.display()))?;
+        let name = source
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let _bar = ui.track(&progress, |p| &p.input_bytes, Some(meta.len()), "packing");
+        Ok(converter::pack_tar(file, name, out, store, options, progress).await?)
+    } else {
+        bail!("{}: neither a directory nor a file", source.display());
+    }
 }
 
 fn parse_size(text: &str) -> Result<u64, String> {

@@ -203,6 +203,8 @@ impl Drop for HubServer {
 }
 
 pub fn client() -> Client {
+    // reqwest's TLS is built without a crypto provider (the project uses ring's).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     Client::builder()
         .timeout(Duration::from_secs(120))
         .build()

@@ -2,6 +2,7 @@
 //! in `response`.
 
 mod api;
+mod chunks;
 mod download;
 mod drain;
 mod events;
@@ -35,20 +36,32 @@ use crate::hub::Hub;
 /// Room for the multipart framing around an uploaded flist.
 const FORM_OVERHEAD: u64 = 1 << 20;
 
-/// The caller of an `/api/flist/me...` route (and of the other routes that change things):
-/// authenticated, not in read-only mode, within its write rate.
+/// The caller of an `/api/flist/me...` route (and of the other routes that change the
+/// namespace): authenticated, not in read-only mode, within its write rate.
 pub struct Me(pub Caller);
 
 impl FromRequestParts<Arc<Hub>> for Me {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, hub: &Arc<Hub>) -> Result<Self, Error> {
+        let Authenticated(caller) = Authenticated::from_request_parts(parts, hub).await?;
+        hub.limits.check_write(&caller.user)?;
+        Ok(Me(caller))
+    }
+}
+
+/// An authenticated caller of a hub that takes writes, not counted against the write
+/// rate: chunk uploads come by the hundred in one push, and quotas bound them instead.
+pub struct Authenticated(pub Caller);
+
+impl FromRequestParts<Arc<Hub>> for Authenticated {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, hub: &Arc<Hub>) -> Result<Self, Error> {
         if hub.config.server.readonly {
             return Err(Error::Readonly);
         }
-        let caller = hub.auth.authenticate(&parts.headers).await?;
-        hub.limits.check_write(&caller.user)?;
-        Ok(Me(caller))
+        Ok(Authenticated(hub.auth.authenticate(&parts.headers).await?))
     }
 }
 
@@ -107,6 +120,11 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .route(v1::ROUTES[1], get(v1::jobs))
         .route(v1::ROUTES[2], get(v1::job))
         .route(v1::ROUTES[3], get(v1::openapi))
+        .route(v1::ROUTES[4], get(chunks::info).post(chunks::upload))
+        .route(v1::ROUTES[5], post(chunks::missing))
+        .route(v1::ROUTES[6], post(chunks::get_many))
+        .route(v1::ROUTES[7], get(chunks::usage))
+        .route(v1::ROUTES[8], get(chunks::get_one))
         .route("/metrics", get(v1::metrics))
         // Downloads (reference section 5.4).
         .route("/{repo}/{file}", get(download::repository_file))

@@ -59,6 +59,7 @@ pub(crate) fn public(e: &Error) -> (StatusCode, String) {
         Error::LinkConflict(_) => S::UNAUTHORIZED,
         Error::Conflict(_) => S::CONFLICT,
         Error::TooLarge(_) => S::PAYLOAD_TOO_LARGE,
+        Error::Quota(_) => S::INSUFFICIENT_STORAGE,
         Error::Timeout(_) => S::REQUEST_TIMEOUT,
         Error::TooManyRequests { .. } => S::TOO_MANY_REQUESTS,
         Error::Unauthenticated {

@@ -24,6 +24,11 @@ pub const ROUTES: &[&str] = &[
     "/api/v1/jobs",
     "/api/v1/jobs/{id}",
     "/api/v1/openapi.json",
+    "/api/v1/chunks",
+    "/api/v1/chunks/missing",
+    "/api/v1/chunks/get",
+    "/api/v1/chunks/usage",
+    "/api/v1/chunks/{key}",
 ];
 
 /// How long a backend may take to answer a health probe.

@@ -1,0 +1,264 @@
+//! The chunk API's rules: which chunks the store lacks, uploads checked chunk by chunk
+//! before anything is stored, each identity's usage and quota, and reads that never serve
+//! a chunk that does not match its key.
+
+use std::cell::RefCell;
+
+use bytes::Bytes;
+use chunkstore::{ChunkKey, Codec, EncodedChunk};
+use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
+
+use crate::auth::Caller;
+use crate::db::now;
+use crate::error::{Error, Result};
+use crate::hub::Hub;
+
+/// Keys one `missing` request may ask about.
+pub const MISSING_LIMIT: usize = 10_000;
+/// Keys one batched read may ask for.
+pub const GET_LIMIT: usize = 1_000;
+
+/// What became of the chunks of an upload.
+#[derive(Debug, Default, Serialize)]
+pub struct UploadReport {
+    /// New to the store, and stored.
+    pub stored: Vec<String>,
+    /// Already in the store (or earlier in the same upload): nothing written.
+    pub present: Vec<String>,
+    /// Not stored, with why: bytes that do not decode to their key's content.
+    pub rejected: Vec<Rejected>,
+    /// Stored bytes of the chunks in `stored`.
+    pub bytes_stored: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Rejected {
+    pub key: String,
+    pub reason: String,
+}
+
+/// What an identity stored through the chunk API.
+#[derive(Debug, Default, Serialize)]
+pub struct Usage {
+    pub identity: String,
+    /// Chunks it stored that the store did not have, and their stored bytes.
+    pub chunks: u64,
+    pub bytes: u64,
+    /// Bytes of chunks it sent, stored or not.
+    pub received: u64,
+    /// Its quota in stored bytes, if it has one.
+    pub quota: Option<u64>,
+}
+
+impl Hub {
+    /// The keys of `keys` the store lacks, in their order.
+    pub async fn missing_chunks(&self, keys: &[ChunkKey]) -> Result<Vec<ChunkKey>> {
+        let present = self.store.has_many(keys).await?;
+        Ok(keys
+            .iter()
+            .zip(present)
+            .filter(|(_, present)| !present)
+            .map(|(key, _)| *key)
+            .collect())
+    }
+
+    /// Checks a batch of uploaded chunks against their keys, and stores the good ones the
+    /// store lacks, within the caller's quota. A bad chunk is reported and skipped: it never
+    /// reaches the store, and the rest of the batch still counts.
+    pub async fn store_chunks(
+        &self,
+        caller: &Caller,
+        batch: Vec<(ChunkKey, Bytes)>,
+        report: &mut UploadReport,
+    ) -> Result<()> {
+        let received: u64 = batch.iter().map(|(_, b)| b.len() as u64).sum();
+        let mut verified = Vec::with_capacity(batch.len());
+        for outcome in verify(batch).await? {
+            match outcome {
+                Ok(chunk) => verified.push(chunk),
+                Err((key, reason)) => report.rejected.push(Rejected {
+                    key: key.to_hex(),
+                    reason,
+                }),
+            }
+        }
+        // Each key once: a client may send a chunk twice in one upload.
+        let mut seen = std::collections::HashSet::with_capacity(verified.len());
+        verified.retain(|chunk| {
+            let first = seen.insert(chunk.key());
+            if !first {
+                report.present.push(chunk.key().to_hex());
+            }
+            first
+        });
+        let keys: Vec<ChunkKey> = verified.iter().map(EncodedChunk::key).collect();
+        let present = self.store.has_many(&keys).await?;
+        let mut new = Vec::with_capacity(verified.len());
+        for (chunk, present) in verified.into_iter().zip(present) {
+            if present {
+                report.present.push(chunk.key().to_hex());
+            } else {
+                new.push(chunk);
+            }
+        }
+        let bytes: u64 = new.iter().map(|c| c.len() as u64).sum();
+        let (count, size) = (new.len() as i64, bytes as i64);
+        self.charge(&caller.user, count, size, received as i64)
+            .await?;
+        if let Err(e) = self.store.put_many(&new).await {
+            // Nothing of it counts against the quota if it was not stored.
+            self.charge(&caller.user, -count, -size, 0).await?;
+            return Err(e.into());
+        }
+        metrics::counter!("flisthub_chunks_stored_total").increment(new.len() as u64);
+        metrics::counter!("flisthub_chunk_bytes_stored_total").increment(bytes);
+        report.bytes_stored += bytes;
+        report
+            .stored
+            .extend(new.iter().map(|chunk| chunk.key().to_hex()));
+        Ok(())
+    }
+
+    /// Adds to an identity's usage, refusing (and changing nothing) when new bytes would
+    /// take it past its quota. Negative amounts give back what was not stored after all.
+    async fn charge(&self, identity: &str, chunks: i64, bytes: i64, received: i64) -> Result<()> {
+        let quota = self.config.chunks.quota_of(identity);
+        let identity = identity.to_owned();
+        self.db
+            .write(move |c| {
+                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let used: i64 = tx
+                    .query_row(
+                        "SELECT bytes FROM chunk_usage WHERE identity = ?1",
+                        [&identity],
+                        |r| r.get(0),
+                    )
+                    .optional()?
+                    .unwrap_or(0);
+                if let Some(quota) = quota
+                    && bytes > 0
+                    && used + bytes > quota as i64
+                {
+                    return Err(Error::Quota(format!(
+                        "{identity} has stored {used} bytes of chunks; {bytes} more would pass its quota of {quota} bytes (chunks.quota)"
+                    )));
+                }
+                tx.execute(
+                    "INSERT INTO chunk_usage (identity, chunks, bytes, received, updated)
+                     VALUES (?1, max(?2, 0), max(?3, 0), ?4, ?5)
+                     ON CONFLICT (identity) DO UPDATE SET
+                        chunks = max(chunks + ?2, 0), bytes = max(bytes + ?3, 0),
+                        received = received + ?4, updated = ?5",
+                    params![identity, chunks, bytes, received, now()],
+                )?;
+                tx.commit()?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// What `identity` stored through the chunk API.
+    pub async fn chunk_usage(&self, identity: &str) -> Result<Usage> {
+        let quota = self.config.chunks.quota_of(identity);
+        let who = identity.to_owned();
+        let (chunks, bytes, received) = self
+            .db
+            .read(move |c| {
+                Ok(c.query_row(
+                    "SELECT chunks, bytes, received FROM chunk_usage WHERE identity = ?1",
+                    [&who],
+                    |r| {
+                        Ok((
+                            r.get::<_, i64>(0)?,
+                            r.get::<_, i64>(1)?,
+                            r.get::<_, i64>(2)?,
+                        ))
+                    },
+                )
+                .optional()?
+                .unwrap_or((0, 0, 0)))
+            })
+            .await?;
+        Ok(Usage {
+            identity: identity.to_owned(),
+            chunks: chunks as u64,
+            bytes: bytes as u64,
+            received: received as u64,
+            quota,
+        })
+    }
+
+    /// Stored chunks, each checked against its key: a chunk the store holds damaged is
+    /// reported (and logged) as missing rather than served.
+    pub async fn read_chunks(&self, keys: &[ChunkKey]) -> Result<Vec<Option<Bytes>>> {
+        let stored = self.store.get_many(keys).await?;
+        let batch: Vec<(ChunkKey, Bytes)> = keys
+            .iter()
+            .zip(&stored)
+            .filter_map(|(key, bytes)| bytes.clone().map(|b| (*key, b)))
+            .collect();
+        let mut good = std::collections::HashMap::with_capacity(batch.len());
+        for outcome in verify(batch).await? {
+            match outcome {
+                Ok(chunk) => {
+                    good.insert(chunk.key(), chunk.bytes().clone());
+                }
+                Err((key, reason)) => {
+                    metrics::counter!("flisthub_store_damaged_chunks_total").increment(1);
+                    tracing::error!(%key, %reason, "the store holds a damaged chunk");
+                }
+            }
+        }
+        Ok(keys.iter().map(|key| good.get(key).cloned()).collect())
+    }
+}
+
+/// A chunk that does not decode to its key's content, with why.
+type Bad = (ChunkKey, String);
+
+/// Decodes every chunk and checks it against its key, on blocking threads, one share of
+/// the batch per CPU.
+async fn verify(
+    batch: Vec<(ChunkKey, Bytes)>,
+) -> Result<Vec<std::result::Result<EncodedChunk, Bad>>> {
+    thread_local! {
+        static CODEC: RefCell<Option<Codec>> = const { RefCell::new(None) };
+    }
+    if batch.is_empty() {
+        return Ok(Vec::new());
+    }
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let share = batch.len().div_ceil(threads);
+    let mut batch = batch;
+    let mut tasks = Vec::new();
+    while !batch.is_empty() {
+        let part: Vec<_> = batch.drain(..share.min(batch.len())).collect();
+        tasks.push(tokio::task::spawn_blocking(move || {
+            CODEC.with(|codec| {
+                let mut codec = codec.borrow_mut();
+                if codec.is_none() {
+                    *codec = Some(
+                        Codec::new(chunkstore::DEFAULT_LEVEL)
+                            .map_err(|e| Error::Internal(format!("a chunk codec: {e}")))?,
+                    );
+                }
+                let codec = codec
+                    .as_mut()
+                    .ok_or_else(|| Error::Internal("no codec".into()))?;
+                Ok::<_, Error>(
+                    part.into_iter()
+                        .map(|(key, bytes)| {
+                            codec.verify(key, bytes).map_err(|e| (key, e.to_string()))
+                        })
+                        .collect::<Vec<_>>(),
+                )
+            })
+        }));
+    }
+    let mut out = Vec::new();
+    for task in tasks {
+        out.extend(task.await??);
+    }
+    Ok(out)
+}

@@ -1,0 +1,272 @@
+//! Talking to a hub as a client: which hub and token (flags, environment, or what
+//! `flisthub login` saved), who the token is, the hub's chunk API, publishing an flist,
+//! and downloading one (checked against the hub's `.md5`).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use chunkstore::{HubOptions, HubStore};
+use md5::{Digest, Md5};
+use serde::{Deserialize, Serialize};
+use tempfile::TempPath;
+
+/// Where and as whom to reach a hub.
+#[derive(clap::Args, Clone, Default)]
+pub struct HubArgs {
+    /// The hub's URL (default: $FLISTHUB_HUB, else what `flisthub login` saved).
+    #[arg(long, env = "FLISTHUB_HUB")]
+    pub hub: Option<String>,
+    /// The API token (default: $FLISTHUB_TOKEN, else what `flisthub login` saved).
+    #[arg(long, env = "FLISTHUB_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Act as this repository, one the token may act as besides its own (0-hub's
+    /// `active-user`).
+    #[arg(long)]
+    pub repo: Option<String>,
+}
+
+/// What `flisthub login` keeps, readable by its owner only.
+#[derive(Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Credentials {
+    pub hub: String,
+    pub token: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repo: Option<String>,
+}
+
+impl Credentials {
+    /// `$XDG_CONFIG_HOME/flisthub/credentials.toml` (`~/.config/flisthub/credentials.toml`).
+    pub fn path() -> Result<PathBuf> {
+        let dirs = directories::ProjectDirs::from("", "", "flisthub")
+            .context("no home directory for the credentials; pass --hub and --token")?;
+        Ok(dirs.config_dir().join("credentials.toml"))
+    }
+
+    fn load() -> Result<Option<Credentials>> {
+        let path = Credentials::path()?;
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Ok(Some(
+                toml::from_str(&text).with_context(|| format!("{}", path.display()))?,
+            )),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("{}", path.display())),
+        }
+    }
+
+    /// Writes the file (mode 0600, replaced atomically). Returns its path.
+    pub fn save(&self) -> Result<PathBuf> {
+        let path = Credentials::path()?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).with_context(|| format!("{}", dir.display()))?;
+        // tempfile creates files readable by the owner only.
+        let mut file = tempfile::NamedTempFile::new_in(dir)?;
+        file.write_all(toml::to_string(self)?.as_bytes())?;
+        file.as_file().sync_all()?;
+        file.persist(&path)
+            .with_context(|| format!("{}", path.display()))?;
+        Ok(path)
+    }
+}
+
+/// A hub, reached with a token.
+pub struct HubClient {
+    pub url: String,
+    token: String,
+    repo: Option<String>,
+    http: reqwest::Client,
+}
+
+/// The hub's `GET /api/v1/chunks`.
+#[derive(Deserialize)]
+pub struct ChunkApi {
+    pub routes: Vec<String>,
+}
+
+/// What `upload-flist` answers.
+#[derive(Deserialize)]
+pub struct Published {
+    pub name: String,
+    pub url: String,
+    pub md5: String,
+}
+
+#[derive(Deserialize)]
+struct Envelope<T> {
+    payload: T,
+}
+
+#[derive(Deserialize)]
+struct Me {
+    username: String,
+}
+
+impl HubClient {
+    /// The hub and token of the flags and environment, completed by the saved credentials.
+    pub fn new(args: &HubArgs) -> Result<HubClient> {
+        let saved = Credentials::load()?;
+        let saved_for = |hub: &str| saved.as_ref().filter(|c| c.hub == hub);
+        let url = match (&args.hub, &saved) {
+            (Some(hub), _) => hub.clone(),
+            (None, Some(saved)) => saved.hub.clone(),
+            (None, None) => {
+                bail!("which hub? pass --hub URL, set FLISTHUB_HUB, or run flisthub login")
+            }
+        };
+        let url = url.trim_end_matches('/').to_owned();
+        if !url.starts_with("http://") && !url.starts_with("https://") {
+            bail!("--hub {url:?}: must start with http:// or https://");
+        }
+        let token = match (&args.token, saved_for(&url)) {
+            (Some(token), _) => token.clone(),
+            (None, Some(saved)) => saved.token.clone(),
+            (None, None) => {
+                bail!("no token for {url}: pass --token, set FLISTHUB_TOKEN, or run flisthub login")
+            }
+        };
+        let repo = args
+            .repo
+            .clone()
+            .or_else(|| saved_for(&url).and_then(|c| c.repo.clone()));
+        let http =
+            chunkstore::http_client(None, Duration::from_secs(10)).map_err(anyhow::Error::msg)?;
+        Ok(HubClient {
+            url,
+            token,
+            repo,
+            http,
+        })
+    }
+
+    /// A request with the token and, when acting as another repository, the cookie.
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(&self.token);
+        if let Some(repo) = &self.repo {
+            request = request.header(reqwest::header::COOKIE, format!("active-user={repo}"));
+        }
+        request
+    }
+
+    /// The repository the token acts on (0-hub's `GET /api/flist/me`): checks the token.
+    pub async fn whoami(&self) -> Result<String> {
+        let response = self
+            .request(reqwest::Method::GET, "/api/flist/me")
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await
+            .with_context(|| format!("reaching {}", self.url))?;
+        let me: Envelope<Me> = answer(response).await?;
+        Ok(me.payload.username)
+    }
+
+    /// What the hub says of its chunk API: the routes of the flists it publishes.
+    pub async fn chunk_api(&self) -> Result<ChunkApi> {
+        let response = self
+            .http
+            .get(format!("{}/api/v1/chunks", self.url))
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await
+            .with_context(|| format!("reaching {}", self.url))?;
+        answer(response).await
+    }
+
+    /// The hub's chunk API as a store that uploads with this client's token.
+    pub fn chunk_store(&self) -> Result<HubStore> {
+        let mut options = HubOptions::new(format!("{}/api/v1/chunks", self.url));
+        options.token = Some(self.token.clone());
+        Ok(HubStore::new(options)?)
+    }
+
+    /// Publishes a finished flist as `name` with `upload-flist`.
+    pub async fn upload_flist(&self, flist: &Path, name: &str) -> Result<Published> {
+        let bytes = tokio::fs::read(flist)
+            .await
+            .with_context(|| format!("{}", flist.display()))?;
+        let part = reqwest::multipart::Part::bytes(bytes).file_name(name.to_owned());
+        let form = reqwest::multipart::Form::new().part("file", part);
+        let response = self
+            .request(reqwest::Method::POST, "/api/flist/me/upload-flist")
+            .header("X-Original-Name", name)
+            .multipart(form)
+            .send()
+            .await
+            .with_context(|| format!("publishing on {}", self.url))?;
+        let published: Envelope<Published> = answer(response).await?;
+        Ok(published.payload)
+    }
+}
+
+/// The JSON of a successful answer, or the hub's message as the error.
+async fn answer<T: serde::de::DeserializeOwned>(response: reqwest::Response) -> Result<T> {
+    let status = response.status();
+    let url = response.url().clone();
+    let text = response
+        .text()
+        .await
+        .with_context(|| format!("reading the answer of {url}"))?;
+    if !status.is_success() {
+        let message = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
+            .unwrap_or_else(|| text.trim().chars().take(300).collect());
+        bail!("{url}: {status}: {message}");
+    }
+    serde_json::from_str(&text).with_context(|| format!("an unexpected answer from {url}"))
+}
+
+/// An flist named on the command line: a local file as it is, or a hub URL downloaded to a
+/// temporary file (removed when the returned guard is dropped) and checked against the
+/// hub's `.md5` when the hub has one.
+pub async fn local_flist(flist: &Path) -> Result<(PathBuf, Option<TempPath>)> {
+    let Some(url) = flist
+        .to_str()
+        .filter(|s| s.starts_with("http://") || s.starts_with("https://"))
+    else {
+        return Ok((flist.to_owned(), None));
+    };
+    let http =
+        chunkstore::http_client(None, Duration::from_secs(10)).map_err(anyhow::Error::msg)?;
+    let mut response = http
+        .get(url)
+        .send()
+        .await
+        .with_context(|| format!("downloading {url}"))?;
+    if !response.status().is_success() {
+        bail!("downloading {url}: {}", response.status());
+    }
+    let mut file = tempfile::Builder::new()
+        .prefix("flisthub-")
+        .suffix(".flist")
+        .tempfile()?;
+    let mut md5 = Md5::new();
+    while let Some(piece) = response
+        .chunk()
+        .await
+        .with_context(|| format!("downloading {url}"))?
+    {
+        md5.update(&piece);
+        file.write_all(&piece)?;
+    }
+    file.as_file().sync_all()?;
+    let md5 = hex::encode(md5.finalize());
+    let published = http.get(format!("{url}.md5")).send().await;
+    if let Ok(response) = published
+        && response.status().is_success()
+    {
+        let expected = response.text().await.unwrap_or_default();
+        if expected.trim() != md5 {
+            bail!(
+                "{url}: the download's md5 is {md5}, the hub's .md5 says {}",
+                expected.trim()
+            );
+        }
+    }
+    let path = file.into_temp_path();
+    Ok((path.to_path_buf(), Some(path)))
+}

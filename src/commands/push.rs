@@ -1,0 +1,116 @@
+//! `flisthub push SOURCE --name NAME`: builds the flist here, uploads only the chunks the
+//! hub lacks (asked in batches, several uploads in flight), then publishes the flist with
+//! `upload-flist`. Run again after an interruption, it sends only what is still missing.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Result;
+use converter::{PackOptions, PackSummary};
+use serde::Serialize;
+
+use crate::client::{HubArgs, HubClient, Published};
+use crate::ui::{self, Ui};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// A directory, a tar archive (plain, .gz or .zst), or `-` for a tar stream on stdin.
+    source: PathBuf,
+    /// The flist's name on the hub (`.flist` is added if missing).
+    #[arg(long)]
+    name: String,
+    #[command(flatten)]
+    hub: HubArgs,
+    /// zstd level for new chunks (1-22).
+    #[arg(long, default_value_t = chunkstore::DEFAULT_LEVEL)]
+    level: i32,
+    /// Print the summary as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn run(args: Args, ui: &Ui, cancel: converter::Cancel) -> Result<()> {
+    let client = HubClient::new(&args.hub)?;
+    let repository = client.whoami().await?;
+    let api = client.chunk_api().await?;
+    let store = Arc::new(client.chunk_store()?.with_routes(api.routes));
+    ui.say(format!("pushing to {} as {repository}", client.url));
+    let name = if args.name.ends_with(".flist") {
+        args.name.clone()
+    } else {
+        format!("{}.flist", args.name)
+    };
+    let staging = tempfile::Builder::new()
+        .prefix("flisthub-push-")
+        .suffix(".flist")
+        .tempfile()?
+        .into_temp_path();
+    let options = PackOptions {
+        level: args.level,
+        cancel,
+        ..PackOptions::default()
+    };
+    let summary =
+        crate::commands::pack::pack_source(&args.source, staging.to_path_buf(), store, options, ui)
+            .await?;
+    let published = client.upload_flist(&staging, &name).await?;
+    let report = Report::new(&summary, &published, &repository);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        report.show(ui, &summary);
+    }
+    Ok(())
+}
+
+/// The summary of a push.
+#[derive(Serialize)]
+struct Report<'a> {
+    repository: &'a str,
+    name: &'a str,
+    url: &'a str,
+    md5: &'a str,
+    chunks: u64,
+    /// Chunks the hub already had.
+    present: u64,
+    /// Chunks sent, and their bytes as stored (compressed).
+    uploaded: u64,
+    uploaded_bytes: u64,
+    content_bytes: u64,
+    seconds: f64,
+}
+
+impl<'a> Report<'a> {
+    fn new(s: &PackSummary, published: &'a Published, repository: &'a str) -> Report<'a> {
+        Report {
+            repository,
+            name: &published.name,
+            url: &published.url,
+            md5: &published.md5,
+            chunks: s.chunks,
+            present: s.chunks - s.new_chunks,
+            uploaded: s.new_chunks,
+            uploaded_bytes: s.stored_bytes,
+            content_bytes: s.content_bytes,
+            seconds: s.elapsed.as_secs_f64(),
+        }
+    }
+
+    fn show(&self, ui: &Ui, s: &PackSummary) {
+        ui.say(format!("published {}", self.url));
+        ui.say(format!("  md5      {}", self.md5));
+        ui.say(format!(
+            "  chunks   {} total: {} already on the hub, {} uploaded",
+            ui::count(self.chunks),
+            ui::count(self.present),
+            ui::count(self.uploaded)
+        ));
+        ui.say(format!(
+            "  sent     {} of chunks for {} of files in {:.2} s ({})",
+            ui::bytes(self.uploaded_bytes),
+            ui::bytes(self.content_bytes),
+            self.seconds,
+            ui::rate(s.content_bytes, s.elapsed)
+        ));
+    }
+}

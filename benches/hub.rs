@@ -19,16 +19,15 @@
 //! `target/flisthub-bench` by default). wrk, curl and gzip must be installed
 //! (`scripts/test-all` installs them).
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use reqwest::blocking::{Client, multipart};
 
 mod common;
-use common::{ensure_corpus, median, settle};
+use common::{Hub, ensure_corpus, median, settle};
 
 const REPOSITORIES: usize = 1000;
 const UPLOADED: usize = 1;
@@ -127,83 +126,6 @@ fn main() {
     drop(hub);
 
     upload_beside_pack(&work, runs);
-}
-
-/// A `flisthub serve` on a free loopback port, killed when dropped.
-struct Hub {
-    child: Child,
-    url: String,
-    config: PathBuf,
-    data: PathBuf,
-}
-
-impl Hub {
-    fn start(data: &Path) -> Hub {
-        std::fs::create_dir_all(data).unwrap();
-        let config = data.with_extension("toml");
-        std::fs::write(
-            &config,
-            "[limits]\nwrite-rate = 1000000\nwrite-burst = 1000000\nconcurrent-uploads = 8\nuploads-per-identity = 8\n",
-        )
-        .unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_flisthub"))
-            .arg("--config")
-            .arg(&config)
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data)
-            // The default log level: a line per request, as an operator would run it.
-            .env_remove("FLISTHUB_LOG")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start flisthub serve");
-        let (tx, rx) = mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("listening on ").nth(1) {
-                    let _ = tx.send(
-                        rest.split_whitespace()
-                            .next()
-                            .unwrap_or_default()
-                            .to_owned(),
-                    );
-                }
-            }
-        });
-        let url = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("the hub did not start");
-        Hub {
-            child,
-            url,
-            config,
-            data: data.to_owned(),
-        }
-    }
-
-    /// Mints tokens in-process, as `flisthub token create` does.
-    fn tokens(&self, users: &[String]) -> Vec<String> {
-        let mut config = hub::Config::load(Some(&self.config)).unwrap();
-        config.server.data_dir = Some(self.data.clone());
-        let tokens = hub::tokens(&config).unwrap();
-        users
-            .iter()
-            .map(|user| {
-                tokens
-                    .create(user, &[], Duration::from_secs(86_400), None)
-                    .unwrap()
-                    .1
-            })
-            .collect()
-    }
-}
-
-impl Drop for Hub {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn repository(i: usize) -> String {

@@ -233,36 +233,51 @@ impl Flist {
 
     /// The entries of directory inode `ino`, sorted by name.
     pub fn children(&self, ino: u64) -> Result<Vec<Entry>> {
-        // No ORDER BY: the rows come from a range scan of the `entry` key, so they are in
-        // name order already (checked below). With ORDER BY, SQLite would re-prepare the
+        // One range scan of the `entry` key joined with each child's inode: the rows come in
+        // name order (checked below). No ORDER BY: with one, SQLite would re-prepare the
         // cached statement on every reuse (see `inode`).
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT name, ino FROM entry WHERE parent = ?1")?;
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {}, e.name, e.ino FROM entry e LEFT JOIN inode i ON i.ino = e.ino
+             WHERE e.parent = ?1",
+            INODE_COLUMNS
+                .split(", ")
+                .map(|c| format!("i.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))?;
         let rows = stmt.query_map([ino as i64], |r| {
-            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?))
+            let name: Vec<u8> = r.get(12)?;
+            let child: i64 = r.get(13)?;
+            // LEFT JOIN: no inode row gives NULLs, reported below rather than as a type error.
+            let entry = match r.get::<_, Option<i64>>(0)? {
+                Some(_) => Some(decode_inode(r, name.clone())?),
+                None => None,
+            };
+            Ok((name, child, entry))
         })?;
-        let mut names: Vec<(Vec<u8>, i64)> = Vec::new();
+        let mut children: Vec<Entry> = Vec::new();
         let mut sorted = true;
         for row in rows {
-            let (name, child) = row?;
+            let (name, child, entry) = row?;
             check_name(&name).map_err(|reason| {
                 Error::Corrupt(format!(
                     "entry {:?} in directory inode {ino}: {reason}",
                     show(&name)
                 ))
             })?;
-            sorted &= names.last().is_none_or(|(last, _)| *last < name);
-            names.push((name, child));
+            checked_ino(child)?;
+            let entry = entry.ok_or_else(|| {
+                Error::Corrupt(format!(
+                    "an entry refers to inode {child}, which is missing"
+                ))
+            })??;
+            sorted &= children.last().is_none_or(|last| last.name < entry.name);
+            children.push(entry);
         }
         if !sorted {
-            names.sort();
+            children.sort_by(|a, b| a.name.cmp(&b.name));
         }
-        drop(stmt);
-        names
-            .into_iter()
-            .map(|(name, child)| self.inode(checked_ino(child)?, name))
-            .collect()
+        Ok(children)
     }
 
     fn child(&self, dir: u64, name: &[u8]) -> Result<Option<Entry>> {
@@ -380,6 +395,59 @@ impl Flist {
             )));
         }
         Ok(chunks)
+    }
+
+    /// Every chunk key of every regular file, in one pass over the chunk table, each file's
+    /// chunks checked as [`chunks`](Self::chunks) checks them (numbered from 0, contiguous,
+    /// adding up to the file's size). For checking a whole flist at once: much faster than
+    /// a [`chunks`](Self::chunks) call per file.
+    pub fn chunk_keys(&self, mut visit: impl FnMut([u8; 32])) -> Result<()> {
+        let mut stmt = self.conn.prepare(
+            "SELECT i.ino, i.size, c.seq, c.start, c.length, c.key
+             FROM inode i LEFT JOIN chunk c ON c.ino = i.ino
+             WHERE i.kind = ?1 ORDER BY i.ino, c.seq",
+        )?;
+        let mut rows = stmt.query([Kind::Regular.code()])?;
+        // The file being checked: inode, size, chunks seen, bytes they cover.
+        let mut file: Option<(i64, u64, i64, u64)> = None;
+        let finish = |file: Option<(i64, u64, i64, u64)>| match file {
+            Some((ino, size, _, offset)) if offset != size => Err(Error::Corrupt(format!(
+                "inode {ino}: chunks add up to {offset} bytes, the file has {size}"
+            ))),
+            _ => Ok(()),
+        };
+        while let Some(row) = rows.next()? {
+            let ino: i64 = row.get(0)?;
+            let size = u64::try_from(row.get::<_, i64>(1)?)
+                .map_err(|_| Error::Corrupt(format!("inode {ino}: size out of range")))?;
+            if file.is_none_or(|(current, ..)| current != ino) {
+                finish(file)?;
+                file = Some((ino, size, 0, 0));
+            }
+            let Some(seq) = row.get::<_, Option<i64>>(2)? else {
+                continue; // a file without chunks: fine if it is empty (checked at its end)
+            };
+            let (start, length, key): (i64, i64, Vec<u8>) = (row.get(3)?, row.get(4)?, row.get(5)?);
+            let bad = |what: &str| Error::Corrupt(format!("inode {ino}, chunk {seq}: {what}"));
+            let Some((_, _, count, offset)) = file.as_mut() else {
+                continue;
+            };
+            if seq != *count {
+                return Err(bad("chunk numbers are not contiguous from 0"));
+            }
+            if start < 0 || start as u64 != *offset {
+                return Err(bad("does not start where the previous chunk ended"));
+            }
+            let length = u32::try_from(length)
+                .ok()
+                .filter(|&l| l > 0)
+                .ok_or_else(|| bad("invalid length"))?;
+            let key: [u8; 32] = key.try_into().map_err(|_| bad("key is not 32 bytes"))?;
+            *count += 1;
+            *offset += u64::from(length);
+            visit(key);
+        }
+        finish(file)
     }
 
     /// Extended attributes of inode `ino`, sorted by name.

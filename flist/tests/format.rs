@@ -126,6 +126,11 @@ fn writes_and_reads_every_entry_type() {
     assert_eq!(alias.ino, tool.ino, "hardlinks share one inode");
     let chunks = f.chunks(&tool).unwrap();
     assert_eq!(chunks, vec![chunk(0, 0, 100), chunk(1, 100, 50)]);
+    let mut keys = Vec::new();
+    f.chunk_keys(|key| keys.push(key)).unwrap();
+    for c in &chunks {
+        assert!(keys.contains(&c.key), "chunk_keys has every file's chunks");
+    }
 
     let sh = f.lookup(b"bin/sh").unwrap().unwrap();
     assert_eq!(
@@ -467,8 +472,19 @@ fn crafted_entries_are_refused_on_read() {
         err.contains("add up to 150 bytes, the file has 1000"),
         "{err}"
     );
+    let err = f.chunk_keys(|_| {}).unwrap_err().to_string();
+    assert!(err.contains("add up to 150 bytes, the file has 1000"), "{err}");
     let dir = f.lookup(b"bin").unwrap().unwrap();
     assert!(f.chunks(&dir).is_err());
+
+    // A gap in a file's chunk numbers, seen by the one-pass check too.
+    sample(&out);
+    let db = rusqlite::Connection::open(&out).unwrap();
+    db.execute("UPDATE chunk SET seq = 5 WHERE seq = 1", []).unwrap();
+    drop(db);
+    let f = Flist::open(&out).unwrap();
+    let err = f.chunk_keys(|_| {}).unwrap_err().to_string();
+    assert!(err.contains("not contiguous"), "{err}");
 }
 
 #[test]

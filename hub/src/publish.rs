@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use chunkstore::{ChunkKey, ChunkStore};
 use converter::{Cancel, LateMetadata, PackOptions, Progress};
-use flist::{Flist, Metadata, NodeKind, Walk};
+use flist::{Flist, Metadata, Walk};
 use tempfile::TempPath;
 use tokio::runtime::Handle;
 
@@ -291,7 +291,25 @@ fn check_flist(
     let bad = invalid_flist;
     let flist = Flist::open(path).map_err(bad)?;
     flist.metadata().map_err(bad)?;
+    // The tree first: a walk checks its structure (names, one name per directory, depth)
+    // and bounds its size.
     let mut entries = 0u64;
+    flist
+        .walk(|_, _| {
+            entries += 1;
+            Ok(if entries > max_entries {
+                Walk::SkipChildren
+            } else {
+                Walk::Continue
+            })
+        })
+        .map_err(bad)?;
+    if entries > max_entries {
+        return Err(Error::TooLarge(format!(
+            "the flist has more than {max_entries} entries (limits.entries)"
+        )));
+    }
+    // Then every file's chunks, in one pass, each key asked of the store once.
     let mut checker = ChunkCheck {
         store,
         runtime,
@@ -303,24 +321,7 @@ fn check_flist(
         failure: None,
     };
     flist
-        .walk(|_, entry| {
-            if checker.failure.is_some() {
-                return Ok(Walk::SkipChildren);
-            }
-            entries += 1;
-            if entries > max_entries {
-                checker.failure = Some(Error::TooLarge(format!(
-                    "the flist has more than {max_entries} entries (limits.entries)"
-                )));
-                return Ok(Walk::SkipChildren);
-            }
-            if let NodeKind::Regular { .. } = entry.node.kind {
-                for chunk in flist.chunks(entry)? {
-                    checker.add(ChunkKey::from_bytes(chunk.key));
-                }
-            }
-            Ok(Walk::Continue)
-        })
+        .chunk_keys(|key| checker.add(ChunkKey::from_bytes(key)))
         .map_err(bad)?;
     checker.flush();
     if let Some(e) = checker.failure {

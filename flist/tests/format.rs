@@ -473,14 +473,18 @@ fn crafted_entries_are_refused_on_read() {
         "{err}"
     );
     let err = f.chunk_keys(|_| {}).unwrap_err().to_string();
-    assert!(err.contains("add up to 150 bytes, the file has 1000"), "{err}");
+    assert!(
+        err.contains("add up to 150 bytes, the file has 1000"),
+        "{err}"
+    );
     let dir = f.lookup(b"bin").unwrap().unwrap();
     assert!(f.chunks(&dir).is_err());
 
     // A gap in a file's chunk numbers, seen by the one-pass check too.
     sample(&out);
     let db = rusqlite::Connection::open(&out).unwrap();
-    db.execute("UPDATE chunk SET seq = 5 WHERE seq = 1", []).unwrap();
+    db.execute("UPDATE chunk SET seq = 5 WHERE seq = 1", [])
+        .unwrap();
     drop(db);
     let f = Flist::open(&out).unwrap();
     let err = f.chunk_keys(|_| {}).unwrap_err().to_string();

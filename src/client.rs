@@ -18,7 +18,8 @@ pub struct HubArgs {
     /// The hub's URL (default: $FLISTHUB_HUB, else what `flisthub login` saved).
     #[arg(long, env = "FLISTHUB_HUB")]
     pub hub: Option<String>,
-    /// The API token (default: $FLISTHUB_TOKEN, else what `flisthub login` saved).
+    /// The API token; `-` reads it from stdin (default: $FLISTHUB_TOKEN, else what
+    /// `flisthub login` saved).
     #[arg(long, env = "FLISTHUB_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// Act as this repository, one the token may act as besides its own (0-hub's
@@ -26,6 +27,9 @@ pub struct HubArgs {
     #[arg(long)]
     pub repo: Option<String>,
 }
+
+/// The most a hub's JSON answer may be.
+const ANSWER_LIMIT: usize = 4 << 20;
 
 /// What `flisthub login` keeps, readable by its owner only.
 #[derive(Serialize, Deserialize, Default)]
@@ -120,6 +124,13 @@ impl HubClient {
             bail!("--hub {url:?}: must start with http:// or https://");
         }
         let token = match (&args.token, saved_for(&url)) {
+            (Some(token), _) if token == "-" => {
+                let mut line = String::new();
+                std::io::stdin()
+                    .read_line(&mut line)
+                    .context("reading the token from stdin")?;
+                line.trim().to_owned()
+            }
             (Some(token), _) => token.clone(),
             (None, Some(saved)) => saved.token.clone(),
             (None, None) => {
@@ -131,7 +142,9 @@ impl HubClient {
             .clone()
             .or_else(|| saved_for(&url).and_then(|c| c.repo.clone()));
         let http =
-            chunkstore::http_client(None, Duration::from_secs(10)).map_err(anyhow::Error::msg)?;
+            // A hub's API does not redirect; a redirect would carry the token elsewhere.
+            chunkstore::http_client(None, Duration::from_secs(10), false)
+                .map_err(anyhow::Error::msg)?;
         Ok(HubClient {
             url,
             token,
@@ -185,10 +198,13 @@ impl HubClient {
 
     /// Publishes a finished flist as `name` with `upload-flist`.
     pub async fn upload_flist(&self, flist: &Path, name: &str) -> Result<Published> {
-        let bytes = tokio::fs::read(flist)
+        let file = tokio::fs::File::open(flist)
             .await
             .with_context(|| format!("{}", flist.display()))?;
-        let part = reqwest::multipart::Part::bytes(bytes).file_name(name.to_owned());
+        let length = file.metadata().await?.len();
+        let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(file));
+        let part =
+            reqwest::multipart::Part::stream_with_length(body, length).file_name(name.to_owned());
         let form = reqwest::multipart::Form::new().part("file", part);
         let response = self
             .request(reqwest::Method::POST, "/api/flist/me/upload-flist")
@@ -203,13 +219,21 @@ impl HubClient {
 }
 
 /// The JSON of a successful answer, or the hub's message as the error.
-async fn answer<T: serde::de::DeserializeOwned>(response: reqwest::Response) -> Result<T> {
+async fn answer<T: serde::de::DeserializeOwned>(mut response: reqwest::Response) -> Result<T> {
     let status = response.status();
     let url = response.url().clone();
-    let text = response
-        .text()
+    let mut body = Vec::new();
+    while let Some(piece) = response
+        .chunk()
         .await
-        .with_context(|| format!("reading the answer of {url}"))?;
+        .with_context(|| format!("reading the answer of {url}"))?
+    {
+        if body.len() + piece.len() > ANSWER_LIMIT {
+            bail!("{url}: an answer of more than {ANSWER_LIMIT} bytes");
+        }
+        body.extend_from_slice(&piece);
+    }
+    let text = String::from_utf8_lossy(&body);
     if !status.is_success() {
         let message = serde_json::from_str::<serde_json::Value>(&text)
             .ok()
@@ -220,18 +244,33 @@ async fn answer<T: serde::de::DeserializeOwned>(response: reqwest::Response) -> 
     serde_json::from_str(&text).with_context(|| format!("an unexpected answer from {url}"))
 }
 
-/// An flist named on the command line: a local file as it is, or a hub URL downloaded to a
-/// temporary file (removed when the returned guard is dropped) and checked against the
-/// hub's `.md5` when the hub has one.
-pub async fn local_flist(flist: &Path) -> Result<(PathBuf, Option<TempPath>)> {
+/// An flist named on the command line.
+pub struct LocalFlist {
+    pub path: PathBuf,
+    /// The hub it was downloaded from (`scheme://host[:port]`), for reading its chunks
+    /// through the hub's chunk API when the flist names no store.
+    pub hub: Option<String>,
+    /// The downloaded copy, removed when this is dropped.
+    _download: Option<TempPath>,
+}
+
+/// A local file as it is, or a hub URL downloaded to a temporary file and checked against
+/// the hub's `.md5` when the hub has one.
+pub async fn local_flist(flist: &Path) -> Result<LocalFlist> {
     let Some(url) = flist
         .to_str()
         .filter(|s| s.starts_with("http://") || s.starts_with("https://"))
     else {
-        return Ok((flist.to_owned(), None));
+        return Ok(LocalFlist {
+            path: flist.to_owned(),
+            hub: None,
+            _download: None,
+        });
     };
+    let parsed = reqwest::Url::parse(url).with_context(|| format!("{url}: not a URL"))?;
+    let hub = parsed.origin().ascii_serialization();
     let http =
-        chunkstore::http_client(None, Duration::from_secs(10)).map_err(anyhow::Error::msg)?;
+        chunkstore::http_client(None, Duration::from_secs(10), true).map_err(anyhow::Error::msg)?;
     let mut response = http
         .get(url)
         .send()
@@ -255,18 +294,24 @@ pub async fn local_flist(flist: &Path) -> Result<(PathBuf, Option<TempPath>)> {
     }
     file.as_file().sync_all()?;
     let md5 = hex::encode(md5.finalize());
-    let published = http.get(format!("{url}.md5")).send().await;
-    if let Ok(response) = published
-        && response.status().is_success()
-    {
-        let expected = response.text().await.unwrap_or_default();
-        if expected.trim() != md5 {
-            bail!(
-                "{url}: the download's md5 is {md5}, the hub's .md5 says {}",
-                expected.trim()
-            );
+    match http.get(format!("{url}.md5")).send().await {
+        Ok(response) if response.status().is_success() => {
+            let expected = response.text().await.unwrap_or_default();
+            let expected = expected.trim();
+            if expected.len() != 32 || expected != md5 {
+                bail!("{url}: the download's md5 is {md5}, the hub's .md5 says {expected:?}");
+            }
         }
+        Ok(response) => tracing::warn!(
+            "{url}.md5: {}; the download is not checked against it",
+            response.status()
+        ),
+        Err(e) => tracing::warn!("{url}.md5: {e}; the download is not checked against it"),
     }
     let path = file.into_temp_path();
-    Ok((path.to_path_buf(), Some(path)))
+    Ok(LocalFlist {
+        path: path.to_path_buf(),
+        hub: Some(hub),
+        _download: Some(path),
+    })
 }

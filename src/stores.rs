@@ -1,11 +1,12 @@
 //! Which chunk store a command uses.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use chunkstore::ChunkStore;
 
+use crate::client::LocalFlist;
 use crate::config::Config;
 
 /// The local store used when none is named: `$XDG_DATA_HOME/flisthub/store`
@@ -30,20 +31,24 @@ pub async fn for_writing(named: Option<&str>, config: &Config) -> Result<Arc<dyn
 }
 
 /// The store to read an flist's chunks from: `--store`, else the configuration's store,
-/// else the routes recorded in the flist, else the default local store.
+/// else the routes recorded in the flist, else the chunk API of the hub it was downloaded
+/// from, else the default local store.
 pub async fn for_reading(
     named: Option<&str>,
     config: &Config,
-    flist: &Path,
+    flist: &LocalFlist,
 ) -> Result<Arc<dyn ChunkStore>> {
     if named.is_some() || config.store.is_some() {
         return for_writing(named, config).await;
     }
-    let routes = flist::Flist::open(flist)?.metadata()?.routes()?;
+    let routes = flist::Flist::open(&flist.path)?.metadata()?.routes()?;
     if routes.is_empty() {
-        return for_writing(None, config).await;
+        return match &flist.hub {
+            Some(hub) => Ok(chunkstore::open(&format!("{hub}/api/v1/chunks")).await?),
+            None => for_writing(None, config).await,
+        };
     }
     chunkstore::open_routes(&routes)
         .await
-        .with_context(|| format!("opening the stores {} names", flist.display()))
+        .with_context(|| format!("opening the stores {} names", flist.path.display()))
 }

@@ -370,6 +370,18 @@ fn the_chunk_api_keeps_bad_chunks_out_of_the_store() {
     );
     assert!(!in_store(&hub, &lying));
 
+    // At most 4096 chunks in one request: the answer names each.
+    let tiny: Vec<(ChunkKey, bytes::Bytes)> =
+        (0..4097u32).map(|i| encoded(&i.to_le_bytes())).collect();
+    let frames: Vec<(ChunkKey, &[u8])> = tiny.iter().map(|(k, b)| (*k, &b[..])).collect();
+    let (status, answer) = upload(&hub, Some(&token), None, framed(&frames));
+    assert_eq!(status, 413, "{}", answer["message"]);
+    assert!(
+        answer["message"].as_str().unwrap().contains("4096"),
+        "{}",
+        answer["message"]
+    );
+
     // Reads: one chunk, cacheable for ever; a batch, with a gap for what is missing.
     let response = hub.get(&format!("/api/v1/chunks/{good}"));
     assert_eq!(

@@ -25,12 +25,19 @@ pub const FRAME_HEADER: usize = 32 + 4;
 /// maximum size).
 pub const MAX_FRAME_PAYLOAD: usize = HEADER_LEN + MAX_CHUNK_SIZE;
 
+/// The header of a frame carrying `length` bytes.
+pub fn frame_header(key: &ChunkKey, length: usize) -> [u8; FRAME_HEADER] {
+    let mut header = [0u8; FRAME_HEADER];
+    header[..32].copy_from_slice(key.as_bytes());
+    // Payloads are at most MAX_FRAME_PAYLOAD, well within a u32.
+    header[32..].copy_from_slice(&(length as u32).to_be_bytes());
+    header
+}
+
 /// Appends a frame.
 pub fn put_frame(out: &mut BytesMut, key: &ChunkKey, payload: &[u8]) {
     out.reserve(FRAME_HEADER + payload.len());
-    out.put_slice(key.as_bytes());
-    // Payloads are at most MAX_FRAME_PAYLOAD, well within a u32.
-    out.put_u32(payload.len() as u32);
+    out.put_slice(&frame_header(key, payload.len()));
     out.put_slice(payload);
 }
 

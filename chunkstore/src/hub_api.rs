@@ -25,6 +25,13 @@ use crate::store::{BackendStats, ChunkStore};
 const MISSING_BATCH: usize = 4096;
 /// Keys per batched read: chunks are up to 4 MiB, and the answer is held whole.
 const GET_BATCH: usize = 64;
+/// What one upload request carries at most: every hub takes 16 MiB and 4,096 chunks.
+const UPLOAD_BYTES: usize = 16 << 20;
+const UPLOAD_CHUNKS: usize = 4096;
+/// The most a JSON answer or an error message may be: more is a hub misbehaving.
+const ANSWER_LIMIT: usize = 4 << 20;
+/// Tries of a request the hub answered "later" (429, 503) or did not answer.
+const ATTEMPTS: u32 = 5;
 
 /// Where a hub's chunk API is, and how to talk to it.
 #[derive(Clone, PartialEq, Eq)]
@@ -70,6 +77,10 @@ pub struct HubStore {
 #[derive(Debug, Deserialize)]
 struct Uploaded {
     #[serde(default)]
+    stored: Vec<String>,
+    #[serde(default)]
+    present: Vec<String>,
+    #[serde(default)]
     rejected: Vec<Rejected>,
 }
 
@@ -92,13 +103,12 @@ struct Failure {
 
 impl HubStore {
     pub fn new(options: HubOptions) -> Result<HubStore> {
-        let client =
-            http_client(Some(options.timeout), options.connect_timeout).map_err(|reason| {
-                Error::Store {
-                    location: options.url.clone(),
-                    reason,
-                }
-            })?;
+        let client = http_client(Some(options.timeout), options.connect_timeout, false).map_err(
+            |reason| Error::Store {
+                location: options.url.clone(),
+                reason,
+            },
+        )?;
         Ok(HubStore {
             routes: vec![options.url.clone()],
             client,
@@ -124,17 +134,52 @@ impl HubStore {
         }
     }
 
-    /// Sends a request; an answer other than success becomes the matching error.
+    /// Sends a request; an answer other than success becomes the matching error. A hub
+    /// that asks to come back later (429, 503, with its `Retry-After`) or does not answer
+    /// is tried again, a few times, backing off.
     async fn send(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response> {
-        let response = request
-            .send()
-            .await
-            .map_err(|e| self.unavailable(describe(&e)))?;
+        let mut pause = Duration::from_millis(500);
+        let mut attempt = 1;
+        loop {
+            // The last try (or a request that cannot be copied) sends the original.
+            let copy = (attempt < ATTEMPTS).then(|| request.try_clone()).flatten();
+            let Some(copy) = copy else {
+                return self.send_once(request).await.map_err(Error::from);
+            };
+            match self.send_once(copy).await {
+                Err(Retry {
+                    after, retry: true, ..
+                }) => {
+                    tokio::time::sleep(after.unwrap_or(pause).min(Duration::from_secs(30))).await;
+                    pause *= 2;
+                    attempt += 1;
+                }
+                other => return other.map_err(Error::from),
+            }
+        }
+    }
+
+    async fn send_once(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> std::result::Result<reqwest::Response, Retry> {
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(e) => return Err(Retry::now(self.unavailable(describe(&e)))),
+        };
         let status = response.status();
         if status.is_success() {
             return Ok(response);
         }
-        let text = response.text().await.unwrap_or_default();
+        let after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok()?.parse().ok())
+            .map(Duration::from_secs);
+        let text = read_capped(response, ANSWER_LIMIT)
+            .await
+            .unwrap_or_default();
+        let text = String::from_utf8_lossy(&text);
         let message = serde_json::from_str::<Failure>(&text)
             .map(|f| f.message)
             .unwrap_or_else(|_| text.trim().chars().take(300).collect());
@@ -145,17 +190,36 @@ impl HubStore {
             message: message.clone(),
         };
         Err(match status {
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => refused(Refusal::PermissionDenied),
-            StatusCode::INSUFFICIENT_STORAGE => refused(Refusal::Full),
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                Retry::never(refused(Refusal::PermissionDenied))
+            }
+            StatusCode::INSUFFICIENT_STORAGE => Retry::never(refused(Refusal::Full)),
             // The hub is read-only (a mirror).
             StatusCode::BAD_REQUEST if message.contains("readonly mode") => {
-                refused(Refusal::ReadOnly)
+                Retry::never(refused(Refusal::ReadOnly))
             }
-            s if s == StatusCode::TOO_MANY_REQUESTS || s.is_server_error() => {
-                self.unavailable(message)
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => Retry {
+                error: self.unavailable(message),
+                after,
+                retry: true,
+            },
+            s if s == StatusCode::REQUEST_TIMEOUT || s.is_server_error() => {
+                Retry::never(self.unavailable(message))
             }
-            _ => refused(Refusal::Other),
+            _ => Retry::never(refused(Refusal::Other)),
         })
+    }
+
+    /// A JSON answer, read whole up to [`ANSWER_LIMIT`].
+    async fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        response: reqwest::Response,
+        what: &str,
+    ) -> Result<T> {
+        let body = read_capped(response, ANSWER_LIMIT)
+            .await
+            .map_err(|e| self.protocol(format!("{what}: {e}")))?;
+        serde_json::from_slice(&body).map_err(|e| self.protocol(format!("{what}: {e}")))
     }
 
     fn protocol(&self, message: impl std::fmt::Display) -> Error {
@@ -171,10 +235,7 @@ impl HubStore {
         let response = self
             .send(self.client.post(self.url("/missing")).json(&body))
             .await?;
-        let missing: Missing = response
-            .json()
-            .await
-            .map_err(|e| self.protocol(format!("a `missing` answer: {e}")))?;
+        let missing: Missing = self.json(response, "a `missing` answer").await?;
         missing
             .missing
             .iter()
@@ -183,6 +244,58 @@ impl HubStore {
                     .map_err(|_| self.protocol(format!("{hex:?} is not a chunk key")))
             })
             .collect()
+    }
+
+    /// One upload request; every chunk sent must come back stored or present.
+    async fn upload(&self, chunks: &[EncodedChunk]) -> Result<()> {
+        let Some(token) = &self.options.token else {
+            return Err(Error::Refused {
+                location: self.options.url.clone(),
+                kind: Refusal::PermissionDenied,
+                message: "uploading chunks needs a token".into(),
+            });
+        };
+        let mut body = BytesMut::new();
+        for chunk in chunks {
+            put_frame(&mut body, &chunk.key(), chunk.bytes());
+        }
+        let request = self
+            .client
+            .post(self.options.url.clone())
+            .bearer_auth(token)
+            .header(reqwest::header::CONTENT_TYPE, crate::frames::MEDIA_TYPE)
+            .body(body.freeze());
+        let answer: Uploaded = self
+            .json(self.send(request).await?, "an upload answer")
+            .await?;
+        if let Some(first) = answer.rejected.first() {
+            return Err(Error::Refused {
+                location: self.options.url.clone(),
+                kind: Refusal::Other,
+                message: format!(
+                    "{} chunks refused, chunk {} first: {}",
+                    answer.rejected.len(),
+                    first.key,
+                    first.reason
+                ),
+            });
+        }
+        let kept: std::collections::HashSet<&str> = answer
+            .stored
+            .iter()
+            .chain(&answer.present)
+            .map(String::as_str)
+            .collect();
+        match chunks
+            .iter()
+            .find(|c| !kept.contains(c.key().to_hex().as_str()))
+        {
+            None => Ok(()),
+            Some(lost) => Err(self.protocol(format!(
+                "chunk {} was sent, and is neither stored nor present",
+                lost.key()
+            ))),
+        }
     }
 
     async fn get_batch(&self, keys: &[ChunkKey]) -> Result<Vec<Option<Bytes>>> {
@@ -243,45 +356,22 @@ impl ChunkStore for HubStore {
     }
 
     async fn put_many(&self, chunks: &[EncodedChunk]) -> Result<()> {
-        if chunks.is_empty() {
-            return Ok(());
+        let mut start = 0;
+        while start < chunks.len() {
+            // As many as fit in one request, and at least one.
+            let mut end = start + 1;
+            let mut bytes = chunks[start].len();
+            while end < chunks.len()
+                && end - start < UPLOAD_CHUNKS
+                && bytes + chunks[end].len() <= UPLOAD_BYTES
+            {
+                bytes += chunks[end].len();
+                end += 1;
+            }
+            self.upload(&chunks[start..end]).await?;
+            start = end;
         }
-        let Some(token) = &self.options.token else {
-            return Err(Error::Refused {
-                location: self.options.url.clone(),
-                kind: Refusal::PermissionDenied,
-                message: "uploading chunks needs a token".into(),
-            });
-        };
-        let mut body = BytesMut::new();
-        for chunk in chunks {
-            put_frame(&mut body, &chunk.key(), chunk.bytes());
-        }
-        let request = self
-            .client
-            .post(self.options.url.clone())
-            .bearer_auth(token)
-            .header(reqwest::header::CONTENT_TYPE, crate::frames::MEDIA_TYPE)
-            .body(body.freeze());
-        let answer: Uploaded = self
-            .send(request)
-            .await?
-            .json()
-            .await
-            .map_err(|e| self.protocol(format!("an upload answer: {e}")))?;
-        match answer.rejected.first() {
-            None => Ok(()),
-            Some(first) => Err(Error::Refused {
-                location: self.options.url.clone(),
-                kind: Refusal::Other,
-                message: format!(
-                    "{} chunks refused, chunk {} first: {}",
-                    answer.rejected.len(),
-                    first.key,
-                    first.reason
-                ),
-            }),
-        }
+        Ok(())
     }
 
     async fn get_many(&self, keys: &[ChunkKey]) -> Result<Vec<Option<Bytes>>> {
@@ -299,6 +389,53 @@ impl ChunkStore for HubStore {
             bytes: None,
         }])
     }
+}
+
+/// An error, and whether the request is worth trying again (and when).
+struct Retry {
+    error: Error,
+    after: Option<Duration>,
+    retry: bool,
+}
+
+impl Retry {
+    /// Worth trying again: the hub did not answer.
+    fn now(error: Error) -> Retry {
+        Retry {
+            error,
+            after: None,
+            retry: true,
+        }
+    }
+
+    fn never(error: Error) -> Retry {
+        Retry {
+            error,
+            after: None,
+            retry: false,
+        }
+    }
+}
+
+impl From<Retry> for Error {
+    fn from(r: Retry) -> Error {
+        r.error
+    }
+}
+
+/// A body read whole, refused past `limit` bytes.
+async fn read_capped(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> std::result::Result<Vec<u8>, String> {
+    let mut body = Vec::new();
+    while let Some(piece) = response.chunk().await.map_err(|e| describe(&e))? {
+        if body.len() + piece.len() > limit {
+            return Err(format!("an answer of more than {limit} bytes"));
+        }
+        body.extend_from_slice(&piece);
+    }
+    Ok(body)
 }
 
 /// A reqwest error with its causes (its own message alone is "error sending request").
@@ -319,10 +456,19 @@ fn describe(e: &reqwest::Error) -> String {
 pub fn http_client(
     timeout: Option<Duration>,
     connect_timeout: Duration,
+    follow_redirects: bool,
 ) -> std::result::Result<reqwest::Client, String> {
     let tls = tls_config().map_err(|e| format!("TLS: {e}"))?;
+    // A chunk store never redirects: a route that does is sending its readers (and an
+    // uploader's token) somewhere else.
+    let redirects = if follow_redirects {
+        reqwest::redirect::Policy::limited(5)
+    } else {
+        reqwest::redirect::Policy::none()
+    };
     let mut builder = reqwest::Client::builder()
         .use_preconfigured_tls(tls)
+        .redirect(redirects)
         .connect_timeout(connect_timeout)
         .user_agent(concat!("flisthub/", env!("CARGO_PKG_VERSION")));
     if let Some(timeout) = timeout {

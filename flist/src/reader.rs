@@ -118,6 +118,17 @@ impl Flist {
         query_totals(&self.conn, "main")
     }
 
+    /// The rows of the `entry` and `inode` tables, whatever they hold: a bound on the work of
+    /// reading a file that came from elsewhere, known before any walk.
+    pub fn row_counts(&self) -> Result<(u64, u64)> {
+        let (entries, inodes): (i64, i64) = self.conn.query_row(
+            "SELECT (SELECT count(*) FROM entry), (SELECT count(*) FROM inode)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok((entries.max(0) as u64, inodes.max(0) as u64))
+    }
+
     /// The root directory (its name is empty).
     pub fn root(&self) -> Result<Entry> {
         let entry = self.inode(ROOT, Vec::new())?;
@@ -400,8 +411,11 @@ impl Flist {
     /// Every chunk key of every regular file, in one pass over the chunk table, each file's
     /// chunks checked as [`chunks`](Self::chunks) checks them (numbered from 0, contiguous,
     /// adding up to the file's size). For checking a whole flist at once: much faster than
-    /// a [`chunks`](Self::chunks) call per file.
-    pub fn chunk_keys(&self, mut visit: impl FnMut([u8; 32])) -> Result<()> {
+    /// a [`chunks`](Self::chunks) call per file. `visit` may end the pass early.
+    pub fn chunk_keys(
+        &self,
+        mut visit: impl FnMut([u8; 32]) -> std::ops::ControlFlow<()>,
+    ) -> Result<()> {
         let mut stmt = self.conn.prepare(
             "SELECT i.ino, i.size, c.seq, c.start, c.length, c.key
              FROM inode i LEFT JOIN chunk c ON c.ino = i.ino
@@ -445,7 +459,9 @@ impl Flist {
             let key: [u8; 32] = key.try_into().map_err(|_| bad("key is not 32 bytes"))?;
             *count += 1;
             *offset += u64::from(length);
-            visit(key);
+            if visit(key).is_break() {
+                return Ok(());
+            }
         }
         finish(file)
     }

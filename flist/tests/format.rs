@@ -127,7 +127,11 @@ fn writes_and_reads_every_entry_type() {
     let chunks = f.chunks(&tool).unwrap();
     assert_eq!(chunks, vec![chunk(0, 0, 100), chunk(1, 100, 50)]);
     let mut keys = Vec::new();
-    f.chunk_keys(|key| keys.push(key)).unwrap();
+    f.chunk_keys(|key| {
+        keys.push(key);
+        std::ops::ControlFlow::Continue(())
+    })
+    .unwrap();
     for c in &chunks {
         assert!(keys.contains(&c.key), "chunk_keys has every file's chunks");
     }
@@ -472,7 +476,10 @@ fn crafted_entries_are_refused_on_read() {
         err.contains("add up to 150 bytes, the file has 1000"),
         "{err}"
     );
-    let err = f.chunk_keys(|_| {}).unwrap_err().to_string();
+    let err = f
+        .chunk_keys(|_| std::ops::ControlFlow::Continue(()))
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("add up to 150 bytes, the file has 1000"),
         "{err}"
@@ -487,7 +494,10 @@ fn crafted_entries_are_refused_on_read() {
         .unwrap();
     drop(db);
     let f = Flist::open(&out).unwrap();
-    let err = f.chunk_keys(|_| {}).unwrap_err().to_string();
+    let err = f
+        .chunk_keys(|_| std::ops::ControlFlow::Continue(()))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("not contiguous"), "{err}");
 }
 

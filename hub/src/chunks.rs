@@ -18,6 +18,9 @@ use crate::hub::Hub;
 pub const MISSING_LIMIT: usize = 10_000;
 /// Keys one batched read may ask for.
 pub const GET_LIMIT: usize = 1_000;
+/// Chunks one upload request may carry: what keeps its answer (which names every key)
+/// small, whatever the body holds.
+pub const UPLOAD_LIMIT: usize = 4_096;
 
 /// What became of the chunks of an upload.
 #[derive(Debug, Default, Serialize)]
@@ -54,7 +57,7 @@ pub struct Usage {
 impl Hub {
     /// The keys of `keys` the store lacks, in their order.
     pub async fn missing_chunks(&self, keys: &[ChunkKey]) -> Result<Vec<ChunkKey>> {
-        let present = self.store.has_many(keys).await?;
+        let present = self.has_many(keys).await?;
         Ok(keys
             .iter()
             .zip(present)
@@ -93,7 +96,7 @@ impl Hub {
             first
         });
         let keys: Vec<ChunkKey> = verified.iter().map(EncodedChunk::key).collect();
-        let present = self.store.has_many(&keys).await?;
+        let present = self.has_many(&keys).await?;
         let mut new = Vec::with_capacity(verified.len());
         for (chunk, present) in verified.into_iter().zip(present) {
             if present {
@@ -108,7 +111,9 @@ impl Hub {
             .await?;
         if let Err(e) = self.store.put_many(&new).await {
             // Nothing of it counts against the quota if it was not stored.
-            self.charge(&caller.user, -count, -size, 0).await?;
+            if let Err(refund) = self.charge(&caller.user, -count, -size, 0).await {
+                tracing::error!(error = %refund, "giving back the quota of a failed upload");
+            }
             return Err(e.into());
         }
         metrics::counter!("flisthub_chunks_stored_total").increment(new.len() as u64);
@@ -118,6 +123,21 @@ impl Hub {
             .stored
             .extend(new.iter().map(|chunk| chunk.key().to_hex()));
         Ok(())
+    }
+
+    /// The store's `has_many`, checked to answer for every key: a short answer must not
+    /// read as "present".
+    async fn has_many(&self, keys: &[ChunkKey]) -> Result<Vec<bool>> {
+        let present = self.store.has_many(keys).await?;
+        if present.len() != keys.len() {
+            return Err(Error::Internal(format!(
+                "{}: {} answers to an existence check of {} keys",
+                self.store.location(),
+                present.len(),
+                keys.len()
+            )));
+        }
+        Ok(present)
     }
 
     /// Adds to an identity's usage, refusing (and changing nothing) when new bytes would
@@ -235,17 +255,15 @@ async fn verify(
     while !batch.is_empty() {
         let part: Vec<_> = batch.drain(..share.min(batch.len())).collect();
         tasks.push(tokio::task::spawn_blocking(move || {
-            CODEC.with(|codec| {
-                let mut codec = codec.borrow_mut();
-                if codec.is_none() {
-                    *codec = Some(
+            CODEC.with(|slot| {
+                let mut slot = slot.borrow_mut();
+                let codec = match &mut *slot {
+                    Some(codec) => codec,
+                    empty => empty.insert(
                         Codec::new(chunkstore::DEFAULT_LEVEL)
                             .map_err(|e| Error::Internal(format!("a chunk codec: {e}")))?,
-                    );
-                }
-                let codec = codec
-                    .as_mut()
-                    .ok_or_else(|| Error::Internal("no codec".into()))?;
+                    ),
+                };
                 Ok::<_, Error>(
                     part.into_iter()
                         .map(|(key, bytes)| {

@@ -155,6 +155,10 @@ pub struct ChunksConfig {
     /// Largest body of one upload request.
     #[serde(deserialize_with = "size")]
     pub upload_body: u64,
+    /// Upload requests one identity may have in flight.
+    pub uploads_per_identity: usize,
+    /// Batches of chunk reads (each up to 16 chunks) in flight in the whole hub.
+    pub concurrent_reads: usize,
 }
 
 impl ChunksConfig {
@@ -211,10 +215,19 @@ impl Config {
             ("limits.concurrent-uploads", l.concurrent_uploads),
             ("limits.uploads-per-identity", l.uploads_per_identity),
             ("limits.merge-sources", l.merge_sources),
+            (
+                "chunks.uploads-per-identity",
+                self.chunks.uploads_per_identity,
+            ),
+            ("chunks.concurrent-reads", self.chunks.concurrent_reads),
         ] {
             if value == 0 {
                 return bad(format!("{key} must be at least 1"));
             }
+        }
+        // A push sends the pack pipeline's batches (a few MiB each) whole.
+        if self.chunks.upload_body < 16 << 20 {
+            return bad("chunks.upload-body must be at least 16MiB".into());
         }
         if l.write_rate == 0 {
             return bad("limits.write-rate must be at least 1".into());

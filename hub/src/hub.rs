@@ -112,7 +112,7 @@ impl Hub {
                 _ => None,
             });
         Ok(Hub {
-            limits: Limits::new(&config.limits),
+            limits: Limits::new(&config.limits, &config.chunks),
             public_url: config.public_url(),
             names,
             db,

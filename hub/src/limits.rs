@@ -9,7 +9,7 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::config::LimitsConfig;
+use crate::config::{ChunksConfig, LimitsConfig};
 use crate::error::{Error, Result};
 
 pub struct Limits {
@@ -18,10 +18,14 @@ pub struct Limits {
     uploads: Arc<Semaphore>,
     per_identity: Arc<Mutex<HashMap<String, usize>>>,
     max_per_identity: usize,
+    chunk_uploads: Arc<Mutex<HashMap<String, usize>>>,
+    max_chunk_uploads: usize,
+    /// Batched chunk reads in flight: each holds up to a batch of chunks in memory.
+    chunk_reads: Arc<Semaphore>,
 }
 
 impl Limits {
-    pub fn new(config: &LimitsConfig) -> Limits {
+    pub fn new(config: &LimitsConfig, chunks: &ChunksConfig) -> Limits {
         let quota = |rate: u32, burst: u32| {
             let rate = NonZeroU32::new(rate)?;
             Some(Quota::per_second(rate).allow_burst(NonZeroU32::new(burst).unwrap_or(rate)))
@@ -36,6 +40,9 @@ impl Limits {
             uploads: Arc::new(Semaphore::new(config.concurrent_uploads)),
             per_identity: Arc::default(),
             max_per_identity: config.uploads_per_identity,
+            chunk_uploads: Arc::default(),
+            max_chunk_uploads: chunks.uploads_per_identity,
+            chunk_reads: Arc::new(Semaphore::new(chunks.concurrent_reads)),
         }
     }
 
@@ -67,24 +74,12 @@ impl Limits {
     /// Takes an upload slot for `user`: refused (429) beyond the per-identity limit, and
     /// waits for a free hub-wide slot.
     pub async fn upload_slot(&self, user: &str) -> Result<UploadSlot> {
-        {
-            let mut counts = self.per_identity.lock().unwrap_or_else(|p| p.into_inner());
-            let count = counts.entry(user.to_owned()).or_default();
-            if *count >= self.max_per_identity {
-                return Err(Error::TooManyRequests {
-                    message: format!(
-                        "{user} already has {} uploads in progress (limits.uploads-per-identity)",
-                        self.max_per_identity
-                    ),
-                    retry_after: 5,
-                });
-            }
-            *count += 1;
-        }
-        let held = Counted {
-            user: user.to_owned(),
-            counts: Arc::clone(&self.per_identity),
-        };
+        let held = Counted::take(
+            &self.per_identity,
+            user,
+            self.max_per_identity,
+            "uploads (limits.uploads-per-identity)",
+        )?;
         let permit = Arc::clone(&self.uploads)
             .acquire_owned()
             .await
@@ -93,6 +88,30 @@ impl Limits {
             _permit: permit,
             _counted: held,
         })
+    }
+
+    /// A place for one chunk upload request of `user`: refused (429) beyond
+    /// `chunks.uploads-per-identity` at once, and when the hub is stopping.
+    pub fn chunk_upload_slot(&self, user: &str) -> Result<ChunkUploadSlot> {
+        if self.uploads.is_closed() {
+            return Err(Error::Unavailable("the hub is shutting down".into()));
+        }
+        Counted::take(
+            &self.chunk_uploads,
+            user,
+            self.max_chunk_uploads,
+            "chunk uploads (chunks.uploads-per-identity)",
+        )
+        .map(|counted| ChunkUploadSlot { _counted: counted })
+    }
+
+    /// A place for one batch of a chunk read: waits while `chunks.concurrent-reads` are
+    /// in flight, which bounds the memory reads hold.
+    pub async fn chunk_read_slot(&self) -> Result<OwnedSemaphorePermit> {
+        Arc::clone(&self.chunk_reads)
+            .acquire_owned()
+            .await
+            .map_err(|_| Error::Unavailable("the hub is shutting down".into()))
     }
 
     /// No new upload slots: the hub is stopping.
@@ -125,9 +144,38 @@ pub struct UploadSlot {
     _counted: Counted,
 }
 
+/// A chunk upload request's place in the limits; released when dropped.
+pub struct ChunkUploadSlot {
+    _counted: Counted,
+}
+
 struct Counted {
     user: String,
     counts: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+impl Counted {
+    /// Counts one more of `user`'s requests in `counts`, or refuses past `max`.
+    fn take(
+        counts: &Arc<Mutex<HashMap<String, usize>>>,
+        user: &str,
+        max: usize,
+        what: &str,
+    ) -> Result<Counted> {
+        let mut map = counts.lock().unwrap_or_else(|p| p.into_inner());
+        let count = map.entry(user.to_owned()).or_default();
+        if *count >= max {
+            return Err(Error::TooManyRequests {
+                message: format!("{user} already has {max} {what} in progress"),
+                retry_after: 5,
+            });
+        }
+        *count += 1;
+        Ok(Counted {
+            user: user.to_owned(),
+            counts: Arc::clone(counts),
+        })
+    }
 }
 
 impl Drop for Counted {

@@ -6,6 +6,7 @@
 
 use std::collections::HashSet;
 use std::io::Read;
+use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -291,24 +292,15 @@ fn check_flist(
     let bad = invalid_flist;
     let flist = Flist::open(path).map_err(bad)?;
     flist.metadata().map_err(bad)?;
-    // The tree first: a walk checks its structure (names, one name per directory, depth)
-    // and bounds its size.
-    let mut entries = 0u64;
-    flist
-        .walk(|_, _| {
-            entries += 1;
-            Ok(if entries > max_entries {
-                Walk::SkipChildren
-            } else {
-                Walk::Continue
-            })
-        })
-        .map_err(bad)?;
-    if entries > max_entries {
+    // Its size first, from the table sizes, so that nothing past the limits is walked.
+    let (entries, inodes) = flist.row_counts().map_err(bad)?;
+    if entries.max(inodes) > max_entries {
         return Err(Error::TooLarge(format!(
             "the flist has more than {max_entries} entries (limits.entries)"
         )));
     }
+    // The tree: a walk checks its structure (names, one name per directory, depth).
+    flist.walk(|_, _| Ok(Walk::Continue)).map_err(bad)?;
     // Then every file's chunks, in one pass, each key asked of the store once.
     let mut checker = ChunkCheck {
         store,
@@ -369,7 +361,8 @@ struct ChunkCheck<'a> {
 }
 
 impl ChunkCheck<'_> {
-    fn add(&mut self, key: ChunkKey) {
+    /// Checks `key` with the next batch; stops the pass once the store has failed.
+    fn add(&mut self, key: ChunkKey) -> ControlFlow<()> {
         if self.seen.len() > 1_000_000 {
             self.seen.clear();
         }
@@ -379,10 +372,16 @@ impl ChunkCheck<'_> {
                 self.flush();
             }
         }
+        if self.failure.is_some() {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
     }
 
     fn flush(&mut self) {
         if self.batch.is_empty() || self.failure.is_some() {
+            self.batch.clear();
             return;
         }
         match self.runtime.block_on(self.store.has_many(&self.batch)) {

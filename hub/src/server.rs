@@ -87,16 +87,21 @@ pub async fn serve(
 /// `http://<listening address>`; for a wildcard address (`0.0.0.0`, `::`), which is no
 /// address a client can use, the machine's host name, with a word to set the real one.
 fn default_public_url(address: SocketAddr) -> String {
-    if !address.ip().is_unspecified() {
-        return format!("http://{address}");
-    }
-    let uname = rustix::system::uname();
-    let host = uname.nodename().to_string_lossy();
+    let url = if address.ip().is_unspecified() {
+        let uname = rustix::system::uname();
+        format!(
+            "http://{}:{}",
+            uname.nodename().to_string_lossy(),
+            address.port()
+        )
+    } else {
+        format!("http://{address}")
+    };
+    // Flists published on a hub with a `dir` store record the chunk API under this URL.
     tracing::warn!(
-        "server.public-url is not set; the links the hub prints use http://{host}:{}",
-        address.port()
+        "server.public-url is not set: the links the hub prints, and the routes of the flists it publishes on a dir store, use {url}"
     );
-    format!("http://{host}:{}", address.port())
+    url
 }
 
 async fn announce(hub: &Hub, address: SocketAddr) {

@@ -17,8 +17,9 @@ pub struct Args {
 }
 
 pub async fn run(args: Args, config: &crate::config::Config) -> Result<()> {
-    let (flist, _downloaded) = crate::client::local_flist(&args.flist).await?;
-    let store = crate::stores::for_reading(args.store.store.as_deref(), config, &flist).await?;
+    let local = crate::client::local_flist(&args.flist).await?;
+    let store = crate::stores::for_reading(args.store.store.as_deref(), config, &local).await?;
+    let flist = local.path.clone();
     let mut out = BufWriter::with_capacity(1 << 20, std::io::stdout());
     let path = args.path.as_os_str().as_bytes().to_vec();
     converter::cat(flist, path, store, &mut out).await?;

@@ -30,8 +30,9 @@ pub async fn run(
     ui: &Ui,
     cancel: converter::Cancel,
 ) -> Result<()> {
-    let (flist, _downloaded) = crate::client::local_flist(&args.flist).await?;
-    let store = crate::stores::for_reading(args.store.store.as_deref(), config, &flist).await?;
+    let local = crate::client::local_flist(&args.flist).await?;
+    let flist = local.path.clone();
+    let store = crate::stores::for_reading(args.store.store.as_deref(), config, &local).await?;
     let total = flist::Flist::open(&flist)?.totals()?.bytes;
     let progress = Arc::new(Progress::default());
     let summary = {

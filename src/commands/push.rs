@@ -30,6 +30,9 @@ pub struct Args {
 }
 
 pub async fn run(args: Args, ui: &Ui, cancel: converter::Cancel) -> Result<()> {
+    if args.source.as_os_str() == "-" && args.hub.token.as_deref() == Some("-") {
+        anyhow::bail!("stdin cannot carry both the tar stream and the token");
+    }
     let client = HubClient::new(&args.hub)?;
     let repository = client.whoami().await?;
     let api = client.chunk_api().await?;

@@ -10,15 +10,14 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
-use bytes::BytesMut;
 use chunkstore::ChunkKey;
-use chunkstore::frames::{FrameReader, MAX_FRAME_PAYLOAD, MEDIA_TYPE, put_frame};
-use futures_util::StreamExt;
+use chunkstore::frames::{FrameReader, MAX_FRAME_PAYLOAD, MEDIA_TYPE, frame_header};
+use futures_util::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 
 use super::Authenticated;
 use super::json::{failure, raw};
-use crate::chunks::{GET_LIMIT, MISSING_LIMIT, UploadReport};
+use crate::chunks::{GET_LIMIT, MISSING_LIMIT, UPLOAD_LIMIT, UploadReport};
 use crate::error::{Error, Result};
 use crate::hub::Hub;
 
@@ -26,7 +25,7 @@ use crate::hub::Hub;
 const STORE_BATCH_BYTES: usize = 8 << 20;
 const STORE_BATCH_CHUNKS: usize = 256;
 /// Chunks read from the store together when answering a batched read.
-const READ_BATCH: usize = 32;
+const READ_BATCH: usize = 16;
 
 #[derive(Serialize)]
 struct Info<'a> {
@@ -34,6 +33,7 @@ struct Info<'a> {
     routes: &'a [String],
     missing_limit: usize,
     get_limit: usize,
+    upload_limit: usize,
     max_chunk: usize,
     upload_body: u64,
     media_type: &'static str,
@@ -46,6 +46,7 @@ pub async fn info(State(hub): State<Arc<Hub>>) -> Response {
         routes: &hub.routes,
         missing_limit: MISSING_LIMIT,
         get_limit: GET_LIMIT,
+        upload_limit: UPLOAD_LIMIT,
         max_chunk: MAX_FRAME_PAYLOAD,
         upload_body: hub.config.chunks.upload_body,
         media_type: MEDIA_TYPE,
@@ -94,6 +95,10 @@ pub async fn upload(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response> {
+    if hub.config.server.readonly {
+        return Err(Error::Readonly);
+    }
+    let _slot = hub.limits.chunk_upload_slot(&caller.user)?;
     let framed = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -132,6 +137,7 @@ async fn receive(
     let mut batch = Vec::new();
     let mut batch_bytes = 0;
     let mut received = 0u64;
+    let mut frames = 0usize;
     loop {
         let piece = match tokio::time::timeout(idle, stream.next()).await {
             Err(_) => {
@@ -162,6 +168,14 @@ async fn receive(
                 }
             };
             let Some((key, bytes)) = frame else { break };
+            frames += 1;
+            if frames > UPLOAD_LIMIT {
+                hub.store_chunks(caller, std::mem::take(&mut batch), report)
+                    .await?;
+                return Err(Error::TooLarge(format!(
+                    "more than {UPLOAD_LIMIT} chunks in one request; send them in several"
+                )));
+            }
             batch_bytes += bytes.len();
             batch.push((key, bytes));
             if batch_bytes >= STORE_BATCH_BYTES || batch.len() >= STORE_BATCH_CHUNKS {
@@ -181,6 +195,7 @@ async fn receive(
 /// change, so caches may keep them for ever.
 pub async fn get_one(State(hub): State<Arc<Hub>>, Path(key): Path<String>) -> Result<Response> {
     let key = parse_key(&key)?;
+    let _slot = hub.limits.chunk_read_slot().await?;
     let Some(bytes) = hub.read_chunks(&[key]).await?.pop().flatten() else {
         return Err(Error::NotFound(format!("chunk {key} is not in the store")));
     };
@@ -193,30 +208,31 @@ pub async fn get_one(State(hub): State<Arc<Hub>>, Path(key): Path<String>) -> Re
 }
 
 /// `POST /api/v1/chunks/get` `{"keys": [...]}`: the chunks in the order asked, framed; a
-/// frame of length 0 for a chunk the store lacks. Streamed as the store answers.
+/// frame of length 0 for a chunk the store lacks. Streamed as the store answers, a few
+/// batches in flight in the whole hub (`chunks.concurrent-reads`).
 pub async fn get_many(State(hub): State<Arc<Hub>>, body: axum::Json<Keys>) -> Result<Response> {
     let keys = parse_keys(&body.keys, GET_LIMIT)?;
     // The first batch is read before answering, so that a store that is down is a 503.
-    let first_len = keys.len().min(READ_BATCH);
-    let first = hub.read_chunks(&keys[..first_len]).await?;
-    let first = frames(&keys[..first_len], first);
-    let rest: Vec<Vec<ChunkKey>> = keys[first_len..]
-        .chunks(READ_BATCH)
-        .map(<[ChunkKey]>::to_vec)
-        .collect();
-    let later = futures_util::stream::iter(rest).then(move |batch| {
-        let hub = Arc::clone(&hub);
-        async move {
-            hub.read_chunks(&batch)
-                .await
-                .map(|found| frames(&batch, found))
-                .map_err(|e| {
+    let batches: Vec<Vec<ChunkKey>> = keys.chunks(READ_BATCH).map(<[ChunkKey]>::to_vec).collect();
+    let mut batches = batches.into_iter();
+    let first = match batches.next() {
+        Some(batch) => read_framed(&hub, batch).await?,
+        None => Vec::new(),
+    };
+    let later = futures_util::stream::iter(batches)
+        .then(move |batch| {
+            let hub = Arc::clone(&hub);
+            async move {
+                read_framed(&hub, batch).await.map_err(|e| {
                     tracing::warn!(error = %e, "a batched chunk read stopped");
                     std::io::Error::other(e.to_string())
                 })
-        }
-    });
-    let stream = futures_util::stream::once(async move { Ok(first) }).chain(later);
+            }
+        })
+        .map_ok(|pieces| futures_util::stream::iter(pieces.into_iter().map(Ok)))
+        .try_flatten();
+    let first = first.into_iter().map(Ok::<Bytes, std::io::Error>);
+    let stream = futures_util::stream::iter(first).chain(later);
     Ok(Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, MEDIA_TYPE)
@@ -224,12 +240,20 @@ pub async fn get_many(State(hub): State<Arc<Hub>>, body: axum::Json<Keys>) -> Re
         .unwrap_or_default())
 }
 
-fn frames(keys: &[ChunkKey], found: Vec<Option<Bytes>>) -> Bytes {
-    let mut out = BytesMut::new();
+/// A batch of chunks read (in a read slot) and framed: each frame's header, then the
+/// chunk's bytes as they came from the store (not copied).
+async fn read_framed(hub: &Hub, keys: Vec<ChunkKey>) -> Result<Vec<Bytes>> {
+    let _slot = hub.limits.chunk_read_slot().await?;
+    let found = hub.read_chunks(&keys).await?;
+    let mut pieces = Vec::with_capacity(keys.len() * 2);
     for (key, bytes) in keys.iter().zip(found) {
-        put_frame(&mut out, key, bytes.as_deref().unwrap_or_default());
+        let bytes = bytes.unwrap_or_default();
+        pieces.push(Bytes::copy_from_slice(&frame_header(key, bytes.len())));
+        if !bytes.is_empty() {
+            pieces.push(bytes);
+        }
     }
-    out.freeze()
+    Ok(pieces)
 }
 
 /// `GET /api/v1/chunks/usage`: what the caller stored through the chunk API, and its quota.

@@ -37,30 +37,31 @@ use crate::hub::Hub;
 const FORM_OVERHEAD: u64 = 1 << 20;
 
 /// The caller of an `/api/flist/me...` route (and of the other routes that change the
-/// namespace): authenticated, not in read-only mode, within its write rate.
+/// namespace): not in read-only mode, authenticated, within its write rate.
 pub struct Me(pub Caller);
 
 impl FromRequestParts<Arc<Hub>> for Me {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, hub: &Arc<Hub>) -> Result<Self, Error> {
+        if hub.config.server.readonly {
+            return Err(Error::Readonly);
+        }
         let Authenticated(caller) = Authenticated::from_request_parts(parts, hub).await?;
         hub.limits.check_write(&caller.user)?;
         Ok(Me(caller))
     }
 }
 
-/// An authenticated caller of a hub that takes writes, not counted against the write
-/// rate: chunk uploads come by the hundred in one push, and quotas bound them instead.
+/// An authenticated caller, whatever the mode and not counted against the write rate: the
+/// chunk API's routes (uploads come by the hundred in one push, and have limits of their
+/// own; its usage route is a read).
 pub struct Authenticated(pub Caller);
 
 impl FromRequestParts<Arc<Hub>> for Authenticated {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, hub: &Arc<Hub>) -> Result<Self, Error> {
-        if hub.config.server.readonly {
-            return Err(Error::Readonly);
-        }
         Ok(Authenticated(hub.auth.authenticate(&parts.headers).await?))
     }
 }

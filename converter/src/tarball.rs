@@ -26,8 +26,43 @@ const MAGIC_LEN: usize = 6;
 const TRAILER_LIMIT: u64 = 16 << 20;
 
 /// Reads a tar stream into `packer`.
-pub(crate) fn read_tar<'a>(input: impl Read + 'a, packer: &mut Packer) -> Result<()> {
-    let mut counted = CountingReader::new(input, packer.progress());
+pub(crate) fn read_tar(input: impl Read, packer: &mut Packer) -> Result<()> {
+    for_each_entry(input, packer.progress(), |entry, content| {
+        packer.count_entry(&entry.path)?;
+        match entry.kind {
+            EntryKind::Hardlink(target) => packer.add_hardlink(&entry.path, &target),
+            EntryKind::Node(node) if matches!(node.kind, NodeKind::Regular { .. }) => packer
+                .add_file(&entry.path, &node, &entry.xattrs, content)
+                .map(drop),
+            EntryKind::Node(node) => packer.add(&entry.path, &node, &entry.xattrs).map(drop),
+        }
+    })
+}
+
+/// One entry of a tar stream, checked: its name made relative and free of escapes, its
+/// fields in range.
+pub(crate) struct TarEntry {
+    pub path: Vec<u8>,
+    pub kind: EntryKind,
+    pub xattrs: Vec<Xattr>,
+}
+
+pub(crate) enum EntryKind {
+    Node(Node),
+    /// Another name for the (normalised) path of an earlier entry.
+    Hardlink(Vec<u8>),
+}
+
+/// Reads a tar stream (plain, gzip or zstd, told from its first bytes), calling `each` with
+/// every entry and a reader of its content, which `each` may leave unread. The stream must
+/// end with tar's end-of-archive marker; what follows it is read (to let the decompressor
+/// check its trailer) up to a bound.
+pub(crate) fn for_each_entry<'a>(
+    input: impl Read + 'a,
+    progress: std::sync::Arc<crate::Progress>,
+    mut each: impl FnMut(TarEntry, &mut dyn Read) -> Result<()>,
+) -> Result<()> {
+    let mut counted = CountingReader::new(input, progress);
     // The format is told by the first bytes; a pipe may deliver them one read at a time.
     let mut head = Vec::with_capacity(MAGIC_LEN);
     while head.len() < MAGIC_LEN {
@@ -68,7 +103,9 @@ pub(crate) fn read_tar<'a>(input: impl Read + 'a, packer: &mut Packer) -> Result
             })
         })?;
         count += 1;
-        add_entry(&mut entry, packer)?;
+        if let Some(decoded) = decode_entry(&mut entry)? {
+            each(decoded, &mut entry)?;
+        }
     }
     if ended.get() {
         return Err(Error::Input(format!(
@@ -82,10 +119,11 @@ pub(crate) fn read_tar<'a>(input: impl Read + 'a, packer: &mut Packer) -> Result
     Ok(())
 }
 
-fn add_entry<R: Read>(entry: &mut tar::Entry<'_, R>, packer: &mut Packer) -> Result<()> {
+/// Checks and decodes an entry; `None` for records that describe no file (archive-wide
+/// PAX headers, GNU volume labels).
+fn decode_entry<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<Option<TarEntry>> {
     let raw_path = entry.path_bytes().into_owned();
     let path = normalize(&raw_path).map_err(|reason| Error::entry(&raw_path, reason))?;
-    packer.count_entry(&path)?;
     let header = entry.header();
     let kind = header.entry_type();
     let bad = |what: &str, e: io::Error| Error::entry(&raw_path, format!("{what}: {e}"));
@@ -139,14 +177,18 @@ fn add_entry<R: Read>(entry: &mut tar::Entry<'_, R>, packer: &mut Packer) -> Res
                     ),
                 )
             })?;
-            if target != path {
-                packer.add_hardlink(&path, &target)?;
+            if target == path {
+                return Ok(None);
             }
-            return Ok(());
+            return Ok(Some(TarEntry {
+                path,
+                kind: EntryKind::Hardlink(target),
+                xattrs: Vec::new(),
+            }));
         }
         // Archive-wide PAX records and GNU volume labels describe no file.
-        EntryType::XGlobalHeader => return Ok(()),
-        other if other.as_byte() == b'V' => return Ok(()),
+        EntryType::XGlobalHeader => return Ok(None),
+        other if other.as_byte() == b'V' => return Ok(None),
         other => {
             return Err(Error::entry(
                 &raw_path,
@@ -184,12 +226,11 @@ fn add_entry<R: Read>(entry: &mut tar::Entry<'_, R>, packer: &mut Packer) -> Res
         gid,
         mtime,
     };
-    if let NodeKind::Regular { .. } = node.kind {
-        packer.add_file(&path, &node, &xattrs, entry)?;
-    } else {
-        packer.add(&path, &node, &xattrs)?;
-    }
-    Ok(())
+    Ok(Some(TarEntry {
+        path,
+        kind: EntryKind::Node(node),
+        xattrs,
+    }))
 }
 
 /// Makes an archive name relative: drops leading `/`, empty and `.` components; refuses

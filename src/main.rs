@@ -48,6 +48,9 @@ enum Command {
     Extract(commands::extract::Args),
     /// Layer several flists into one (the first wins on every path), as 0-hub's merge does.
     Merge(commands::merge::Args),
+    /// Convert a container image (from its registry, or the local Docker daemon) into an
+    /// flist.
+    Convert(commands::convert::Args),
     /// Look after a chunk store: statistics, repair of replicas.
     #[command(subcommand)]
     Store(commands::store::Command),
@@ -76,6 +79,9 @@ struct StoreArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // One TLS crypto provider for every client the process makes (rediss://, hubs,
+    // registries): ring's.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let config = match config::load(cli.config.as_deref()) {
         Ok(config) => config,
         Err(e) => {
@@ -103,6 +109,7 @@ fn main() -> ExitCode {
             Command::Cat(args) => commands::cat::run(args, &config).await,
             Command::Extract(args) => commands::extract::run(args, &config, &ui, cancel).await,
             Command::Merge(args) => commands::merge::run(args, &ui),
+            Command::Convert(args) => commands::convert::run(args, &config, &ui, cancel).await,
             Command::Store(command) => commands::store::run(command, &config, &ui).await,
             Command::Serve(args) => {
                 let config = commands::serve::configure(args, config)?;

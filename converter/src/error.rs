@@ -35,6 +35,13 @@ pub enum Error {
 
     #[error("cancelled")]
     Cancelled,
+
+    /// A container image could not be had (see [`crate::ImageFailure`]).
+    #[error("{message}")]
+    Image {
+        failure: crate::ImageFailure,
+        message: String,
+    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -44,6 +51,13 @@ impl Error {
         Error::Io {
             path: path.to_string(),
             source,
+        }
+    }
+
+    pub(crate) fn image(failure: crate::ImageFailure, message: impl Into<String>) -> Error {
+        Error::Image {
+            failure,
+            message: message.into(),
         }
     }
 

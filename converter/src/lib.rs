@@ -3,6 +3,8 @@
 //! * [`pack_dir`] and [`pack_tar`] turn a directory or a tar stream (plain, gzip or zstd)
 //!   into an flist, storing the chunks a store lacks; both stream with bounded memory and
 //!   use every core (see the `pack` module for the pipeline).
+//! * [`pack_image`] does the same for a container image, from its registry or the local
+//!   Docker daemon (see the `image` module).
 //! * [`extract`] recreates a tree from an flist, verifying every chunk.
 //! * [`cat`] streams one file of an flist.
 //!
@@ -12,6 +14,7 @@
 mod cat;
 mod error;
 mod extract;
+mod image;
 mod pack;
 mod progress;
 mod tarball;
@@ -29,6 +32,10 @@ use tokio::runtime::Handle;
 pub use cat::cat;
 pub use error::{Error, Result};
 pub use extract::{ExtractOptions, ExtractSummary};
+pub use image::{
+    Credentials, ImageConfig, ImageFailure, ImageRequest, ImageSource, ImageSummary, Platform,
+    flist_name, pack_image, registry_of,
+};
 pub use pack::{LateMetadata, Limits, PackOptions, PackSummary, README_LIMIT};
 pub use progress::Progress;
 

@@ -17,6 +17,11 @@ pub struct Progress {
     pub new_chunks: AtomicU64,
     /// Bytes written to the store (encoded).
     pub stored_bytes: AtomicU64,
+    /// Images: the layers, the one being read (from 1, the top layer first), and the bytes
+    /// of all layers as the registry sends them (what `input_bytes` counts up to).
+    pub layers: AtomicU64,
+    pub layer: AtomicU64,
+    pub input_total: AtomicU64,
 }
 
 impl Progress {
@@ -26,6 +31,10 @@ impl Progress {
 
     pub(crate) fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Relaxed);
+    }
+
+    pub(crate) fn set(counter: &AtomicU64, n: u64) {
+        counter.store(n, Relaxed);
     }
 }
 

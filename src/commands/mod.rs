@@ -1,4 +1,5 @@
 pub mod cat;
+pub mod convert;
 pub mod extract;
 pub mod inspect;
 pub mod login;

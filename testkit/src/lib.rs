@@ -7,13 +7,19 @@
 //!   `shared/spec/0-db-reference.md`), records every command it receives, and can be put in
 //!   the states 0-db has (read-only, full, locked, namespace gone, sequential mode).
 //!
+//! * [`RegistryServer`]: Debian's `docker-registry` (the reference OCI registry) on a free
+//!   loopback port, open or asking for credentials, fed by skopeo; [`OciLayout`] builds the
+//!   images it serves with umoci from tar archives the test writes.
+//!
 //! A test that needs a program that is not installed calls [`need`], which says so and lets
 //! the test skip; CI installs everything (`scripts/test-all`), so nothing is skipped there.
 
 mod redis;
+mod registry;
 mod zdb;
 
 pub use redis::{RedisCluster, RedisServer};
+pub use registry::{OciLayout, RegistryServer};
 pub use zdb::ZdbPeer;
 
 use std::net::{Ipv4Addr, TcpListener};

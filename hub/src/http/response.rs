@@ -92,7 +92,21 @@ fn convert_error(e: &converter::Error) -> (StatusCode, String) {
             StatusCode::SERVICE_UNAVAILABLE,
             "cancelled: the hub is stopping, or the upload was abandoned".into(),
         ),
+        C::Image { failure, .. } => (image_status(*failure), e.to_string()),
         C::Io { .. } | C::Extract(_) | C::Worker(_) => internal(e),
+    }
+}
+
+/// A registry's or daemon's refusal, as the caller of the hub sees it: a registry that
+/// refuses credentials is not the hub refusing the caller's token, hence 403 and not 401;
+/// what the upstream fails at or sends wrong is a bad gateway.
+fn image_status(failure: converter::ImageFailure) -> StatusCode {
+    use converter::ImageFailure as F;
+    match failure {
+        F::NotFound => StatusCode::NOT_FOUND,
+        F::Denied => StatusCode::FORBIDDEN,
+        F::Platform => StatusCode::BAD_REQUEST,
+        F::Unreachable | F::Invalid => StatusCode::BAD_GATEWAY,
     }
 }
 

@@ -33,8 +33,8 @@ pub use cat::cat;
 pub use error::{Error, Result};
 pub use extract::{ExtractOptions, ExtractSummary};
 pub use image::{
-    Credentials, ImageConfig, ImageFailure, ImageRequest, ImageSource, ImageSummary, Platform,
-    flist_name, pack_image, registry_of,
+    Credentials, ImageConfig, ImageFailure, ImageRequest, ImageSource, ImageSummary, OpenedImage,
+    Platform, flist_name, open_image, pack_image, registry_of,
 };
 pub use pack::{LateMetadata, Limits, PackOptions, PackSummary, README_LIMIT};
 pub use progress::Progress;

@@ -66,6 +66,11 @@ impl Blobs {
         Ok(())
     }
 
+    /// The private staging directory (also where image exports are spooled).
+    pub fn staging_dir(&self) -> &std::path::Path {
+        &self.staging
+    }
+
     /// A new, empty, private file in the staging area, deleted when dropped.
     pub fn new_staging_file(&self, prefix: &str) -> Result<TempPath> {
         tempfile::Builder::new()

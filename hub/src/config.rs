@@ -27,6 +27,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub jobs: JobsConfig,
     pub chunks: ChunksConfig,
+    pub images: ImagesConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -186,6 +187,78 @@ pub struct JobsConfig {
     pub retention: Duration,
 }
 
+/// Container images converted by the hub (`POST /api/flist/me/docker`, `/api/v1/convert`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ImagesConfig {
+    pub enabled: bool,
+    pub source: ImageSourceConfig,
+    /// With the daemon source: let the daemon pull images it does not have.
+    pub daemon_pull: bool,
+    /// Conversions running at once in the whole hub; more wait their turn.
+    pub concurrent: usize,
+    /// Conversions one identity may have queued or running; more get 429.
+    pub per_identity: usize,
+    pub default_platform: String,
+    pub startup_toml: bool,
+    /// Registries (`host[:port]`) reached over plain HTTP.
+    pub insecure_registries: Vec<String>,
+    /// How long a registry may take to answer one request.
+    #[serde(deserialize_with = "duration")]
+    pub registry_timeout: Duration,
+    /// Credentials by registry (`host[:port]`, `docker.io` for Docker Hub).
+    #[serde(default)]
+    pub credentials: BTreeMap<String, RegistryCredentials>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageSourceConfig {
+    Registry,
+    Daemon,
+}
+
+/// A registry account; the password inline or, better, in a file only the hub reads.
+#[derive(Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RegistryCredentials {
+    pub username: String,
+    pub password: Option<String>,
+    pub password_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for RegistryCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryCredentials")
+            .field("username", &self.username)
+            .field("password_file", &self.password_file)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RegistryCredentials {
+    /// The account, its password read from its file if it has one.
+    pub fn load(&self) -> Result<converter::Credentials> {
+        let password = match (&self.password, &self.password_file) {
+            (Some(password), None) => password.clone(),
+            (None, Some(file)) => std::fs::read_to_string(file)
+                .map_err(|e| Error::io(file.display(), e))?
+                .trim_end_matches(['\r', '\n'])
+                .to_owned(),
+            _ => {
+                return Err(Error::Config(format!(
+                    "images.credentials for {}: give one of password and password-file",
+                    self.username
+                )));
+            }
+        };
+        Ok(converter::Credentials {
+            username: self.username.clone(),
+            password,
+        })
+    }
+}
+
 impl Config {
     /// The defaults, overlaid with `file` (if given) and then the environment.
     pub fn load(file: Option<&Path>) -> Result<Config> {
@@ -220,6 +293,8 @@ impl Config {
                 self.chunks.uploads_per_identity,
             ),
             ("chunks.concurrent-reads", self.chunks.concurrent_reads),
+            ("images.concurrent", self.images.concurrent),
+            ("images.per-identity", self.images.per_identity),
         ] {
             if value == 0 {
                 return bad(format!("{key} must be at least 1"));
@@ -242,6 +317,14 @@ impl Config {
         for route in &self.publish.routes {
             chunkstore::parse_route(route)
                 .map_err(|e| Error::Config(format!("publish.routes: {e}")))?;
+        }
+        if let Err(e) = self.images.default_platform.parse::<converter::Platform>() {
+            return bad(format!("images.default-platform: {e}"));
+        }
+        for (registry, credentials) in &self.images.credentials {
+            credentials
+                .load()
+                .map_err(|e| Error::Config(format!("images.credentials.{registry:?}: {e}")))?;
         }
         if self.auth.token_ttl > self.auth.max_token_ttl {
             return bad("auth.token-ttl is longer than auth.max-token-ttl".into());

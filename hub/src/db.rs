@@ -14,7 +14,11 @@ use rusqlite::{Connection, OpenFlags};
 use crate::error::{Error, Result};
 
 /// The schema, one entry per version; a database at version N gets entries N.. applied.
-const MIGRATIONS: &[&str] = &[include_str!("schema/1.sql"), include_str!("schema/2.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("schema/1.sql"),
+    include_str!("schema/2.sql"),
+    include_str!("schema/3.sql"),
+];
 
 /// Read connections at most: past that, reads wait for one to be free (opening a
 /// connection costs more than the indexed reads the hub makes, and each holds a page cache).

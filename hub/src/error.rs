@@ -86,12 +86,20 @@ pub enum Error {
     #[error("configuration: {0}")]
     Config(String),
 
+    /// A job its owner cancelled (409).
+    #[error("{0}")]
+    Cancelled(String),
+
     /// The hub is shutting down or a worker went away.
     #[error("{0}")]
     Unavailable(String),
 
     #[error("internal error: {0}")]
     Internal(String),
+
+    /// One failure that several requests share (an image conversion two jobs waited for).
+    #[error(transparent)]
+    Shared(std::sync::Arc<Error>),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

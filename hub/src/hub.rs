@@ -35,7 +35,7 @@ pub struct Hub {
     pub namespace: Namespace,
     pub auth: Authenticator,
     pub jobs: Jobs,
-    pub limits: Limits,
+    pub limits: Arc<Limits>,
     pub store: Arc<dyn ChunkStore>,
     /// Recorded in the flists the hub builds.
     pub routes: Vec<String>,
@@ -43,6 +43,8 @@ pub struct Hub {
     pub backend: Option<Backend>,
     pub public_url: String,
     pub contents: ContentsCache,
+    /// Image conversions in flight, by what they convert.
+    pub conversions: crate::images::Conversions,
     /// Cancelled when the hub stops: background jobs give up.
     pub shutdown: CancellationToken,
     /// Background jobs, awaited at shutdown.
@@ -112,7 +114,8 @@ impl Hub {
                 _ => None,
             });
         Ok(Hub {
-            limits: Limits::new(&config.limits, &config.chunks),
+            limits: Arc::new(Limits::new(&config.limits, &config.chunks, &config.images)),
+            conversions: crate::images::Conversions::default(),
             public_url: config.public_url(),
             names,
             db,

@@ -1,11 +1,12 @@
-//! Long work that outlives its request (uploads converted in the background), with state
-//! in the database and live progress in memory.
+//! Long work that outlives its request (uploads converted in the background, image
+//! conversions), with state in the database and live progress in memory.
 //!
 //! A running job's state sits in a `watch` channel: every listener sees the latest state
 //! and the ones after it, as many listeners as like, and a job nobody listens to keeps one
 //! value, not a queue (0-hub's queue split messages between listeners and grew without
-//! bound). The database holds each job's state transitions and outcome, so a finished job
-//! can still be asked about, and a restart marks the jobs it interrupted as failed.
+//! bound). The database holds each job's state transitions, its phases and its outcome, so
+//! a finished job can still be asked about, and a restart marks the jobs it interrupted as
+//! failed. A running job can be cancelled by its owner.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -14,6 +15,7 @@ use std::time::Duration;
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use crate::db::{Db, now};
 use crate::error::Result;
@@ -25,6 +27,7 @@ pub enum State {
     Running,
     Succeeded,
     Failed,
+    Cancelled,
 }
 
 impl State {
@@ -34,6 +37,7 @@ impl State {
             State::Running => "running",
             State::Succeeded => "succeeded",
             State::Failed => "failed",
+            State::Cancelled => "cancelled",
         }
     }
 
@@ -42,12 +46,13 @@ impl State {
             "queued" => State::Queued,
             "running" => State::Running,
             "succeeded" => State::Succeeded,
+            "cancelled" => State::Cancelled,
             _ => State::Failed,
         }
     }
 
     pub fn finished(self) -> bool {
-        matches!(self, State::Succeeded | State::Failed)
+        matches!(self, State::Succeeded | State::Failed | State::Cancelled)
     }
 }
 
@@ -62,9 +67,12 @@ pub struct JobStatus {
     /// The flist it makes.
     pub name: String,
     pub state: State,
-    /// 0 to 100, and what is being done (live only; a finished job says 100).
+    /// 0 to 100, and what is being done.
     pub progress: u8,
     pub message: String,
+    /// What the job was asked (an image conversion's image and platform).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request: Option<serde_json::Value>,
     pub created: i64,
     pub started: Option<i64>,
     pub finished: Option<i64>,
@@ -76,7 +84,21 @@ pub struct JobStatus {
 #[derive(Clone)]
 pub struct Jobs {
     db: Db,
-    live: Arc<Mutex<HashMap<String, watch::Sender<JobStatus>>>>,
+    live: Arc<Mutex<HashMap<String, Live>>>,
+}
+
+/// A job running in this process: its state for listeners, and how to stop it.
+struct Live {
+    tx: watch::Sender<JobStatus>,
+    cancel: CancellationToken,
+}
+
+/// Why a job could not be cancelled.
+#[derive(Debug, PartialEq, Eq)]
+pub enum CancelRefused {
+    NotFound,
+    NotOwner,
+    Finished(State),
 }
 
 impl Jobs {
@@ -87,13 +109,14 @@ impl Jobs {
         }
     }
 
-    /// Records a new queued job.
+    /// Records a new queued job; `request` says what it was asked to do.
     pub async fn create(
         &self,
         kind: &str,
         owner: &str,
         repository: &str,
         name: &str,
+        request: Option<serde_json::Value>,
     ) -> Result<Job> {
         let status = JobStatus {
             id: uuid::Uuid::new_v4().to_string(),
@@ -104,6 +127,7 @@ impl Jobs {
             state: State::Queued,
             progress: 0,
             message: "Queued".into(),
+            request,
             created: now(),
             started: None,
             finished: None,
@@ -114,24 +138,49 @@ impl Jobs {
         self.db
             .write(move |c| {
                 c.execute(
-                    "INSERT INTO job (id, kind, owner, repository, name, state, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                    params![row.id, row.kind, row.owner, row.repository, row.name, row.state.as_str(), row.created],
+                    "INSERT INTO job (id, kind, owner, repository, name, state, created, message, request) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    params![
+                        row.id, row.kind, row.owner, row.repository, row.name, row.state.as_str(),
+                        row.created, row.message, row.request.as_ref().map(|r| r.to_string())
+                    ],
                 )?;
                 Ok(())
             })
             .await?;
         let (tx, _) = watch::channel(status.clone());
-        self.lock().insert(status.id.clone(), tx.clone());
+        let cancel = CancellationToken::new();
+        let live = Live {
+            tx: tx.clone(),
+            cancel: cancel.clone(),
+        };
+        self.lock().insert(status.id.clone(), live);
         Ok(Job {
             jobs: self.clone(),
             tx,
+            cancel,
             finished: false,
         })
     }
 
     /// Follows a running job; `None` if it is not running in this process.
     pub fn subscribe(&self, id: &str) -> Option<watch::Receiver<JobStatus>> {
-        self.lock().get(id).map(|tx| tx.subscribe())
+        self.lock().get(id).map(|live| live.tx.subscribe())
+    }
+
+    /// Asks job `id` of `owner` to stop; it ends as `cancelled` soon after.
+    pub async fn cancel(&self, id: &str, owner: &str) -> Result<(), CancelRefused> {
+        if let Some(live) = self.lock().get(id) {
+            if live.tx.borrow().owner != owner {
+                return Err(CancelRefused::NotOwner);
+            }
+            live.cancel.cancel();
+            return Ok(());
+        }
+        match self.get(id).await {
+            Ok(Some(status)) if status.owner != owner => Err(CancelRefused::NotOwner),
+            Ok(Some(status)) => Err(CancelRefused::Finished(status.state)),
+            _ => Err(CancelRefused::NotFound),
+        }
     }
 
     /// The current state of a job, live or recorded.
@@ -172,7 +221,8 @@ impl Jobs {
         Ok(jobs)
     }
 
-    /// Marks jobs left queued or running by an earlier process as failed. Run at start.
+    /// Marks jobs left queued or running by an earlier process as failed (they keep the
+    /// phase they were in). Run at start.
     pub async fn fail_interrupted(&self) -> Result<usize> {
         self.db
             .write(|c| {
@@ -198,13 +248,12 @@ impl Jobs {
         self.lock().len()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, watch::Sender<JobStatus>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Live>> {
         self.live.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
-const COLUMNS: &str =
-    "id, kind, owner, repository, name, state, created, started, finished, result, error";
+const COLUMNS: &str = "id, kind, owner, repository, name, state, created, started, finished, result, error, progress, message, request";
 
 fn read_status(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobStatus> {
     let state = State::parse(&r.get::<_, String>(5)?);
@@ -216,8 +265,11 @@ fn read_status(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobStatus> {
         repository: r.get(3)?,
         name: r.get(4)?,
         state,
-        progress: if state.finished() { 100 } else { 0 },
-        message: String::new(),
+        progress: r.get::<_, i64>(11)?.clamp(0, 100) as u8,
+        message: r.get(12)?,
+        request: r
+            .get::<_, Option<String>>(13)?
+            .and_then(|r| serde_json::from_str(&r).ok()),
         created: r.get(6)?,
         started: r.get(7)?,
         finished: r.get(8)?,
@@ -231,6 +283,7 @@ fn read_status(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobStatus> {
 pub struct Job {
     jobs: Jobs,
     tx: watch::Sender<JobStatus>,
+    cancel: CancellationToken,
     finished: bool,
 }
 
@@ -239,24 +292,55 @@ impl Job {
         self.tx.borrow().id.clone()
     }
 
+    /// Cancelled when the owner asks the job to stop.
+    pub fn cancelled(&self) -> &CancellationToken {
+        &self.cancel
+    }
+
     pub async fn start(&self) -> Result<()> {
+        self.start_with("Started").await
+    }
+
+    /// Marks the job running, in its first phase.
+    pub async fn start_with(&self, message: &str) -> Result<()> {
         let started = now();
         self.tx.send_modify(|s| {
             s.state = State::Running;
             s.started = Some(started);
-            s.message = "Started".into();
+            s.progress = 0;
+            s.message = message.into();
         });
-        let id = self.id();
+        let (id, message) = (self.id(), message.to_owned());
         self.jobs
             .db
             .write(move |c| {
                 c.execute(
-                    "UPDATE job SET state = 'running', started = ?2 WHERE id = ?1",
-                    params![id, started],
+                    "UPDATE job SET state = 'running', started = ?2, progress = 0, message = ?3 WHERE id = ?1",
+                    params![id, started, message],
                 )?;
                 Ok(())
             })
             .await
+    }
+
+    /// A new phase of the job: shown live and recorded (what a restart leaves to see).
+    pub async fn phase(&self, percent: u8, message: String) {
+        self.progress(percent, message.clone());
+        let id = self.id();
+        let recorded = self
+            .jobs
+            .db
+            .write(move |c| {
+                c.execute(
+                    "UPDATE job SET progress = ?2, message = ?3 WHERE id = ?1",
+                    params![id, percent.min(100), message],
+                )?;
+                Ok(())
+            })
+            .await;
+        if let Err(e) = recorded {
+            tracing::warn!(error = %e, "recording a job's phase");
+        }
     }
 
     /// Live progress; listeners are woken only when the percentage or message changes.
@@ -277,6 +361,10 @@ impl Job {
         self.finish(State::Failed, None, Some(error)).await
     }
 
+    pub async fn cancel(mut self, why: String) -> Result<()> {
+        self.finish(State::Cancelled, None, Some(why)).await
+    }
+
     async fn finish(
         &mut self,
         state: State,
@@ -288,13 +376,18 @@ impl Job {
         let id = self.id();
         let result_json = result.as_ref().map(|r| r.to_string());
         let error_text = error.clone();
+        let progress = if state == State::Succeeded {
+            100
+        } else {
+            self.tx.borrow().progress
+        };
         let recorded = self
             .jobs
             .db
             .write(move |c| {
                 c.execute(
-                    "UPDATE job SET state = ?2, finished = ?3, result = ?4, error = ?5 WHERE id = ?1",
-                    params![id, state.as_str(), finished, result_json, error_text],
+                    "UPDATE job SET state = ?2, finished = ?3, result = ?4, error = ?5, progress = ?6 WHERE id = ?1",
+                    params![id, state.as_str(), finished, result_json, error_text, progress],
                 )?;
                 Ok(())
             })
@@ -303,7 +396,7 @@ impl Job {
         self.tx.send_modify(|s| {
             s.state = state;
             s.finished = Some(finished);
-            s.progress = 100;
+            s.progress = progress;
             s.result = result;
             s.error = error;
         });

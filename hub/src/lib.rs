@@ -19,6 +19,7 @@ mod db;
 mod error;
 mod http;
 mod hub;
+mod images;
 mod inspect;
 mod jobs;
 mod limits;

@@ -9,7 +9,7 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::config::{ChunksConfig, LimitsConfig};
+use crate::config::{ChunksConfig, ImagesConfig, LimitsConfig};
 use crate::error::{Error, Result};
 
 pub struct Limits {
@@ -22,10 +22,14 @@ pub struct Limits {
     max_chunk_uploads: usize,
     /// Batched chunk reads in flight: each holds up to a batch of chunks in memory.
     chunk_reads: Arc<Semaphore>,
+    /// Image conversions running, and queued or running per identity.
+    conversions: Arc<Semaphore>,
+    conversions_per_identity: Arc<Mutex<HashMap<String, usize>>>,
+    max_conversions_per_identity: usize,
 }
 
 impl Limits {
-    pub fn new(config: &LimitsConfig, chunks: &ChunksConfig) -> Limits {
+    pub fn new(config: &LimitsConfig, chunks: &ChunksConfig, images: &ImagesConfig) -> Limits {
         let quota = |rate: u32, burst: u32| {
             let rate = NonZeroU32::new(rate)?;
             Some(Quota::per_second(rate).allow_burst(NonZeroU32::new(burst).unwrap_or(rate)))
@@ -43,6 +47,9 @@ impl Limits {
             chunk_uploads: Arc::default(),
             max_chunk_uploads: chunks.uploads_per_identity,
             chunk_reads: Arc::new(Semaphore::new(chunks.concurrent_reads)),
+            conversions: Arc::new(Semaphore::new(images.concurrent)),
+            conversions_per_identity: Arc::default(),
+            max_conversions_per_identity: images.per_identity,
         }
     }
 
@@ -114,9 +121,39 @@ impl Limits {
             .map_err(|_| Error::Unavailable("the hub is shutting down".into()))
     }
 
-    /// No new upload slots: the hub is stopping.
+    /// A place for one image conversion of `user`, queued or running: refused (429)
+    /// beyond `images.per-identity`. The conversion itself waits for [`Self::conversion_permit`].
+    pub fn conversion_slot(&self, user: &str) -> Result<ConversionSlot> {
+        if self.conversions.is_closed() {
+            return Err(Error::Unavailable("the hub is shutting down".into()));
+        }
+        Counted::take(
+            &self.conversions_per_identity,
+            user,
+            self.max_conversions_per_identity,
+            "image conversions (images.per-identity)",
+        )
+        .map(|counted| ConversionSlot { _counted: counted })
+    }
+
+    /// A turn to run a conversion: waits while `images.concurrent` run; `None` at once if
+    /// the wait would be a wait (so the job can say it is queued), then wait with
+    /// [`Self::conversion_permit`].
+    pub fn try_conversion_permit(&self) -> Option<OwnedSemaphorePermit> {
+        Arc::clone(&self.conversions).try_acquire_owned().ok()
+    }
+
+    pub async fn conversion_permit(&self) -> Result<OwnedSemaphorePermit> {
+        Arc::clone(&self.conversions)
+            .acquire_owned()
+            .await
+            .map_err(|_| Error::Unavailable("the hub is shutting down".into()))
+    }
+
+    /// No new upload slots or conversions: the hub is stopping.
     pub fn close(&self) {
         self.uploads.close();
+        self.conversions.close();
     }
 
     /// Forgets rate-limit state of clients that have been quiet, to bound memory.
@@ -146,6 +183,11 @@ pub struct UploadSlot {
 
 /// A chunk upload request's place in the limits; released when dropped.
 pub struct ChunkUploadSlot {
+    _counted: Counted,
+}
+
+/// An image conversion's place in its identity's limit; released when dropped.
+pub struct ConversionSlot {
     _counted: Counted,
 }
 

@@ -115,28 +115,10 @@ impl Hub {
         let staging = self.namespace.blobs().new_staging_file("upload-")?;
         let cancel = Cancel::default();
         let _guard = CancelOnDrop(cancel.clone());
-        let mut metadata = Metadata::new();
-        if !self.routes.is_empty() {
-            metadata.set_routes(&self.routes);
-        }
-        if let Some(backend) = &self.backend {
-            metadata.set(
-                "backend",
-                serde_json::to_string(backend).unwrap_or_default(),
-            );
-        }
-        let limits = &self.config.limits;
         let options = PackOptions {
-            limits: converter::Limits {
-                max_entries: limits.entries,
-                max_total_size: limits.expanded_size,
-                ..converter::Limits::default()
-            },
-            metadata,
             late_metadata: upload.late_metadata,
             import_readme: true,
-            cancel: cancel.clone(),
-            ..PackOptions::default()
+            ..self.pack_options(cancel.clone())
         };
         let progress = Arc::new(Progress::default());
         let pack = converter::pack_tar(
@@ -166,6 +148,32 @@ impl Hub {
         let stats = Stats::from(summary.totals);
         self.publish_file(caller, &upload.name, staging, stats)
             .await
+    }
+
+    /// How the hub packs what it converts: its limits, and the routes (and 0-hub's
+    /// `backend`) that tell readers where the chunks are.
+    pub(crate) fn pack_options(&self, cancel: Cancel) -> PackOptions {
+        let mut metadata = Metadata::new();
+        if !self.routes.is_empty() {
+            metadata.set_routes(&self.routes);
+        }
+        if let Some(backend) = &self.backend {
+            metadata.set(
+                "backend",
+                serde_json::to_string(backend).unwrap_or_default(),
+            );
+        }
+        let limits = &self.config.limits;
+        PackOptions {
+            limits: converter::Limits {
+                max_entries: limits.entries,
+                max_total_size: limits.expanded_size,
+                ..converter::Limits::default()
+            },
+            metadata,
+            cancel,
+            ..PackOptions::default()
+        }
     }
 
     /// Publishes an flist built elsewhere, after checking that it is one and that the store
@@ -225,7 +233,7 @@ impl Hub {
             .await
     }
 
-    async fn publish_file(
+    pub(crate) async fn publish_file(
         &self,
         caller: &Caller,
         name: &str,

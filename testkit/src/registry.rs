@@ -155,6 +155,13 @@ impl RegistryServer {
         }
     }
 
+    /// Lets a paused registry go on (SIGCONT).
+    pub fn resume(&self) {
+        if let Some(pid) = self.pid() {
+            let _ = kill_process(pid, Signal::CONT);
+        }
+    }
+
     /// Kills the registry: the port refuses connections.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -166,6 +173,7 @@ impl RegistryServer {
 
 impl Drop for RegistryServer {
     fn drop(&mut self) {
+        self.resume();
         self.kill();
     }
 }

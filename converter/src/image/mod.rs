@@ -32,6 +32,8 @@ use registry::RegistryImage;
 /// Why an image could not be converted, for callers that answer differently to each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ImageFailure {
+    /// The image reference cannot be parsed.
+    Reference,
     /// No such image, tag or digest.
     NotFound,
     /// The registry (or daemon) refused the credentials, or wants some.
@@ -186,14 +188,24 @@ pub fn flist_name(image: &str) -> String {
     format!("{}.flist", full.replace([':', '/', '@'], "-"))
 }
 
-/// Converts an image into the flist `out`, storing its new chunks in `store`.
-pub async fn pack_image(
-    request: ImageRequest,
-    out: PathBuf,
-    store: Arc<dyn ChunkStore>,
-    mut options: PackOptions,
-    progress: Arc<Progress>,
-) -> Result<ImageSummary> {
+/// An image found and checked, its layers not read yet: what [`open_image`] gives.
+pub struct OpenedImage {
+    layers: Box<dyn Layers + Send>,
+    /// The image's reference, completed (`docker.io/library/alpine:3.20`).
+    pub reference: String,
+    /// The manifest digest (registry) or image id (daemon): the same digest is the same
+    /// flist.
+    pub digest: String,
+    pub platform: Option<Platform>,
+    pub config: ImageConfig,
+    /// Bytes of all layers as stored (compressed or not).
+    pub size: u64,
+    startup_toml: bool,
+}
+
+/// Finds `request`'s image: resolves the reference and the platform, reads the
+/// configuration (registry), or exports the image (daemon).
+pub async fn open_image(request: &ImageRequest) -> Result<OpenedImage> {
     let (layers, raw_config, reference, digest, platform, size): (
         Box<dyn Layers + Send>,
         Vec<u8>,
@@ -265,41 +277,84 @@ pub async fn pack_image(
             format!("{reference} is a {actual} image, not {wanted}"),
         ));
     }
-    config.record(&mut options.metadata);
-    let extra = if request.startup_toml {
-        let content = config.startup_toml();
-        vec![ExtraFile {
-            path: b".startup.toml".to_vec(),
-            node: config::startup_node(content.len() as u64),
-            content,
-        }]
-    } else {
-        Vec::new()
-    };
-    Progress::set(&progress.input_total, size);
-    let source = Source {
-        kind: "image".into(),
-        name: reference.clone(),
-        digest: Some(digest.clone()),
-    };
-    let warnings = Arc::new(Mutex::new(Vec::new()));
-    let found = Arc::clone(&warnings);
-    let mut layers = layers;
-    let pack = crate::pack(out, store, options, progress, source, move |packer| {
-        let warned = layers::merge(packer, layers.as_mut(), extra)?;
-        *found.lock().unwrap_or_else(|p| p.into_inner()) = warned;
-        Ok(())
-    })
-    .await?;
-    let warnings = std::mem::take(&mut *warnings.lock().unwrap_or_else(|p| p.into_inner()));
-    Ok(ImageSummary {
-        pack,
+    Ok(OpenedImage {
+        layers,
         reference,
         digest,
         platform,
         config,
-        warnings,
+        size,
+        startup_toml: request.startup_toml,
     })
+}
+
+impl OpenedImage {
+    /// Reads the layers into the flist `out`, storing new chunks in `store`.
+    pub async fn pack(
+        self,
+        out: PathBuf,
+        store: Arc<dyn ChunkStore>,
+        mut options: PackOptions,
+        progress: Arc<Progress>,
+    ) -> Result<ImageSummary> {
+        let OpenedImage {
+            mut layers,
+            reference,
+            digest,
+            platform,
+            config,
+            size,
+            startup_toml,
+        } = self;
+        config.record(&mut options.metadata);
+        let extra = if startup_toml {
+            let content = config.startup_toml();
+            vec![ExtraFile {
+                path: b".startup.toml".to_vec(),
+                node: config::startup_node(content.len() as u64),
+                content,
+            }]
+        } else {
+            Vec::new()
+        };
+        Progress::set(&progress.input_total, size);
+        let source = Source {
+            kind: "image".into(),
+            name: reference.clone(),
+            digest: Some(digest.clone()),
+        };
+        let warnings = Arc::new(Mutex::new(Vec::new()));
+        let found = Arc::clone(&warnings);
+        let pack = crate::pack(out, store, options, progress, source, move |packer| {
+            let warned = layers::merge(packer, layers.as_mut(), extra)?;
+            *found.lock().unwrap_or_else(|p| p.into_inner()) = warned;
+            Ok(())
+        })
+        .await?;
+        let warnings = std::mem::take(&mut *warnings.lock().unwrap_or_else(|p| p.into_inner()));
+        Ok(ImageSummary {
+            pack,
+            reference,
+            digest,
+            platform,
+            config,
+            warnings,
+        })
+    }
+}
+
+/// Converts an image into the flist `out`, storing its new chunks in `store`.
+pub async fn pack_image(
+    request: ImageRequest,
+    out: PathBuf,
+    store: Arc<dyn ChunkStore>,
+    options: PackOptions,
+    progress: Arc<Progress>,
+) -> Result<ImageSummary> {
+    open_image(&request)
+        .await?
+        .pack(out, store, options, progress)
+        .await
 }
 
 #[cfg(test)]

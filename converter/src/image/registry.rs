@@ -58,7 +58,7 @@ fn protocol(registry: &str, insecure: &[String]) -> ClientProtocol {
 pub(crate) fn parse_reference(image: &str) -> Result<Reference> {
     image.parse().map_err(|e| {
         Error::image(
-            ImageFailure::Invalid,
+            ImageFailure::Reference,
             format!("{image:?} is not an image reference: {e}"),
         )
     })
@@ -248,10 +248,11 @@ fn failure(reference: &Reference, e: OciDistributionError) -> Error {
                 _ => ImageFailure::Unreachable,
             };
             let messages: Vec<&str> = envelope.errors.iter().map(|e| e.message.as_str()).collect();
-            (
-                kind,
-                format!("the registry answered: {}", messages.join("; ")),
-            )
+            let answer = format!("the registry answered: {}", messages.join("; "));
+            match kind {
+                ImageFailure::NotFound => (kind, format!("no such image or tag ({answer})")),
+                _ => (kind, answer),
+            }
         }
         E::AuthenticationFailure(why) => (
             ImageFailure::Denied,

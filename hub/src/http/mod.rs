@@ -6,6 +6,7 @@ mod chunks;
 mod download;
 mod drain;
 mod events;
+mod images;
 pub mod json;
 mod response;
 mod upload;
@@ -102,6 +103,12 @@ pub fn router(hub: Arc<Hub>) -> Router {
                 .get(api::me_inspect_named)
                 .delete(api::me_delete_named),
         )
+        .route(
+            "/api/flist/me/docker",
+            post(images::me_docker)
+                .get(api::me_inspect_named)
+                .delete(api::me_delete_named),
+        )
         .route("/api/flist/me/{a}", get(api::me_inspect).delete(api::me_delete))
         .route("/api/flist/me/{a}/link/{b}", changes(api::me_link))
         .route("/api/flist/me/{a}/crosslink/{b}/{c}", changes(api::me_crosslink))
@@ -119,13 +126,14 @@ pub fn router(hub: Arc<Hub>) -> Router {
         // New in flisthub.
         .route(v1::ROUTES[0], get(v1::health))
         .route(v1::ROUTES[1], get(v1::jobs))
-        .route(v1::ROUTES[2], get(v1::job))
+        .route(v1::ROUTES[2], get(v1::job).delete(images::cancel_job))
         .route(v1::ROUTES[3], get(v1::openapi))
         .route(v1::ROUTES[4], get(chunks::info).post(chunks::upload))
         .route(v1::ROUTES[5], post(chunks::missing))
         .route(v1::ROUTES[6], post(chunks::get_many))
         .route(v1::ROUTES[7], get(chunks::usage))
         .route(v1::ROUTES[8], get(chunks::get_one))
+        .route(v1::ROUTES[9], post(images::convert))
         .route("/metrics", get(v1::metrics))
         // Downloads (reference section 5.4).
         .route("/{repo}/{file}", get(download::repository_file))

@@ -57,7 +57,7 @@ pub(crate) fn public(e: &Error) -> (StatusCode, String) {
         Error::NotFound(_) => S::NOT_FOUND,
         // 0-hub answers link conflicts with 401, and its clients know it.
         Error::LinkConflict(_) => S::UNAUTHORIZED,
-        Error::Conflict(_) => S::CONFLICT,
+        Error::Conflict(_) | Error::Cancelled(_) => S::CONFLICT,
         Error::TooLarge(_) => S::PAYLOAD_TOO_LARGE,
         Error::Quota(_) => S::INSUFFICIENT_STORAGE,
         Error::Timeout(_) => S::REQUEST_TIMEOUT,
@@ -69,6 +69,7 @@ pub(crate) fn public(e: &Error) -> (StatusCode, String) {
         Error::Unauthenticated { .. } => S::UNAUTHORIZED,
         Error::Forbidden(_) => S::FORBIDDEN,
         Error::Unavailable(_) => S::SERVICE_UNAVAILABLE,
+        Error::Shared(e) => return public(e),
         Error::Convert(e) => return convert_error(e),
         Error::Store(e) => return store_error(e),
         Error::Flist(_)
@@ -105,7 +106,7 @@ fn image_status(failure: converter::ImageFailure) -> StatusCode {
     match failure {
         F::NotFound => StatusCode::NOT_FOUND,
         F::Denied => StatusCode::FORBIDDEN,
-        F::Platform => StatusCode::BAD_REQUEST,
+        F::Reference | F::Platform => StatusCode::BAD_REQUEST,
         F::Unreachable | F::Invalid => StatusCode::BAD_GATEWAY,
     }
 }

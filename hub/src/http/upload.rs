@@ -184,7 +184,7 @@ pub async fn web_upload(
         let size = spool(&mut field, &file, limit, "upload", idle).await?;
         let job = hub
             .jobs
-            .create("upload", &caller.user, &caller.repository, &name)
+            .create("upload", &caller.user, &caller.repository, &name, None)
             .await?;
         let id = job.id();
         let input = std::fs::File::open(&file).map_err(|e| Error::io(file.display(), e))?;

@@ -29,6 +29,7 @@ pub const ROUTES: &[&str] = &[
     "/api/v1/chunks/get",
     "/api/v1/chunks/usage",
     "/api/v1/chunks/{key}",
+    "/api/v1/convert",
 ];
 
 /// How long a backend may take to answer a health probe.

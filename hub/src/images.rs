@@ -1,0 +1,377 @@
+//! Container images converted into flists, as jobs.
+//!
+//! A conversion request becomes a job at once (the caller gets its id, or waits for it on
+//! 0-hub's route). The job finds the image (its manifest digest) and then either starts a
+//! conversion of it or, when one of the same digest for the same platform is already
+//! queued or running, follows that one: one conversion, as many published flists as jobs
+//! asked. Conversions wait for a turn (`images.concurrent` run at once; a daemon export
+//! waits for its turn before it is made). A conversion stops when every job that wanted it
+//! was cancelled, and when the hub stops.
+//!
+//! The flist is built in a private staging file and each job publishes its own copy, so a
+//! failure anywhere publishes nothing.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use converter::{Cancel, Credentials, ImageRequest, ImageSource, Platform, Progress};
+use serde::Serialize;
+use tempfile::TempPath;
+use tokio::sync::{OwnedSemaphorePermit, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::Caller;
+use crate::config::ImageSourceConfig;
+use crate::error::{Error, Result};
+use crate::hub::Hub;
+use crate::inspect::Stats;
+use crate::jobs::Job;
+use crate::publish::Published;
+
+/// How often a job's progress is refreshed.
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+
+/// What a caller asks for.
+#[derive(Debug, Clone)]
+pub struct ConvertRequest {
+    /// As Docker takes it: `alpine:3.20`, `host:5000/app@sha256:...`.
+    pub image: String,
+    pub platform: Option<Platform>,
+    /// For this request only; else the configured ones for the image's registry.
+    pub credentials: Option<Credentials>,
+    /// The flist's name, `.flist` included.
+    pub name: String,
+}
+
+/// What a job records of its request: never the credentials.
+#[derive(Serialize)]
+struct Recorded<'a> {
+    image: &'a str,
+    platform: Option<String>,
+    credentials: bool,
+}
+
+impl ConvertRequest {
+    pub fn recorded(&self) -> serde_json::Value {
+        serde_json::to_value(Recorded {
+            image: &self.image,
+            platform: self.platform.as_ref().map(ToString::to_string),
+            credentials: self.credentials.is_some(),
+        })
+        .unwrap_or_default()
+    }
+}
+
+/// A published conversion.
+pub struct Converted {
+    pub published: Published,
+    pub reference: String,
+    pub digest: String,
+    pub platform: Option<String>,
+    pub warnings: Vec<String>,
+    pub seconds: f64,
+    /// Whether this job followed another one's conversion of the same image.
+    pub shared: bool,
+}
+
+/// The conversions running, by image digest, platform and options.
+#[derive(Default)]
+pub struct Conversions {
+    running: Arc<Mutex<HashMap<String, Arc<Running>>>>,
+}
+
+impl Conversions {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Running>>> {
+        self.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A conversion, and the jobs waiting for it.
+struct Running {
+    progress: Arc<Progress>,
+    /// Cancelled when no job wants the outcome any more.
+    stop: CancellationToken,
+    /// Until it has a turn.
+    queued: std::sync::atomic::AtomicBool,
+    /// Jobs that still want the outcome; the last one to stop wanting it cancels it.
+    wanted: AtomicUsize,
+    outcome: watch::Sender<Option<Outcome>>,
+}
+
+type Outcome = std::result::Result<Arc<Built>, Arc<Error>>;
+
+/// An flist built from an image, waiting in a staging file to be copied and published.
+struct Built {
+    file: TempPath,
+    stats: Stats,
+    reference: String,
+    digest: String,
+    platform: Option<String>,
+    warnings: Vec<String>,
+}
+
+/// A job's interest in a conversion; dropped by the last job, it cancels the conversion.
+struct Interest(Arc<Running>);
+
+impl Interest {
+    fn new(running: &Arc<Running>) -> Interest {
+        running.wanted.fetch_add(1, Ordering::AcqRel);
+        Interest(Arc::clone(running))
+    }
+}
+
+impl Drop for Interest {
+    fn drop(&mut self) {
+        if self.0.wanted.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.stop.cancel();
+        }
+    }
+}
+
+impl Hub {
+    /// The converter's request for `request`: the hub's source, platform default,
+    /// registries and credentials.
+    fn image_request(&self, request: &ConvertRequest) -> Result<ImageRequest> {
+        let images = &self.config.images;
+        let credentials = match &request.credentials {
+            Some(c) => Some(c.clone()),
+            None => {
+                let registry = converter::registry_of(&request.image)?;
+                images
+                    .credentials
+                    .get(&registry)
+                    .map(|c| c.load())
+                    .transpose()?
+            }
+        };
+        let platform = match &request.platform {
+            Some(p) => p.clone(),
+            None => images
+                .default_platform
+                .parse()
+                .map_err(|e| Error::Config(format!("images.default-platform: {e}")))?,
+        };
+        Ok(ImageRequest {
+            image: request.image.clone(),
+            platform: Some(platform),
+            credentials,
+            source: match images.source {
+                ImageSourceConfig::Registry => ImageSource::Registry,
+                ImageSourceConfig::Daemon => ImageSource::Daemon {
+                    pull: images.daemon_pull,
+                },
+            },
+            insecure_registries: images.insecure_registries.clone(),
+            startup_toml: images.startup_toml,
+            timeout: images.registry_timeout,
+            spool: self.namespace.blobs().staging_dir().to_owned(),
+        })
+    }
+
+    /// Runs conversion job `job` for `caller`: waits for a turn, finds the image, converts
+    /// it (or follows the job already converting it) and publishes the flist.
+    pub async fn convert_image(
+        &self,
+        caller: &Caller,
+        request: ConvertRequest,
+        job: &Job,
+    ) -> Result<Converted> {
+        let started = Instant::now();
+        let image_request = self.image_request(&request)?;
+        job.phase(10, format!("Pulling docker image: {}", request.image))
+            .await;
+        // A daemon export is the heavy part: it waits for its turn.
+        let permit = match image_request.source {
+            ImageSource::Daemon { .. } => Some(self.turn(job).await?),
+            ImageSource::Registry => None,
+        };
+        let opened = self
+            .until_cancelled(job, converter::open_image(&image_request))
+            .await??;
+        let key = format!(
+            "{} {} {}",
+            opened.digest,
+            opened
+                .platform
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            image_request.startup_toml
+        );
+        let (running, leader) = {
+            let mut all = self.conversions.lock();
+            match all.get(&key) {
+                Some(running) => (Arc::clone(running), false),
+                None => {
+                    let running = Arc::new(Running {
+                        progress: Arc::new(Progress::default()),
+                        stop: CancellationToken::new(),
+                        queued: true.into(),
+                        wanted: AtomicUsize::new(0),
+                        outcome: watch::channel(None).0,
+                    });
+                    all.insert(key.clone(), Arc::clone(&running));
+                    (running, true)
+                }
+            }
+        };
+        let interest = Interest::new(&running);
+        if leader {
+            self.spawn_conversion(key, opened, permit, Arc::clone(&running))?;
+        }
+        let built = self.follow(job, &interest).await?;
+        let published = self.publish_copy(caller, &request.name, &built).await?;
+        Ok(Converted {
+            published,
+            reference: built.reference.clone(),
+            digest: built.digest.clone(),
+            platform: built.platform.clone(),
+            warnings: built.warnings.clone(),
+            seconds: started.elapsed().as_secs_f64(),
+            shared: !leader,
+        })
+    }
+
+    /// Waits for a turn to convert, unless the job is cancelled first.
+    async fn turn(&self, job: &Job) -> Result<OwnedSemaphorePermit> {
+        if let Some(permit) = self.limits.try_conversion_permit() {
+            return Ok(permit);
+        }
+        job.phase(10, "Waiting for a free converter".into()).await;
+        self.until_cancelled(job, self.limits.conversion_permit())
+            .await?
+    }
+
+    /// Converts `opened` in the background (after waiting for a turn, unless it has one)
+    /// and tells the outcome to the jobs that follow `running`.
+    fn spawn_conversion(
+        &self,
+        key: String,
+        opened: converter::OpenedImage,
+        permit: Option<OwnedSemaphorePermit>,
+        running: Arc<Running>,
+    ) -> Result<()> {
+        let staging = self.namespace.blobs().new_staging_file("image-")?;
+        let cancel = Cancel::default();
+        let options = self.pack_options(cancel.clone());
+        let store = Arc::clone(&self.store);
+        let shutdown = self.shutdown.clone();
+        let all = Arc::clone(&self.conversions.running);
+        let limits = Arc::clone(&self.limits);
+        self.tasks.spawn(async move {
+            let stop = running.stop.clone();
+            let result = async {
+                let _permit = match permit {
+                    Some(permit) => permit,
+                    None => tokio::select! {
+                        permit = limits.conversion_permit() => permit?,
+                        _ = stop.cancelled() => return Err(cancelled()),
+                        _ = shutdown.cancelled() => return Err(Error::Unavailable("the hub is stopping".into())),
+                    },
+                };
+                running.queued.store(false, Ordering::Release);
+                let pack = opened.pack(
+                    staging.to_path_buf(),
+                    store,
+                    options,
+                    Arc::clone(&running.progress),
+                );
+                tokio::pin!(pack);
+                let summary = tokio::select! {
+                    result = &mut pack => result,
+                    _ = async { tokio::select! { _ = stop.cancelled() => {}, _ = shutdown.cancelled() => {} } } => {
+                        cancel.cancel();
+                        (&mut pack).await
+                    }
+                }?;
+                Ok(Arc::new(Built {
+                    file: staging,
+                    stats: Stats::from(summary.pack.totals),
+                    reference: summary.reference,
+                    digest: summary.digest,
+                    platform: summary.platform.map(|p| p.to_string()),
+                    warnings: summary.warnings,
+                }))
+            }
+            .await;
+            // Forgotten before the outcome is told: a request from now on converts anew.
+            all.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+            running.outcome.send_replace(Some(result.map_err(Arc::new)));
+        });
+        Ok(())
+    }
+
+    /// Waits for the outcome of the conversion `interest` names, reporting its progress
+    /// on `job`; gives up when the job is cancelled (and, with the last interest, the
+    /// conversion stops).
+    async fn follow(&self, job: &Job, interest: &Interest) -> Result<Arc<Built>> {
+        let running = &interest.0;
+        let mut outcome = running.outcome.subscribe();
+        let mut ticker = tokio::time::interval(PROGRESS_EVERY);
+        loop {
+            if let Some(outcome) = outcome.borrow_and_update().clone() {
+                return outcome.map_err(Error::Shared);
+            }
+            tokio::select! {
+                changed = outcome.changed() => {
+                    if changed.is_err() {
+                        return Err(Error::Internal("a conversion ended without an outcome".into()));
+                    }
+                }
+                _ = ticker.tick() => report(job, running),
+                _ = job.cancelled().cancelled() => return Err(cancelled()),
+            }
+        }
+    }
+
+    /// Publishes a copy of a built flist as `name` in the caller's repository.
+    async fn publish_copy(&self, caller: &Caller, name: &str, built: &Built) -> Result<Published> {
+        let staging = self.namespace.blobs().new_staging_file("image-")?;
+        let (from, to) = (built.file.to_path_buf(), staging.to_path_buf());
+        tokio::task::spawn_blocking(move || std::fs::copy(&from, &to))
+            .await?
+            .map_err(|e| Error::io(staging.display(), e))?;
+        self.publish_file(caller, name, staging, built.stats).await
+    }
+
+    /// Runs `work` unless job `job` is cancelled first.
+    async fn until_cancelled<T>(&self, job: &Job, work: impl Future<Output = T>) -> Result<T> {
+        tokio::select! {
+            done = work => Ok(done),
+            _ = job.cancelled().cancelled() => Err(cancelled()),
+        }
+    }
+}
+
+fn cancelled() -> Error {
+    Error::Cancelled("cancelled by its owner".into())
+}
+
+/// Sets a job's progress from the conversion's counters, in 0-hub's words: the layers
+/// read take it from 10 to 95 (100 is for "Image ready !").
+fn report(job: &Job, running: &Running) {
+    if running.queued.load(Ordering::Acquire) {
+        job.progress(10, "Waiting for a free converter".into());
+        return;
+    }
+    let progress = &running.progress;
+    let read = Progress::get(&progress.input_bytes);
+    let total = Progress::get(&progress.input_total);
+    let layers = Progress::get(&progress.layers);
+    if layers == 0 {
+        return;
+    }
+    let mb = |bytes: u64| bytes as f64 / 1e6;
+    let percent = 10 + (read.saturating_mul(85) / total.max(1)).min(85) as u8;
+    job.progress(
+        percent,
+        format!(
+            "Extracting layer {} / {layers} [{:.1} MB / {:.1} MB]",
+            Progress::get(&progress.layer),
+            mb(read),
+            mb(total)
+        ),
+    );
+}

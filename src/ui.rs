@@ -51,6 +51,40 @@ impl Ui {
         Tracker { bar, ticker }
     }
 
+    /// A bar for an image conversion: a spinner while the image is found, then the bytes
+    /// of the layers pulled (and chunked as they come) and which layer is read.
+    pub fn track_image(&self, progress: &Arc<Progress>, image: &str) -> Tracker {
+        let bar = if self.quiet {
+            ProgressBar::hidden()
+        } else {
+            ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())
+                .with_style(style("{spinner} {msg} {elapsed}"))
+                .with_message(format!("finding {image}"))
+        };
+        let (bar2, progress) = (bar.clone(), Arc::clone(progress));
+        let ticker = tokio::spawn(async move {
+            loop {
+                let total = Progress::get(&progress.input_total);
+                if total > 0 && bar2.length() != Some(total) {
+                    bar2.set_length(total);
+                    bar2.set_style(style(
+                        "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+                    ));
+                }
+                let layers = Progress::get(&progress.layers);
+                if layers > 0 {
+                    bar2.set_message(format!(
+                        "pulling and chunking layer {}/{layers}",
+                        Progress::get(&progress.layer)
+                    ));
+                }
+                bar2.set_position(Progress::get(&progress.input_bytes));
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+        Tracker { bar, ticker }
+    }
+
     /// Prints a summary line to stderr unless quiet.
     pub fn say(&self, line: impl AsRef<str>) {
         if !self.quiet {

@@ -470,3 +470,48 @@ fn limits_shared_conversions_cancellation_timeouts_and_restarts() {
         "succeeded"
     );
 }
+
+#[test]
+fn push_image_converts_here_and_uploads_only_the_missing_chunks() {
+    let Some(registry) = RegistryServer::start() else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    push_image(
+        &registry,
+        w,
+        "test/pushed:v1",
+        &[("data", noise(3 << 20, 21)), ("hello", b"hi\n".to_vec())],
+    );
+    let hub = HubServer::start("");
+    let token = hub.token("alice", &[]);
+    let image = format!("{}/test/pushed:v1", registry.host());
+    let push = || {
+        json(&ok(flisthub(
+            w,
+            args![
+                "push", "--image", image, "--hub", hub.url, "--token", token, "--json"
+            ],
+        )))
+    };
+    let first = push();
+    let name = format!("{}-test-pushed-v1.flist", registry.host().replace(':', "-"));
+    assert_eq!(first["name"], name.as_str(), "{first}");
+    assert!(first["uploaded"].as_u64().unwrap() > 1, "{first}");
+    let again = push();
+    assert_eq!(again["uploaded"], 0, "{again}");
+    assert_eq!(again["md5"], first["md5"]);
+    let url = format!("{}/alice/{name}", hub.url);
+    let hello = ok(flisthub(w, args!["cat", url, "hello"]));
+    assert_eq!(hello.stdout, b"hi\n");
+
+    // A source and an image at once, or neither, is a usage error.
+    let both = fails(flisthub(
+        w,
+        args![
+            "push", w, "--image", image, "--hub", hub.url, "--token", token
+        ],
+    ));
+    assert!(both.contains("cannot be used with"), "{both}");
+}

@@ -46,7 +46,7 @@ pub struct SourceArgs {
     username: Option<String>,
     /// Read the registry password from the first line of stdin.
     #[arg(long, requires = "username")]
-    password_stdin: bool,
+    pub password_stdin: bool,
     /// A registry (host[:port]) to reach over plain HTTP (loopback ones always are).
     /// Repeatable.
     #[arg(long, value_name = "HOST[:PORT]")]
@@ -113,7 +113,11 @@ pub async fn run(
         .output
         .clone()
         .unwrap_or_else(|| PathBuf::from(converter::flist_name(&args.image)));
-    let summary = convert(request, output.clone(), store, cancel, ui).await?;
+    let options = PackOptions {
+        cancel,
+        ..PackOptions::default()
+    };
+    let summary = convert(request, output.clone(), store, options, ui).await?;
     if args.json {
         let report = serde_json::json!({
             "flist": output.display().to_string(),
@@ -154,16 +158,12 @@ pub async fn convert(
     request: ImageRequest,
     output: PathBuf,
     store: Arc<dyn chunkstore::ChunkStore>,
-    cancel: converter::Cancel,
+    options: PackOptions,
     ui: &Ui,
 ) -> Result<converter::ImageSummary> {
     let progress = Arc::new(Progress::default());
-    let options = PackOptions {
-        cancel,
-        ..PackOptions::default()
-    };
     let summary = {
-        let _bar = ui.track(&progress, |p| &p.input_bytes, None, "pulling and packing");
+        let _bar = ui.track_image(&progress, &request.image);
         converter::pack_image(request, output, store, options, Arc::clone(&progress)).await?
     };
     for warning in &summary.warnings {

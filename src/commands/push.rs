@@ -1,5 +1,6 @@
-//! `flisthub push SOURCE --name NAME`: builds the flist here, uploads only the chunks the
-//! hub lacks (asked in batches, several uploads in flight), then publishes the flist with
+//! `flisthub push SOURCE --name NAME` (or `push --image IMAGE`): builds the flist here,
+//! from a tree, an archive or a container image, uploads only the chunks the hub lacks
+//! (asked in batches, several uploads in flight), then publishes the flist with
 //! `upload-flist`. Run again after an interruption, it sends only what is still missing.
 
 use std::path::PathBuf;
@@ -10,15 +11,23 @@ use converter::{PackOptions, PackSummary};
 use serde::Serialize;
 
 use crate::client::{HubArgs, HubClient, Published};
+use crate::commands::convert::SourceArgs;
 use crate::ui::{self, Ui};
 
 #[derive(clap::Args)]
 pub struct Args {
     /// A directory, a tar archive (plain, .gz or .zst), or `-` for a tar stream on stdin.
-    source: PathBuf,
-    /// The flist's name on the hub (`.flist` is added if missing).
+    #[arg(required_unless_present = "image", conflicts_with = "image")]
+    source: Option<PathBuf>,
+    /// A container image to convert here and push, as Docker names it (see `convert`).
     #[arg(long)]
-    name: String,
+    image: Option<String>,
+    #[command(flatten)]
+    image_source: SourceArgs,
+    /// The flist's name on the hub (`.flist` is added if missing). Default for an image:
+    /// the name 0-hub gives it.
+    #[arg(long, required_unless_present = "image")]
+    name: Option<String>,
     #[command(flatten)]
     hub: HubArgs,
     /// zstd level for new chunks (1-22).
@@ -30,18 +39,25 @@ pub struct Args {
 }
 
 pub async fn run(args: Args, ui: &Ui, cancel: converter::Cancel) -> Result<()> {
-    if args.source.as_os_str() == "-" && args.hub.token.as_deref() == Some("-") {
-        anyhow::bail!("stdin cannot carry both the tar stream and the token");
+    let stdin_source = args.source.as_ref().is_some_and(|s| s.as_os_str() == "-")
+        || args.image_source.password_stdin;
+    if stdin_source && args.hub.token.as_deref() == Some("-") {
+        anyhow::bail!("stdin cannot carry both the token and the tar stream or password");
     }
+    // Read before anything is sent: a wrong password fails here, not after the push.
+    let image = match &args.image {
+        Some(image) => Some(args.image_source.request(image)?),
+        None => None,
+    };
     let client = HubClient::new(&args.hub)?;
     let repository = client.whoami().await?;
     let api = client.chunk_api().await?;
     let store = Arc::new(client.chunk_store()?.with_routes(api.routes));
     ui.say(format!("pushing to {} as {repository}", client.url));
-    let name = if args.name.ends_with(".flist") {
-        args.name.clone()
-    } else {
-        format!("{}.flist", args.name)
+    let name = match (&args.name, &args.image) {
+        (Some(name), _) if name.ends_with(".flist") => name.clone(),
+        (Some(name), _) => format!("{name}.flist"),
+        (None, image) => converter::flist_name(image.as_deref().unwrap_or_default()),
     };
     let staging = tempfile::Builder::new()
         .prefix("flisthub-push-")
@@ -53,9 +69,19 @@ pub async fn run(args: Args, ui: &Ui, cancel: converter::Cancel) -> Result<()> {
         cancel,
         ..PackOptions::default()
     };
-    let summary =
-        crate::commands::pack::pack_source(&args.source, staging.to_path_buf(), store, options, ui)
-            .await?;
+    let summary = match (image, &args.source) {
+        (Some(request), _) => {
+            let out = staging.to_path_buf();
+            crate::commands::convert::convert(request, out, store, options, ui)
+                .await?
+                .pack
+        }
+        (None, Some(source)) => {
+            let out = staging.to_path_buf();
+            crate::commands::pack::pack_source(source, out, store, options, ui).await?
+        }
+        (None, None) => anyhow::bail!("nothing to push: give a SOURCE or --image"),
+    };
     let published = client.upload_flist(&staging, &name).await?;
     let report = Report::new(&summary, &published, &repository);
     if args.json {

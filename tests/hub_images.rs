@@ -233,6 +233,22 @@ fn the_docker_route_as_0_hub_clients_call_it_and_the_job_it_leaves() {
         400,
         "not a platform",
     );
+    // A layer whose bytes are not those its digest names: 502, nothing published.
+    push_image(
+        &registry,
+        work.path(),
+        "test/damaged:v1",
+        &[("x", b"x\n".to_vec())],
+    );
+    let manifest: Value = serde_json::from_slice(&registry.manifest("test/damaged:v1")).unwrap();
+    let layer = manifest["layers"][0]["digest"].as_str().unwrap();
+    let other = tar::Builder::new(Vec::new()).into_inner().unwrap();
+    std::fs::write(registry.blob_path(layer), gzip(&other)).unwrap();
+    refuse(
+        &[("image", &format!("{}/test/damaged:v1", registry.host()))],
+        502,
+        layer,
+    );
     assert_eq!(my_flists(&hub, &token), before);
     let anonymous = client()
         .post(format!("{}/api/flist/me/docker", hub.url))
@@ -279,6 +295,18 @@ fn private_registries_with_credentials_from_the_request_or_the_config() {
 
     let hub = HubServer::start("");
     let token = hub.token("alice", &[]);
+    let (status, body) = body_json(
+        hub.with(Method::POST, "/api/flist/me/docker", &token)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(urlencoded(&[("image", image.as_str())]))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("credentials"),
+        "{body}"
+    );
     let (status, body) = convert(&hub, &token, json!({"image": image}));
     assert_eq!(status, 202, "{body}");
     let failed = wait_job(&hub, body["id"].as_str().unwrap());

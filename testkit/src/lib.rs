@@ -23,7 +23,9 @@ pub use registry::{OciLayout, RegistryServer};
 pub use zdb::ZdbPeer;
 
 use std::net::{Ipv4Addr, TcpListener};
-use std::process::Command;
+use std::process::{Child, Command};
+
+use rustix::process::{Pid, Signal, kill_process};
 
 /// Whether `program` is installed; if not, prints why the calling test is skipped.
 pub fn need(program: &str) -> bool {
@@ -50,5 +52,13 @@ pub fn free_port(bus: bool) -> u16 {
         if port < 55_000 && TcpListener::bind((Ipv4Addr::LOCALHOST, port + 10_000)).is_ok() {
             return port;
         }
+    }
+}
+
+/// Sends `signal` to a child process that is still running (SIGSTOP freezes a server with
+/// its connections open; SIGCONT lets it go on).
+fn signal(child: Option<&Child>, signal: Signal) {
+    if let Some(pid) = child.and_then(|c| Pid::from_raw(c.id() as i32)) {
+        let _ = kill_process(pid, signal);
     }
 }

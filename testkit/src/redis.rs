@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rustix::process::{Pid, Signal, kill_process};
+use rustix::process::Signal;
 
 use crate::free_port;
 
@@ -166,12 +166,6 @@ impl RedisServer {
         self.tls.as_deref()
     }
 
-    fn pid(&self) -> Option<Pid> {
-        self.child
-            .as_ref()
-            .and_then(|c| Pid::from_raw(c.id() as i32))
-    }
-
     /// Kills the server (SIGKILL): connections are reset, the port refuses connections.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -182,16 +176,12 @@ impl RedisServer {
 
     /// Freezes the server (SIGSTOP): connections stay open, nothing is answered.
     pub fn pause(&self) {
-        if let Some(pid) = self.pid() {
-            let _ = kill_process(pid, Signal::STOP);
-        }
+        crate::signal(self.child.as_ref(), Signal::STOP);
     }
 
     /// Lets a paused server go on (SIGCONT).
     pub fn resume(&self) {
-        if let Some(pid) = self.pid() {
-            let _ = kill_process(pid, Signal::CONT);
-        }
+        crate::signal(self.child.as_ref(), Signal::CONT);
     }
 
     /// Replaces the server by an empty one on the same port (a disk swapped, a node

@@ -3,7 +3,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use rustix::process::{Pid, Signal, kill_process};
+use rustix::process::Signal;
 
 use crate::free_port;
 
@@ -141,25 +141,15 @@ impl RegistryServer {
             .join("data")
     }
 
-    fn pid(&self) -> Option<Pid> {
-        self.child
-            .as_ref()
-            .and_then(|c| Pid::from_raw(c.id() as i32))
-    }
-
     /// Freezes the registry (SIGSTOP): connections are accepted by the kernel, nothing is
     /// answered.
     pub fn pause(&self) {
-        if let Some(pid) = self.pid() {
-            let _ = kill_process(pid, Signal::STOP);
-        }
+        crate::signal(self.child.as_ref(), Signal::STOP);
     }
 
     /// Lets a paused registry go on (SIGCONT).
     pub fn resume(&self) {
-        if let Some(pid) = self.pid() {
-            let _ = kill_process(pid, Signal::CONT);
-        }
+        crate::signal(self.child.as_ref(), Signal::CONT);
     }
 
     /// Kills the registry: the port refuses connections.

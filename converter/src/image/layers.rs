@@ -62,13 +62,14 @@ pub(crate) fn merge(
             |entry, content| state.entry(packer, &mut layer, entry, content),
         )
         .map_err(|e| match e {
-            Error::Input(why) => Error::Input(format!("layer {} of {count}: {why}", index + 1)),
+            // What the registry or daemon sent cannot be read as a layer (a stream cut
+            // short, bytes that do not match the digest, not a tar): the image's fault.
+            Error::Input(why) => invalid(index, count, why),
             other => other,
         })?;
         // The rest of the blob (tar padding, compressed trailers) is read too: a registry
         // layer's digest is checked when its last byte has been read.
-        std::io::copy(&mut input, &mut std::io::sink())
-            .map_err(|e| Error::Input(format!("layer {} of {count}: {e}", index + 1)))?;
+        std::io::copy(&mut input, &mut std::io::sink()).map_err(|e| invalid(index, count, e))?;
         state.end_layer(layer);
     }
     for file in extra {
@@ -89,6 +90,13 @@ pub(crate) fn merge(
         }
     }
     Ok(warnings)
+}
+
+fn invalid(index: usize, count: usize, why: impl std::fmt::Display) -> Error {
+    Error::image(
+        crate::ImageFailure::Invalid,
+        format!("layer {} of {count}: {why}", index + 1),
+    )
 }
 
 /// What the layers above the current one decided.

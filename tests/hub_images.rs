@@ -263,19 +263,15 @@ fn the_docker_route_as_0_hub_clients_call_it_and_the_job_it_leaves() {
             .send()
             .unwrap(),
     );
-    let failed = jobs
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|j| j["state"] == "failed")
-        .expect("a failed job");
+    let says = |j: &&Value, what: &str| {
+        j["state"] == "failed" && j["error"].as_str().unwrap_or_default().contains(what)
+    };
+    let jobs = jobs.as_array().unwrap();
     assert!(
-        failed["error"]
-            .as_str()
-            .unwrap()
-            .contains("no such image or tag"),
-        "{failed}"
+        jobs.iter().any(|j| says(&j, "no such image or tag")),
+        "{jobs:?}"
     );
+    assert!(jobs.iter().any(|j| says(&j, "Invalid digest")), "{jobs:?}");
 }
 
 #[test]
@@ -364,7 +360,7 @@ fn private_registries_with_credentials_from_the_request_or_the_config() {
     let password = work.path().join("password");
     std::fs::write(&password, "registry-secret-9\n").unwrap();
     let configured = HubServer::start(&format!(
-        "[images.credentials.\"{}\"]\nusername = \"puller\"\npassword-file = \"{}\"\n",
+        "[images]\nallowed-registries = [\"{0}\"]\n[images.credentials.\"{0}\"]\nusername = \"puller\"\npassword-file = \"{1}\"\n",
         registry.host(),
         password.display()
     ));
@@ -378,6 +374,20 @@ fn private_registries_with_credentials_from_the_request_or_the_config() {
             .unwrap(),
     );
     assert_eq!(status, 200, "{body}");
+    // Only the registries the configuration allows.
+    let (status, body) = convert(
+        &configured,
+        &token,
+        json!({"image": "elsewhere.example:5000/app:1"}),
+    );
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("allowed-registries"),
+        "{body}"
+    );
 }
 
 #[test]

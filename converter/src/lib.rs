@@ -34,7 +34,7 @@ pub use error::{Error, Result};
 pub use extract::{ExtractOptions, ExtractSummary};
 pub use image::{
     Credentials, ImageConfig, ImageFailure, ImageRequest, ImageSource, ImageSummary, OpenedImage,
-    Platform, flist_name, open_image, pack_image, registry_of,
+    Platform, flist_name, open_image, pack_image, registry_of, repository_of,
 };
 pub use pack::{LateMetadata, Limits, PackOptions, PackSummary, README_LIMIT};
 pub use progress::Progress;

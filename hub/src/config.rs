@@ -203,6 +203,8 @@ pub struct ImagesConfig {
     pub startup_toml: bool,
     /// Registries (`host[:port]`) reached over plain HTTP.
     pub insecure_registries: Vec<String>,
+    /// The only registries images are converted from; empty: any.
+    pub allowed_registries: Vec<String>,
     /// How long a registry may take to answer one request.
     #[serde(deserialize_with = "duration")]
     pub registry_timeout: Duration,

@@ -79,12 +79,35 @@ pub struct Converted {
 /// The conversions running, by image digest, platform and options.
 #[derive(Default)]
 pub struct Conversions {
-    running: Arc<Mutex<HashMap<String, Arc<Running>>>>,
+    running: Map,
 }
 
 impl Conversions {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Running>>> {
-        self.running.lock().unwrap_or_else(|p| p.into_inner())
+    /// The conversion of `key` to follow, and whether it is new (this job leads it): one
+    /// queued or running that nobody cancelled, else a new one.
+    fn join(&self, key: &str) -> (Interest, bool) {
+        let mut map = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        let (running, leader) = match map.get(key) {
+            Some(running) if !running.stop.is_cancelled() => (Arc::clone(running), false),
+            _ => {
+                let running = Arc::new(Running {
+                    progress: Arc::new(Progress::default()),
+                    stop: CancellationToken::new(),
+                    queued: true.into(),
+                    wanted: AtomicUsize::new(0),
+                    outcome: watch::channel(None).0,
+                });
+                map.insert(key.to_owned(), Arc::clone(&running));
+                (running, true)
+            }
+        };
+        running.wanted.fetch_add(1, Ordering::AcqRel);
+        let interest = Interest {
+            running,
+            map: Arc::clone(&self.running),
+            key: key.to_owned(),
+        };
+        (interest, leader)
     }
 }
 
@@ -112,39 +135,88 @@ struct Built {
     warnings: Vec<String>,
 }
 
-/// A job's interest in a conversion; dropped by the last job, it cancels the conversion.
-struct Interest(Arc<Running>);
+type Map = Arc<Mutex<HashMap<String, Arc<Running>>>>;
 
-impl Interest {
-    fn new(running: &Arc<Running>) -> Interest {
-        running.wanted.fetch_add(1, Ordering::AcqRel);
-        Interest(Arc::clone(running))
+/// Removes `running` from the map, if it is still the one under `key`.
+fn forget(map: &mut HashMap<String, Arc<Running>>, key: &str, running: &Arc<Running>) {
+    if map.get(key).is_some_and(|r| Arc::ptr_eq(r, running)) {
+        map.remove(key);
     }
+}
+
+/// A job's interest in a conversion; dropped by the last job, it cancels the conversion
+/// and takes it out of the map, so that no later job joins a conversion that is stopping.
+/// Counted under the map's lock.
+struct Interest {
+    running: Arc<Running>,
+    map: Map,
+    key: String,
 }
 
 impl Drop for Interest {
     fn drop(&mut self) {
-        if self.0.wanted.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.0.stop.cancel();
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if self.running.wanted.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.running.stop.cancel();
+            forget(&mut map, &self.key, &self.running);
         }
     }
 }
 
+/// Held by a conversion's task: however it ends (even by a panic), it leaves the map, and
+/// the jobs that follow it hear an outcome.
+struct Finish {
+    running: Arc<Running>,
+    map: Map,
+    key: String,
+}
+
+impl Drop for Finish {
+    fn drop(&mut self) {
+        forget(
+            &mut self.map.lock().unwrap_or_else(|p| p.into_inner()),
+            &self.key,
+            &self.running,
+        );
+        self.running.outcome.send_if_modified(|outcome| {
+            if outcome.is_some() {
+                return false;
+            }
+            *outcome = Some(Err(Arc::new(Error::Internal(
+                "the conversion stopped without an outcome".into(),
+            ))));
+            true
+        });
+    }
+}
+
 impl Hub {
+    /// The registry of `image`, refused when the reference cannot be parsed or the
+    /// registry is not one of `images.allowed-registries`.
+    pub fn image_registry(&self, image: &str) -> Result<String> {
+        let registry = converter::registry_of(image)?;
+        let allowed = &self.config.images.allowed_registries;
+        if !allowed.is_empty() && !allowed.contains(&registry) {
+            return Err(Error::Forbidden(format!(
+                "images from {} are not converted here (images.allowed-registries)",
+                crate::names::quote(&registry)
+            )));
+        }
+        Ok(registry)
+    }
+
     /// The converter's request for `request`: the hub's source, platform default,
     /// registries and credentials.
     fn image_request(&self, request: &ConvertRequest) -> Result<ImageRequest> {
         let images = &self.config.images;
+        let registry = self.image_registry(&request.image)?;
         let credentials = match &request.credentials {
             Some(c) => Some(c.clone()),
-            None => {
-                let registry = converter::registry_of(&request.image)?;
-                images
-                    .credentials
-                    .get(&registry)
-                    .map(|c| c.load())
-                    .transpose()?
-            }
+            None => images
+                .credentials
+                .get(&registry)
+                .map(|c| c.load())
+                .transpose()?,
         };
         let platform = match &request.platform {
             Some(p) => p.clone(),
@@ -190,8 +262,11 @@ impl Hub {
         let opened = self
             .until_cancelled(job, converter::open_image(&image_request))
             .await??;
+        // The same content from the same repository (a registry serving another's digest
+        // must not stall or fail conversions from the real one), for the same platform.
         let key = format!(
-            "{} {} {}",
+            "{} {} {} {}",
+            converter::repository_of(&request.image)?,
             opened.digest,
             opened
                 .platform
@@ -200,28 +275,20 @@ impl Hub {
                 .unwrap_or_default(),
             image_request.startup_toml
         );
-        let (running, leader) = {
-            let mut all = self.conversions.lock();
-            match all.get(&key) {
-                Some(running) => (Arc::clone(running), false),
-                None => {
-                    let running = Arc::new(Running {
-                        progress: Arc::new(Progress::default()),
-                        stop: CancellationToken::new(),
-                        queued: true.into(),
-                        wanted: AtomicUsize::new(0),
-                        outcome: watch::channel(None).0,
-                    });
-                    all.insert(key.clone(), Arc::clone(&running));
-                    (running, true)
-                }
-            }
-        };
-        let interest = Interest::new(&running);
+        // Made before joining: nothing can fail between becoming the leader and starting.
+        let staging = self.namespace.blobs().new_staging_file("image-")?;
+        let (interest, leader) = self.conversions.join(&key);
         if leader {
-            self.spawn_conversion(key, opened, permit, Arc::clone(&running))?;
+            self.spawn_conversion(&interest, opened, permit, staging);
+        } else {
+            // A follower neither converts nor holds a turn.
+            drop((opened, permit, staging));
         }
         let built = self.follow(job, &interest).await?;
+        // Cancelled while the flist was being built for others: not published.
+        if job.cancelled().is_cancelled() {
+            return Err(cancelled());
+        }
         let published = self.publish_copy(caller, &request.name, &built).await?;
         Ok(Converted {
             published,
@@ -248,18 +315,25 @@ impl Hub {
     /// and tells the outcome to the jobs that follow `running`.
     fn spawn_conversion(
         &self,
-        key: String,
+        interest: &Interest,
         opened: converter::OpenedImage,
         permit: Option<OwnedSemaphorePermit>,
-        running: Arc<Running>,
-    ) -> Result<()> {
-        let staging = self.namespace.blobs().new_staging_file("image-")?;
+        staging: TempPath,
+    ) {
         let cancel = Cancel::default();
-        let options = self.pack_options(cancel.clone());
+        let options = converter::PackOptions {
+            import_readme: true,
+            ..self.pack_options(cancel.clone())
+        };
         let store = Arc::clone(&self.store);
         let shutdown = self.shutdown.clone();
-        let all = Arc::clone(&self.conversions.running);
         let limits = Arc::clone(&self.limits);
+        let running = Arc::clone(&interest.running);
+        let finish = Finish {
+            running: Arc::clone(&running),
+            map: Arc::clone(&interest.map),
+            key: interest.key.clone(),
+        };
         self.tasks.spawn(async move {
             let stop = running.stop.clone();
             let result = async {
@@ -297,17 +371,21 @@ impl Hub {
             }
             .await;
             // Forgotten before the outcome is told: a request from now on converts anew.
-            all.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+            forget(
+                &mut finish.map.lock().unwrap_or_else(|p| p.into_inner()),
+                &finish.key,
+                &running,
+            );
             running.outcome.send_replace(Some(result.map_err(Arc::new)));
+            drop(finish);
         });
-        Ok(())
     }
 
     /// Waits for the outcome of the conversion `interest` names, reporting its progress
     /// on `job`; gives up when the job is cancelled (and, with the last interest, the
     /// conversion stops).
     async fn follow(&self, job: &Job, interest: &Interest) -> Result<Arc<Built>> {
-        let running = &interest.0;
+        let running = &interest.running;
         let mut outcome = running.outcome.subscribe();
         let mut ticker = tokio::time::interval(PROGRESS_EVERY);
         loop {
@@ -315,11 +393,9 @@ impl Hub {
                 return outcome.map_err(Error::Shared);
             }
             tokio::select! {
-                changed = outcome.changed() => {
-                    if changed.is_err() {
-                        return Err(Error::Internal("a conversion ended without an outcome".into()));
-                    }
-                }
+                // Never closed: the follower holds the sender (`Running`), and the
+                // conversion's `Finish` guard always sends an outcome.
+                _ = outcome.changed() => {}
                 _ = ticker.tick() => report(job, running),
                 _ = job.cancelled().cancelled() => return Err(cancelled()),
             }

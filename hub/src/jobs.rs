@@ -99,6 +99,8 @@ pub enum CancelRefused {
     NotFound,
     NotOwner,
     Finished(State),
+    /// Only image conversions stop when asked.
+    NotCancellable,
 }
 
 impl Jobs {
@@ -170,9 +172,14 @@ impl Jobs {
     /// Asks job `id` of `owner` to stop; it ends as `cancelled` soon after.
     pub async fn cancel(&self, id: &str, owner: &str) -> Result<(), CancelRefused> {
         if let Some(live) = self.lock().get(id) {
-            if live.tx.borrow().owner != owner {
+            let status = live.tx.borrow();
+            if status.owner != owner {
                 return Err(CancelRefused::NotOwner);
             }
+            if status.kind != "docker" {
+                return Err(CancelRefused::NotCancellable);
+            }
+            drop(status);
             live.cancel.cancel();
             return Ok(());
         }

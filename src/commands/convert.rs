@@ -57,6 +57,15 @@ pub struct SourceArgs {
 }
 
 impl SourceArgs {
+    /// Whether any of these options was given.
+    pub fn given(&self) -> bool {
+        self.platform.is_some()
+            || self.daemon
+            || self.username.is_some()
+            || !self.insecure_registry.is_empty()
+            || self.no_startup_toml
+    }
+
     pub fn request(&self, image: &str) -> Result<ImageRequest> {
         let credentials = match &self.username {
             None => None,

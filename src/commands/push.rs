@@ -44,6 +44,11 @@ pub async fn run(args: Args, ui: &Ui, cancel: converter::Cancel) -> Result<()> {
     if stdin_source && args.hub.token.as_deref() == Some("-") {
         anyhow::bail!("stdin cannot carry both the token and the tar stream or password");
     }
+    if args.image.is_none() && args.image_source.given() {
+        anyhow::bail!(
+            "--platform, --daemon, --username, --insecure-registry and --no-startup-toml go with --image"
+        );
+    }
     // Read before anything is sent: a wrong password fails here, not after the push.
     let image = match &args.image {
         Some(image) => Some(args.image_source.request(image)?),

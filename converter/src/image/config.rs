@@ -43,8 +43,12 @@ pub struct RunConfig {
 
 impl ImageConfig {
     pub(crate) fn parse(bytes: &[u8]) -> Result<ImageConfig> {
-        serde_json::from_slice(bytes)
-            .map_err(|e| Error::Input(format!("the image configuration is not valid: {e}")))
+        serde_json::from_slice(bytes).map_err(|e| {
+            Error::image(
+                super::ImageFailure::Invalid,
+                format!("the image configuration is not valid: {e}"),
+            )
+        })
     }
 
     /// The command the image runs: its entrypoint followed by its command, as a container

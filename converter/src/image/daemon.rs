@@ -94,8 +94,9 @@ impl DaemonImage {
             .tempdir_in(spool)
             .map_err(|e| Error::io(spool.display(), e))?;
         let mut stream = docker.export_image(image);
-        // The export is written to disk as it comes, on a blocking thread.
-        let (tx, rx) = std::sync::mpsc::sync_channel::<std::io::Result<bytes::Bytes>>(16);
+        // The export is written to disk as it comes, on a blocking thread; the channel
+        // waits asynchronously when the disk is slower than the daemon.
+        let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(16);
         let root = dir.path().to_owned();
         let writer = tokio::task::spawn_blocking(move || {
             unpack(
@@ -110,13 +111,15 @@ impl DaemonImage {
         while let Some(piece) = stream.next().await {
             match piece {
                 Ok(piece) => {
-                    if tx.send(Ok(piece)).is_err() {
+                    if tx.send(Ok(piece)).await.is_err() {
                         break; // the writer stopped: its error says why
                     }
                 }
                 Err(e) => {
                     failed = Some(daemon_error(image, e));
-                    let _ = tx.send(Err(std::io::Error::other("the export stopped")));
+                    let _ = tx
+                        .send(Err(std::io::Error::other("the export stopped")))
+                        .await;
                     break;
                 }
             }
@@ -231,17 +234,17 @@ impl Layers for DaemonImage {
 
 /// The export's pieces as a blocking reader.
 struct ChannelReader {
-    rx: std::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>>,
+    rx: tokio::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>>,
     current: bytes::Bytes,
 }
 
 impl Read for ChannelReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         while self.current.is_empty() {
-            match self.rx.recv() {
-                Ok(Ok(piece)) => self.current = piece,
-                Ok(Err(e)) => return Err(e),
-                Err(_) => return Ok(0),
+            match self.rx.blocking_recv() {
+                Some(Ok(piece)) => self.current = piece,
+                Some(Err(e)) => return Err(e),
+                None => return Ok(0),
             }
         }
         let n = buf.len().min(self.current.len());

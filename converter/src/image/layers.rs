@@ -59,7 +59,12 @@ pub(crate) fn merge(
         for_each_entry(
             &mut input,
             std::sync::Arc::clone(&progress),
-            |entry, content| state.entry(packer, &mut layer, entry, content),
+            |entry, content| {
+                // Every entry of every layer counts against the limits (and checks for
+                // cancellation), hidden ones and whiteouts too: they cost memory here.
+                packer.count_entry(&entry.path)?;
+                state.entry(packer, &mut layer, entry, content)
+            },
         )
         .map_err(|e| match e {
             // What the registry or daemon sent cannot be read as a layer (a stream cut
@@ -151,19 +156,14 @@ impl State {
         let TarEntry { path, kind, xattrs } = entry;
         let (dir, name) = split(&path);
         if name == OPAQUE {
-            self.drop_waiting(|t| is_below(t, dir), "hidden by a layer below the link");
             layer.opaque.insert(dir.to_vec());
             return Ok(());
         }
         if let Some(deleted) = name.strip_prefix(WHITEOUT) {
-            // Other `.wh..wh.` names are aufs bookkeeping, not files.
-            if !deleted.starts_with(WHITEOUT) {
-                let target = join(dir, deleted);
-                self.drop_waiting(
-                    |t| t == target.as_slice() || is_below(t, &target),
-                    "deleted by a layer below the link",
-                );
-                layer.whiteouts.insert(target);
+            // Other `.wh..wh.` names are aufs bookkeeping, not files; `.wh.` alone names
+            // nothing.
+            if !deleted.is_empty() && !deleted.starts_with(WHITEOUT) {
+                layer.whiteouts.insert(join(dir, deleted));
             }
             return Ok(());
         }
@@ -183,7 +183,6 @@ impl State {
             };
             self.add(packer, layer, &home, &node, &xattrs, content)?;
             for link in others {
-                packer.count_entry(link)?;
                 packer.add_hardlink(link, &home)?;
             }
             return Ok(());
@@ -215,7 +214,6 @@ impl State {
         xattrs: &[Xattr],
         content: &mut dyn Read,
     ) -> Result<()> {
-        packer.count_entry(path)?;
         if matches!(node.kind, NodeKind::Regular { .. }) {
             packer.add_file(path, node, xattrs, content)?;
         } else {
@@ -246,7 +244,6 @@ impl State {
         if layer.defined.get(&target) == Some(&false) {
             // The target is an earlier entry of this layer, added.
             for link in &links {
-                packer.count_entry(link)?;
                 packer.add_hardlink(link, &target)?;
             }
         } else if layer.skipped.contains(&target) {
@@ -287,6 +284,18 @@ impl State {
     }
 
     fn end_layer(&mut self, layer: Layer) {
+        // Links of upper layers still waiting for a target this layer deleted or hid name
+        // nothing below it. (Checked at the end: a layer lists its whiteouts before the
+        // entries it recreates, and those may be the targets.)
+        for dir in &layer.opaque {
+            self.drop_waiting(|t| is_below(t, dir), "hidden by a layer below the link");
+        }
+        for target in &layer.whiteouts {
+            self.drop_waiting(
+                |t| t == target.as_slice() || is_below(t, target),
+                "deleted by a layer below the link",
+            );
+        }
         for path in layer.defined.keys() {
             for dir in ancestors(path) {
                 if !self.implied.insert(dir.to_vec()) {

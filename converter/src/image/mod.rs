@@ -166,26 +166,43 @@ pub struct ImageSummary {
     pub warnings: Vec<String>,
 }
 
-/// The registry (`host[:port]`) of an image reference, as Docker resolves it: for picking
-/// credentials configured per registry.
+/// The registry (`host[:port]`) of an image reference, as Docker names it (`docker.io`
+/// for Docker Hub): for picking credentials configured per registry.
 pub fn registry_of(image: &str) -> Result<String> {
-    Ok(registry::parse_reference(image)?
-        .resolve_registry()
-        .to_owned())
+    Ok(registry::parse_reference(image)?.registry().to_owned())
 }
 
-/// The name 0-hub gives the flist of an image (reference section 6.2, step 6): the image as
-/// written, `:latest` added when it names no tag and no digest (0-hub also added it after
-/// a registry's port), `:`, `/` and `@` made `-`, then `.flist`.
-pub fn flist_name(image: &str) -> String {
+/// The registry and repository of an image reference (`docker.io/library/alpine`), without
+/// its tag or digest.
+pub fn repository_of(image: &str) -> Result<String> {
+    let reference = registry::parse_reference(image)?;
+    Ok(format!(
+        "{}/{}",
+        reference.registry(),
+        reference.repository()
+    ))
+}
+
+/// The image as written, with `:latest` when it names no tag and no digest (a registry's
+/// port is not a tag).
+fn with_default_tag(image: &str) -> String {
     let last = image.rsplit('/').next().unwrap_or(image);
-    let pinned = last.contains(':') || last.contains('@');
-    let full = if pinned {
+    if last.contains(':') || last.contains('@') {
         image.to_owned()
     } else {
         format!("{image}:latest")
-    };
-    format!("{}.flist", full.replace([':', '/', '@'], "-"))
+    }
+}
+
+/// The name 0-hub gives the flist of an image (reference section 6.2, step 6): the image
+/// with `:latest` added when it names no tag and no digest, `:` and `/` made `-`, then
+/// `.flist`. Two differences, on purpose: 0-hub took a registry's port for a tag (and added
+/// no `:latest` to `host:5000/app`), and left `@` of a digest in the name.
+pub fn flist_name(image: &str) -> String {
+    format!(
+        "{}.flist",
+        with_default_tag(image).replace([':', '/', '@'], "-")
+    )
 }
 
 /// An image found and checked, its layers not read yet: what [`open_image`] gives.
@@ -232,8 +249,9 @@ pub async fn open_image(request: &ImageRequest) -> Result<OpenedImage> {
             (Box::new(image), config, name, digest, platform, size)
         }
         ImageSource::Daemon { pull } => {
+            // Untagged, the daemon would pull and export every tag of the repository.
             let image = DaemonImage::export(
-                &request.image,
+                &with_default_tag(&request.image),
                 pull,
                 request.credentials.as_ref(),
                 &request.spool,

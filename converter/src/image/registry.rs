@@ -173,11 +173,29 @@ async fn read_config(
             ),
         ));
     }
-    let mut config = Vec::with_capacity(manifest.config.size as usize);
-    client
-        .pull_blob(reference, &manifest.config, &mut config)
+    // Streamed and capped: a registry may send more than it declared (the digest check
+    // comes only at the end).
+    let mut stream = client
+        .pull_blob_stream(reference, &manifest.config)
         .await
-        .map_err(|e| failure(reference, e))?;
+        .map_err(|e| failure(reference, e))?
+        .stream;
+    let mut config = Vec::with_capacity(manifest.config.size as usize);
+    while let Some(piece) = stream.next().await {
+        let piece = piece.map_err(|e| {
+            Error::image(
+                ImageFailure::Invalid,
+                format!("{}: the image configuration: {e}", reference.whole()),
+            )
+        })?;
+        if (config.len() + piece.len()) as u64 > CONFIG_LIMIT {
+            return Err(Error::image(
+                ImageFailure::Invalid,
+                format!("the image configuration is larger than {CONFIG_LIMIT} bytes"),
+            ));
+        }
+        config.extend_from_slice(&piece);
+    }
     Ok(config)
 }
 

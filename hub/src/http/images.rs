@@ -123,6 +123,11 @@ pub async fn cancel_job(
         Err(CancelRefused::NotOwner) => {
             return Err(Error::Forbidden("this job is another user's".into()));
         }
+        Err(CancelRefused::NotCancellable) => {
+            return Err(Error::Conflict(
+                "only image conversions can be cancelled".into(),
+            ));
+        }
         Err(CancelRefused::Finished(state)) => {
             return Err(Error::Conflict(format!(
                 "the job has already ended ({})",
@@ -160,8 +165,8 @@ fn convert_request(
             crate::names::quote(image)
         )));
     }
-    // Refused here, before a job exists, when it cannot be parsed.
-    converter::registry_of(image)?;
+    // Refused here, before a job exists.
+    hub.image_registry(image)?;
     let platform = platform
         .filter(|p| !p.is_empty())
         .map(str::parse::<Platform>)

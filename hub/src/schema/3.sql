@@ -22,6 +22,7 @@ CREATE TABLE job_new (
 
 INSERT INTO job_new (id, kind, owner, repository, name, state, created, started, finished, result, error)
     SELECT id, kind, owner, repository, name, state, created, started, finished, result, error FROM job;
+UPDATE job_new SET progress = 100 WHERE state = 'succeeded';
 DROP TABLE job;
 ALTER TABLE job_new RENAME TO job;
 CREATE INDEX job_by_finished ON job (finished) WHERE finished IS NOT NULL;

@@ -102,6 +102,8 @@ fn layered_image(dir: &Path) -> OciLayout {
             .dir("data/sub", 0o711)
             .file("data/sub/y", b"y\n")
             .hardlink("lib/c", "lib/b")
+            // Its target comes after the opaque marker of the layer below.
+            .hardlink("lib/n", "opq/new")
             // A directory only implied here: the entry below creates it.
             .file("srv/www/index.html", b"<html></html>\n")
             .bytes(),
@@ -492,4 +494,102 @@ fn credentials_unknown_images_dead_registries_and_damaged_layers() {
     let error = fails(attempt(&reference, creds, Some(b"s3cret-pass\n")));
     assert!(error.contains("does not answer"), "{error}");
     assert!(!out.exists());
+}
+
+/// A tag in the local Docker daemon, removed (`docker rmi`) when dropped, so that a failing
+/// test leaves no image behind.
+struct DaemonTag(String);
+
+impl Drop for DaemonTag {
+    fn drop(&mut self) {
+        let _ = Command::new("docker")
+            .args(["rmi", "--force", &self.0])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
+fn docker_daemon_answers() -> bool {
+    have("docker")
+        && Command::new("docker")
+            .arg("info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+}
+
+#[test]
+fn an_image_imported_into_the_docker_daemon_equals_its_tree() {
+    if !docker_daemon_answers() {
+        println!("SKIP: no Docker daemon");
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let src = w.join("src");
+    make_tree(&src);
+    // PAX keeps nanosecond mtimes and xattrs; GNU tar does not archive sockets.
+    let archive = w.join("src.tar");
+    std::fs::write(
+        &archive,
+        tar_of(&src, &["--format=posix", "--xattrs", "--xattrs-include=*"]),
+    )
+    .unwrap();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let tag = DaemonTag(format!(
+        "flisthub-test/import:{}-{nanos}",
+        std::process::id()
+    ));
+    run(Command::new("docker")
+        .arg("import")
+        .arg(&archive)
+        .arg(&tag.0));
+    let id = Command::new("docker")
+        .args(["image", "inspect", "--format", "{{.Id}}", &tag.0])
+        .output()
+        .unwrap();
+    assert!(
+        id.status.success(),
+        "{}",
+        String::from_utf8_lossy(&id.stderr)
+    );
+    let id = String::from_utf8(id.stdout).unwrap().trim().to_owned();
+
+    let store = format!("dir://{}", w.join("store").display());
+    let flist = w.join("imported.flist");
+    let report = convert(w, args![tag.0, "--daemon", "-o", flist, "--store", store]);
+    assert_eq!(report["digest"], id.as_str(), "{report}");
+    assert_eq!(report["image"], tag.0.as_str(), "{report}");
+    assert!(report["platform"].as_str().is_some(), "{report}");
+    let actual = w.join("extracted");
+    extract(w, &flist, &store, &actual);
+    // The daemon keeps an imported archive byte for byte (its layer is the archive as
+    // given: checked with Docker 20.10, whose `docker save` returns the identical tar), so
+    // every entry is compared, with its nanosecond mtime, owner, mode and xattrs. The root
+    // `./` is also in the archive, but `assert_same_tree` ignores the root's attributes
+    // anyway. Left out: the socket (GNU tar does not archive sockets) and the startup
+    // file flisthub adds.
+    assert_same_tree(&src, &actual, &|p: &Path| {
+        p == Path::new("socket") || p == Path::new(".startup.toml")
+    });
+
+    // An image the daemon does not have: a clear error, no flist.
+    let missing = w.join("missing.flist");
+    let absent = format!("{}-absent", tag.0);
+    let error = fails(flisthub(
+        w,
+        args![
+            "convert", absent, "--daemon", "-o", missing, "--store", store
+        ],
+    ));
+    assert!(
+        error.contains(&absent) && error.contains("no such image"),
+        "{error}"
+    );
+    assert!(!missing.exists());
 }

@@ -72,6 +72,9 @@ fn layered_image(dir: &Path) -> OciLayout {
             .file("etc/conf", b"setting=1\n")
             .dir("bin", 0o755)
             .file("bin/tool", &noise(1 << 20, 1))
+            .file("bin/perl", b"perl\n")
+            // Outlives its target, deleted above.
+            .hardlink("bin/perl5", "bin/perl")
             .file("old", b"deleted above\n")
             .file("to-link", b"replaced by a symlink above\n")
             .dir("opq", 0o755)
@@ -88,6 +91,7 @@ fn layered_image(dir: &Path) -> OciLayout {
     image.add_layer(
         &Layer::new()
             .file(".wh.old", b"")
+            .file("bin/.wh.perl", b"")
             .symlink("to-link", "etc/conf")
             .dir("opq", 0o750)
             .file("opq/.wh..wh..opq", b"")

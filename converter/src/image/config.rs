@@ -19,6 +19,8 @@ pub struct ImageConfig {
     #[serde(default)]
     pub os: Option<String>,
     #[serde(default)]
+    pub variant: Option<String>,
+    #[serde(default)]
     pub config: RunConfig,
 }
 

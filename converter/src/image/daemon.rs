@@ -97,15 +97,15 @@ impl DaemonImage {
         // The export is written to disk as it comes, on a blocking thread; the channel
         // waits asynchronously when the disk is slower than the daemon.
         let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(16);
-        let root = dir.path().to_owned();
+        // The writer owns the directory until it is done: if this conversion is dropped
+        // midway, the directory goes only once nothing writes into it any more.
         let writer = tokio::task::spawn_blocking(move || {
-            unpack(
-                ChannelReader {
-                    rx,
-                    current: bytes::Bytes::new(),
-                },
-                &root,
-            )
+            let reader = ChannelReader {
+                rx,
+                current: bytes::Bytes::new(),
+            };
+            let files = unpack(reader, dir.path());
+            (dir, files)
         });
         let mut failed = None;
         while let Some(piece) = stream.next().await {
@@ -125,7 +125,7 @@ impl DaemonImage {
             }
         }
         drop(tx);
-        let unpacked = writer.await.map_err(|e| Error::Worker(e.to_string()))?;
+        let (dir, unpacked) = writer.await.map_err(|e| Error::Worker(e.to_string()))?;
         if let Some(e) = failed {
             return Err(e);
         }

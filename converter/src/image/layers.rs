@@ -14,7 +14,9 @@
 //! same layer is linked at once; one in a lower layer is found going down: the first entry
 //! met at that path is the content the link names, and it is kept for the link even when an
 //! upper layer replaced it at its own path (the runtime's unpacking would keep that inode
-//! too). A link whose target never comes is dropped with a warning.
+//! too). A target of the link's own layer that an upper layer replaced was passed over
+//! before the link was met: that layer is read a second time for such targets alone. A link
+//! whose target never comes is dropped with a warning.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
@@ -54,27 +56,40 @@ pub(crate) fn merge(
     let mut state = State::default();
     for (position, index) in (0..count).rev().enumerate() {
         crate::Progress::set(&progress.layer, position as u64 + 1);
-        let mut input = layers.open(index)?;
         let mut layer = Layer::default();
-        for_each_entry(
-            &mut input,
-            std::sync::Arc::clone(&progress),
-            |entry, content| {
-                // Every entry of every layer counts against the limits (and checks for
-                // cancellation), hidden ones and whiteouts too: they cost memory here.
-                packer.count_entry(&entry.path)?;
-                state.entry(packer, &mut layer, entry, content)
-            },
-        )
-        .map_err(|e| match e {
-            // What the registry or daemon sent cannot be read as a layer (a stream cut
-            // short, bytes that do not match the digest, not a tar): the image's fault.
-            Error::Input(why) => invalid(index, count, why),
-            other => other,
+        read_layer(layers, index, &progress, |entry, content| {
+            // Every entry of every layer counts against the limits (and checks for
+            // cancellation), hidden ones and whiteouts too: they cost memory here.
+            packer.count_entry(&entry.path)?;
+            state.entry(packer, &mut layer, entry, content)
         })?;
-        // The rest of the blob (tar padding, compressed trailers) is read too: a registry
-        // layer's digest is checked when its last byte has been read.
-        std::io::copy(&mut input, &mut std::io::sink()).map_err(|e| invalid(index, count, e))?;
+        if !layer.relink.is_empty() {
+            // Hardlinks to files an upper layer replaced, whose content was passed over
+            // before the links showed it is still needed: the layer is read again for
+            // those files alone (rare: `rm /usr/bin/perl` above `perl5.36 -> perl`).
+            let mut relink = std::mem::take(&mut layer.relink);
+            read_layer(layers, index, &progress, |entry, content| {
+                if let EntryKind::Node(node) = &entry.kind
+                    && matches!(node.kind, NodeKind::Regular { .. })
+                    && let Some(links) = relink.remove(&entry.path)
+                {
+                    packer.add_file(&links[0], node, &entry.xattrs, content)?;
+                    for link in &links[1..] {
+                        packer.add_hardlink(link, &links[0])?;
+                    }
+                }
+                Ok(())
+            })?;
+            for (target, links) in relink {
+                for link in links {
+                    state.warnings.push(format!(
+                        "{}: a hardlink to {}, which its layer does not hold: left out",
+                        show(&link),
+                        show(&target)
+                    ));
+                }
+            }
+        }
         state.end_layer(layer);
     }
     for file in extra {
@@ -95,6 +110,27 @@ pub(crate) fn merge(
         }
     }
     Ok(warnings)
+}
+
+/// Reads layer `index` through, giving each entry to `each`.
+fn read_layer(
+    layers: &mut dyn Layers,
+    index: usize,
+    progress: &std::sync::Arc<crate::Progress>,
+    each: impl FnMut(TarEntry, &mut dyn Read) -> Result<()>,
+) -> Result<()> {
+    let count = layers.count();
+    let mut input = layers.open(index)?;
+    for_each_entry(&mut input, std::sync::Arc::clone(progress), each).map_err(|e| match e {
+        // What the registry or daemon sent cannot be read as a layer (a stream cut
+        // short, bytes that do not match the digest, not a tar): the image's fault.
+        Error::Input(why) => invalid(index, count, why),
+        other => other,
+    })?;
+    // The rest of the blob (tar padding, compressed trailers) is read too: a registry
+    // layer's digest is checked when its last byte has been read.
+    std::io::copy(&mut input, &mut std::io::sink()).map_err(|e| invalid(index, count, e))?;
+    Ok(())
 }
 
 fn invalid(index: usize, count: usize, why: impl std::fmt::Display) -> Error {
@@ -127,6 +163,9 @@ struct Layer {
     opaque: HashSet<Vec<u8>>,
     /// Regular files of this layer that were not added (an upper layer replaced them).
     skipped: HashSet<Vec<u8>>,
+    /// Skipped files that hardlinks (of this layer or above) turned out to need, with the
+    /// links' names: read again once the layer has been read.
+    relink: HashMap<Vec<u8>, Vec<Vec<u8>>>,
 }
 
 impl State {
@@ -248,14 +287,8 @@ impl State {
             }
         } else if layer.skipped.contains(&target) {
             // Its content was passed over (an upper layer replaced it) before this link
-            // showed that it is still needed.
-            for link in &links {
-                self.warnings.push(format!(
-                    "{}: a hardlink to {}, which an upper layer replaced: left out",
-                    show(link),
-                    show(&target)
-                ));
-            }
+            // showed that it is still needed: read again at the end of the layer.
+            layer.relink.entry(target).or_default().extend(links);
         } else if layer.defined.contains_key(&target) {
             return Err(Error::entry(&path, "a hardlink to a directory"));
         } else {

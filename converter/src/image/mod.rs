@@ -273,7 +273,7 @@ pub async fn open_image(request: &ImageRequest) -> Result<OpenedImage> {
         Some(Platform {
             os: config.os.clone()?,
             architecture: config.architecture.clone()?,
-            variant: None,
+            variant: config.variant.clone(),
         })
     });
     // A registry image is linux/amd64 unless another platform is asked for; the daemon's

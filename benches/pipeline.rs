@@ -23,7 +23,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{Rng, ensure_corpus, median, settle, tree_bytes};
+use common::{Rng, ensure_corpus, median, settle, tree_bytes, wait_with_rusage};
 
 fn main() {
     // `cargo bench` passes `--bench`; any other argument filters nothing here.
@@ -172,23 +172,6 @@ fn flisthub(args: &[&str], stdin: Option<Feed>) -> Sample {
     let elapsed = started.elapsed();
     assert!(status == 0, "flisthub {args:?} failed with status {status}");
     Sample { elapsed, peak_rss }
-}
-
-/// Waits for the child and returns (exit status, peak RSS in bytes). `std` does not expose
-/// a child's resource usage, so this asks the kernel directly.
-fn wait_with_rusage(child: &mut std::process::Child) -> (i32, u64) {
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: rusage is plain old data; wait4 fills it for our own child.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(r, pid, "wait4");
-    let code = if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else {
-        -1
-    };
-    (code, usage.ru_maxrss as u64 * 1024)
 }
 
 fn time(f: impl FnOnce() -> u64) -> Duration {

@@ -242,3 +242,20 @@ impl Drop for Hub {
         let _ = self.child.wait();
     }
 }
+
+/// Waits for the child and returns (exit status, peak RSS in bytes). `std` does not expose
+/// a child's resource usage, so this asks the kernel directly.
+pub fn wait_with_rusage(child: &mut std::process::Child) -> (i32, u64) {
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: rusage is plain old data; wait4 fills it for our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(r, pid, "wait4");
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        -1
+    };
+    (code, usage.ru_maxrss as u64 * 1024)
+}

@@ -169,9 +169,18 @@ fn an_interrupted_push_resumes_with_what_is_missing() {
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    // Let the hub finish what it had received.
-    std::thread::sleep(Duration::from_millis(500));
-    let stored = usage(&hub, &token)["chunks"].as_u64().unwrap();
+    // Let the hub finish what it had received (a batch is counted, then stored, then
+    // synced): until its usage stops changing.
+    let mut stored = usage(&hub, &token)["chunks"].as_u64().unwrap();
+    loop {
+        std::thread::sleep(Duration::from_millis(1000));
+        let now = usage(&hub, &token)["chunks"].as_u64().unwrap();
+        if now == stored {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the hub never settled");
+        stored = now;
+    }
     assert_eq!(
         hub.get("/alice/big.flist").status(),
         404,

@@ -3,6 +3,7 @@
 //! a chunk that does not match its key.
 
 use std::cell::RefCell;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use chunkstore::{ChunkKey, Codec, EncodedChunk};
@@ -70,7 +71,7 @@ impl Hub {
     /// store lacks, within the caller's quota. A bad chunk is reported and skipped: it never
     /// reaches the store, and the rest of the batch still counts.
     pub async fn store_chunks(
-        &self,
+        self: &Arc<Self>,
         caller: &Caller,
         batch: Vec<(ChunkKey, Bytes)>,
         report: &mut UploadReport,
@@ -107,15 +108,23 @@ impl Hub {
         }
         let bytes: u64 = new.iter().map(|c| c.len() as u64).sum();
         let (count, size) = (new.len() as i64, bytes as i64);
-        self.charge(&caller.user, count, size, received as i64)
-            .await?;
-        if let Err(e) = self.store.put_many(&new).await {
-            // Nothing of it counts against the quota if it was not stored.
-            if let Err(refund) = self.charge(&caller.user, -count, -size, 0).await {
-                tracing::error!(error = %refund, "giving back the quota of a failed upload");
+        // Charged, stored and (on failure) given back in a task of its own: a client that
+        // goes away drops this request's future, and must not leave the usage counting
+        // chunks that were never stored.
+        let hub = Arc::clone(self);
+        let user = caller.user.clone();
+        let stored = tokio::spawn(async move {
+            hub.charge(&user, count, size, received as i64).await?;
+            if let Err(e) = hub.store.put_many(&new).await {
+                // Nothing of it counts against the quota if it was not stored.
+                if let Err(refund) = hub.charge(&user, -count, -size, 0).await {
+                    tracing::error!(error = %refund, "giving back the quota of a failed upload");
+                }
+                return Err(Error::from(e));
             }
-            return Err(e.into());
-        }
+            Ok(new)
+        });
+        let new = stored.await??;
         metrics::counter!("flisthub_chunks_stored_total").increment(new.len() as u64);
         metrics::counter!("flisthub_chunk_bytes_stored_total").increment(bytes);
         report.bytes_stored += bytes;

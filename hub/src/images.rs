@@ -2,7 +2,7 @@
 //!
 //! A conversion request becomes a job at once (the caller gets its id, or waits for it on
 //! 0-hub's route). The job finds the image (its manifest digest) and then either starts a
-//! conversion of it or, when one of the same digest for the same platform is already
+//! conversion of it or, when one of the same repository, digest and platform is already
 //! queued or running, follows that one: one conversion, as many published flists as jobs
 //! asked. Conversions wait for a turn (`images.concurrent` run at once; a daemon export
 //! waits for its turn before it is made). A conversion stops when every job that wanted it
@@ -242,8 +242,8 @@ impl Hub {
         })
     }
 
-    /// Runs conversion job `job` for `caller`: waits for a turn, finds the image, converts
-    /// it (or follows the job already converting it) and publishes the flist.
+    /// Runs conversion job `job` for `caller`: finds the image, converts it (or follows the
+    /// conversion of it already under way) and publishes the flist.
     pub async fn convert_image(
         &self,
         caller: &Caller,

@@ -16,6 +16,7 @@ mod error;
 mod extract;
 mod image;
 mod pack;
+mod pipe;
 mod progress;
 mod tarball;
 mod tree;
@@ -37,6 +38,7 @@ pub use image::{
     Platform, flist_name, open_image, pack_image, registry_of, repository_of,
 };
 pub use pack::{LateMetadata, Limits, PackOptions, PackSummary, README_LIMIT};
+pub use pipe::{PipeReader, pipe};
 pub use progress::Progress;
 
 /// Packs the directory tree at `root` into the flist `out`, storing new chunks in `store`.

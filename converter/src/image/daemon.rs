@@ -96,14 +96,10 @@ impl DaemonImage {
         let mut stream = docker.export_image(image);
         // The export is written to disk as it comes, on a blocking thread; the channel
         // waits asynchronously when the disk is slower than the daemon.
-        let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(16);
+        let (tx, reader) = crate::pipe(16);
         // The writer owns the directory until it is done: if this conversion is dropped
         // midway, the directory goes only once nothing writes into it any more.
         let writer = tokio::task::spawn_blocking(move || {
-            let reader = ChannelReader {
-                rx,
-                current: bytes::Bytes::new(),
-            };
             let files = unpack(reader, dir.path());
             (dir, files)
         });
@@ -229,26 +225,5 @@ impl Layers for DaemonImage {
         let path = &self.layers[index];
         let file = std::fs::File::open(path).map_err(|e| Error::io(path.display(), e))?;
         Ok(Box::new(file))
-    }
-}
-
-/// The export's pieces as a blocking reader.
-struct ChannelReader {
-    rx: tokio::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>>,
-    current: bytes::Bytes,
-}
-
-impl Read for ChannelReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while self.current.is_empty() {
-            match self.rx.blocking_recv() {
-                Some(Ok(piece)) => self.current = piece,
-                Some(Err(e)) => return Err(e),
-                None => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.current.len());
-        buf[..n].copy_from_slice(&self.current.split_to(n));
-        Ok(n)
     }
 }

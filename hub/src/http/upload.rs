@@ -3,7 +3,7 @@
 //! file to a private staging file first (the flist must be whole to be checked; the web
 //! route answers with a job id before converting).
 
-use std::io::{self, Read};
+use std::io;
 use std::sync::{Arc, Mutex, mpsc as sync_mpsc};
 use std::time::Duration;
 
@@ -60,7 +60,7 @@ pub async fn me_upload(
                     }
                     let file_name = field.file_name().unwrap_or_default().to_owned();
                     let name = archive_flist_name(&hub, &file_name, original.as_deref())?;
-                    let (chunks, reader) = pipe();
+                    let (chunks, reader) = converter::pipe(PIPE_DEPTH);
                     let (fields, late) = late_metadata();
                     let upload = ArchiveUpload {
                         name,
@@ -457,36 +457,4 @@ fn late_metadata() -> (sync_mpsc::SyncSender<Vec<(String, String)>>, LateMetadat
         Ok(())
     });
     (tx, late)
-}
-
-/// A channel from the request to the converter's blocking reader.
-fn pipe() -> (mpsc::Sender<io::Result<Bytes>>, ChannelReader) {
-    let (tx, rx) = mpsc::channel(PIPE_DEPTH);
-    (
-        tx,
-        ChannelReader {
-            rx,
-            current: Bytes::new(),
-        },
-    )
-}
-
-struct ChannelReader {
-    rx: mpsc::Receiver<io::Result<Bytes>>,
-    current: Bytes,
-}
-
-impl Read for ChannelReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.current.is_empty() {
-            match self.rx.blocking_recv() {
-                Some(Ok(chunk)) => self.current = chunk,
-                Some(Err(e)) => return Err(e),
-                None => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.current.len());
-        buf[..n].copy_from_slice(&self.current.split_to(n));
-        Ok(n)
-    }
 }

@@ -15,8 +15,6 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use axum::http::HeaderMap;
-use axum::http::header::{AUTHORIZATION, COOKIE};
 use base64::Engine;
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -26,14 +24,11 @@ use serde::Deserialize;
 use crate::config::{AuthConfig, IssuerAlgorithm, ZeroHubConfig};
 use crate::db::{Db, now};
 use crate::error::{Error, Result};
-use crate::names::{Names, quote};
+use crate::names::{Names, RepoName, quote};
 use crate::tokens::{HUB_ISSUER, unverified_claims};
 
 /// The identity of every caller when authentication is off (0-hub's).
 pub const ADMINISTRATOR: &str = "Administrator";
-
-/// The cookie that selects the identity to act as.
-const ACTIVE_USER_COOKIE: &str = "active-user";
 
 /// Seconds of clock difference tolerated on `exp` and on 0-hub token times.
 const LEEWAY: u64 = 60;
@@ -44,7 +39,19 @@ pub struct Caller {
     /// Who the token names.
     pub user: String,
     /// The repository the call acts on ("me").
-    pub repository: String,
+    pub repository: RepoName,
+    /// Whether the caller has administrator rights (`auth.administrators`, or every caller
+    /// when authentication is off): the one predicate every admin-only route checks.
+    pub admin: bool,
+}
+
+/// What a request carries to be authenticated, as the HTTP layer read it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Credentials<'a> {
+    /// The `Authorization` header, as sent.
+    pub authorization: Option<&'a [u8]>,
+    /// The identity to act as (0-hub's `active-user` cookie).
+    pub active_user: Option<&'a str>,
 }
 
 struct Issuer {
@@ -62,6 +69,7 @@ struct ZeroHub {
 
 pub struct Authenticator {
     enabled: bool,
+    administrators: Vec<String>,
     db: Db,
     names: Names,
     hub_key: DecodingKey,
@@ -148,6 +156,7 @@ impl Authenticator {
         let zero_hub = config.zero_hub.as_ref().map(zero_hub).transpose()?;
         Ok(Authenticator {
             enabled,
+            administrators: config.administrators.clone(),
             db,
             names,
             hub_key: DecodingKey::from_secret(secret),
@@ -160,18 +169,24 @@ impl Authenticator {
         self.enabled
     }
 
+    /// Whether `user` has administrator rights.
+    pub fn is_administrator(&self, user: &str) -> bool {
+        !self.enabled || self.administrators.iter().any(|a| a == user)
+    }
+
     /// Authenticates a request to a `/api/flist/me...` route.
-    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Caller> {
+    pub async fn authenticate(&self, credentials: Credentials<'_>) -> Result<Caller> {
         if !self.enabled {
             return Ok(Caller {
                 user: ADMINISTRATOR.into(),
-                repository: ADMINISTRATOR.into(),
+                repository: RepoName::stored(ADMINISTRATOR),
+                admin: true,
             });
         }
-        let header = headers
-            .get(AUTHORIZATION)
+        let header = credentials
+            .authorization
             .ok_or_else(|| Error::unauthenticated("no authorization provided"))?;
-        let token = bearer(header.as_bytes()).ok_or(Error::Unauthenticated {
+        let token = bearer(header).ok_or(Error::Unauthenticated {
             message: "invalid authorization header".into(),
             malformed: true,
         })?;
@@ -181,15 +196,17 @@ impl Authenticator {
             self.verify_zero_hub(token)?
         };
         self.check_revocation(&identity).await?;
-        let repository = match active_user(headers) {
+        let repository = match credentials.active_user {
             None => identity.user.clone(),
-            Some(wanted) if wanted == identity.user || identity.accounts.contains(&wanted) => {
-                wanted
+            Some(wanted)
+                if wanted == identity.user || identity.accounts.iter().any(|a| a == wanted) =>
+            {
+                wanted.to_owned()
             }
             Some(wanted) => {
                 return Err(Error::Forbidden(format!(
                     "active-user {} is not an identity of this token (it may act as {})",
-                    quote(&wanted),
+                    quote(wanted),
                     std::iter::once(&identity.user)
                         .chain(&identity.accounts)
                         .map(|a| quote(a))
@@ -203,6 +220,7 @@ impl Authenticator {
             .repository(&repository)
             .map_err(|e| Error::Forbidden(format!("this identity cannot own a repository: {e}")))?;
         Ok(Caller {
+            admin: self.is_administrator(&identity.user),
             user: identity.user,
             repository,
         })
@@ -388,19 +406,6 @@ fn bearer(header: &[u8]) -> Option<&str> {
     (!token.is_empty()).then_some(token)
 }
 
-/// The value of the `active-user` cookie, if set.
-fn active_user(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|h| h.to_str().ok())
-        .flat_map(|h| h.split(';'))
-        .filter_map(|pair| pair.split_once('='))
-        .find(|(name, _)| name.trim() == ACTIVE_USER_COOKIE)
-        .map(|(_, value)| value.trim().trim_matches('"').to_owned())
-        .filter(|v| !v.is_empty())
-}
-
 fn zero_hub(config: &ZeroHubConfig) -> Result<ZeroHub> {
     let (text, origin) = match (&config.seed, &config.seed_file) {
         (Some(seed), _) => (seed.as_bytes().to_vec(), "auth.zero-hub.seed".to_owned()),
@@ -476,17 +481,5 @@ mod tests {
         assert_eq!(parse_seed(b64.as_bytes()), Some(seed));
         assert_eq!(parse_seed(&seed), Some(seed));
         assert_eq!(parse_seed(b"short"), None);
-    }
-
-    #[test]
-    fn cookie_parsing() {
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            COOKIE,
-            "session=x; active-user=tf-official-apps".parse().unwrap(),
-        );
-        assert_eq!(active_user(&headers).as_deref(), Some("tf-official-apps"));
-        headers.insert(COOKIE, "active-user=".parse().unwrap());
-        assert_eq!(active_user(&headers), None);
     }
 }

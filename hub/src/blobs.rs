@@ -67,7 +67,7 @@ impl Blobs {
     }
 
     /// The private staging directory (also where image exports are spooled).
-    pub fn staging_dir(&self) -> &std::path::Path {
+    pub fn staging_dir(&self) -> &Path {
         &self.staging
     }
 

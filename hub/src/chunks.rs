@@ -6,14 +6,14 @@ use std::cell::RefCell;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use chunkstore::{ChunkKey, Codec, EncodedChunk};
+use chunkstore::{ChunkKey, ChunkStore, Codec, EncodedChunk};
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
 use crate::auth::Caller;
-use crate::db::now;
+use crate::config::ChunksConfig;
+use crate::db::{Db, now};
 use crate::error::{Error, Result};
-use crate::hub::Hub;
 
 /// Keys one `missing` request may ask about.
 pub const MISSING_LIMIT: usize = 10_000;
@@ -55,7 +55,18 @@ pub struct Usage {
     pub quota: Option<u64>,
 }
 
-impl Hub {
+/// The chunk API's service: the store, and what each identity stored in it.
+pub struct ChunkService {
+    store: Arc<dyn ChunkStore>,
+    db: Db,
+    config: ChunksConfig,
+}
+
+impl ChunkService {
+    pub(crate) fn new(store: Arc<dyn ChunkStore>, db: Db, config: ChunksConfig) -> ChunkService {
+        ChunkService { store, db, config }
+    }
+
     /// The keys of `keys` the store lacks, in their order.
     pub async fn missing_chunks(&self, keys: &[ChunkKey]) -> Result<Vec<ChunkKey>> {
         let present = self.has_many(keys).await?;
@@ -111,13 +122,13 @@ impl Hub {
         // Charged, stored and (on failure) given back in a task of its own: a client that
         // goes away drops this request's future, and must not leave the usage counting
         // chunks that were never stored.
-        let hub = Arc::clone(self);
+        let service = Arc::clone(self);
         let user = caller.user.clone();
         let stored = tokio::spawn(async move {
-            hub.charge(&user, count, size, received as i64).await?;
-            if let Err(e) = hub.store.put_many(&new).await {
+            service.charge(&user, count, size, received as i64).await?;
+            if let Err(e) = service.store.put_many(&new).await {
                 // Nothing of it counts against the quota if it was not stored.
-                if let Err(refund) = hub.charge(&user, -count, -size, 0).await {
+                if let Err(refund) = service.charge(&user, -count, -size, 0).await {
                     tracing::error!(error = %refund, "giving back the quota of a failed upload");
                 }
                 return Err(Error::from(e));
@@ -152,7 +163,7 @@ impl Hub {
     /// Adds to an identity's usage, refusing (and changing nothing) when new bytes would
     /// take it past its quota. Negative amounts give back what was not stored after all.
     async fn charge(&self, identity: &str, chunks: i64, bytes: i64, received: i64) -> Result<()> {
-        let quota = self.config.chunks.quota_of(identity);
+        let quota = self.config.quota_of(identity);
         let identity = identity.to_owned();
         self.db
             .write(move |c| {
@@ -189,7 +200,7 @@ impl Hub {
 
     /// What `identity` stored through the chunk API.
     pub async fn chunk_usage(&self, identity: &str) -> Result<Usage> {
-        let quota = self.config.chunks.quota_of(identity);
+        let quota = self.config.quota_of(identity);
         let who = identity.to_owned();
         let (chunks, bytes, received) = self
             .db

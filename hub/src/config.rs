@@ -91,6 +91,9 @@ pub struct AuthConfig {
     #[serde(deserialize_with = "duration")]
     pub max_token_ttl: Duration,
     pub secret_file: Option<PathBuf>,
+    /// Identities with administrator rights (the whole change feed, admin routes).
+    #[serde(default)]
+    pub administrators: Vec<String>,
     #[serde(default)]
     pub issuers: Vec<IssuerConfig>,
     pub zero_hub: Option<ZeroHubConfig>,

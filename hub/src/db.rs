@@ -14,10 +14,11 @@ use rusqlite::{Connection, OpenFlags};
 use crate::error::{Error, Result};
 
 /// The schema, one entry per version; a database at version N gets entries N.. applied.
-const MIGRATIONS: &[&str] = &[
+pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("schema/1.sql"),
     include_str!("schema/2.sql"),
     include_str!("schema/3.sql"),
+    include_str!("schema/4.sql"),
 ];
 
 /// Read connections at most: past that, reads wait for one to be free (opening a
@@ -162,7 +163,8 @@ impl Drop for Lease<'_> {
     }
 }
 
-fn migrate(conn: &mut Connection) -> Result<()> {
+/// Brings the schema of `conn` to the newest version.
+pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
     let version: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     let version = version as usize;
     if version > MIGRATIONS.len() {

@@ -1,5 +1,7 @@
-//! The hub's one error type. Each variant says what kind of failure it is; the HTTP layer
-//! (`http::response`) turns kinds into status codes and decides what a client may read.
+//! The hub's one error type. Each variant says what kind of failure it is: [`Error::class`]
+//! sorts them for answers (the HTTP layer turns a class into a status code, in
+//! `http::response`), and [`Error::client_message`] decides what a client may read (jobs
+//! record the same text).
 
 /// Everything the hub can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -123,5 +125,134 @@ impl Error {
 impl From<tokio::task::JoinError> for Error {
     fn from(e: tokio::task::JoinError) -> Self {
         Error::Internal(format!("a worker failed: {e}"))
+    }
+}
+
+/// What kind of failure an error is, as a client sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    /// The request is wrong.
+    BadRequest,
+    NotFound,
+    /// A link would replace a regular flist (0-hub's clients know it as 401).
+    LinkConflict,
+    Conflict,
+    TooLarge,
+    /// An identity's quota, or a full store.
+    Quota,
+    Timeout,
+    TooManyRequests,
+    /// Credentials missing or invalid; `malformed` for a header that is not one.
+    Unauthenticated {
+        malformed: bool,
+    },
+    Forbidden,
+    Readonly,
+    /// The hub cannot do it now (stopping, a store down): try again later.
+    Unavailable,
+    /// Something upstream (a registry) failed or answered wrong.
+    BadGateway,
+    /// The hub's own failure.
+    Internal,
+}
+
+impl Error {
+    /// The class of this error.
+    pub fn class(&self) -> Class {
+        match self {
+            Error::BadRequest(_) | Error::MissingChunks { .. } => Class::BadRequest,
+            Error::NotFound(_) => Class::NotFound,
+            Error::LinkConflict(_) => Class::LinkConflict,
+            Error::Conflict(_) | Error::Cancelled(_) => Class::Conflict,
+            Error::TooLarge(_) => Class::TooLarge,
+            Error::Quota(_) => Class::Quota,
+            Error::Timeout(_) => Class::Timeout,
+            Error::TooManyRequests { .. } => Class::TooManyRequests,
+            Error::Unauthenticated { malformed, .. } => Class::Unauthenticated {
+                malformed: *malformed,
+            },
+            Error::Forbidden(_) => Class::Forbidden,
+            Error::Readonly => Class::Readonly,
+            Error::Unavailable(_) => Class::Unavailable,
+            Error::Shared(e) => e.class(),
+            Error::Convert(e) => convert_class(e),
+            Error::Store(e) => store_class(e),
+            Error::Flist(_)
+            | Error::Database(_)
+            | Error::Io { .. }
+            | Error::Config(_)
+            | Error::Internal(_) => Class::Internal,
+        }
+    }
+
+    /// What a client may read of this error: the message of its own mistakes; a summary
+    /// of the hub's failures, which are logged here in full (paths and internal addresses
+    /// stay in the log).
+    pub fn client_message(&self) -> String {
+        match self {
+            Error::Shared(e) => e.client_message(),
+            Error::Store(e) | Error::Convert(converter::Error::Store(e)) => store_message(e),
+            Error::Convert(converter::Error::Cancelled) => {
+                "cancelled: the hub is stopping, or the upload was abandoned".into()
+            }
+            _ if self.class() == Class::Internal => {
+                tracing::error!(error = %self, "request failed");
+                "internal error; the hub's log has the details".into()
+            }
+            _ => self.to_string(),
+        }
+    }
+}
+
+fn convert_class(e: &converter::Error) -> Class {
+    use converter::Error as C;
+    match e {
+        // A writer error about an entry is the archive's; one of the file is the hub's.
+        C::Flist(flist::Error::Io { .. } | flist::Error::Sqlite(_)) => Class::Internal,
+        C::Input(_) | C::Entry { .. } | C::Flist(_) => Class::BadRequest,
+        C::Limit(_) => Class::TooLarge,
+        C::Store(e) => store_class(e),
+        C::Cancelled => Class::Unavailable,
+        C::Image { failure, .. } => image_class(*failure),
+        C::Io { .. } | C::Extract(_) | C::Worker(_) => Class::Internal,
+    }
+}
+
+/// A registry's or daemon's refusal, as the caller of the hub sees it: a registry that
+/// refuses credentials is not the hub refusing the caller's token, hence forbidden and not
+/// unauthenticated; what the upstream fails at or sends wrong is a bad gateway.
+fn image_class(failure: converter::ImageFailure) -> Class {
+    use converter::ImageFailure as F;
+    match failure {
+        F::NotFound => Class::NotFound,
+        F::Denied => Class::Forbidden,
+        F::Reference | F::Platform => Class::BadRequest,
+        F::Unreachable | F::Invalid => Class::BadGateway,
+    }
+}
+
+fn store_class(e: &chunkstore::Error) -> Class {
+    use chunkstore::{Error as E, Refusal};
+    match e {
+        E::Refused {
+            kind: Refusal::Full,
+            ..
+        } => Class::Quota,
+        E::Unavailable { .. } | E::Refused { .. } | E::Io { .. } | E::Protocol { .. } => {
+            Class::Unavailable
+        }
+        _ => Class::Internal,
+    }
+}
+
+fn store_message(e: &chunkstore::Error) -> String {
+    tracing::error!(error = %e, "chunk store");
+    metrics::counter!("flisthub_store_errors_total").increment(1);
+    match store_class(e) {
+        Class::Quota => "the chunk store is full; nothing was published".into(),
+        Class::Unavailable => {
+            "the chunk store is unavailable; nothing was published, try again later".into()
+        }
+        _ => "internal error; the hub's log has the details".into(),
     }
 }

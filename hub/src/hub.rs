@@ -1,54 +1,52 @@
-//! The hub itself: everything a request may need, opened once at start.
+//! The hub: its services, opened once at start from the configuration, and what they
+//! share. The HTTP layer (and the web pages) reach the hub only through these services.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chunkstore::{ChunkStore, StoreUrl};
-use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::Authenticator;
 use crate::blobs::Blobs;
+use crate::catalogue::{Backend, Catalogue, ChunkLocation};
+use crate::chunks::ChunkService;
 use crate::config::Config;
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::inspect::ContentsCache;
+use crate::images::Images;
 use crate::jobs::Jobs;
 use crate::limits::Limits;
 use crate::names::Names;
-use crate::namespace::{Namespace, Resolved};
+use crate::namespace::Namespace;
+use crate::publish::Publisher;
+use crate::status::Status;
 use crate::tokens::{self, Tokens};
 
-/// 0-hub's `backend` metadata: where a node reads the chunks, as host, port, namespace.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Backend {
-    pub host: String,
-    pub port: u16,
-    pub namespace: String,
-}
-
-pub struct Hub {
-    pub config: Config,
-    pub names: Names,
-    pub db: Db,
-    pub namespace: Namespace,
-    pub auth: Authenticator,
-    pub jobs: Jobs,
-    pub limits: Arc<Limits>,
-    pub store: Arc<dyn ChunkStore>,
-    /// Recorded in the flists the hub builds.
-    pub routes: Vec<String>,
-    /// The first route as 0-hub's `backend`, when it is a 0-db.
-    pub backend: Option<Backend>,
-    pub public_url: String,
-    pub contents: ContentsCache,
-    /// Image conversions in flight, by what they convert.
-    pub conversions: crate::images::Conversions,
+/// What background work shares: a signal that the hub is stopping, and the tracker of
+/// tasks that shutdown waits for.
+#[derive(Clone, Default)]
+pub struct Lifecycle {
     /// Cancelled when the hub stops: background jobs give up.
     pub shutdown: CancellationToken,
     /// Background jobs, awaited at shutdown.
     pub tasks: TaskTracker,
+}
+
+pub struct Hub {
+    config: Config,
+    names: Names,
+    catalogue: Catalogue,
+    publisher: Arc<Publisher>,
+    chunks: Arc<ChunkService>,
+    images: Arc<Images>,
+    jobs: Jobs,
+    auth: Authenticator,
+    tokens: Tokens,
+    limits: Arc<Limits>,
+    status: Status,
+    lifecycle: Lifecycle,
     /// Held while the hub runs: see [`lock_data_dir`].
     _lock: std::fs::File,
 }
@@ -62,7 +60,7 @@ impl Hub {
         let lock = lock_data_dir(&data_dir)?;
         let db = open_db(&data_dir)?;
         let blobs = Arc::new(Blobs::open(data_dir.join("flists"), data_dir.join("tmp"))?);
-        let namespace = Namespace::new(db.clone(), blobs);
+        let namespace = Arc::new(Namespace::new(db.clone(), blobs));
         let removed = namespace.sweep_unused_files().await?;
         if removed > 0 {
             tracing::info!(
@@ -87,82 +85,129 @@ impl Hub {
             db.clone(),
             names,
         )?;
+        let tokens = Tokens::new(db.clone(), &secret, names, config.auth.max_token_ttl);
         let store = match &config.store {
             Some(store) => store.open().await?,
             None => {
                 chunkstore::open(&format!("dir://{}", data_dir.join("store").display())).await?
             }
         };
-        // Where nodes read the chunks of the flists published here: as configured; else the
-        // store's own routes; else (a `dir` store, which no other machine can read) the
-        // hub's chunk API.
-        let routes = if !config.publish.routes.is_empty() {
-            config.publish.routes.clone()
-        } else if !store.routes().is_empty() {
-            store.routes()
-        } else {
-            vec![format!("{}/api/v1/chunks", config.public_url())]
-        };
-        let backend = routes
-            .first()
-            .and_then(|route| match chunkstore::parse_route(route) {
-                Ok(StoreUrl::Zdb(zdb)) => Some(Backend {
-                    host: zdb.host,
-                    port: zdb.port,
-                    namespace: zdb.namespace,
-                }),
-                _ => None,
-            });
-        Ok(Hub {
-            limits: Arc::new(Limits::new(&config.limits, &config.chunks, &config.images)),
-            conversions: crate::images::Conversions::default(),
-            public_url: config.public_url(),
+        let location = chunk_location(&config, store.as_ref());
+        let limits = Arc::new(Limits::new(&config.limits, &config.chunks, &config.images));
+        let lifecycle = Lifecycle::default();
+        let publisher = Arc::new(Publisher::new(
             names,
-            db,
-            namespace,
-            auth,
+            Arc::clone(&namespace),
+            Arc::clone(&store),
+            location.clone(),
+            config.limits.clone(),
+            jobs.clone(),
+            lifecycle.clone(),
+        ));
+        let images = Arc::new(Images::new(
+            config.images.clone(),
+            Arc::clone(&publisher),
+            Arc::clone(&store),
+            Arc::clone(&limits),
+            jobs.clone(),
+            lifecycle.clone(),
+        ));
+        Ok(Hub {
+            catalogue: Catalogue::new(&config, names, namespace, location),
+            status: Status::new(db.clone(), Arc::clone(&store), jobs.clone()),
+            chunks: Arc::new(ChunkService::new(store, db, config.chunks.clone())),
+            publisher,
+            images,
             jobs,
-            store,
-            routes,
-            backend,
-            contents: ContentsCache::default(),
-            shutdown: CancellationToken::new(),
-            tasks: TaskTracker::new(),
+            auth,
+            tokens,
+            limits,
+            lifecycle,
+            names,
             config,
             _lock: lock,
         })
     }
 
-    /// Whether repository `name` is marked official.
-    pub fn official(&self, name: &str) -> bool {
-        if !self.config.server.authentication {
-            return name == crate::auth::ADMINISTRATOR;
-        }
-        self.config
-            .server
-            .official_repositories
-            .iter()
-            .any(|r| r == name)
+    pub fn config(&self) -> &Config {
+        &self.config
     }
 
-    /// The flist `name` of `repository` resolves to, both as a client wrote them (`.flist`
-    /// is appended to the name if missing). Errors are 0-hub's: `user not found`, `source
-    /// not found`.
-    pub async fn resolve(&self, repository: &str, name: &str) -> Result<Resolved> {
-        let repository = self.names.repository(repository)?;
-        let name = self.names.flist(name)?;
-        self.namespace.resolve(&repository, &name).await
+    /// The checks every name from outside goes through.
+    pub fn names(&self) -> Names {
+        self.names
     }
 
-    /// The public URL of a download.
-    pub fn url_of(&self, repository: &str, name: &str) -> String {
-        format!(
-            "{}/{}/{}",
-            self.public_url,
-            encode_segment(repository),
-            encode_segment(name)
-        )
+    /// Reads of the namespace and of the flists it names.
+    pub fn catalogue(&self) -> &Catalogue {
+        &self.catalogue
     }
+
+    /// Everything that changes the namespace.
+    pub fn publisher(&self) -> &Arc<Publisher> {
+        &self.publisher
+    }
+
+    /// The chunk API.
+    pub fn chunks(&self) -> &Arc<ChunkService> {
+        &self.chunks
+    }
+
+    /// Image conversions.
+    pub fn images(&self) -> &Arc<Images> {
+        &self.images
+    }
+
+    pub fn jobs(&self) -> &Jobs {
+        &self.jobs
+    }
+
+    pub fn auth(&self) -> &Authenticator {
+        &self.auth
+    }
+
+    /// The tokens this hub minted.
+    pub fn tokens(&self) -> &Tokens {
+        &self.tokens
+    }
+
+    /// Rates, slots and sizes.
+    pub fn limits(&self) -> &Arc<Limits> {
+        &self.limits
+    }
+
+    /// Health of the database and the store.
+    pub fn status(&self) -> &Status {
+        &self.status
+    }
+
+    pub(crate) fn lifecycle(&self) -> &Lifecycle {
+        &self.lifecycle
+    }
+}
+
+/// Where nodes read the chunks of the flists published here: as configured; else the
+/// store's own routes; else (a `dir` store, which no other machine can read) the hub's
+/// chunk API. The first route is also 0-hub's `backend` when it is a 0-db.
+fn chunk_location(config: &Config, store: &dyn ChunkStore) -> ChunkLocation {
+    let routes = if !config.publish.routes.is_empty() {
+        config.publish.routes.clone()
+    } else if !store.routes().is_empty() {
+        store.routes()
+    } else {
+        vec![format!("{}/api/v1/chunks", config.public_url())]
+    };
+    let backend = routes
+        .first()
+        .and_then(|route| match chunkstore::parse_route(route) {
+            Ok(StoreUrl::Zdb(zdb)) => Some(Backend {
+                host: zdb.host,
+                port: zdb.port,
+                namespace: zdb.namespace,
+            }),
+            _ => None,
+        });
+    ChunkLocation { routes, backend }
 }
 
 /// The token commands' view of a hub's data directory: its database and signing secret.
@@ -216,17 +261,4 @@ fn names(config: &Config) -> Names {
     Names {
         max_len: config.limits.name_length,
     }
-}
-
-/// Percent-encodes a path segment (names may hold spaces, `#`, `?`, `%`, unicode).
-pub fn encode_segment(segment: &str) -> String {
-    let mut out = String::with_capacity(segment.len());
-    for byte in segment.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~:@!$()*+,;=".contains(&byte) {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
 }

@@ -16,22 +16,27 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use chunkstore::ChunkStore;
 use converter::{Cancel, Credentials, ImageRequest, ImageSource, Platform, Progress};
 use serde::Serialize;
 use tempfile::TempPath;
-use tokio::sync::{OwnedSemaphorePermit, watch};
+use tokio::sync::{OwnedSemaphorePermit, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Caller;
-use crate::config::ImageSourceConfig;
+use crate::config::{ImageSourceConfig, ImagesConfig};
 use crate::error::{Error, Result};
-use crate::hub::Hub;
+use crate::hub::Lifecycle;
 use crate::inspect::Stats;
-use crate::jobs::Job;
-use crate::publish::Published;
+use crate::jobs::{Job, Jobs};
+use crate::limits::Limits;
+use crate::names::{FlistName, quote};
+use crate::publish::{Published, Publisher};
 
 /// How often a job's progress is refreshed.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+/// Longest image reference taken (Docker's own limit on a whole reference is lower).
+const IMAGE_LIMIT: usize = 512;
 
 /// What a caller asks for.
 #[derive(Debug, Clone)]
@@ -41,8 +46,7 @@ pub struct ConvertRequest {
     pub platform: Option<Platform>,
     /// For this request only; else the configured ones for the image's registry.
     pub credentials: Option<Credentials>,
-    /// The flist's name, `.flist` included.
-    pub name: String,
+    pub name: FlistName,
 }
 
 /// What a job records of its request: never the credentials.
@@ -78,7 +82,7 @@ pub struct Converted {
 
 /// The conversions running, by image digest, platform and options.
 #[derive(Default)]
-pub struct Conversions {
+struct Conversions {
     running: Map,
 }
 
@@ -190,25 +194,162 @@ impl Drop for Finish {
     }
 }
 
-impl Hub {
+/// Image conversions as jobs: the requests, the conversions shared between them, and the
+/// publishing of each job's flist.
+pub struct Images {
+    config: ImagesConfig,
+    publisher: Arc<Publisher>,
+    store: Arc<dyn ChunkStore>,
+    limits: Arc<Limits>,
+    jobs: Jobs,
+    lifecycle: Lifecycle,
+    conversions: Conversions,
+}
+
+impl Images {
+    pub(crate) fn new(
+        config: ImagesConfig,
+        publisher: Arc<Publisher>,
+        store: Arc<dyn ChunkStore>,
+        limits: Arc<Limits>,
+        jobs: Jobs,
+        lifecycle: Lifecycle,
+    ) -> Images {
+        Images {
+            config,
+            publisher,
+            store,
+            limits,
+            jobs,
+            lifecycle,
+            conversions: Conversions::default(),
+        }
+    }
+
     /// The registry of `image`, refused when the reference cannot be parsed or the
     /// registry is not one of `images.allowed-registries`.
     pub fn image_registry(&self, image: &str) -> Result<String> {
         let registry = converter::registry_of(image)?;
-        let allowed = &self.config.images.allowed_registries;
+        let allowed = &self.config.allowed_registries;
         if !allowed.is_empty() && !allowed.contains(&registry) {
             return Err(Error::Forbidden(format!(
                 "images from {} are not converted here (images.allowed-registries)",
-                crate::names::quote(&registry)
+                quote(&registry)
             )));
         }
         Ok(registry)
     }
 
+    /// Checks a request before a job exists: conversions on, a sane reference whose
+    /// registry is allowed, a platform, a valid name (by default the one 0-hub gives the
+    /// image).
+    pub fn request(
+        &self,
+        image: &str,
+        platform: Option<&str>,
+        credentials: Option<Credentials>,
+        name: Option<&str>,
+    ) -> Result<ConvertRequest> {
+        if !self.config.enabled {
+            return Err(Error::Forbidden(
+                "image conversion is switched off on this hub (images.enabled)".into(),
+            ));
+        }
+        let image = image.trim();
+        if image.is_empty() {
+            return Err(Error::BadRequest("missing docker image name".into()));
+        }
+        if image.len() > IMAGE_LIMIT || image.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(Error::BadRequest(format!(
+                "{} is not an image reference",
+                quote(image)
+            )));
+        }
+        self.image_registry(image)?;
+        let platform = platform
+            .filter(|p| !p.is_empty())
+            .map(str::parse::<Platform>)
+            .transpose()?;
+        let names = self.publisher.names();
+        let name = match name {
+            Some(name) => names.flist(name)?,
+            None => names.flist(&converter::flist_name(image))?,
+        };
+        Ok(ConvertRequest {
+            image: image.to_owned(),
+            platform,
+            credentials,
+            name,
+        })
+    }
+
+    /// Starts the conversion job of `request`: its id, and its outcome on the receiver
+    /// (dropping it does not stop the job).
+    pub async fn start(
+        self: &Arc<Self>,
+        caller: Caller,
+        request: ConvertRequest,
+    ) -> Result<(String, oneshot::Receiver<Result<Converted>>)> {
+        let slot = self.limits.conversion_slot(&caller.user)?;
+        let job = self
+            .jobs
+            .create(
+                "docker",
+                &caller.user,
+                &caller.repository,
+                &request.name,
+                Some(request.recorded()),
+            )
+            .await?;
+        let id = job.id();
+        let (tx, rx) = oneshot::channel();
+        let images = Arc::clone(self);
+        self.lifecycle.tasks.spawn(async move {
+            let _slot = slot;
+            if let Err(e) = job.start_with("Initializing docker converter").await {
+                tracing::error!(error = %e, "recording a job start");
+            }
+            let outcome = images.convert_image(&caller, request, &job).await;
+            let recorded = match &outcome {
+                Ok(converted) => {
+                    tracing::info!(
+                        image = %converted.reference,
+                        digest = %converted.digest,
+                        name = %converted.published.name,
+                        shared = converted.shared,
+                        "image converted"
+                    );
+                    job.succeed(serde_json::json!({
+                        "status": "success",
+                        "file": converted.published.name,
+                        "flist": converted.published.stats,
+                        "image": converted.reference,
+                        "digest": converted.digest,
+                        "platform": converted.platform,
+                        "warnings": converted.warnings,
+                        "shared": converted.shared,
+                        "timing": {"seconds": converted.seconds},
+                    }))
+                    .await
+                }
+                Err(Error::Cancelled(why)) => job.cancel(why.clone()).await,
+                Err(e) => {
+                    tracing::info!(error = %e, "image conversion failed");
+                    job.fail(e.client_message()).await
+                }
+            };
+            if let Err(e) = recorded {
+                tracing::error!(error = %e, "recording a job outcome");
+            }
+            let _ = tx.send(outcome);
+        });
+        Ok((id, rx))
+    }
+
     /// The converter's request for `request`: the hub's source, platform default,
     /// registries and credentials.
     fn image_request(&self, request: &ConvertRequest) -> Result<ImageRequest> {
-        let images = &self.config.images;
+        let images = &self.config;
         let registry = self.image_registry(&request.image)?;
         let credentials = match &request.credentials {
             Some(c) => Some(c.clone()),
@@ -238,13 +379,13 @@ impl Hub {
             insecure_registries: images.insecure_registries.clone(),
             startup_toml: images.startup_toml,
             timeout: images.registry_timeout,
-            spool: self.namespace.blobs().staging_dir().to_owned(),
+            spool: self.publisher.staging_dir().to_owned(),
         })
     }
 
     /// Runs conversion job `job` for `caller`: finds the image, converts it (or follows the
     /// conversion of it already under way) and publishes the flist.
-    pub async fn convert_image(
+    async fn convert_image(
         &self,
         caller: &Caller,
         request: ConvertRequest,
@@ -276,7 +417,7 @@ impl Hub {
             image_request.startup_toml
         );
         // Made before joining: nothing can fail between becoming the leader and starting.
-        let staging = self.namespace.blobs().new_staging_file("image-")?;
+        let staging = self.publisher.staging_file("image-")?;
         let (interest, leader) = self.conversions.join(&key);
         if leader {
             self.spawn_conversion(&interest, opened, permit, staging);
@@ -289,7 +430,7 @@ impl Hub {
         if job.cancelled().is_cancelled() {
             return Err(cancelled());
         }
-        let published = self.publish_copy(caller, &request.name, &built).await?;
+        let published = self.publish_copy(caller, request.name, &built).await?;
         Ok(Converted {
             published,
             reference: built.reference.clone(),
@@ -323,10 +464,10 @@ impl Hub {
         let cancel = Cancel::default();
         let options = converter::PackOptions {
             import_readme: true,
-            ..self.pack_options(cancel.clone())
+            ..self.publisher.pack_options(cancel.clone())
         };
         let store = Arc::clone(&self.store);
-        let shutdown = self.shutdown.clone();
+        let shutdown = self.lifecycle.shutdown.clone();
         let limits = Arc::clone(&self.limits);
         let running = Arc::clone(&interest.running);
         let finish = Finish {
@@ -334,7 +475,7 @@ impl Hub {
             map: Arc::clone(&interest.map),
             key: interest.key.clone(),
         };
-        self.tasks.spawn(async move {
+        self.lifecycle.tasks.spawn(async move {
             let stop = running.stop.clone();
             let result = async {
                 let _permit = match permit {
@@ -403,13 +544,20 @@ impl Hub {
     }
 
     /// Publishes a copy of a built flist as `name` in the caller's repository.
-    async fn publish_copy(&self, caller: &Caller, name: &str, built: &Built) -> Result<Published> {
-        let staging = self.namespace.blobs().new_staging_file("image-")?;
+    async fn publish_copy(
+        &self,
+        caller: &Caller,
+        name: FlistName,
+        built: &Built,
+    ) -> Result<Published> {
+        let staging = self.publisher.staging_file("image-")?;
         let (from, to) = (built.file.to_path_buf(), staging.to_path_buf());
         tokio::task::spawn_blocking(move || std::fs::copy(&from, &to))
             .await?
             .map_err(|e| Error::io(staging.display(), e))?;
-        self.publish_file(caller, name, staging, built.stats).await
+        self.publisher
+            .publish_file(caller, name, staging, built.stats)
+            .await
     }
 
     /// Runs `work` unless job `job` is cancelled first.

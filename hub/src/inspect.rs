@@ -10,10 +10,11 @@ use std::sync::Mutex;
 use bytes::Bytes;
 use flist::{Flist, NodeKind, Totals, Walk};
 use serde::Serialize;
+use tokio::sync::mpsc;
 
+use crate::catalogue::Backend;
 use crate::error::Result;
-use crate::http::json::python;
-use crate::hub::Backend;
+use crate::pyjson::python;
 
 /// 0-hub's flist statistics (zflist's `putdir`/`check` response).
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
@@ -134,6 +135,63 @@ pub fn metadata(
         );
     }
     Ok(out)
+}
+
+/// A blocking writer whose output goes to a channel in pieces (a response body), and is
+/// also kept whole while it is small (for [`ContentsCache`]).
+pub struct PieceWriter {
+    tx: mpsc::Sender<Bytes>,
+    buffer: Vec<u8>,
+    kept: Option<Vec<u8>>,
+    keep_limit: usize,
+}
+
+impl PieceWriter {
+    /// Bytes sent at a time.
+    const PIECE: usize = 64 << 10;
+
+    pub fn new(tx: mpsc::Sender<Bytes>, keep_limit: usize) -> PieceWriter {
+        PieceWriter {
+            tx,
+            buffer: Vec::with_capacity(Self::PIECE),
+            kept: Some(Vec::new()),
+            keep_limit,
+        }
+    }
+
+    /// Sends what is left; the whole output if it was small enough to keep.
+    pub fn finish(mut self) -> Result<Option<Vec<u8>>> {
+        self.flush()
+            .map_err(|e| crate::error::Error::io("a contents dump", e))?;
+        Ok(self.kept)
+    }
+}
+
+impl Write for PieceWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buffer.extend_from_slice(data);
+        if self.buffer.len() >= Self::PIECE {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let piece = std::mem::replace(&mut self.buffer, Vec::with_capacity(Self::PIECE));
+        if let Some(kept) = &mut self.kept {
+            if kept.len() + piece.len() <= self.keep_limit {
+                kept.extend_from_slice(&piece);
+            } else {
+                self.kept = None;
+            }
+        }
+        self.tx
+            .blocking_send(piece.into())
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))
+    }
 }
 
 /// Contents dumps by flist sha256: flists never change, and ZOS asks for the same ones

@@ -1,18 +1,25 @@
-//! The flisthub service: a drop-in for 0-hub's HTTP API (reference
-//! `shared/spec/0-hub-reference.md`), with its namespace in SQLite, flist files stored by
-//! content, JWT authentication, uploads converted while they stream in, and jobs with live
-//! progress.
+//! The flisthub service: a drop-in for 0-hub's HTTP API, with its namespace in SQLite,
+//! flist files stored by content, JWT authentication, uploads converted while they stream
+//! in, and jobs with live progress.
 //!
-//! Layers, each using only the ones below it:
-//! * `http`: routes that speak HTTP, and the one mapping of errors to answers;
-//! * `publish`, `chunks`, `auth`, `jobs`, `inspect`: the rules of uploads, the chunk API,
-//!   tokens, jobs and reads;
-//! * `namespace`, `tokens`, `blobs`, `db`: the SQL and the files.
+//! Three floors, each using only the ones below it:
+//! * `http`: routes that parse a request, call one service and render its answer; the one
+//!   mapping of errors to status codes;
+//! * the services [`Hub`] holds, each owning what it needs: the [`Catalogue`] (reads), the
+//!   [`Publisher`] (every change of the namespace), the [`ChunkService`], [`Images`]
+//!   (conversions), [`Jobs`], the [`Authenticator`], [`Tokens`] and [`Status`];
+//! * the SQL and the files: `namespace` (with 0-hub's rules, changes as values and the
+//!   change log), `tokens`, `blobs`, `db`.
 //!
-//! The binary uses [`serve`], [`Config`] and [`tokens`].
+//! This file and `server.rs` are the composition root, the only places that know both the
+//! HTTP layer and the services: [`router`] builds the whole HTTP interface on a [`Hub`],
+//! [`serve`] runs it.
+
+#![forbid(unsafe_code)]
 
 mod auth;
 mod blobs;
+mod catalogue;
 mod chunks;
 mod config;
 mod db;
@@ -26,12 +33,30 @@ mod limits;
 mod names;
 mod namespace;
 mod publish;
+mod pyjson;
 mod server;
+mod status;
 mod tokens;
 
-pub use auth::zero_hub_token;
+use std::sync::Arc;
+
+pub use auth::{Authenticator, Caller, Credentials, zero_hub_token};
+pub use catalogue::{Backend, Catalogue, ChunkLocation, Contents, RepositoryView, Summary};
+pub use chunks::ChunkService;
 pub use config::{Config, DEFAULT_CONFIG, LogFormat};
-pub use error::{Error, Result};
-pub use hub::tokens;
+pub use error::{Class, Error, Result};
+pub use hub::{Hub, tokens};
+pub use images::{ConvertRequest, Converted, Images};
+pub use inspect::Stats;
+pub use jobs::{JobStatus, Jobs};
+pub use names::{FlistName, Names, RepoName, TagName, TaglinkName};
+pub use namespace::{Change, Info, Kind, Listed, Resolved, Target};
+pub use publish::{ArchiveUpload, Published, Publisher};
 pub use server::serve;
+pub use status::{Health, Status};
 pub use tokens::{TokenRecord, Tokens};
+
+/// The whole HTTP interface of `hub`: 0-hub's API, downloads, `/api/v1`, metrics.
+pub fn router(hub: Arc<Hub>) -> axum::Router {
+    http::router(hub)
+}

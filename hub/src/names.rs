@@ -15,29 +15,113 @@ pub const FLIST_SUFFIX: &str = ".flist";
 /// its first bytes; the extension only names the flist.
 pub const ARCHIVE_EXTENSIONS: &[&str] = &[".tar.gz", ".tar.zst", ".tgz", ".tzst", ".tar"];
 
-/// Top-level path segments of the hub's own routes. A repository with one of these names
-/// could not be reached at `/<repo>/...` or `/api/flist/<repo>`, so none is allowed.
-const RESERVED_REPOSITORIES: &[&str] = &[
+/// Top-level path segments the hub's own routes use or will use: pages, the API, static
+/// files. A repository with one of these names could not be reached at `/<repo>` or
+/// `/<repo>/...`, so none is allowed (a 400 that says why). Features that add a top-level
+/// route add its name here.
+pub const RESERVED_REPOSITORIES: &[&str] = &[
+    "_iyo_callback",
+    "account",
     "api",
-    "me",
-    "listen",
-    "metrics",
-    "static",
-    "upload",
-    "upload-flist",
-    "merge",
-    "docker-convert",
-    "search",
-    "login",
-    "login-method",
-    "login-iyo",
-    "logout",
-    "token",
-    "readonly",
     "callback_threebot",
     "callback_token",
-    "_iyo_callback",
+    "diff",
+    "docker-convert",
+    "favicon.ico",
+    "jobs",
+    "listen",
+    "login",
+    "login-iyo",
+    "login-method",
+    "logout",
+    "me",
+    "merge",
+    "metrics",
+    "readonly",
+    "robots.txt",
+    "search",
+    "static",
+    "token",
+    "tokens",
+    "upload",
+    "upload-flist",
+    "v2",
 ];
+
+/// Declares a name type: a string that has passed [`Names`]' checks, which are the only way
+/// to get one.
+macro_rules! checked_name {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::ops::Deref for $name {
+            type Target = str;
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(name: $name) -> String {
+                name.0
+            }
+        }
+    };
+}
+
+checked_name!(
+    /// A repository name (an identity), not one of [`RESERVED_REPOSITORIES`].
+    RepoName
+);
+checked_name!(
+    /// An flist, symlink or tag member name, always with its `.flist` suffix (0-hub's
+    /// normalisation).
+    FlistName
+);
+checked_name!(
+    /// A tag name (0-hub's `.tag-<name>` directory, without the prefix).
+    TagName
+);
+checked_name!(
+    /// The name of a taglink, which 0-hub never suffixes.
+    TaglinkName
+);
+
+impl RepoName {
+    /// A name the hub itself gives (the identity of every caller when authentication is
+    /// off), valid by construction.
+    pub(crate) fn stored(name: &str) -> Self {
+        Self(name.to_owned())
+    }
+}
+
+impl FlistName {
+    /// The name without `.flist`.
+    pub fn stem(&self) -> &str {
+        self.0.strip_suffix(FLIST_SUFFIX).unwrap_or(&self.0)
+    }
+}
 
 /// The limits names are checked against.
 #[derive(Debug, Clone, Copy)]
@@ -48,44 +132,38 @@ pub struct Names {
 
 impl Names {
     /// A repository name (an identity): a valid name that is not one of the hub's routes.
-    pub fn repository(&self, raw: &str) -> Result<String> {
+    pub fn repository(&self, raw: &str) -> Result<RepoName> {
         self.check("repository", raw)?;
-        if self.reserved(raw) {
+        if reserved(raw) {
             return Err(Error::BadRequest(format!(
                 "invalid repository name {}: reserved for the hub's own routes",
                 quote(raw)
             )));
         }
-        Ok(raw.to_owned())
-    }
-
-    /// Whether `name` is one of the hub's own top-level routes, which no repository may be
-    /// named.
-    pub fn reserved(&self, name: &str) -> bool {
-        RESERVED_REPOSITORIES.contains(&name)
+        Ok(RepoName(raw.to_owned()))
     }
 
     /// An flist (or symlink) name as 0-hub normalises it: `.flist` appended unless present.
-    pub fn flist(&self, raw: &str) -> Result<String> {
+    pub fn flist(&self, raw: &str) -> Result<FlistName> {
         // The name as given is checked too: `..` must not become `...flist`.
         let stem = raw.strip_suffix(FLIST_SUFFIX).unwrap_or(raw);
         self.check("flist", stem)?;
         let name = format!("{stem}{FLIST_SUFFIX}");
         self.check("flist", &name)?;
-        Ok(name)
+        Ok(FlistName(name))
     }
 
     /// A tag name.
-    pub fn tag(&self, raw: &str) -> Result<String> {
+    pub fn tag(&self, raw: &str) -> Result<TagName> {
         self.check("tag", raw)?;
-        Ok(raw.to_owned())
+        Ok(TagName(raw.to_owned()))
     }
 
     /// A taglink name, which 0-hub never suffixes. Whether it may end in `.flist` is the
-    /// caller's rule (crosstag refuses it with 0-hub's message).
-    pub fn taglink(&self, raw: &str) -> Result<String> {
+    /// namespace's rule (crosstag refuses it with 0-hub's message).
+    pub fn taglink(&self, raw: &str) -> Result<TaglinkName> {
         self.check("taglink", raw)?;
-        Ok(raw.to_owned())
+        Ok(TaglinkName(raw.to_owned()))
     }
 
     fn check(&self, what: &str, name: &str) -> Result<()> {
@@ -118,6 +196,12 @@ impl Names {
         }
         Ok(())
     }
+}
+
+/// Whether `name` is one of the hub's own top-level routes, which no repository may be
+/// named.
+pub fn reserved(name: &str) -> bool {
+    RESERVED_REPOSITORIES.contains(&name)
 }
 
 fn forbidden(c: char) -> bool {
@@ -189,12 +273,12 @@ mod tests {
 
     #[test]
     fn flist_names_get_the_suffix_once() {
-        assert_eq!(N.flist("app").unwrap(), "app.flist");
-        assert_eq!(N.flist("app.flist").unwrap(), "app.flist");
-        assert_eq!(N.flist("zos:v3.4.0").unwrap(), "zos:v3.4.0.flist");
-        assert_eq!(N.flist("with space").unwrap(), "with space.flist");
-        assert_eq!(N.flist(".hidden").unwrap(), ".hidden.flist");
-        assert_eq!(N.flist("ünï").unwrap(), "ünï.flist");
+        assert_eq!(N.flist("app").unwrap().as_str(), "app.flist");
+        assert_eq!(N.flist("app.flist").unwrap().as_str(), "app.flist");
+        assert_eq!(N.flist("zos:v3.4.0").unwrap().as_str(), "zos:v3.4.0.flist");
+        assert_eq!(N.flist("with space").unwrap().as_str(), "with space.flist");
+        assert_eq!(N.flist(".hidden").unwrap().as_str(), ".hidden.flist");
+        assert_eq!(N.flist("ünï").unwrap().as_str(), "ünï.flist");
     }
 
     #[test]
@@ -234,8 +318,14 @@ mod tests {
             assert!(N.flist(lookalike).is_err(), "{lookalike:?}");
         }
         assert!(N.flist("with inner space").is_ok());
-        assert!(N.repository("api").is_err());
-        assert!(N.repository("me").is_err());
+        for name in RESERVED_REPOSITORIES {
+            let err = N.repository(name).unwrap_err().to_string();
+            assert!(err.contains("reserved"), "{name}: {err}");
+        }
+        assert!(
+            RESERVED_REPOSITORIES.is_sorted(),
+            "kept sorted, so that additions are easy to review"
+        );
         assert!(N.repository("maxux.3bot").is_ok());
     }
 

@@ -19,12 +19,16 @@ use tokio::runtime::Handle;
 
 use crate::auth::Caller;
 use crate::blobs::Digest256;
+use crate::catalogue::ChunkLocation;
+use crate::config::LimitsConfig;
+use crate::db::now;
 use crate::error::{Error, Result};
-use crate::hub::Hub;
+use crate::hub::Lifecycle;
 use crate::inspect::Stats;
-use crate::jobs::Job;
+use crate::jobs::{Job, Jobs};
 use crate::limits::UploadSlot;
-use crate::names::quote;
+use crate::names::{FlistName, Names, RepoName, quote};
+use crate::namespace::{Applied, Change, Namespace};
 
 /// Metadata keys a `metadata-<key>` field cannot set: 0-hub's protected keys, and those the
 /// pipeline itself records. 0-hub ignored them silently; here the answer lists them.
@@ -55,8 +59,8 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 /// A flist just published.
 #[derive(Debug, Clone)]
 pub struct Published {
-    pub repository: String,
-    pub name: String,
+    pub repository: RepoName,
+    pub name: FlistName,
     pub digest: Digest256,
     pub stats: Stats,
 }
@@ -80,8 +84,7 @@ pub fn metadata_key_allowed(key: &str) -> Result<bool> {
 
 /// An archive to convert and publish.
 pub struct ArchiveUpload {
-    /// The flist name, `.flist` included.
-    pub name: String,
+    pub name: FlistName,
     /// The archive's file name, recorded as the flist's source.
     pub source: String,
     /// The archive's size, when known, for progress.
@@ -99,7 +102,68 @@ impl Drop for CancelOnDrop {
     }
 }
 
-impl Hub {
+/// The publisher: everything that changes the namespace goes through it (uploads, flists
+/// built elsewhere, merges, and 0-hub's link, tag, rename, promote and delete), as a
+/// [`Change`] applied at the time it is made.
+pub struct Publisher {
+    names: Names,
+    namespace: Arc<Namespace>,
+    store: Arc<dyn ChunkStore>,
+    location: ChunkLocation,
+    limits: LimitsConfig,
+    jobs: Jobs,
+    lifecycle: Lifecycle,
+}
+
+impl Publisher {
+    pub(crate) fn new(
+        names: Names,
+        namespace: Arc<Namespace>,
+        store: Arc<dyn ChunkStore>,
+        location: ChunkLocation,
+        limits: LimitsConfig,
+        jobs: Jobs,
+        lifecycle: Lifecycle,
+    ) -> Publisher {
+        Publisher {
+            names,
+            namespace,
+            store,
+            location,
+            limits,
+            jobs,
+            lifecycle,
+        }
+    }
+
+    /// The names the publisher checks, for the routes that make changes.
+    pub fn names(&self) -> Names {
+        self.names
+    }
+
+    /// Applies a change of the namespace made by `caller`, now. The change must be in the
+    /// caller's repository.
+    pub async fn apply(&self, caller: &Caller, change: Change) -> Result<Applied> {
+        if *change.repository() != caller.repository {
+            return Err(Error::Forbidden(format!(
+                "{} cannot change {}",
+                quote(&caller.repository),
+                quote(change.repository())
+            )));
+        }
+        self.namespace.apply(change, &caller.user, now()).await
+    }
+
+    /// A private file for something being received or built; removed when dropped.
+    pub fn staging_file(&self, prefix: &str) -> Result<TempPath> {
+        self.namespace.blobs().new_staging_file(prefix)
+    }
+
+    /// The directory of [`Publisher::staging_file`]s (image exports are spooled there).
+    pub fn staging_dir(&self) -> &Path {
+        self.namespace.blobs().staging_dir()
+    }
+
     /// Converts an archive (plain, gzip or zstd tar) read from `input` into an flist and
     /// publishes it as `upload.name` in the caller's repository. Like every publishing
     /// method, it runs in an upload slot the caller holds (taken before the request's body
@@ -112,7 +176,7 @@ impl Hub {
         input: impl Read + Send + 'static,
         job: Option<&Job>,
     ) -> Result<Published> {
-        let staging = self.namespace.blobs().new_staging_file("upload-")?;
+        let staging = self.staging_file("upload-")?;
         let cancel = Cancel::default();
         let _guard = CancelOnDrop(cancel.clone());
         let options = PackOptions {
@@ -139,31 +203,80 @@ impl Hub {
                         report(job, &progress, upload.size);
                     }
                 }
-                _ = self.shutdown.cancelled() => {
+                _ = self.lifecycle.shutdown.cancelled() => {
                     cancel.cancel();
                     break (&mut pack).await?;
                 }
             }
         };
         let stats = Stats::from(summary.totals);
-        self.publish_file(caller, &upload.name, staging, stats)
-            .await
+        self.publish_file(caller, upload.name, staging, stats).await
+    }
+
+    /// Converts a received archive in the background, as a job (`upload`): its id at once,
+    /// its progress and outcome in the job. The file is removed when the job is over.
+    pub async fn upload_in_background(
+        self: &Arc<Self>,
+        caller: &Caller,
+        slot: UploadSlot,
+        upload: ArchiveUpload,
+        file: TempPath,
+    ) -> Result<String> {
+        let input = std::fs::File::open(&file).map_err(|e| Error::io(file.display(), e))?;
+        let job = self
+            .jobs
+            .create(
+                "upload",
+                &caller.user,
+                &caller.repository,
+                &upload.name,
+                None,
+            )
+            .await?;
+        let id = job.id();
+        let (publisher, caller) = (Arc::clone(self), caller.clone());
+        self.lifecycle.tasks.spawn(async move {
+            let _file = file;
+            if let Err(e) = job.start().await {
+                tracing::error!(error = %e, "recording a job start");
+            }
+            let outcome = publisher
+                .upload_archive(&caller, &slot, upload, input, Some(&job))
+                .await;
+            let recorded = match outcome {
+                Ok(published) => {
+                    let info = serde_json::json!({
+                        "filename": published.name,
+                        "flist": published.stats,
+                    });
+                    job.succeed(info).await
+                }
+                Err(e) => {
+                    tracing::info!(error = %e, "upload job failed");
+                    job.fail(e.client_message()).await
+                }
+            };
+            if let Err(e) = recorded {
+                tracing::error!(error = %e, "recording a job outcome");
+            }
+        });
+        Ok(id)
     }
 
     /// How the hub packs what it converts: its limits, and the routes (and 0-hub's
     /// `backend`) that tell readers where the chunks are.
     pub(crate) fn pack_options(&self, cancel: Cancel) -> PackOptions {
         let mut metadata = Metadata::new();
-        if !self.routes.is_empty() {
-            metadata.set_routes(&self.routes);
+        if !self.location.routes.is_empty() {
+            metadata.set_routes(&self.location.routes);
         }
-        if let Some(backend) = &self.backend {
+        if let Some(backend) = &self.location.backend {
             metadata.set(
                 "backend",
                 serde_json::to_string(backend).unwrap_or_default(),
             );
         }
-        let limits = &self.config.limits;
+        let limits = &self.limits;
         PackOptions {
             limits: converter::Limits {
                 max_entries: limits.entries,
@@ -182,13 +295,13 @@ impl Hub {
         &self,
         caller: &Caller,
         _slot: &UploadSlot,
-        name: &str,
+        name: FlistName,
         file: TempPath,
     ) -> Result<Published> {
         let store = Arc::clone(&self.store);
         let runtime = Handle::current();
         let path = file.to_path_buf();
-        let max_entries = self.config.limits.entries;
+        let max_entries = self.limits.entries;
         let stats = tokio::task::spawn_blocking(move || {
             check_flist(&path, max_entries, store.as_ref(), &runtime)
         })
@@ -202,8 +315,8 @@ impl Hub {
         &self,
         caller: &Caller,
         _slot: &UploadSlot,
-        target: &str,
-        sources: &[(String, String)],
+        target: FlistName,
+        sources: &[(RepoName, FlistName)],
     ) -> Result<Published> {
         let mut flists = Vec::with_capacity(sources.len());
         for (repository, name) in sources {
@@ -222,7 +335,7 @@ impl Hub {
                 })?;
             flists.push(flist);
         }
-        let staging = self.namespace.blobs().new_staging_file("merge-")?;
+        let staging = self.staging_file("merge-")?;
         let out = staging.to_path_buf();
         let totals = tokio::task::spawn_blocking(move || -> Result<_> {
             let refs: Vec<&Flist> = flists.iter().collect();
@@ -233,23 +346,30 @@ impl Hub {
             .await
     }
 
+    /// Publishes a staged flist file as `name` of the caller's repository, now.
     pub(crate) async fn publish_file(
         &self,
         caller: &Caller,
-        name: &str,
+        name: FlistName,
         file: TempPath,
         stats: Stats,
     ) -> Result<Published> {
         let blobs = Arc::clone(self.namespace.blobs());
         let staged = tokio::task::spawn_blocking(move || blobs.stage(file)).await??;
-        let digest = self
-            .namespace
-            .publish(&caller.repository, name, staged, &caller.user)
+        let digest = staged.digest.clone();
+        self.namespace
+            .publish(
+                caller.repository.clone(),
+                name.clone(),
+                staged,
+                &caller.user,
+                now(),
+            )
             .await?;
         metrics::counter!("flisthub_flists_published_total").increment(1);
         Ok(Published {
             repository: caller.repository.clone(),
-            name: name.to_owned(),
+            name,
             digest,
             stats,
         })

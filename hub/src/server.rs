@@ -36,12 +36,13 @@ pub async fn serve(
         config.server.public_url = Some(default_public_url(address));
     }
     let hub = Arc::new(Hub::open(config).await?);
-    announce(&hub, address).await;
+    announce(&hub, address);
 
     let housekeeping = tokio::spawn(housekeeping(Arc::clone(&hub)));
     // Trailing slashes are accepted (0-hub's `strict_slashes=False`); this must act before
     // routing, so it wraps the router.
     let app = NormalizePathLayer::trim_trailing_slash().layer(http::router(Arc::clone(&hub)));
+    let lifecycle = hub.lifecycle().clone();
     let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel();
     let server = axum::serve(
         listener,
@@ -62,12 +63,12 @@ pub async fn serve(
     tracing::info!("stopping: no new connections; waiting for requests and jobs in flight");
     // Requests in flight and background jobs have the grace period to finish; new uploads
     // on connections still open are refused.
-    hub.tasks.close();
-    hub.limits.close();
-    let grace = hub.config.server.shutdown_grace;
+    lifecycle.tasks.close();
+    hub.limits().close();
+    let grace = hub.config().server.shutdown_grace;
     let drained = tokio::time::timeout(grace, async {
         let _ = (&mut server).await;
-        hub.tasks.wait().await;
+        lifecycle.tasks.wait().await;
     })
     .await;
     if drained.is_err() {
@@ -75,9 +76,9 @@ pub async fn serve(
             grace = %humantime::format_duration(grace),
             "requests or jobs still running after the grace period: cancelling them"
         );
-        hub.shutdown.cancel();
+        lifecycle.shutdown.cancel();
         server.abort();
-        let _ = tokio::time::timeout(Duration::from_secs(10), hub.tasks.wait()).await;
+        let _ = tokio::time::timeout(Duration::from_secs(10), lifecycle.tasks.wait()).await;
     }
     housekeeping.abort();
     tracing::info!("stopped");
@@ -104,33 +105,25 @@ fn default_public_url(address: SocketAddr) -> String {
     url
 }
 
-async fn announce(hub: &Hub, address: SocketAddr) {
+fn announce(hub: &Hub, address: SocketAddr) {
+    let config = hub.config();
+    let data_dir = config
+        .data_dir()
+        .map(|d| d.display().to_string())
+        .unwrap_or_default();
     tracing::info!(
-        "listening on http://{address} (public URL {}, data in {}, store {})",
-        hub.public_url,
-        hub.config
-            .data_dir()
-            .map(|d| d.display().to_string())
-            .unwrap_or_default(),
-        hub.store.location()
+        "listening on http://{address} (public URL {}, data in {data_dir}, store {})",
+        hub.catalogue().public_url(),
+        hub.status().store_location()
     );
-    if hub.config.server.readonly {
+    if config.server.readonly {
         tracing::info!("read-only mode: /api/flist/me... answers 400");
     }
-    if !hub.auth.enabled() {
+    if !hub.auth().enabled() {
         tracing::warn!("authentication is off: every caller is Administrator");
         return;
     }
-    let minted: std::result::Result<i64, Error> = hub
-        .db
-        .read(|c| Ok(c.query_row("SELECT count(*) FROM token", [], |r| r.get(0))?))
-        .await;
-    if matches!(minted, Ok(0)) {
-        let data_dir = hub
-            .config
-            .data_dir()
-            .map(|d| d.display().to_string())
-            .unwrap_or_default();
+    if matches!(hub.tokens().minted(), Ok(0)) {
         tracing::info!(
             "no token minted yet; mint one with: flisthub token create --user NAME --data-dir {data_dir}"
         );
@@ -141,15 +134,15 @@ async fn housekeeping(hub: Arc<Hub>) {
     let mut tick = tokio::time::interval(HOUSEKEEPING_EVERY);
     loop {
         tick.tick().await;
-        match hub.jobs.expire(hub.config.jobs.retention).await {
+        match hub.jobs().expire(hub.config().jobs.retention).await {
             Ok(0) => {}
             Ok(n) => tracing::debug!(expired = n, "forgot finished jobs"),
             Err(e) => tracing::warn!(error = %e, "expiring jobs"),
         }
-        hub.limits.forget_idle();
+        hub.limits().forget_idle();
         if let Some(handle) = http::metrics_handle() {
             handle.run_upkeep();
         }
-        metrics::gauge!("flisthub_jobs_running").set(hub.jobs.running() as f64);
+        metrics::gauge!("flisthub_jobs_running").set(hub.jobs().running() as f64);
     }
 }

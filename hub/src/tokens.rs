@@ -116,7 +116,7 @@ impl Tokens {
         ttl: Duration,
         note: Option<&str>,
     ) -> Result<(TokenRecord, String)> {
-        let user = self.names.repository(user)?;
+        let user = self.names.repository(user)?.to_string();
         for repository in memberof {
             self.names.repository(repository)?;
         }
@@ -155,6 +155,13 @@ impl Tokens {
             Ok(())
         })?;
         Ok((record, token))
+    }
+
+    /// How many tokens were minted here (revoked and expired ones included). Blocking.
+    pub fn minted(&self) -> Result<u64> {
+        self.db.read_now(|c| {
+            Ok(c.query_row("SELECT count(*) FROM token", [], |r| r.get::<_, i64>(0))? as u64)
+        })
     }
 
     /// Every minted token, newest first. Blocking.

@@ -13,46 +13,28 @@ use serde::{Deserialize, Serialize};
 use super::Me;
 use super::json::{raw, raw_bytes, raw_stream, success, success_with};
 use crate::auth::Caller;
+use crate::catalogue::Contents;
 use crate::error::{Error, Result};
 use crate::hub::Hub;
-use crate::inspect;
-use crate::namespace::{Info, Kind, Listed};
+use crate::namespace::{Change, Info, Kind, Listed};
 
 type HubState = State<Arc<Hub>>;
 
-#[derive(Serialize)]
-struct RepositoryJson {
-    name: String,
-    official: bool,
-    updated: i64,
-}
-
 /// `GET /api/repositories`
 pub async fn repositories(State(hub): HubState) -> Result<Response> {
-    let list: Vec<RepositoryJson> = hub
-        .namespace
-        .repositories()
-        .await?
-        .into_iter()
-        .map(|(name, updated)| RepositoryJson {
-            official: hub.official(&name),
-            name,
-            updated,
-        })
-        .collect();
-    Ok(raw(&list))
+    Ok(raw(&hub.catalogue().repositories().await?))
 }
 
 /// `GET /api/flist`: every entry of every repository (ZOS's health check).
 pub async fn all_entries(State(hub): HubState) -> Result<Response> {
-    Ok(raw(&hub.namespace.all_entries().await?))
+    Ok(raw(&hub.catalogue().all_entries().await?))
 }
 
 /// `GET /api/fileslist`
 pub async fn fileslist(State(hub): HubState) -> Result<Response> {
     let all: BTreeMap<String, Vec<ListedJson>> = hub
-        .namespace
-        .list_all()
+        .catalogue()
+        .files_list()
         .await?
         .into_iter()
         .map(|(repository, listed)| (repository, listed.iter().map(ListedJson::from).collect()))
@@ -98,12 +80,7 @@ fn kilobytes(bytes: u64) -> String {
 
 /// `GET /api/flist/<repo>`
 pub async fn repository(State(hub): HubState, Path(repository): Path<String>) -> Result<Response> {
-    let repository = hub.names.repository(&repository)?;
-    let listed = hub
-        .namespace
-        .list(&repository)
-        .await?
-        .ok_or_else(|| Error::NotFound("user not found".into()))?;
+    let listed = hub.catalogue().repository(&repository).await?;
     Ok(raw(&listed
         .iter()
         .map(ListedJson::from)
@@ -115,9 +92,7 @@ pub async fn tag(
     State(hub): HubState,
     Path((repository, tag)): Path<(String, String)>,
 ) -> Result<Response> {
-    let repository = hub.names.repository(&repository)?;
-    let tag = hub.names.tag(&tag)?;
-    let members = hub.namespace.list_tag(&repository, &tag).await?;
+    let members = hub.catalogue().tag(&repository, &tag).await?;
     Ok(raw(&members
         .iter()
         .map(ListedJson::from)
@@ -138,89 +113,19 @@ pub async fn flist(
 }
 
 /// The contents dump, streamed as the flist is walked (memory does not grow with the
-/// flist); dumps small enough are kept, by the flist's sha256, for the next requests.
-async fn contents(hub: &Arc<Hub>, repository: &str, name: &str) -> Result<Response> {
-    let resolved = hub.resolve(repository, name).await?;
-    if let Some(cached) = hub.contents.get(&resolved.digest.sha256) {
-        return Ok(raw_bytes(cached));
-    }
-    let open = |path: &std::path::Path| Ok(flist::Flist::open(path)?);
-    let (resolved, flist) = hub
-        .namespace
-        .open_file(|| hub.resolve(repository, name), open)
-        .await?;
-    let (tx, rx) = tokio::sync::mpsc::channel(4);
-    let hub = Arc::clone(hub);
-    tokio::task::spawn_blocking(move || {
-        let mut out = StreamWriter::new(tx, hub.contents.entry_limit());
-        let written = inspect::write_contents(&flist, &mut out).and_then(|()| {
-            std::io::Write::flush(&mut out).map_err(|e| Error::io("a contents dump", e))
-        });
-        match written {
-            Ok(()) => {
-                if let Some(whole) = out.kept {
-                    hub.contents.put(&resolved.digest.sha256, whole.into());
-                }
-            }
-            Err(e) => tracing::debug!(error = %e, "contents dump not finished"),
+/// flist).
+async fn contents(hub: &Hub, repository: &str, name: &str) -> Result<Response> {
+    Ok(match hub.catalogue().contents(repository, name).await? {
+        Contents::Whole(bytes) => raw_bytes(bytes),
+        Contents::Pieces(rx) => {
+            let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+                rx.recv()
+                    .await
+                    .map(|piece| (Ok::<_, std::io::Error>(piece), rx))
+            });
+            raw_stream(axum::body::Body::from_stream(stream))
         }
-    });
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv()
-            .await
-            .map(|chunk| (Ok::<_, std::io::Error>(chunk), rx))
-    });
-    Ok(raw_stream(axum::body::Body::from_stream(stream)))
-}
-
-/// A blocking writer whose output goes to a response body in pieces, and is also kept
-/// whole while it is small.
-struct StreamWriter {
-    tx: tokio::sync::mpsc::Sender<Bytes>,
-    buffer: Vec<u8>,
-    kept: Option<Vec<u8>>,
-    keep_limit: usize,
-}
-
-impl StreamWriter {
-    /// Bytes sent to the body at a time.
-    const PIECE: usize = 64 << 10;
-
-    fn new(tx: tokio::sync::mpsc::Sender<Bytes>, keep_limit: usize) -> StreamWriter {
-        StreamWriter {
-            tx,
-            buffer: Vec::with_capacity(Self::PIECE),
-            kept: Some(Vec::new()),
-            keep_limit,
-        }
-    }
-}
-
-impl std::io::Write for StreamWriter {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.buffer.extend_from_slice(data);
-        if self.buffer.len() >= Self::PIECE {
-            self.flush()?;
-        }
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        if self.buffer.is_empty() {
-            return Ok(());
-        }
-        let piece = std::mem::replace(&mut self.buffer, Vec::with_capacity(Self::PIECE));
-        if let Some(kept) = &mut self.kept {
-            if kept.len() + piece.len() <= self.keep_limit {
-                kept.extend_from_slice(&piece);
-            } else {
-                self.kept = None;
-            }
-        }
-        self.tx
-            .blocking_send(piece.into())
-            .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))
-    }
+    })
 }
 
 /// `GET /api/flist/<repo>/<flist>/light`
@@ -247,9 +152,7 @@ struct LightJson<'a> {
 }
 
 async fn light_of(hub: &Hub, repository: &str, name: &str) -> Result<Response> {
-    let repository = hub.names.repository(repository)?;
-    let name = hub.names.flist(name)?;
-    let info: Info = hub.namespace.info(&repository, &name).await?;
+    let info: Info = hub.catalogue().info(repository, name).await?;
     let digest = info.resolved.as_ref().map(|r| &r.digest);
     Ok(raw(&LightJson {
         name: &info.name,
@@ -268,9 +171,7 @@ pub async fn taglink(
     State(hub): HubState,
     Path((repository, name)): Path<(String, String)>,
 ) -> Result<Response> {
-    let repository = hub.names.repository(&repository)?;
-    let name = hub.names.taglink(&name)?;
-    let target = hub.namespace.taglink(&repository, &name).await?;
+    let target = hub.catalogue().taglink(&repository, &name).await?;
     Ok(raw(&serde_json::json!({"target": target.cleaned()})))
 }
 
@@ -279,13 +180,7 @@ pub async fn metadata(
     State(hub): HubState,
     Path((repository, name)): Path<(String, String)>,
 ) -> Result<Response> {
-    let backend = hub.backend.clone();
-    let read = move |path: &std::path::Path| inspect::metadata(path, backend.as_ref());
-    let (_, metadata) = hub
-        .namespace
-        .open_file(|| hub.resolve(&repository, &name), read)
-        .await?;
-    Ok(raw(&metadata))
+    Ok(raw(&hub.catalogue().metadata(&repository, &name).await?))
 }
 
 // ----- /api/flist/me -----
@@ -337,10 +232,18 @@ fn last_segment(uri: &axum::http::Uri) -> &str {
 }
 
 async fn delete(hub: &Hub, caller: &Caller, name: &str) -> Result<Response> {
-    let flist = hub.names.flist(name)?;
-    hub.namespace
-        .delete(&caller.repository, &flist, name, &caller.user)
-        .await?;
+    let names = hub.names();
+    let change = Change::Delete {
+        repository: caller.repository.clone(),
+        name: names.flist(name)?,
+        or_taglink: names.taglink(name)?,
+    };
+    change_made(hub, caller, change).await
+}
+
+/// Applies a change for `caller`: 0-hub's `{"status": "success"}`.
+async fn change_made(hub: &Hub, caller: &Caller, change: Change) -> Result<Response> {
+    hub.publisher().apply(caller, change).await?;
     Ok(success())
 }
 
@@ -350,11 +253,13 @@ pub async fn me_link(
     Me(caller): Me,
     Path((source, link)): Path<(String, String)>,
 ) -> Result<Response> {
-    let (source, link) = (hub.names.flist(&source)?, hub.names.flist(&link)?);
-    hub.namespace
-        .link(&caller.repository, &source, &link, &caller.user)
-        .await?;
-    Ok(success())
+    let names = hub.names();
+    let change = Change::Link {
+        repository: caller.repository.clone(),
+        source: names.flist(&source)?,
+        link: names.flist(&link)?,
+    };
+    change_made(&hub, &caller, change).await
 }
 
 /// `/api/flist/me/<linkname>/crosslink/<repo>/<source>`
@@ -363,19 +268,14 @@ pub async fn me_crosslink(
     Me(caller): Me,
     Path((link, repository, source)): Path<(String, String, String)>,
 ) -> Result<Response> {
-    let link = hub.names.flist(&link)?;
-    let repository = hub.names.repository(&repository)?;
-    let source = hub.names.flist(&source)?;
-    hub.namespace
-        .crosslink(
-            &caller.repository,
-            &link,
-            &repository,
-            &source,
-            &caller.user,
-        )
-        .await?;
-    Ok(success())
+    let names = hub.names();
+    let change = Change::Crosslink {
+        repository: caller.repository.clone(),
+        link: names.flist(&link)?,
+        source_repository: names.repository(&repository)?,
+        source: names.flist(&source)?,
+    };
+    change_made(&hub, &caller, change).await
 }
 
 /// `/api/flist/me/<linkname>/crosstag/<repo>/<tag>`: GET (or POST) links, DELETE unlinks.
@@ -385,19 +285,25 @@ pub async fn me_crosstag(
     Me(caller): Me,
     Path((link, repository, tag)): Path<(String, String, String)>,
 ) -> Result<Response> {
-    let link = hub.names.taglink(&link)?;
-    let repository = hub.names.repository(&repository)?;
-    let tag = hub.names.tag(&tag)?;
-    if method == Method::DELETE {
-        hub.namespace
-            .uncrosstag(&caller.repository, &link, &repository, &tag, &caller.user)
-            .await?;
+    let names = hub.names();
+    let (repository_here, link) = (caller.repository.clone(), names.taglink(&link)?);
+    let (tag_repository, tag) = (names.repository(&repository)?, names.tag(&tag)?);
+    let change = if method == Method::DELETE {
+        Change::Uncrosstag {
+            repository: repository_here,
+            link,
+            tag_repository,
+            tag,
+        }
     } else {
-        hub.namespace
-            .crosstag(&caller.repository, &link, &repository, &tag, &caller.user)
-            .await?;
-    }
-    Ok(success())
+        Change::Crosstag {
+            repository: repository_here,
+            link,
+            tag_repository,
+            tag,
+        }
+    };
+    change_made(&hub, &caller, change).await
 }
 
 /// `/api/flist/me/<tag>/<linkname>/tag/<repo>/<source>`: GET (or POST) tags, DELETE
@@ -408,27 +314,25 @@ pub async fn me_tag(
     Me(caller): Me,
     Path((tag, link, repository, source)): Path<(String, String, String, String)>,
 ) -> Result<Response> {
-    let tag = hub.names.tag(&tag)?;
-    let link = hub.names.flist(&link)?;
-    let repository = hub.names.repository(&repository)?;
-    let source = hub.names.flist(&source)?;
-    if method == Method::DELETE {
-        hub.namespace
-            .untag(&caller.repository, &tag, &link, &caller.user)
-            .await?;
+    let names = hub.names();
+    let (tag, link) = (names.tag(&tag)?, names.flist(&link)?);
+    let (source_repository, source) = (names.repository(&repository)?, names.flist(&source)?);
+    let change = if method == Method::DELETE {
+        Change::Untag {
+            repository: caller.repository.clone(),
+            tag,
+            link,
+        }
     } else {
-        hub.namespace
-            .tag(
-                &caller.repository,
-                &tag,
-                &link,
-                &repository,
-                &source,
-                &caller.user,
-            )
-            .await?;
-    }
-    Ok(success())
+        Change::Tag {
+            repository: caller.repository.clone(),
+            tag,
+            link,
+            source_repository,
+            source,
+        }
+    };
+    change_made(&hub, &caller, change).await
 }
 
 #[derive(Deserialize)]
@@ -443,18 +347,14 @@ pub async fn me_rename(
     Path((source, destination)): Path<(String, String)>,
     Query(query): Query<RenameQuery>,
 ) -> Result<Response> {
-    let (source, destination) = (hub.names.flist(&source)?, hub.names.flist(&destination)?);
-    let force = matches!(query.force.as_deref(), Some("true" | "1" | "yes" | ""));
-    hub.namespace
-        .rename(
-            &caller.repository,
-            &source,
-            &destination,
-            force,
-            &caller.user,
-        )
-        .await?;
-    Ok(success())
+    let names = hub.names();
+    let change = Change::Rename {
+        repository: caller.repository.clone(),
+        source: names.flist(&source)?,
+        destination: names.flist(&destination)?,
+        force: matches!(query.force.as_deref(), Some("true" | "1" | "yes" | "")),
+    };
+    change_made(&hub, &caller, change).await
 }
 
 /// `/api/flist/me/promote/<repo>/<source>/<localname>`
@@ -463,19 +363,18 @@ pub async fn me_promote(
     Me(caller): Me,
     Path((repository, source, local)): Path<(String, String, String)>,
 ) -> Result<Response> {
-    let repository = hub.names.repository(&repository)?;
-    let (source, local) = (hub.names.flist(&source)?, hub.names.flist(&local)?);
-    hub.namespace
-        .promote(
-            &caller.repository,
-            &repository,
-            &source,
-            &local,
-            &caller.user,
-        )
-        .await?;
+    let names = hub.names();
+    let (source_repository, source) = (names.repository(&repository)?, names.flist(&source)?);
+    let local = names.flist(&local)?;
+    let change = Change::Promote {
+        repository: caller.repository.clone(),
+        source_repository: source_repository.clone(),
+        source: source.clone(),
+        local: local.clone(),
+    };
+    hub.publisher().apply(&caller, change).await?;
     Ok(success_with(serde_json::json!({
-        "source": {"username": repository, "filename": source},
+        "source": {"username": source_repository, "filename": source},
         "destination": {"username": caller.repository, "filename": local},
     })))
 }
@@ -487,15 +386,15 @@ pub async fn me_merge(
     Path(target): Path<String>,
     body: Bytes,
 ) -> Result<Response> {
-    let target = hub.names.flist(&target)?;
-    let list = match serde_json::from_slice::<serde_json::Value>(&body) {
-        Ok(serde_json::Value::Array(list)) => list,
-        _ => return Err(Error::BadRequest("malformed json request".into())),
+    let names = hub.names();
+    let target = names.flist(&target)?;
+    let Ok(serde_json::Value::Array(list)) = serde_json::from_slice(&body) else {
+        return Err(Error::BadRequest("malformed json request".into()));
     };
     if list.is_empty() {
         return Err(Error::BadRequest("no source found".into()));
     }
-    let max = hub.config.limits.merge_sources;
+    let max = hub.config().limits.merge_sources;
     if list.len() > max {
         return Err(Error::TooLarge(format!(
             "{} sources; a merge takes at most {max} (limits.merge-sources)",
@@ -511,11 +410,14 @@ pub async fn me_merge(
             if name.contains('/') {
                 return Err(malformed());
             }
-            Ok((hub.names.repository(repository)?, hub.names.flist(name)?))
+            Ok((names.repository(repository)?, names.flist(name)?))
         })
         .collect::<Result<Vec<_>>>()?;
-    let slot = hub.limits.upload_slot(&caller.user).await?;
-    let published = hub.merge(&caller, &slot, &target, &sources).await?;
+    let slot = hub.limits().upload_slot(&caller.user).await?;
+    let published = hub
+        .publisher()
+        .merge(&caller, &slot, target, &sources)
+        .await?;
     Ok(success_with(super::upload::published_json(
         &hub,
         &published,

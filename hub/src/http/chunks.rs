@@ -43,12 +43,12 @@ struct Info<'a> {
 /// the chunk API.
 pub async fn info(State(hub): State<Arc<Hub>>) -> Response {
     raw(&Info {
-        routes: &hub.routes,
+        routes: &hub.catalogue().chunk_location().routes,
         missing_limit: MISSING_LIMIT,
         get_limit: GET_LIMIT,
         upload_limit: UPLOAD_LIMIT,
         max_chunk: MAX_FRAME_PAYLOAD,
-        upload_body: hub.config.chunks.upload_body,
+        upload_body: hub.config().chunks.upload_body,
         media_type: MEDIA_TYPE,
     })
 }
@@ -81,7 +81,7 @@ fn parse_key(hex: &str) -> Result<ChunkKey> {
 /// lacks, in the order asked.
 pub async fn missing(State(hub): State<Arc<Hub>>, body: axum::Json<Keys>) -> Result<Response> {
     let keys = parse_keys(&body.keys, MISSING_LIMIT)?;
-    let missing = hub.missing_chunks(&keys).await?;
+    let missing = hub.chunks().missing_chunks(&keys).await?;
     Ok(raw(&serde_json::json!({
         "missing": missing.iter().map(ChunkKey::to_hex).collect::<Vec<_>>()
     })))
@@ -95,10 +95,10 @@ pub async fn upload(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response> {
-    if hub.config.server.readonly {
+    if hub.config().server.readonly {
         return Err(Error::Readonly);
     }
-    let _slot = hub.limits.chunk_upload_slot(&caller.user)?;
+    let _slot = hub.limits().chunk_upload_slot(&caller.user)?;
     let framed = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -108,8 +108,8 @@ pub async fn upload(
             "send the chunks as {MEDIA_TYPE} (key, length, stored chunk; see the OpenAPI description)"
         )));
     }
-    let idle = hub.config.limits.idle_timeout;
-    let limit = hub.config.chunks.upload_body;
+    let idle = hub.config().limits.idle_timeout;
+    let limit = hub.config().chunks.upload_body;
     let mut report = UploadReport::default();
     let outcome = receive(&hub, &caller, body, idle, limit, &mut report).await;
     metrics::counter!("flisthub_chunk_uploads_total").increment(1);
@@ -162,7 +162,8 @@ async fn receive(
                 Ok(frame) => frame,
                 Err(e) => {
                     // The whole frames before it still count.
-                    hub.store_chunks(caller, std::mem::take(&mut batch), report)
+                    hub.chunks()
+                        .store_chunks(caller, std::mem::take(&mut batch), report)
                         .await?;
                     return Err(Error::BadRequest(e.to_string()));
                 }
@@ -170,7 +171,8 @@ async fn receive(
             let Some((key, bytes)) = frame else { break };
             frames += 1;
             if frames > UPLOAD_LIMIT {
-                hub.store_chunks(caller, std::mem::take(&mut batch), report)
+                hub.chunks()
+                    .store_chunks(caller, std::mem::take(&mut batch), report)
                     .await?;
                 return Err(Error::TooLarge(format!(
                     "more than {UPLOAD_LIMIT} chunks in one request; send them in several"
@@ -179,13 +181,14 @@ async fn receive(
             batch_bytes += bytes.len();
             batch.push((key, bytes));
             if batch_bytes >= STORE_BATCH_BYTES || batch.len() >= STORE_BATCH_CHUNKS {
-                hub.store_chunks(caller, std::mem::take(&mut batch), report)
+                hub.chunks()
+                    .store_chunks(caller, std::mem::take(&mut batch), report)
                     .await?;
                 batch_bytes = 0;
             }
         }
     }
-    hub.store_chunks(caller, batch, report).await?;
+    hub.chunks().store_chunks(caller, batch, report).await?;
     reader
         .finish()
         .map_err(|e| Error::BadRequest(e.to_string()))
@@ -195,8 +198,8 @@ async fn receive(
 /// change, so caches may keep them for ever.
 pub async fn get_one(State(hub): State<Arc<Hub>>, Path(key): Path<String>) -> Result<Response> {
     let key = parse_key(&key)?;
-    let _slot = hub.limits.chunk_read_slot().await?;
-    let Some(bytes) = hub.read_chunks(&[key]).await?.pop().flatten() else {
+    let _slot = hub.limits().chunk_read_slot().await?;
+    let Some(bytes) = hub.chunks().read_chunks(&[key]).await?.pop().flatten() else {
         return Err(Error::NotFound(format!("chunk {key} is not in the store")));
     };
     Ok(Response::builder()
@@ -243,8 +246,8 @@ pub async fn get_many(State(hub): State<Arc<Hub>>, body: axum::Json<Keys>) -> Re
 /// A batch of chunks read (in a read slot) and framed: each frame's header, then the
 /// chunk's bytes as they came from the store (not copied).
 async fn read_framed(hub: &Hub, keys: Vec<ChunkKey>) -> Result<Vec<Bytes>> {
-    let _slot = hub.limits.chunk_read_slot().await?;
-    let found = hub.read_chunks(&keys).await?;
+    let _slot = hub.limits().chunk_read_slot().await?;
+    let found = hub.chunks().read_chunks(&keys).await?;
     let mut pieces = Vec::with_capacity(keys.len() * 2);
     for (key, bytes) in keys.iter().zip(found) {
         let bytes = bytes.unwrap_or_default();
@@ -261,5 +264,5 @@ pub async fn usage(
     State(hub): State<Arc<Hub>>,
     Authenticated(caller): Authenticated,
 ) -> Result<Response> {
-    Ok(raw(&hub.chunk_usage(&caller.user).await?))
+    Ok(raw(&hub.chunks().chunk_usage(&caller.user).await?))
 }

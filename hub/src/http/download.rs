@@ -15,13 +15,13 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
 
 use super::json::python;
 use crate::error::{Error, Result};
 use crate::hub::Hub;
+use crate::names;
 use crate::namespace::Resolved;
 
 /// Read size of a download stream: large reads keep a fast link busy.
@@ -33,20 +33,20 @@ pub async fn repository_file(
     Path((repository, file)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    if hub.names.reserved(&repository) {
+    if names::reserved(&repository) {
         // `/api/...` and the like: a route that does not exist, not a bad repository name.
-        return Err(Error::NotFound("not found".into()));
+        return Err(not_found());
     }
+    let catalogue = hub.catalogue();
     if let Some(name) = file.strip_suffix(".md5").filter(|n| n.ends_with(".flist")) {
-        let resolved = hub.resolve(&repository, name).await?;
-        return Ok(md5_text(&resolved));
+        return Ok(md5_text(&catalogue.resolve(&repository, name).await?));
     }
     if file.ends_with(".flist") {
-        return serve(&hub, &headers, || hub.resolve(&repository, &file)).await;
+        let (resolved, file) = catalogue.open(&repository, &file).await?;
+        return send(tokio::fs::File::from_std(file), &resolved, &headers).await;
     }
     if let Some(name) = file.strip_suffix(".txt") {
-        let resolved = hub.resolve(&repository, name).await?;
-        let summary = Summary::new(&hub, &repository, &resolved);
+        let summary = catalogue.summary(&repository, name).await?;
         let text = format!(
             "File:     {}\nUploader: {}\nSource:   {}\nStorage:  {}\nChecksum: {}\n",
             summary.flist, summary.uploader, summary.source, summary.storage, summary.checksum
@@ -54,12 +54,11 @@ pub async fn repository_file(
         return Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response());
     }
     if let Some(name) = file.strip_suffix(".json") {
-        let resolved = hub.resolve(&repository, name).await?;
-        let mut body = python(&Summary::new(&hub, &repository, &resolved));
+        let mut body = python(&catalogue.summary(&repository, name).await?);
         body.push(b'\n');
         return Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response());
     }
-    Err(Error::NotFound("not found".into()))
+    Err(not_found())
 }
 
 /// `GET /<repo>/tags/<tag>/<file>`: `<name>.flist` and `<name>.flist.md5` through a tag.
@@ -68,23 +67,24 @@ pub async fn tag_file(
     Path((repository, tag, file)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    if hub.names.reserved(&repository) {
-        return Err(Error::NotFound("not found".into()));
+    if names::reserved(&repository) {
+        return Err(not_found());
     }
-    let repository = hub.names.repository(&repository)?;
-    let tag = hub.names.tag(&tag)?;
-    let in_tag = |name: &str| {
-        let name = hub.names.flist(name);
-        let (hub, repository, tag) = (&hub, &repository, &tag);
-        async move { hub.namespace.resolve_in_tag(repository, tag, &name?).await }
-    };
+    let catalogue = hub.catalogue();
     if let Some(name) = file.strip_suffix(".md5").filter(|n| n.ends_with(".flist")) {
-        return Ok(md5_text(&in_tag(name).await?));
+        return Ok(md5_text(
+            &catalogue.resolve_in_tag(&repository, &tag, name).await?,
+        ));
     }
     if file.ends_with(".flist") {
-        return serve(&hub, &headers, || in_tag(&file)).await;
+        let (resolved, file) = catalogue.open_in_tag(&repository, &tag, &file).await?;
+        return send(tokio::fs::File::from_std(file), &resolved, &headers).await;
     }
-    Err(Error::NotFound("not found".into()))
+    Err(not_found())
+}
+
+fn not_found() -> Error {
+    Error::NotFound("not found".into())
 }
 
 fn md5_text(resolved: &Resolved) -> Response {
@@ -99,50 +99,6 @@ fn md5_text(resolved: &Resolved) -> Response {
         format!("{}\n", resolved.digest.md5),
     )
         .into_response()
-}
-
-/// What `.txt` and `.json` say of an flist.
-#[derive(Serialize)]
-struct Summary {
-    flist: String,
-    uploader: String,
-    source: String,
-    storage: String,
-    checksum: String,
-    sha256: String,
-    size: u64,
-}
-
-impl Summary {
-    fn new(hub: &Hub, repository: &str, resolved: &Resolved) -> Summary {
-        let storage = match (&hub.backend, hub.routes.first()) {
-            (Some(b), _) => format!("zdb://{}:{}", b.host, b.port),
-            (None, Some(route)) => route.clone(),
-            (None, None) => "this hub's own store".into(),
-        };
-        Summary {
-            flist: resolved.name.clone(),
-            uploader: repository.to_owned(),
-            source: hub.url_of(&resolved.repository, &resolved.name),
-            storage,
-            checksum: resolved.digest.md5.clone(),
-            sha256: resolved.digest.sha256.clone(),
-            size: resolved.digest.size,
-        }
-    }
-}
-
-/// Serves the file a name resolves to, whole even if the name is re-published meanwhile.
-async fn serve<Fut: Future<Output = Result<Resolved>>>(
-    hub: &Hub,
-    headers: &HeaderMap,
-    resolve: impl Fn() -> Fut,
-) -> Result<Response> {
-    let open = |path: &std::path::Path| {
-        std::fs::File::open(path).map_err(|e| Error::io(path.display(), e))
-    };
-    let (resolved, file) = hub.namespace.open_file(resolve, open).await?;
-    send(tokio::fs::File::from_std(file), &resolved, headers).await
 }
 
 async fn send(

@@ -23,9 +23,9 @@ use crate::hub::Hub;
 use crate::jobs::{JobStatus, State as JobState};
 
 pub async fn listen(State(hub): State<Arc<Hub>>, Path(id): Path<String>) -> Result<Response> {
-    let phase = match hub.jobs.subscribe(&id) {
+    let phase = match hub.jobs().subscribe(&id) {
         Some(rx) => Phase::Live { rx, last: None },
-        None => match hub.jobs.get(&id).await? {
+        None => match hub.jobs().get(&id).await? {
             Some(status) => Phase::Final(final_events(&status)),
             None => return Ok(compact_failure(StatusCode::NOT_FOUND, "job id not found")),
         },

@@ -10,20 +10,14 @@ use axum::extract::{FromRequest, Multipart, Path, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use converter::{Credentials, Platform};
+use converter::Credentials;
 use serde::Deserialize;
-use tokio::sync::oneshot;
 
 use super::json::{raw_with_status, success_with};
 use super::{Authenticated, Me};
-use crate::auth::Caller;
 use crate::error::{Error, Result};
 use crate::hub::Hub;
-use crate::images::{ConvertRequest, Converted};
 use crate::jobs::CancelRefused;
-
-/// Longest image reference taken (Docker's own limit on a whole reference is lower).
-const IMAGE_LIMIT: usize = 512;
 
 /// `POST /api/flist/me/docker`: form field `image` (multipart or urlencoded), and
 /// optionally `platform`. Answers when the flist is published, with its file name in
@@ -34,19 +28,14 @@ pub async fn me_docker(
     request: Request,
 ) -> Result<Response> {
     let form = read_form(&hub, request).await?;
+    let images = hub.images();
     let image = form
         .get("image")
         .map(|i| i.trim())
         .filter(|i| !i.is_empty())
         .ok_or_else(|| Error::BadRequest("missing docker image name".into()))?;
-    let request = convert_request(
-        &hub,
-        image,
-        form.get("platform").map(String::as_str),
-        None,
-        None,
-    )?;
-    let (id, outcome) = start(&hub, caller, request).await?;
+    let request = images.request(image, form.get("platform").map(String::as_str), None, None)?;
+    let (id, outcome) = images.start(caller, request).await?;
     let converted = outcome
         .await
         .map_err(|_| Error::Internal("a conversion job ended without an outcome".into()))??;
@@ -90,16 +79,16 @@ pub async fn convert(State(hub): State<Arc<Hub>>, Me(caller): Me, body: Bytes) -
         username: c.username,
         password: c.password,
     });
-    let request = convert_request(
-        &hub,
+    let images = hub.images();
+    let request = images.request(
         &body.image,
         body.platform.as_deref(),
         credentials,
         body.name.as_deref(),
     )?;
-    let (id, _) = start(&hub, caller, request).await?;
+    let (id, _) = images.start(caller, request).await?;
     let status = hub
-        .jobs
+        .jobs()
         .get(&id)
         .await?
         .ok_or_else(|| Error::Internal("a job just created is gone".into()))?;
@@ -117,7 +106,7 @@ pub async fn cancel_job(
     Authenticated(caller): Authenticated,
     Path(id): Path<String>,
 ) -> Result<Response> {
-    match hub.jobs.cancel(&id, &caller.user).await {
+    match hub.jobs().cancel(&id, &caller.user).await {
         Ok(()) => {}
         Err(CancelRefused::NotFound) => return Err(Error::NotFound("job id not found".into())),
         Err(CancelRefused::NotOwner) => {
@@ -138,112 +127,8 @@ pub async fn cancel_job(
             )));
         }
     }
-    let status = hub.jobs.get(&id).await?;
+    let status = hub.jobs().get(&id).await?;
     Ok(raw_with_status(StatusCode::ACCEPTED, &status).into_response())
-}
-
-/// Checks a request: conversions on, a sane reference, a platform, a valid name.
-fn convert_request(
-    hub: &Hub,
-    image: &str,
-    platform: Option<&str>,
-    credentials: Option<Credentials>,
-    name: Option<&str>,
-) -> Result<ConvertRequest> {
-    if !hub.config.images.enabled {
-        return Err(Error::Forbidden(
-            "image conversion is switched off on this hub (images.enabled)".into(),
-        ));
-    }
-    let image = image.trim();
-    if image.is_empty() {
-        return Err(Error::BadRequest("missing docker image name".into()));
-    }
-    if image.len() > IMAGE_LIMIT || image.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(Error::BadRequest(format!(
-            "{} is not an image reference",
-            crate::names::quote(image)
-        )));
-    }
-    // Refused here, before a job exists.
-    hub.image_registry(image)?;
-    let platform = platform
-        .filter(|p| !p.is_empty())
-        .map(str::parse::<Platform>)
-        .transpose()?;
-    let name = match name {
-        Some(name) => hub.names.flist(name)?,
-        None => hub.names.flist(&converter::flist_name(image))?,
-    };
-    Ok(ConvertRequest {
-        image: image.to_owned(),
-        platform,
-        credentials,
-        name,
-    })
-}
-
-/// Starts the job of `request`; its outcome comes on the receiver (dropping it does not
-/// stop the job).
-async fn start(
-    hub: &Arc<Hub>,
-    caller: Caller,
-    request: ConvertRequest,
-) -> Result<(String, oneshot::Receiver<Result<Converted>>)> {
-    let slot = hub.limits.conversion_slot(&caller.user)?;
-    let job = hub
-        .jobs
-        .create(
-            "docker",
-            &caller.user,
-            &caller.repository,
-            &request.name,
-            Some(request.recorded()),
-        )
-        .await?;
-    let id = job.id();
-    let (tx, rx) = oneshot::channel();
-    let runner = Arc::clone(hub);
-    hub.tasks.spawn(async move {
-        let _slot = slot;
-        if let Err(e) = job.start_with("Initializing docker converter").await {
-            tracing::error!(error = %e, "recording a job start");
-        }
-        let outcome = runner.convert_image(&caller, request, &job).await;
-        let recorded = match &outcome {
-            Ok(converted) => {
-                tracing::info!(
-                    image = %converted.reference,
-                    digest = %converted.digest,
-                    name = %converted.published.name,
-                    shared = converted.shared,
-                    "image converted"
-                );
-                job.succeed(serde_json::json!({
-                    "status": "success",
-                    "file": converted.published.name,
-                    "flist": converted.published.stats,
-                    "image": converted.reference,
-                    "digest": converted.digest,
-                    "platform": converted.platform,
-                    "warnings": converted.warnings,
-                    "shared": converted.shared,
-                    "timing": {"seconds": converted.seconds},
-                }))
-                .await
-            }
-            Err(Error::Cancelled(why)) => job.cancel(why.clone()).await,
-            Err(e) => {
-                tracing::info!(error = %e, "image conversion failed");
-                job.fail(super::response::public(e).1).await
-            }
-        };
-        if let Err(e) = recorded {
-            tracing::error!(error = %e, "recording a job outcome");
-        }
-        let _ = tx.send(outcome);
-    });
-    Ok((id, rx))
 }
 
 /// The fields of a small form, multipart (`curl -F`) or urlencoded (`curl -d`).

@@ -30,9 +30,12 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
-use crate::auth::Caller;
+use crate::auth::{Caller, Credentials};
 use crate::error::Error;
 use crate::hub::Hub;
+
+/// The cookie that selects the identity to act as (0-hub's).
+const ACTIVE_USER_COOKIE: &str = "active-user";
 
 /// Room for the multipart framing around an uploaded flist.
 const FORM_OVERHEAD: u64 = 1 << 20;
@@ -45,11 +48,11 @@ impl FromRequestParts<Arc<Hub>> for Me {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, hub: &Arc<Hub>) -> Result<Self, Error> {
-        if hub.config.server.readonly {
+        if hub.config().server.readonly {
             return Err(Error::Readonly);
         }
         let Authenticated(caller) = Authenticated::from_request_parts(parts, hub).await?;
-        hub.limits.check_write(&caller.user)?;
+        hub.limits().check_write(&caller.user)?;
         Ok(Me(caller))
     }
 }
@@ -63,13 +66,50 @@ impl FromRequestParts<Arc<Hub>> for Authenticated {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, hub: &Arc<Hub>) -> Result<Self, Error> {
-        Ok(Authenticated(hub.auth.authenticate(&parts.headers).await?))
+        let active_user = active_user(&parts.headers);
+        let credentials = Credentials {
+            authorization: parts
+                .headers
+                .get(header::AUTHORIZATION)
+                .map(HeaderValue::as_bytes),
+            active_user: active_user.as_deref(),
+        };
+        Ok(Authenticated(hub.auth().authenticate(credentials).await?))
     }
+}
+
+/// The caller of a public route that shows more to some callers (administrators): `None`
+/// for an anonymous request; credentials that are sent must be valid.
+pub struct MaybeAuthenticated(pub Option<Caller>);
+
+impl FromRequestParts<Arc<Hub>> for MaybeAuthenticated {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, hub: &Arc<Hub>) -> Result<Self, Error> {
+        if !parts.headers.contains_key(header::AUTHORIZATION) && hub.auth().enabled() {
+            return Ok(MaybeAuthenticated(None));
+        }
+        let Authenticated(caller) = Authenticated::from_request_parts(parts, hub).await?;
+        Ok(MaybeAuthenticated(Some(caller)))
+    }
+}
+
+/// The value of the `active-user` cookie, if set.
+fn active_user(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|h| h.to_str().ok())
+        .flat_map(|h| h.split(';'))
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(name, _)| name.trim() == ACTIVE_USER_COOKIE)
+        .map(|(_, value)| value.trim().trim_matches('"').to_owned())
+        .filter(|v| !v.is_empty())
 }
 
 /// The whole router.
 pub fn router(hub: Arc<Hub>) -> Router {
-    let limits = &hub.config.limits;
+    let limits = &hub.config().limits;
     let upload_limit =
         DefaultBodyLimit::max(size_limit(limits.upload_size.saturating_add(FORM_OVERHEAD)));
     let flist_limit =
@@ -124,16 +164,17 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .route("/upload", post(upload::web_upload).layer(upload_limit))
         .route("/listen/{id}", get(events::listen))
         // New in flisthub.
-        .route(v1::ROUTES[0], get(v1::health))
-        .route(v1::ROUTES[1], get(v1::jobs))
-        .route(v1::ROUTES[2], get(v1::job).delete(images::cancel_job))
-        .route(v1::ROUTES[3], get(v1::openapi))
-        .route(v1::ROUTES[4], get(chunks::info).post(chunks::upload))
-        .route(v1::ROUTES[5], post(chunks::missing))
-        .route(v1::ROUTES[6], post(chunks::get_many))
-        .route(v1::ROUTES[7], get(chunks::usage))
-        .route(v1::ROUTES[8], get(chunks::get_one))
-        .route(v1::ROUTES[9], post(images::convert))
+        .route(v1::HEALTH, get(v1::health))
+        .route(v1::JOBS, get(v1::jobs))
+        .route(v1::JOB, get(v1::job).delete(images::cancel_job))
+        .route(v1::OPENAPI_JSON, get(v1::openapi))
+        .route(v1::CHANGES, get(v1::changes))
+        .route(v1::CHUNKS, get(chunks::info).post(chunks::upload))
+        .route(v1::CHUNKS_MISSING, post(chunks::missing))
+        .route(v1::CHUNKS_GET, post(chunks::get_many))
+        .route(v1::CHUNKS_USAGE, get(chunks::usage))
+        .route(v1::CHUNK, get(chunks::get_one))
+        .route(v1::CONVERT, post(images::convert))
         .route("/metrics", get(v1::metrics))
         // Downloads (reference section 5.4).
         .route("/{repo}/{file}", get(download::repository_file))
@@ -216,7 +257,7 @@ pub(crate) async fn method_not_allowed() -> Response {
 /// The per-address request rate of `limits.read-rate`.
 async fn limit_reads(State(hub): State<Arc<Hub>>, request: Request, next: Next) -> Response {
     if let Some(address) = client_address(&hub, &request)
-        && let Err(e) = hub.limits.check_read(address)
+        && let Err(e) = hub.limits().check_read(address)
     {
         return e.into_response();
     }
@@ -227,7 +268,7 @@ async fn limit_reads(State(hub): State<Arc<Hub>>, request: Request, next: Next) 
 /// that proxy appended to `X-Forwarded-For` (the last one: those before it are whatever the
 /// client wrote).
 pub fn client_address(hub: &Hub, request: &Request) -> Option<IpAddr> {
-    if hub.config.server.trust_forwarded
+    if hub.config().server.trust_forwarded
         && let Some(forwarded) = request
             .headers()
             .get("x-forwarded-for")
@@ -279,4 +320,21 @@ pub fn install_metrics() {
 
 pub(crate) fn metrics_handle() -> Option<&'static PrometheusHandle> {
     METRICS.get().and_then(Option::as_ref)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookie_parsing() {
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert(
+            header::COOKIE,
+            "session=x; active-user=tf-official-apps".parse().unwrap(),
+        );
+        assert_eq!(active_user(&headers).as_deref(), Some("tf-official-apps"));
+        headers.insert(header::COOKIE, "active-user=".parse().unwrap());
+        assert_eq!(active_user(&headers), None);
+    }
 }

@@ -8,7 +8,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::json::{compact_failure, failure};
-use crate::error::Error;
+use crate::error::{Class, Error};
 
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
@@ -47,96 +47,31 @@ impl IntoResponse for Error {
     }
 }
 
-/// The status code of an error and what a client may read of it: the message for the
-/// client's own mistakes, a summary for the hub's failures (logged here in full, since
-/// paths and internal addresses stay in the log). Jobs record the same text.
+/// The status code of an error and what a client may read of it.
 pub(crate) fn public(e: &Error) -> (StatusCode, String) {
+    (status(e.class()), e.client_message())
+}
+
+/// The status code of each class of error: 0-hub's where its clients look at them.
+fn status(class: Class) -> StatusCode {
     use StatusCode as S;
-    let status = match e {
-        Error::BadRequest(_) | Error::MissingChunks { .. } => S::BAD_REQUEST,
-        Error::NotFound(_) => S::NOT_FOUND,
-        // 0-hub answers link conflicts with 401, and its clients know it.
-        Error::LinkConflict(_) => S::UNAUTHORIZED,
-        Error::Conflict(_) | Error::Cancelled(_) => S::CONFLICT,
-        Error::TooLarge(_) => S::PAYLOAD_TOO_LARGE,
-        Error::Quota(_) => S::INSUFFICIENT_STORAGE,
-        Error::Timeout(_) => S::REQUEST_TIMEOUT,
-        Error::TooManyRequests { .. } => S::TOO_MANY_REQUESTS,
-        Error::Unauthenticated {
-            malformed: true, ..
+    match class {
+        Class::BadRequest | Class::Unauthenticated { malformed: true } | Class::Readonly => {
+            S::BAD_REQUEST
         }
-        | Error::Readonly => S::BAD_REQUEST,
-        Error::Unauthenticated { .. } => S::UNAUTHORIZED,
-        Error::Forbidden(_) => S::FORBIDDEN,
-        Error::Unavailable(_) => S::SERVICE_UNAVAILABLE,
-        Error::Shared(e) => return public(e),
-        Error::Convert(e) => return convert_error(e),
-        Error::Store(e) => return store_error(e),
-        Error::Flist(_)
-        | Error::Database(_)
-        | Error::Io { .. }
-        | Error::Config(_)
-        | Error::Internal(_) => return internal(e),
-    };
-    (status, e.to_string())
-}
-
-fn convert_error(e: &converter::Error) -> (StatusCode, String) {
-    use converter::Error as C;
-    match e {
-        // A writer error about an entry is the archive's; one of the file is the hub's.
-        C::Flist(flist::Error::Io { .. } | flist::Error::Sqlite(_)) => internal(e),
-        C::Input(_) | C::Entry { .. } | C::Flist(_) => (StatusCode::BAD_REQUEST, e.to_string()),
-        C::Limit(_) => (StatusCode::PAYLOAD_TOO_LARGE, e.to_string()),
-        C::Store(e) => store_error(e),
-        C::Cancelled => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "cancelled: the hub is stopping, or the upload was abandoned".into(),
-        ),
-        C::Image { failure, .. } => (image_status(*failure), e.to_string()),
-        C::Io { .. } | C::Extract(_) | C::Worker(_) => internal(e),
+        Class::NotFound => S::NOT_FOUND,
+        // 0-hub answers link conflicts with 401, and its clients know it.
+        Class::LinkConflict | Class::Unauthenticated { malformed: false } => S::UNAUTHORIZED,
+        Class::Conflict => S::CONFLICT,
+        Class::TooLarge => S::PAYLOAD_TOO_LARGE,
+        Class::Quota => S::INSUFFICIENT_STORAGE,
+        Class::Timeout => S::REQUEST_TIMEOUT,
+        Class::TooManyRequests => S::TOO_MANY_REQUESTS,
+        Class::Forbidden => S::FORBIDDEN,
+        Class::Unavailable => S::SERVICE_UNAVAILABLE,
+        Class::BadGateway => S::BAD_GATEWAY,
+        Class::Internal => S::INTERNAL_SERVER_ERROR,
     }
-}
-
-/// A registry's or daemon's refusal, as the caller of the hub sees it: a registry that
-/// refuses credentials is not the hub refusing the caller's token, hence 403 and not 401;
-/// what the upstream fails at or sends wrong is a bad gateway.
-fn image_status(failure: converter::ImageFailure) -> StatusCode {
-    use converter::ImageFailure as F;
-    match failure {
-        F::NotFound => StatusCode::NOT_FOUND,
-        F::Denied => StatusCode::FORBIDDEN,
-        F::Reference | F::Platform => StatusCode::BAD_REQUEST,
-        F::Unreachable | F::Invalid => StatusCode::BAD_GATEWAY,
-    }
-}
-
-fn store_error(e: &chunkstore::Error) -> (StatusCode, String) {
-    use chunkstore::{Error as E, Refusal};
-    tracing::error!(error = %e, "chunk store");
-    metrics::counter!("flisthub_store_errors_total").increment(1);
-    match e {
-        E::Refused {
-            kind: Refusal::Full,
-            ..
-        } => (
-            StatusCode::INSUFFICIENT_STORAGE,
-            "the chunk store is full; nothing was published".into(),
-        ),
-        E::Unavailable { .. } | E::Refused { .. } | E::Io { .. } | E::Protocol { .. } => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the chunk store is unavailable; nothing was published, try again later".into(),
-        ),
-        _ => internal(e),
-    }
-}
-
-fn internal(e: &dyn std::fmt::Display) -> (StatusCode, String) {
-    tracing::error!(error = %e, "request failed");
-    (
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "internal error; the hub's log has the details".into(),
-    )
 }
 
 /// axum's own rejections (a body past its limit, a path segment that is not UTF-8, a bad

@@ -21,11 +21,9 @@ use tokio::sync::mpsc;
 
 use super::Me;
 use super::json::{compact, success_with};
-use crate::auth::Caller;
 use crate::error::{Error, Result};
 use crate::hub::Hub;
-use crate::limits::UploadSlot;
-use crate::names::{self, basename, quote, secure_filename, strip_archive_extension};
+use crate::names::{self, FlistName, basename, quote, secure_filename, strip_archive_extension};
 use crate::publish::{ArchiveUpload, Published, metadata_key_allowed};
 
 /// Chunks of the archive in flight between the request and the converter.
@@ -47,8 +45,8 @@ pub async fn me_upload(
     let size = headers
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse().ok());
-    let idle = hub.config.limits.idle_timeout;
-    let mut slot = Some(hub.limits.upload_slot(&caller.user).await?);
+    let idle = hub.config().limits.idle_timeout;
+    let mut slot = Some(hub.limits().upload_slot(&caller.user).await?);
     let mut form = Form::default();
     let mut running: Option<Running> = None;
     let read: Result<()> = async {
@@ -68,10 +66,12 @@ pub async fn me_upload(
                         size,
                         late_metadata: Some(late),
                     };
-                    let (hub, caller, slot) = (Arc::clone(&hub), caller.clone(), slot.take());
+                    let publisher = Arc::clone(hub.publisher());
+                    let (caller, slot) = (caller.clone(), slot.take());
                     let task = tokio::spawn(async move {
                         let slot = slot.ok_or_else(|| Error::Internal("no upload slot".into()))?;
-                        hub.upload_archive(&caller, &slot, upload, reader, None)
+                        publisher
+                            .upload_archive(&caller, &slot, upload, reader, None)
                             .await
                     });
                     let task = &running.insert(Running { task, fields }).task;
@@ -125,8 +125,8 @@ pub async fn me_upload_flist(
 ) -> Result<Response> {
     let mut multipart = multipart.map_err(|_| no_file())?;
     let original = original_name(&headers)?;
-    let idle = hub.config.limits.idle_timeout;
-    let slot = hub.limits.upload_slot(&caller.user).await?;
+    let idle = hub.config().limits.idle_timeout;
+    let slot = hub.limits().upload_slot(&caller.user).await?;
     while let Some(mut field) = next_field(&mut multipart, idle).await? {
         if field.name() != Some("file") {
             continue;
@@ -139,18 +139,13 @@ pub async fn me_upload_flist(
             return Err(Error::BadRequest("this file is not allowed".into()));
         }
         let name = hub
-            .names
+            .names()
             .flist(&original.unwrap_or_else(|| secure_filename(&file_name)))?;
-        let file = hub.namespace.blobs().new_staging_file("upload-flist-")?;
-        spool(
-            &mut field,
-            &file,
-            hub.config.limits.flist_size,
-            "flist",
-            idle,
-        )
-        .await?;
-        let published = hub.upload_flist(&caller, &slot, &name, file).await?;
+        let publisher = hub.publisher();
+        let file = publisher.staging_file("upload-flist-")?;
+        let limit = hub.config().limits.flist_size;
+        spool(&mut field, &file, limit, "flist", idle).await?;
+        let published = publisher.upload_flist(&caller, &slot, name, file).await?;
         return Ok(success_with(published_json(
             &hub,
             &published,
@@ -170,42 +165,35 @@ pub async fn web_upload(
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response> {
     let mut multipart = multipart.map_err(|_| no_file())?;
-    let idle = hub.config.limits.idle_timeout;
+    let idle = hub.config().limits.idle_timeout;
     // Taken before the archive is received: the slots also bound what waits on disk.
-    let slot = hub.limits.upload_slot(&caller.user).await?;
+    let slot = hub.limits().upload_slot(&caller.user).await?;
     while let Some(mut field) = next_field(&mut multipart, idle).await? {
         if field.name() != Some("file") {
             continue;
         }
         let file_name = field.file_name().unwrap_or_default().to_owned();
         let name = archive_flist_name(&hub, &file_name, None)?;
-        let file = hub.namespace.blobs().new_staging_file("upload-")?;
-        let limit = hub.config.limits.upload_size;
+        let publisher = hub.publisher();
+        let file = publisher.staging_file("upload-")?;
+        let limit = hub.config().limits.upload_size;
         let size = spool(&mut field, &file, limit, "upload", idle).await?;
-        let job = hub
-            .jobs
-            .create("upload", &caller.user, &caller.repository, &name, None)
-            .await?;
-        let id = job.id();
-        let input = std::fs::File::open(&file).map_err(|e| Error::io(file.display(), e))?;
         let upload = ArchiveUpload {
             name,
             source: file_name,
             size: Some(size),
             late_metadata: None,
         };
-        let runner = Arc::clone(&hub);
-        hub.tasks.spawn(async move {
-            let _file = file; // removed once the job is over
-            run_job(&runner, &caller, slot, job, upload, input).await;
-        });
+        let jobid = publisher
+            .upload_in_background(&caller, slot, upload, file)
+            .await?;
         #[derive(Serialize)]
         struct Started {
             jobid: String,
             status: &'static str,
         }
         let mut body = compact(&Started {
-            jobid: id,
+            jobid,
             status: "success",
         });
         body.push(b'\n');
@@ -216,38 +204,6 @@ pub async fn web_upload(
             .unwrap_or_default());
     }
     Err(no_file())
-}
-
-async fn run_job(
-    hub: &Hub,
-    caller: &Caller,
-    slot: UploadSlot,
-    job: crate::jobs::Job,
-    upload: ArchiveUpload,
-    input: std::fs::File,
-) {
-    if let Err(e) = job.start().await {
-        tracing::error!(error = %e, "recording a job start");
-    }
-    let outcome = hub
-        .upload_archive(caller, &slot, upload, input, Some(&job))
-        .await;
-    let recorded = match outcome {
-        Ok(published) => {
-            let info = serde_json::json!({
-                "filename": published.name,
-                "flist": published.stats,
-            });
-            job.succeed(info).await
-        }
-        Err(e) => {
-            tracing::info!(error = %e, "upload job failed");
-            job.fail(super::response::public(&e).1).await
-        }
-    };
-    if let Err(e) = recorded {
-        tracing::error!(error = %e, "recording a job outcome");
-    }
 }
 
 /// The `payload` of a publishing answer: 0-hub's `name` and `files` (zflist's result
@@ -267,7 +223,10 @@ pub fn published_json(
             "status": 0,
         });
     }
-    payload["url"] = hub.url_of(&published.repository, &published.name).into();
+    payload["url"] = hub
+        .catalogue()
+        .url_of(&published.repository, &published.name)
+        .into();
     payload["md5"] = published.digest.md5.clone().into();
     payload["sha256"] = published.digest.sha256.clone().into();
     payload["size"] = published.digest.size.into();
@@ -326,7 +285,7 @@ fn original_name(headers: &HeaderMap) -> Result<Option<String>> {
 
 /// The flist name of an uploaded archive: from `X-Original-Name` if given, else from the
 /// file name as Werkzeug would clean it; the archive extension replaced by `.flist`.
-fn archive_flist_name(hub: &Hub, file_name: &str, original: Option<&str>) -> Result<String> {
+fn archive_flist_name(hub: &Hub, file_name: &str, original: Option<&str>) -> Result<FlistName> {
     if file_name.is_empty() {
         return Err(Error::BadRequest("no file selected".into()));
     }
@@ -341,7 +300,7 @@ fn archive_flist_name(hub: &Hub, file_name: &str, original: Option<&str>) -> Res
         None => secure_filename(file_name),
     };
     let stem = strip_archive_extension(&chosen).unwrap_or(&chosen);
-    hub.names.flist(stem)
+    hub.names().flist(stem)
 }
 
 /// Writes a field to a staging file, refusing more than `limit` bytes. Returns the size.

@@ -1,0 +1,310 @@
+//! The catalogue: everything anyone may read of the hub, answered as plain values. The
+//! HTTP routes of 0-hub's public API, downloads and the web pages all read through it; it
+//! checks the names it is given, and nothing it answers can change the namespace.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use flist::Flist;
+use hubapi::changes::ChangeFeed;
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::inspect::{self, ContentsCache};
+use crate::names::Names;
+use crate::namespace::{Info, Listed, Namespace, Resolved, Target};
+
+/// Change-feed records a page holds at most.
+pub const FEED_PAGE_LIMIT: usize = 1_000;
+
+/// 0-hub's `backend` metadata: where a node reads the chunks, as host, port, namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Backend {
+    pub host: String,
+    pub port: u16,
+    pub namespace: String,
+}
+
+/// Where the chunks of the flists this hub publishes can be read, as flists record it.
+#[derive(Debug, Clone, Default)]
+pub struct ChunkLocation {
+    /// Store URLs recorded in the flists' `routes`.
+    pub routes: Vec<String>,
+    /// The first route as 0-hub's `backend`, when it is a 0-db.
+    pub backend: Option<Backend>,
+}
+
+/// A repository as `/api/repositories` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RepositoryView {
+    pub name: String,
+    pub official: bool,
+    pub updated: i64,
+}
+
+/// What `.txt` and `.json` say of an flist.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub flist: String,
+    pub uploader: String,
+    pub source: String,
+    pub storage: String,
+    pub checksum: String,
+    pub sha256: String,
+    pub size: u64,
+}
+
+/// A contents dump: kept whole (small ones are cached by the flist's sha256), or coming in
+/// pieces while the flist is walked.
+pub enum Contents {
+    Whole(Bytes),
+    Pieces(mpsc::Receiver<Bytes>),
+}
+
+pub struct Catalogue {
+    names: Names,
+    namespace: Arc<Namespace>,
+    contents: Arc<ContentsCache>,
+    /// `None` when authentication is off: then only `Administrator` is official.
+    official: Option<Vec<String>>,
+    public_url: String,
+    location: ChunkLocation,
+}
+
+impl Catalogue {
+    pub(crate) fn new(
+        config: &Config,
+        names: Names,
+        namespace: Arc<Namespace>,
+        location: ChunkLocation,
+    ) -> Catalogue {
+        Catalogue {
+            names,
+            namespace,
+            contents: Arc::default(),
+            official: config
+                .server
+                .authentication
+                .then(|| config.server.official_repositories.clone()),
+            public_url: config.public_url(),
+            location,
+        }
+    }
+
+    /// Whether repository `name` is marked official.
+    pub fn official(&self, name: &str) -> bool {
+        match &self.official {
+            Some(list) => list.iter().any(|r| r == name),
+            None => name == crate::auth::ADMINISTRATOR,
+        }
+    }
+
+    /// Every repository with its last change, by name.
+    pub async fn repositories(&self) -> Result<Vec<RepositoryView>> {
+        Ok(self
+            .namespace
+            .repositories()
+            .await?
+            .into_iter()
+            .map(|(name, updated)| RepositoryView {
+                official: self.official(&name),
+                name,
+                updated,
+            })
+            .collect())
+    }
+
+    /// `repo/entry` for every entry of every repository (ZOS's health check).
+    pub async fn all_entries(&self) -> Result<Vec<String>> {
+        self.namespace.all_entries().await
+    }
+
+    /// Every repository's listing.
+    pub async fn files_list(&self) -> Result<Vec<(String, Vec<Listed>)>> {
+        self.namespace.list_all().await
+    }
+
+    /// A repository's listing; 404 `user not found` if there is none.
+    pub async fn repository(&self, repository: &str) -> Result<Vec<Listed>> {
+        let repository = self.names.repository(repository)?;
+        self.namespace
+            .list(&repository)
+            .await?
+            .ok_or_else(|| Error::NotFound("user not found".into()))
+    }
+
+    /// The members of a tag.
+    pub async fn tag(&self, repository: &str, tag: &str) -> Result<Vec<Listed>> {
+        let (repository, tag) = (self.names.repository(repository)?, self.names.tag(tag)?);
+        self.namespace.list_tag(&repository, &tag).await
+    }
+
+    /// What `light` shows of a name (`.flist` appended if missing).
+    pub async fn info(&self, repository: &str, name: &str) -> Result<Info> {
+        let (repository, name) = (self.names.repository(repository)?, self.names.flist(name)?);
+        self.namespace.info(&repository, &name).await
+    }
+
+    /// The flist a name resolves to. Errors are 0-hub's: `user not found`, `source not
+    /// found`.
+    pub async fn resolve(&self, repository: &str, name: &str) -> Result<Resolved> {
+        let (repository, name) = (self.names.repository(repository)?, self.names.flist(name)?);
+        self.namespace.resolve(&repository, &name).await
+    }
+
+    /// The flist a member of a tag resolves to.
+    pub async fn resolve_in_tag(
+        &self,
+        repository: &str,
+        tag: &str,
+        name: &str,
+    ) -> Result<Resolved> {
+        let repository = self.names.repository(repository)?;
+        let (tag, name) = (self.names.tag(tag)?, self.names.flist(name)?);
+        self.namespace
+            .resolve_in_tag(&repository, &tag, &name)
+            .await
+    }
+
+    /// The tag a taglink points at.
+    pub async fn taglink(&self, repository: &str, name: &str) -> Result<Target> {
+        let (repository, name) = (
+            self.names.repository(repository)?,
+            self.names.taglink(name)?,
+        );
+        self.namespace.taglink(&repository, &name).await
+    }
+
+    /// Opens the file a name resolves to (downloads): the file stays readable whatever
+    /// happens to the name afterwards.
+    pub async fn open(&self, repository: &str, name: &str) -> Result<(Resolved, File)> {
+        self.namespace
+            .open_file(|| self.resolve(repository, name), open_file)
+            .await
+    }
+
+    /// [`Catalogue::open`] through a tag.
+    pub async fn open_in_tag(
+        &self,
+        repository: &str,
+        tag: &str,
+        name: &str,
+    ) -> Result<(Resolved, File)> {
+        self.namespace
+            .open_file(|| self.resolve_in_tag(repository, tag, name), open_file)
+            .await
+    }
+
+    /// The contents dump of `GET /api/flist/<repo>/<flist>`.
+    pub async fn contents(&self, repository: &str, name: &str) -> Result<Contents> {
+        let resolved = self.resolve(repository, name).await?;
+        if let Some(cached) = self.contents.get(&resolved.digest.sha256) {
+            return Ok(Contents::Whole(cached));
+        }
+        let open = |path: &Path| Ok(Flist::open(path)?);
+        let (resolved, flist) = self
+            .namespace
+            .open_file(|| self.resolve(repository, name), open)
+            .await?;
+        let (tx, rx) = mpsc::channel(4);
+        let cache = Arc::clone(&self.contents);
+        tokio::task::spawn_blocking(move || {
+            let mut out = inspect::PieceWriter::new(tx, cache.entry_limit());
+            match inspect::write_contents(&flist, &mut out).and_then(|()| out.finish()) {
+                Ok(Some(whole)) => cache.put(&resolved.digest.sha256, whole.into()),
+                Ok(None) => {}
+                Err(e) => tracing::debug!(error = %e, "contents dump not finished"),
+            }
+        });
+        Ok(Contents::Pieces(rx))
+    }
+
+    /// The metadata of `GET /api/flist/<repo>/<flist>/metadata`.
+    pub async fn metadata(
+        &self,
+        repository: &str,
+        name: &str,
+    ) -> Result<BTreeMap<String, serde_json::Value>> {
+        let backend = self.location.backend.clone();
+        let read = move |path: &Path| inspect::metadata(path, backend.as_ref());
+        let (_, metadata) = self
+            .namespace
+            .open_file(|| self.resolve(repository, name), read)
+            .await?;
+        Ok(metadata)
+    }
+
+    /// What `.txt` and `.json` say of a name.
+    pub async fn summary(&self, repository: &str, name: &str) -> Result<Summary> {
+        let resolved = self.resolve(repository, name).await?;
+        let storage = match (&self.location.backend, self.location.routes.first()) {
+            (Some(b), _) => format!("zdb://{}:{}", b.host, b.port),
+            (None, Some(route)) => route.clone(),
+            (None, None) => "this hub's own store".into(),
+        };
+        Ok(Summary {
+            flist: resolved.name.clone(),
+            uploader: repository.to_owned(),
+            source: self.url_of(&resolved.repository, &resolved.name),
+            storage,
+            checksum: resolved.digest.md5.clone(),
+            sha256: resolved.digest.sha256.clone(),
+            size: resolved.digest.size,
+        })
+    }
+
+    /// A page of the change feed: up to `limit` changes after `after`; who made them only
+    /// for administrators.
+    pub async fn changes(&self, after: u64, limit: usize, admin: bool) -> Result<ChangeFeed> {
+        let limit = limit.clamp(1, FEED_PAGE_LIMIT);
+        let mut changes = self.namespace.changes(after, limit).await?;
+        if !admin {
+            for change in &mut changes {
+                change.actor = None;
+            }
+        }
+        let next = changes.last().map_or(after, |c| c.seq);
+        Ok(ChangeFeed { changes, next })
+    }
+
+    /// Where the chunks of the flists published here can be read.
+    pub fn chunk_location(&self) -> &ChunkLocation {
+        &self.location
+    }
+
+    /// The public URL of a download.
+    pub fn url_of(&self, repository: &str, name: &str) -> String {
+        format!(
+            "{}/{}/{}",
+            self.public_url,
+            encode_segment(repository),
+            encode_segment(name)
+        )
+    }
+
+    pub fn public_url(&self) -> &str {
+        &self.public_url
+    }
+}
+
+fn open_file(path: &Path) -> Result<File> {
+    File::open(path).map_err(|e| Error::io(path.display(), e))
+}
+
+/// Percent-encodes a path segment (names may hold spaces, `#`, `?`, `%`, unicode).
+pub fn encode_segment(segment: &str) -> String {
+    let mut out = String::with_capacity(segment.len());
+    for byte in segment.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~:@!$()*+,;=".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}

@@ -1,0 +1,179 @@
+//! Reads of the namespace, as 0-hub's routes show it: listings, `light`, resolution.
+//! Synchronous functions of a connection; `Namespace` runs them on the database's readers.
+
+use rusqlite::Connection;
+
+use super::sql::{self, Row, corrupt_row, repository_id, source_not_found, user_not_found};
+use super::views::{Info, Kind, Listed, Resolved, Target};
+use crate::error::{Error, Result};
+
+fn tag_not_found() -> Error {
+    Error::NotFound("tag not found".into())
+}
+
+/// Every repository with its last change, by name.
+pub(super) fn repositories(c: &Connection) -> Result<Vec<(String, i64)>> {
+    let mut stmt = c.prepare_cached("SELECT name, updated FROM repository ORDER BY name")?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// `repo/entry` for every entry of every repository, tags as `repo/.tag-name`, in 0-hub's
+/// on-disk order.
+pub(super) fn all_entries(c: &Connection) -> Result<Vec<String>> {
+    let mut stmt = c.prepare_cached(
+        "SELECT r.name, e.name FROM entry e JOIN repository r ON r.id = e.repository
+         UNION ALL
+         SELECT r.name, '.tag-' || t.name FROM tag t JOIN repository r ON r.id = t.repository
+         ORDER BY 1, 2",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(format!(
+            "{}/{}",
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?
+        ))
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// A repository's entries and tags in 0-hub's order (by name on disk: `.tag-v1` before
+/// `a.flist`), or `None` if there is no such repository.
+pub(super) fn list(c: &Connection, repository: &str) -> Result<Option<Vec<Listed>>> {
+    let Some(repo) = repository_id(c, repository)? else {
+        return Ok(None);
+    };
+    let mut listed: Vec<(String, Listed)> = Vec::new();
+    for (name, row) in sql::entries(c, repo)? {
+        let item = listed_entry(c, repository, name, row)?;
+        listed.push((item.name.clone(), item));
+    }
+    for (name, mtime) in sql::tags(c, repo)? {
+        listed.push((
+            format!(".tag-{name}"),
+            Listed {
+                name,
+                kind: Kind::Tag,
+                size: None,
+                updated: mtime,
+                linktime: None,
+                target: None,
+            },
+        ));
+    }
+    listed.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(Some(listed.into_iter().map(|(_, l)| l).collect()))
+}
+
+fn listed_entry(c: &Connection, repository: &str, name: String, row: Row) -> Result<Listed> {
+    Ok(match row.kind {
+        Kind::Regular => Listed {
+            name,
+            kind: Kind::Regular,
+            size: row.digest.map(|d| d.size),
+            updated: row.mtime,
+            linktime: None,
+            target: None,
+        },
+        Kind::Symlink => {
+            let resolved = sql::resolve(c, repository, &name)?;
+            Listed {
+                name,
+                kind: Kind::Symlink,
+                size: resolved.as_ref().map(|r| r.digest.size),
+                updated: resolved.map_or(row.mtime, |r| r.mtime),
+                linktime: Some(row.mtime),
+                target: row.target,
+            }
+        }
+        Kind::Taglink | Kind::Tag => {
+            // A taglink shows its tag's time (0-hub: the tag directory's mtime).
+            let tag_time = match &row.target {
+                Some(Target::Tag { repository, tag }) => sql::tag_mtime(c, repository, tag)?,
+                _ => None,
+            };
+            Listed {
+                name,
+                kind: Kind::Taglink,
+                size: None,
+                updated: tag_time.unwrap_or(row.mtime),
+                linktime: Some(row.mtime),
+                target: row.target,
+            }
+        }
+    })
+}
+
+/// The members of a tag.
+pub(super) fn list_tag(c: &Connection, repository: &str, tag: &str) -> Result<Vec<Listed>> {
+    let repo = repository_id(c, repository)?.ok_or_else(user_not_found)?;
+    let tag = sql::tag_id(c, repo, tag)?.ok_or_else(tag_not_found)?;
+    sql::tag_members(c, tag)?
+        .into_iter()
+        .map(|(name, target_repository, target_name, linktime)| {
+            let resolved = sql::resolve(c, &target_repository, &target_name)?;
+            Ok(Listed {
+                name,
+                kind: Kind::Symlink,
+                size: resolved.as_ref().map(|r| r.digest.size),
+                updated: resolved.map_or(linktime, |r| r.mtime),
+                linktime: Some(linktime),
+                target: Some(Target::Flist {
+                    repository: target_repository,
+                    name: target_name,
+                }),
+            })
+        })
+        .collect()
+}
+
+/// What `light` shows of `name` (an flist name, `.flist` included).
+pub(super) fn info(c: &Connection, repository: &str, name: &str) -> Result<Info> {
+    repository_id(c, repository)?.ok_or_else(user_not_found)?;
+    let row = sql::entry(c, repository, name)?.ok_or_else(source_not_found)?;
+    let resolved = match row.kind {
+        Kind::Taglink | Kind::Tag => return Err(source_not_found()),
+        Kind::Regular => Some(Resolved {
+            repository: repository.to_owned(),
+            name: name.to_owned(),
+            digest: row.digest.clone().ok_or_else(corrupt_row)?,
+            mtime: row.mtime,
+        }),
+        Kind::Symlink => sql::resolve(c, repository, name)?,
+    };
+    let is_link = row.kind == Kind::Symlink;
+    Ok(Info {
+        name: name.to_owned(),
+        kind: row.kind,
+        resolved,
+        linktime: is_link.then_some(row.mtime),
+        target: row.target,
+    })
+}
+
+/// The flist member `name` of a tag resolves to.
+pub(super) fn resolve_in_tag(
+    c: &Connection,
+    repository: &str,
+    tag: &str,
+    name: &str,
+) -> Result<Resolved> {
+    let repo = repository_id(c, repository)?.ok_or_else(user_not_found)?;
+    let tag = sql::tag_id(c, repo, tag)?.ok_or_else(tag_not_found)?;
+    let (target_repository, target_name) =
+        sql::tag_member(c, tag, name)?.ok_or_else(source_not_found)?;
+    sql::resolve(c, &target_repository, &target_name)?.ok_or_else(source_not_found)
+}
+
+/// The tag a taglink points at (`name` as given: 0-hub adds no suffix here).
+pub(super) fn taglink(c: &Connection, repository: &str, name: &str) -> Result<Target> {
+    repository_id(c, repository)?.ok_or_else(user_not_found)?;
+    match sql::entry(c, repository, name)? {
+        Some(Row {
+            kind: Kind::Taglink,
+            target: Some(target),
+            ..
+        }) => Ok(target),
+        _ => Err(source_not_found()),
+    }
+}

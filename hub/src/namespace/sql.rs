@@ -1,0 +1,372 @@
+//! The namespace's rows: one function per statement, no rule of 0-hub's in here (those are
+//! in `rules`). Every function takes the connection or transaction it runs on.
+
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+
+use super::views::{Kind, Resolved, Target};
+use crate::blobs::Digest256;
+use crate::error::{Error, Result};
+
+/// Links followed before a chain is considered a loop (as the kernel's ELOOP).
+const MAX_HOPS: usize = 40;
+
+/// A row of `entry`.
+#[derive(Debug, Clone)]
+pub(super) struct Row {
+    pub kind: Kind,
+    pub digest: Option<Digest256>,
+    pub target: Option<Target>,
+    pub mtime: i64,
+}
+
+pub(super) fn user_not_found() -> Error {
+    Error::NotFound("user not found".into())
+}
+
+pub(super) fn source_not_found() -> Error {
+    Error::NotFound("source not found".into())
+}
+
+pub(super) fn corrupt_row() -> Error {
+    Error::Internal("the namespace database holds an inconsistent row".into())
+}
+
+pub(super) fn repository_id(c: &Connection, name: &str) -> Result<Option<i64>> {
+    Ok(
+        c.prepare_cached("SELECT id FROM repository WHERE name = ?1")?
+            .query_row([name], |r| r.get(0))
+            .optional()?,
+    )
+}
+
+pub(super) fn ensure_repository(tx: &Transaction<'_>, name: &str, t: i64) -> Result<i64> {
+    if let Some(id) = repository_id(tx, name)? {
+        return Ok(id);
+    }
+    tx.execute(
+        "INSERT INTO repository (name, created, updated) VALUES (?1, ?2, ?2)",
+        params![name, t],
+    )?;
+    Ok(tx.last_insert_rowid())
+}
+
+/// Records that something in the repository changed at `t`.
+pub(super) fn touch(tx: &Transaction<'_>, repo: i64, t: i64) -> Result<()> {
+    tx.execute(
+        "UPDATE repository SET updated = ?2 WHERE id = ?1",
+        params![repo, t],
+    )?;
+    Ok(())
+}
+
+pub(super) fn tag_id(c: &Connection, repo: i64, tag: &str) -> Result<Option<i64>> {
+    Ok(
+        c.prepare_cached("SELECT id FROM tag WHERE repository = ?1 AND name = ?2")?
+            .query_row(params![repo, tag], |r| r.get(0))
+            .optional()?,
+    )
+}
+
+pub(super) fn tag_mtime(c: &Connection, repository: &str, tag: &str) -> Result<Option<i64>> {
+    Ok(c.prepare_cached(
+        "SELECT t.mtime FROM tag t JOIN repository r ON r.id = t.repository
+         WHERE r.name = ?1 AND t.name = ?2",
+    )?
+    .query_row(params![repository, tag], |r| r.get(0))
+    .optional()?)
+}
+
+/// Creates the tag if needed and marks it changed at `t`.
+pub(super) fn upsert_tag(tx: &Transaction<'_>, repo: i64, tag: &str, t: i64) -> Result<i64> {
+    tx.execute(
+        "INSERT INTO tag (repository, name, mtime) VALUES (?1, ?2, ?3)
+         ON CONFLICT (repository, name) DO UPDATE SET mtime = excluded.mtime",
+        params![repo, tag, t],
+    )?;
+    tag_id(tx, repo, tag)?.ok_or_else(corrupt_row)
+}
+
+pub(super) fn put_tag_member(
+    tx: &Transaction<'_>,
+    tag: i64,
+    name: &str,
+    target: (&str, &str),
+    t: i64,
+    actor: &str,
+) -> Result<()> {
+    tx.execute(
+        "INSERT OR REPLACE INTO tag_member (tag, name, target_repository, target_name, linktime, author)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![tag, name, target.0, target.1, t, actor],
+    )?;
+    Ok(())
+}
+
+/// Removes a member; whether there was one.
+pub(super) fn remove_tag_member(tx: &Transaction<'_>, tag: i64, name: &str) -> Result<bool> {
+    Ok(tx.execute(
+        "DELETE FROM tag_member WHERE tag = ?1 AND name = ?2",
+        params![tag, name],
+    )? > 0)
+}
+
+pub(super) fn tag_member_count(c: &Connection, tag: i64) -> Result<i64> {
+    Ok(c.query_row(
+        "SELECT count(*) FROM tag_member WHERE tag = ?1",
+        [tag],
+        |r| r.get(0),
+    )?)
+}
+
+pub(super) fn delete_tag(tx: &Transaction<'_>, tag: i64) -> Result<()> {
+    tx.execute("DELETE FROM tag WHERE id = ?1", [tag])?;
+    Ok(())
+}
+
+pub(super) fn set_tag_mtime(tx: &Transaction<'_>, tag: i64, t: i64) -> Result<()> {
+    tx.execute("UPDATE tag SET mtime = ?2 WHERE id = ?1", params![tag, t])?;
+    Ok(())
+}
+
+/// A tag member's target.
+pub(super) fn tag_member(c: &Connection, tag: i64, name: &str) -> Result<Option<(String, String)>> {
+    Ok(c.prepare_cached(
+        "SELECT target_repository, target_name FROM tag_member WHERE tag = ?1 AND name = ?2",
+    )?
+    .query_row(params![tag, name], |r| Ok((r.get(0)?, r.get(1)?)))
+    .optional()?)
+}
+
+/// A tag's members: name, target repository, target name, linktime; by name.
+pub(super) fn tag_members(c: &Connection, tag: i64) -> Result<Vec<(String, String, String, i64)>> {
+    let mut stmt = c.prepare_cached(
+        "SELECT name, target_repository, target_name, linktime FROM tag_member
+         WHERE tag = ?1 ORDER BY name",
+    )?;
+    let rows = stmt.query_map([tag], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+const ROW_COLUMNS: &str =
+    "e.kind, e.blob, b.md5, b.size, e.target_repository, e.target_name, e.mtime";
+
+pub(super) fn entry(c: &Connection, repository: &str, name: &str) -> Result<Option<Row>> {
+    Ok(c.prepare_cached(&format!(
+        "SELECT {ROW_COLUMNS} FROM entry e JOIN repository r ON r.id = e.repository
+         LEFT JOIN blob b ON b.sha256 = e.blob WHERE r.name = ?1 AND e.name = ?2"
+    ))?
+    .query_row(params![repository, name], |r| read_row(r, 0))
+    .optional()?)
+}
+
+pub(super) fn entry_by_id(c: &Connection, repo: i64, name: &str) -> Result<Option<Row>> {
+    Ok(c.prepare_cached(&format!(
+        "SELECT {ROW_COLUMNS} FROM entry e LEFT JOIN blob b ON b.sha256 = e.blob
+         WHERE e.repository = ?1 AND e.name = ?2"
+    ))?
+    .query_row(params![repo, name], |r| read_row(r, 0))
+    .optional()?)
+}
+
+/// Every entry of a repository, unordered.
+pub(super) fn entries(c: &Connection, repo: i64) -> Result<Vec<(String, Row)>> {
+    let mut stmt = c.prepare_cached(&format!(
+        "SELECT e.name, {ROW_COLUMNS} FROM entry e LEFT JOIN blob b ON b.sha256 = e.blob
+         WHERE e.repository = ?1"
+    ))?;
+    let rows = stmt.query_map([repo], |r| Ok((r.get(0)?, read_row(r, 1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// A repository's tags with their times.
+pub(super) fn tags(c: &Connection, repo: i64) -> Result<Vec<(String, i64)>> {
+    let mut stmt = c.prepare_cached("SELECT name, mtime FROM tag WHERE repository = ?1")?;
+    let rows = stmt.query_map([repo], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Reads the `ROW_COLUMNS` of a statement, which start at column `offset`.
+fn read_row(r: &rusqlite::Row<'_>, offset: usize) -> rusqlite::Result<Row> {
+    let kind: String = r.get(offset)?;
+    let digest = match (
+        r.get::<_, Option<String>>(offset + 1)?,
+        r.get::<_, Option<String>>(offset + 2)?,
+        r.get::<_, Option<i64>>(offset + 3)?,
+    ) {
+        (Some(sha256), Some(md5), Some(size)) => Some(Digest256 {
+            sha256,
+            md5,
+            size: size as u64,
+        }),
+        _ => None,
+    };
+    let kind = match kind.as_str() {
+        "regular" => Kind::Regular,
+        "symlink" => Kind::Symlink,
+        "taglink" => Kind::Taglink,
+        other => {
+            return Err(rusqlite::Error::FromSqlConversionFailure(
+                offset,
+                rusqlite::types::Type::Text,
+                format!("unknown entry kind {other:?}").into(),
+            ));
+        }
+    };
+    let target = match (
+        r.get::<_, Option<String>>(offset + 4)?,
+        r.get::<_, Option<String>>(offset + 5)?,
+    ) {
+        (_, None) => None,
+        (Some(repository), Some(tag)) if kind == Kind::Taglink => {
+            Some(Target::Tag { repository, tag })
+        }
+        (Some(repository), Some(name)) => Some(Target::Flist { repository, name }),
+        (None, Some(name)) => Some(Target::Local(name)),
+    };
+    Ok(Row {
+        kind,
+        digest,
+        target,
+        mtime: r.get(offset + 6)?,
+    })
+}
+
+/// Records a published file (once per content).
+pub(super) fn insert_blob(tx: &Transaction<'_>, digest: &Digest256, t: i64) -> Result<()> {
+    tx.execute(
+        "INSERT OR IGNORE INTO blob (sha256, md5, size, created) VALUES (?1, ?2, ?3, ?4)",
+        params![digest.sha256, digest.md5, digest.size as i64, t],
+    )?;
+    Ok(())
+}
+
+pub(super) fn insert_regular(
+    tx: &Transaction<'_>,
+    repo: i64,
+    name: &str,
+    sha256: &str,
+    t: i64,
+    actor: &str,
+) -> Result<()> {
+    tx.execute(
+        "INSERT INTO entry (repository, name, kind, blob, mtime, author)
+         VALUES (?1, ?2, 'regular', ?3, ?4, ?5)",
+        params![repo, name, sha256, t, actor],
+    )?;
+    Ok(())
+}
+
+pub(super) fn insert_link(
+    tx: &Transaction<'_>,
+    repo: i64,
+    name: &str,
+    target: &Target,
+    t: i64,
+    actor: &str,
+) -> Result<()> {
+    let (kind, target_repository, target_name) = match target {
+        Target::Local(name) => ("symlink", None, name.as_str()),
+        Target::Flist { repository, name } => ("symlink", Some(repository.as_str()), name.as_str()),
+        Target::Tag { repository, tag } => ("taglink", Some(repository.as_str()), tag.as_str()),
+    };
+    tx.execute(
+        "INSERT INTO entry (repository, name, kind, target_repository, target_name, mtime, author)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![repo, name, kind, target_repository, target_name, t, actor],
+    )?;
+    Ok(())
+}
+
+pub(super) fn rename_entry(tx: &Transaction<'_>, repo: i64, from: &str, to: &str) -> Result<()> {
+    tx.execute(
+        "UPDATE entry SET name = ?3 WHERE repository = ?1 AND name = ?2",
+        params![repo, from, to],
+    )?;
+    Ok(())
+}
+
+/// Removes an entry; the row it was, if any.
+pub(super) fn remove_entry(tx: &Transaction<'_>, repo: i64, name: &str) -> Result<Option<Row>> {
+    let old = entry_by_id(tx, repo, name)?;
+    if old.is_some() {
+        tx.execute(
+            "DELETE FROM entry WHERE repository = ?1 AND name = ?2",
+            params![repo, name],
+        )?;
+    }
+    Ok(old)
+}
+
+/// Drops the blob row of a removed entry if nothing else names it, and notes its file for
+/// removal after the commit.
+pub(super) fn free_blob_of(
+    tx: &Transaction<'_>,
+    removed: Option<Row>,
+    freed: &mut Vec<String>,
+) -> Result<()> {
+    let Some(Digest256 { sha256, .. }) = removed.and_then(|r| r.digest) else {
+        return Ok(());
+    };
+    let used = tx
+        .prepare_cached("SELECT 1 FROM entry WHERE blob = ?1")?
+        .exists([&sha256])?;
+    if !used {
+        tx.execute("DELETE FROM blob WHERE sha256 = ?1", [&sha256])?;
+        freed.push(sha256);
+    }
+    Ok(())
+}
+
+/// Whether a blob row names this file.
+pub(super) fn blob_known(c: &Connection, sha256: &str) -> Result<bool> {
+    Ok(c.prepare_cached("SELECT 1 FROM blob WHERE sha256 = ?1")?
+        .exists([sha256])?)
+}
+
+/// A (repository, name) pair a chain of links passes through.
+pub(super) type Hop = (String, String);
+
+/// Follows links from `name` of `repository` to a published flist: the names the chain
+/// passes through, and the flist it ends at (`None` when it ends nowhere: a missing name, a
+/// taglink, or a loop).
+pub(super) fn chain(
+    c: &Connection,
+    repository: &str,
+    name: &str,
+) -> Result<(Vec<Hop>, Option<Resolved>)> {
+    let mut at = (repository.to_owned(), name.to_owned());
+    let mut passed = Vec::new();
+    for _ in 0..=MAX_HOPS {
+        let Some(row) = entry(c, &at.0, &at.1)? else {
+            break;
+        };
+        match row.kind {
+            Kind::Regular => {
+                let digest = row.digest.ok_or_else(corrupt_row)?;
+                let (repository, name) = at;
+                return Ok((
+                    passed,
+                    Some(Resolved {
+                        repository,
+                        name,
+                        digest,
+                        mtime: row.mtime,
+                    }),
+                ));
+            }
+            Kind::Symlink => {
+                let Some(next) = row.target.as_ref().and_then(|t| t.flist_in(&at.0)) else {
+                    break;
+                };
+                passed.push(std::mem::replace(&mut at, next));
+            }
+            Kind::Taglink | Kind::Tag => break,
+        }
+    }
+    Ok((passed, None))
+}
+
+/// The flist `name` of `repository` resolves to, if any.
+pub(super) fn resolve(c: &Connection, repository: &str, name: &str) -> Result<Option<Resolved>> {
+    Ok(chain(c, repository, name)?.1)
+}

@@ -280,6 +280,17 @@ impl Config {
         Ok(config)
     }
 
+    /// The defaults overlaid with the TOML `text` alone (no file, no environment): a hub
+    /// embedded in another program, and tests.
+    pub fn from_toml(text: &str) -> Result<Config> {
+        let config: Config = Figment::from(Toml::string(DEFAULT_CONFIG))
+            .merge(Toml::string(text))
+            .extract()
+            .map_err(|e| Error::Config(describe(&e)))?;
+        config.check()?;
+        Ok(config)
+    }
+
     fn check(&self) -> Result<()> {
         let bad = |what: String| Err(Error::Config(what));
         let l = &self.limits;

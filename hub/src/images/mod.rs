@@ -11,17 +11,15 @@
 //! The flist is built in a private staging file and each job publishes its own copy, so a
 //! failure anywhere publishes nothing.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use chunkstore::ChunkStore;
 use converter::{Cancel, Credentials, ImageRequest, ImageSource, Platform, Progress};
 use serde::Serialize;
 use tempfile::TempPath;
-use tokio::sync::{OwnedSemaphorePermit, oneshot, watch};
-use tokio_util::sync::CancellationToken;
+use tokio::sync::{OwnedSemaphorePermit, oneshot};
 
 use crate::auth::Caller;
 use crate::config::{ImageSourceConfig, ImagesConfig};
@@ -32,6 +30,10 @@ use crate::jobs::{Job, Jobs};
 use crate::limits::Limits;
 use crate::names::{FlistName, quote};
 use crate::publish::{Published, Publisher};
+
+mod shared;
+
+use shared::{Built, Conversions, Finish, Interest, Running, forget};
 
 /// How often a job's progress is refreshed.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
@@ -78,120 +80,6 @@ pub struct Converted {
     pub seconds: f64,
     /// Whether this job followed another one's conversion of the same image.
     pub shared: bool,
-}
-
-/// The conversions running, by image digest, platform and options.
-#[derive(Default)]
-struct Conversions {
-    running: Map,
-}
-
-impl Conversions {
-    /// The conversion of `key` to follow, and whether it is new (this job leads it): one
-    /// queued or running that nobody cancelled, else a new one.
-    fn join(&self, key: &str) -> (Interest, bool) {
-        let mut map = self.running.lock().unwrap_or_else(|p| p.into_inner());
-        let (running, leader) = match map.get(key) {
-            Some(running) if !running.stop.is_cancelled() => (Arc::clone(running), false),
-            _ => {
-                let running = Arc::new(Running {
-                    progress: Arc::new(Progress::default()),
-                    stop: CancellationToken::new(),
-                    queued: true.into(),
-                    wanted: AtomicUsize::new(0),
-                    outcome: watch::channel(None).0,
-                });
-                map.insert(key.to_owned(), Arc::clone(&running));
-                (running, true)
-            }
-        };
-        running.wanted.fetch_add(1, Ordering::AcqRel);
-        let interest = Interest {
-            running,
-            map: Arc::clone(&self.running),
-            key: key.to_owned(),
-        };
-        (interest, leader)
-    }
-}
-
-/// A conversion, and the jobs waiting for it.
-struct Running {
-    progress: Arc<Progress>,
-    /// Cancelled when no job wants the outcome any more.
-    stop: CancellationToken,
-    /// Until it has a turn.
-    queued: std::sync::atomic::AtomicBool,
-    /// Jobs that still want the outcome; the last one to stop wanting it cancels it.
-    wanted: AtomicUsize,
-    outcome: watch::Sender<Option<Outcome>>,
-}
-
-type Outcome = std::result::Result<Arc<Built>, Arc<Error>>;
-
-/// An flist built from an image, waiting in a staging file to be copied and published.
-struct Built {
-    file: TempPath,
-    stats: Stats,
-    reference: String,
-    digest: String,
-    platform: Option<String>,
-    warnings: Vec<String>,
-}
-
-type Map = Arc<Mutex<HashMap<String, Arc<Running>>>>;
-
-/// Removes `running` from the map, if it is still the one under `key`.
-fn forget(map: &mut HashMap<String, Arc<Running>>, key: &str, running: &Arc<Running>) {
-    if map.get(key).is_some_and(|r| Arc::ptr_eq(r, running)) {
-        map.remove(key);
-    }
-}
-
-/// A job's interest in a conversion; dropped by the last job, it cancels the conversion
-/// and takes it out of the map, so that no later job joins a conversion that is stopping.
-/// Counted under the map's lock.
-struct Interest {
-    running: Arc<Running>,
-    map: Map,
-    key: String,
-}
-
-impl Drop for Interest {
-    fn drop(&mut self) {
-        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        if self.running.wanted.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.running.stop.cancel();
-            forget(&mut map, &self.key, &self.running);
-        }
-    }
-}
-
-/// Held by a conversion's task: however it ends (even by a panic), it leaves the map, and
-/// the jobs that follow it hear an outcome.
-struct Finish {
-    running: Arc<Running>,
-    map: Map,
-    key: String,
-}
-
-impl Drop for Finish {
-    fn drop(&mut self) {
-        forget(
-            &mut self.map.lock().unwrap_or_else(|p| p.into_inner()),
-            &self.key,
-            &self.running,
-        );
-        self.running.outcome.send_if_modified(|outcome| {
-            if outcome.is_some() {
-                return false;
-            }
-            *outcome = Some(Err(Arc::new(Error::Internal(
-                "the conversion stopped without an outcome".into(),
-            ))));
-            true
-        });
-    }
 }
 
 /// Image conversions as jobs: the requests, the conversions shared between them, and the

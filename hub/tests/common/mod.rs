@@ -1,0 +1,144 @@
+//! A hub in this process, driven through its router with `tower::ServiceExt::oneshot`: no
+//! port, no child process. The end-to-end tests of the workspace start the real binary; these
+//! check shapes, rules and refusals quickly.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use hub::{Config, Hub};
+use serde_json::Value;
+use tower::ServiceExt;
+
+pub struct TestHub {
+    pub hub: Arc<Hub>,
+    pub dir: tempfile::TempDir,
+}
+
+/// An answer: status, headers, body.
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Answer {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+impl TestHub {
+    /// A hub on a private data directory with the configuration `toml` over the defaults.
+    pub async fn open(toml: &str) -> TestHub {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = Self::open_in(&dir, toml).await;
+        TestHub { hub, dir }
+    }
+
+    /// A hub on `dir` (a restart when a hub ran there before).
+    pub async fn open_in(dir: &tempfile::TempDir, toml: &str) -> Arc<Hub> {
+        let mut config = Config::from_toml(toml).unwrap();
+        config.server.data_dir = Some(dir.path().join("data"));
+        config.server.public_url = Some("http://hub.test".into());
+        Arc::new(Hub::open(config).await.unwrap())
+    }
+
+    /// Closes the hub and opens it again on the same data directory.
+    pub async fn restart(self, toml: &str) -> TestHub {
+        let TestHub { hub, dir } = self;
+        drop(hub);
+        let hub = Self::open_in(&dir, toml).await;
+        TestHub { hub, dir }
+    }
+
+    pub async fn send(&self, request: Request<Body>) -> Answer {
+        let response = hub::router(Arc::clone(&self.hub))
+            .oneshot(request)
+            .await
+            .unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 30)
+            .await
+            .unwrap();
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// `method path`, with a bearer token if given.
+    pub async fn call(&self, method: &str, path: &str, token: Option<&str>) -> Answer {
+        let mut request = Request::builder()
+            .method(Method::from_bytes(method.as_bytes()).unwrap())
+            .uri(path);
+        if let Some(token) = token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        self.send(request.body(Body::empty()).unwrap()).await
+    }
+
+    pub async fn get(&self, path: &str) -> Answer {
+        self.call("GET", path, None).await
+    }
+
+    /// Uploads `archive` as `file_name` with `token` (none when authentication is off).
+    pub async fn upload(&self, token: Option<&str>, file_name: &str, archive: &[u8]) -> Answer {
+        let boundary = "flisthub-test-boundary";
+        let mut body = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{file_name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+        )
+        .into_bytes();
+        body.extend_from_slice(archive);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let mut request = Request::builder()
+            .method(Method::POST)
+            .uri("/api/flist/me/upload")
+            .header(
+                header::CONTENT_TYPE,
+                format!("multipart/form-data; boundary={boundary}"),
+            );
+        if let Some(token) = token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        self.send(request.body(Body::from(body)).unwrap()).await
+    }
+
+    /// A token minted by this hub for `user`.
+    pub fn token(&self, user: &str) -> String {
+        self.hub
+            .tokens()
+            .create(user, &[], std::time::Duration::from_secs(3600), None)
+            .unwrap()
+            .1
+    }
+}
+
+/// A gzip'd tar of one file `a` holding `content`.
+pub fn tarball(content: &str) -> Vec<u8> {
+    let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::fast(),
+    ));
+    let mut header = tar::Header::new_gnu();
+    header.set_size(content.len() as u64);
+    header.set_mode(0o644);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_mtime(1_700_000_000);
+    header.set_cksum();
+    builder
+        .append_data(&mut header, "a", content.as_bytes())
+        .unwrap();
+    builder.into_inner().unwrap().finish().unwrap()
+}

@@ -158,6 +158,10 @@ fn appendix_b_replayed() {
     );
     assert_eq!(rows[3]["type"], "taglink");
     assert_eq!(rows[3]["target"], "Administrator/tags/v1");
+    assert_eq!(
+        rows[3]["size"], "4.00 KB",
+        "0-hub's size of the tag directory"
+    );
     for row in rows {
         assert!(row["updated"].is_i64(), "{row}");
     }

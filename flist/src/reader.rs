@@ -114,6 +114,19 @@ impl Flist {
         Ok(rows.collect::<rusqlite::Result<Metadata>>()?)
     }
 
+    /// How large the metadata is, without reading it: the longest value and the sum of
+    /// every key and value, in bytes (a file from elsewhere may hold anything there).
+    pub fn metadata_size(&self) -> Result<(u64, u64)> {
+        let (largest, total): (i64, i64) = self.conn.query_row(
+            "SELECT coalesce(max(length(CAST(value AS BLOB))), 0),
+                    coalesce(sum(length(CAST(key AS BLOB)) + length(CAST(value AS BLOB))), 0)
+             FROM metadata",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok((largest.max(0) as u64, total.max(0) as u64))
+    }
+
     pub fn totals(&self) -> Result<Totals> {
         query_totals(&self.conn, "main")
     }

@@ -363,12 +363,23 @@ impl Authenticator {
                         .exists([id])?,
                     Revocable::Foreign(None) => true,
                 };
-                let before: Option<i64> = c
-                    .prepare_cached("SELECT before FROM revoked_subject WHERE subject = ?1")?
-                    .query_row([&user], |r| r.get(0))
-                    .optional()?;
-                // A token without an issue time cannot be shown to be newer.
-                let subject_ok = before.is_none_or(|before| issued.is_some_and(|i| i > before));
+                // A token minted here is valid exactly while its row is: `revoke --user`
+                // marks every row of the user, so a token minted in the same second after it
+                // is valid, as `token list` shows. A token from elsewhere is known only by
+                // its issue time, in whole seconds: one issued in the second of the
+                // revocation cannot be shown to be newer, nor one without an issue time.
+                let subject_ok = match &revocation_id {
+                    Revocable::Minted(_) => true,
+                    Revocable::Foreign(_) => {
+                        let before: Option<i64> = c
+                            .prepare_cached(
+                                "SELECT before FROM revoked_subject WHERE subject = ?1",
+                            )?
+                            .query_row([&user], |r| r.get(0))
+                            .optional()?;
+                        before.is_none_or(|before| issued.is_some_and(|i| i > before))
+                    }
+                };
                 Ok(token_ok && subject_ok)
             })
             .await?;
@@ -424,6 +435,11 @@ fn zero_hub(config: &ZeroHubConfig) -> Result<ZeroHub> {
             "{origin}: not a 32-byte seed (64 hex digits, base64 of 32 bytes, or 32 bytes)"
         ))
     })?;
+    if config.max_age.is_zero() {
+        tracing::warn!(
+            "auth.zero-hub: 0-hub tokens are accepted whatever their age, as 0-hub did; set max-age to refuse old ones (`flisthub token revoke` denies single tokens)"
+        );
+    }
     Ok(ZeroHub {
         key: SigningKey::from_bytes(&seed).verifying_key(),
         max_age: config.max_age,

@@ -29,6 +29,13 @@ pub struct Staged {
     pub digest: Digest256,
 }
 
+impl Staged {
+    /// Where the staged file is, until it is placed.
+    pub fn path(&self) -> &Path {
+        &self.file
+    }
+}
+
 /// What is stored about each published file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Digest256 {

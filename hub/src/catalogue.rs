@@ -224,19 +224,19 @@ impl Catalogue {
         Ok(Contents::Pieces(rx))
     }
 
-    /// The metadata of `GET /api/flist/<repo>/<flist>/metadata`.
+    /// The metadata of `GET /api/flist/<repo>/<flist>/metadata`, as recorded when the file
+    /// was published (bounded then by the limits).
     pub async fn metadata(
         &self,
         repository: &str,
         name: &str,
     ) -> Result<BTreeMap<String, serde_json::Value>> {
-        let backend = self.location.backend.clone();
-        let read = move |path: &Path| inspect::metadata(path, backend.as_ref());
-        let (_, metadata) = self
-            .namespace
-            .open_file(|| self.resolve(repository, name), read)
-            .await?;
-        Ok(metadata)
+        let resolved = self.resolve(repository, name).await?;
+        let facts = self.namespace.facts(&resolved.digest.sha256).await?;
+        Ok(inspect::metadata_json(
+            &facts.metadata,
+            self.location.backend.as_ref(),
+        ))
     }
 
     /// What `.txt` and `.json` say of a name.

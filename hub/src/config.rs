@@ -69,10 +69,18 @@ pub struct LimitsConfig {
     #[serde(deserialize_with = "size")]
     pub expanded_size: u64,
     pub entries: u64,
+    /// Largest value of one metadata key of a published flist.
+    #[serde(deserialize_with = "size")]
+    pub metadata_value: u64,
+    /// Largest metadata of a published flist, all keys and values together.
+    #[serde(deserialize_with = "size")]
+    pub metadata_size: u64,
     pub name_length: usize,
     #[serde(deserialize_with = "size")]
     pub request_body: u64,
     pub merge_sources: usize,
+    /// Entries a merge may read from all its sources together.
+    pub merge_entries: u64,
     pub concurrent_uploads: usize,
     pub uploads_per_identity: usize,
     #[serde(deserialize_with = "duration")]
@@ -142,8 +150,10 @@ impl std::fmt::Debug for ZeroHubConfig {
     }
 }
 
+/// 0-hub's tokens never expired, and the CI secrets that hold them are years old: accepted
+/// without an age limit unless the operator sets one (the hub warns at start).
 fn default_zero_hub_max_age() -> Duration {
-    Duration::from_secs(365 * 86_400)
+    Duration::ZERO
 }
 
 /// The chunk API (`/api/v1/chunks`).

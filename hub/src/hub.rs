@@ -15,6 +15,7 @@ use crate::chunks::ChunkService;
 use crate::config::Config;
 use crate::db::Db;
 use crate::error::{Error, Result};
+use crate::facts::Facts;
 use crate::images::Images;
 use crate::jobs::Jobs;
 use crate::limits::Limits;
@@ -66,6 +67,22 @@ impl Hub {
             tracing::info!(
                 removed,
                 "removed flist files no entry names (left by an interrupted run)"
+            );
+        }
+        for twin in namespace.fill_missing_folds().await? {
+            tracing::warn!(
+                repository = %twin,
+                "this repository differs from an older one only by case or Unicode form (allowed when it was made, refused now)"
+            );
+        }
+        let limits_config = config.limits.clone();
+        let filled = namespace
+            .fill_missing_facts(move |path| Facts::read(path, &limits_config))
+            .await?;
+        if filled > 0 {
+            tracing::info!(
+                filled,
+                "recorded the facts of flists published by an older version"
             );
         }
         let jobs = Jobs::new(db.clone());

@@ -4,7 +4,6 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::Write;
-use std::path::Path;
 use std::sync::Mutex;
 
 use bytes::Bytes;
@@ -17,7 +16,7 @@ use crate::error::Result;
 use crate::pyjson::python;
 
 /// 0-hub's flist statistics (zflist's `putdir`/`check` response).
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct Stats {
     pub regular: u64,
     pub symlink: u64,
@@ -32,7 +31,8 @@ impl From<Totals> for Stats {
         Stats {
             regular: t.files + t.hardlinks,
             symlink: t.symlinks,
-            directory: t.directories,
+            // The contents dump lists what is below the root: the root is not counted.
+            directory: t.directories.saturating_sub(1),
             special: t.specials,
             failure: 0,
             fullsize: t.bytes,
@@ -50,14 +50,7 @@ struct ContentEntry<'a> {
 /// with its size, then the counts, as 0-hub's JSON and a newline) to `out` as the walk goes,
 /// so that memory does not grow with the flist. Blocking.
 pub fn write_contents(flist: &Flist, out: &mut impl Write) -> Result<()> {
-    let mut counts = Stats {
-        regular: 0,
-        symlink: 0,
-        directory: 0,
-        special: 0,
-        failure: 0,
-        fullsize: 0,
-    };
+    let mut counts = Stats::default();
     let io = |e: std::io::Error| crate::error::Error::io("writing a contents dump", e);
     out.write_all(b"{\"content\": [").map_err(io)?;
     let mut first = true;
@@ -112,18 +105,17 @@ pub fn write_contents(flist: &Flist, out: &mut impl Write) -> Result<()> {
 
 /// The metadata of `GET /api/flist/<repo>/<flist>/metadata`: each key's value parsed as
 /// JSON when it is JSON, as text otherwise; `backend-forced` added from the hub's routes
-/// when the flist has no `backend`, as 0-hub did. Blocking.
-pub fn metadata(
-    path: &Path,
+/// when the flist has no `backend`, as 0-hub did.
+pub fn metadata_json(
+    metadata: &BTreeMap<String, String>,
     backend: Option<&Backend>,
-) -> Result<BTreeMap<String, serde_json::Value>> {
-    let metadata = Flist::open(path)?.metadata()?;
+) -> BTreeMap<String, serde_json::Value> {
     let mut out: BTreeMap<String, serde_json::Value> = metadata
         .iter()
         .map(|(key, value)| {
             let parsed = serde_json::from_str(value)
-                .unwrap_or_else(|_| serde_json::Value::String(value.to_owned()));
-            (key.to_owned(), parsed)
+                .unwrap_or_else(|_| serde_json::Value::String(value.clone()));
+            (key.clone(), parsed)
         })
         .collect();
     if !out.contains_key("backend")
@@ -134,7 +126,7 @@ pub fn metadata(
             serde_json::to_value(backend).unwrap_or_default(),
         );
     }
-    Ok(out)
+    out
 }
 
 /// A blocking writer whose output goes to a channel in pieces (a response body), and is

@@ -24,6 +24,7 @@ mod chunks;
 mod config;
 mod db;
 mod error;
+mod facts;
 mod http;
 mod hub;
 mod images;

@@ -7,6 +7,8 @@
 //! `< > " ' &` and backtick, which have a meaning in HTML. Everything else that 0-hub's
 //! clients use is kept: `:` (`zos:v3.4.0.flist`), leading dots, spaces, unicode.
 
+use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfc_quick};
+
 use crate::error::{Error, Result};
 
 pub const FLIST_SUFFIX: &str = ".flist";
@@ -153,9 +155,16 @@ impl Names {
         Ok(FlistName(name))
     }
 
-    /// A tag name.
+    /// A tag name, which cannot look like an flist's (`/<repo>/tags/<tag>/<name>.flist`
+    /// and 0-hub's listings would show the two alike).
     pub fn tag(&self, raw: &str) -> Result<TagName> {
         self.check("tag", raw)?;
+        if raw.ends_with(FLIST_SUFFIX) || raw.ends_with(".fl") {
+            return Err(Error::BadRequest(format!(
+                "invalid tag name {}: a tag cannot be named like an flist",
+                quote(raw)
+            )));
+        }
         Ok(TagName(raw.to_owned()))
     }
 
@@ -185,6 +194,11 @@ impl Names {
         if name.starts_with(char::is_whitespace) || name.ends_with(char::is_whitespace) {
             return bad("starts or ends with a space");
         }
+        // One spelling per name: `é` as one character, not `e` and a combining accent, so
+        // that two names that look the same are the same bytes.
+        if is_nfc_quick(name.chars()) != IsNormalized::Yes && name.nfc().ne(name.chars()) {
+            return bad("not in Unicode normal form C (compose its accents)");
+        }
         if let Some(c) = name.chars().find(|&c| forbidden(c)) {
             return bad(&match c {
                 '/' | '\\' => format!("contains {c:?}"),
@@ -196,6 +210,17 @@ impl Names {
         }
         Ok(())
     }
+}
+
+/// The form under which repository names must differ: compatibility-decomposed,
+/// case-folded, composed again. `Alice`, `alice` and `ａｌｉｃｅ` (full-width) fold alike, so
+/// one of them cannot pose as another's repository.
+pub fn fold(name: &str) -> String {
+    name.nfkc()
+        .flat_map(char::to_lowercase)
+        .collect::<String>()
+        .nfc()
+        .collect()
 }
 
 /// Whether `name` is one of the hub's own top-level routes, which no repository may be
@@ -221,17 +246,32 @@ fn invisible(c: char) -> bool {
 /// `name` as shown in a message: in double quotes, with anything a browser or terminal
 /// would interpret written as an escape, so that no name is ever reflected as markup.
 pub fn quote(name: &str) -> String {
-    let mut out = String::with_capacity(name.len() + 2);
+    quote_parts(&[name])
+}
+
+/// `repository/name` as shown in a message: the parts quoted together, each escaped as
+/// [`quote`] does.
+pub fn quote_path(repository: &str, name: &str) -> String {
+    quote_parts(&[repository, name])
+}
+
+fn quote_parts(parts: &[&str]) -> String {
+    let mut out = String::with_capacity(parts.iter().map(|p| p.len() + 1).sum::<usize>() + 2);
     out.push('"');
-    for c in name.chars().take(300) {
-        if forbidden(c) || c == '%' {
-            out.push_str(&format!("\\u{{{:x}}}", c as u32));
-        } else {
-            out.push(c);
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            out.push('/');
         }
-    }
-    if name.chars().count() > 300 {
-        out.push('…');
+        for c in part.chars().take(300) {
+            if forbidden(c) || c == '%' {
+                out.push_str(&format!("\\u{{{:x}}}", c as u32));
+            } else {
+                out.push(c);
+            }
+        }
+        if part.chars().count() > 300 {
+            out.push('…');
+        }
     }
     out.push('"');
     out
@@ -327,6 +367,16 @@ mod tests {
             "kept sorted, so that additions are easy to review"
         );
         assert!(N.repository("maxux.3bot").is_ok());
+    }
+
+    #[test]
+    fn names_are_composed_and_fold_alike_across_case_and_width() {
+        assert!(N.repository("caf\u{e9}").is_ok());
+        let err = N.repository("cafe\u{301}").unwrap_err().to_string();
+        assert!(err.contains("normal form C"), "{err}");
+        assert_eq!(fold("Alice"), fold("alice"));
+        assert_eq!(fold("\u{ff41}lice"), fold("alice"));
+        assert_ne!(fold("alice"), fold("alicia"));
     }
 
     #[test]

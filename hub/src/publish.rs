@@ -23,11 +23,12 @@ use crate::catalogue::ChunkLocation;
 use crate::config::LimitsConfig;
 use crate::db::now;
 use crate::error::{Error, Result};
+use crate::facts::{self, Facts};
 use crate::hub::Lifecycle;
 use crate::inspect::Stats;
 use crate::jobs::{Job, Jobs};
 use crate::limits::UploadSlot;
-use crate::names::{FlistName, Names, RepoName, quote};
+use crate::names::{FlistName, Names, RepoName, quote, quote_path};
 use crate::namespace::{Applied, Change, Namespace};
 
 /// Metadata keys a `metadata-<key>` field cannot set: 0-hub's protected keys, and those the
@@ -151,6 +152,18 @@ impl Publisher {
                 quote(change.repository())
             )));
         }
+        if let Change::Promote {
+            source_repository,
+            source,
+            ..
+        } = &change
+        {
+            // A copy is a publish: the limits hold for it too (they may have been lowered
+            // since the source was published).
+            let resolved = self.namespace.resolve(source_repository, source).await?;
+            let facts = self.namespace.facts(&resolved.digest.sha256).await?;
+            facts::check_size(facts.entries, facts.stats.fullsize, &self.limits)?;
+        }
         self.namespace.apply(change, &caller.user, now()).await
     }
 
@@ -195,9 +208,12 @@ impl Publisher {
         );
         tokio::pin!(pack);
         let mut ticker = tokio::time::interval(PROGRESS_EVERY);
-        let summary = loop {
+        loop {
             tokio::select! {
-                result = &mut pack => break result?,
+                result = &mut pack => {
+                    result?;
+                    break;
+                }
                 _ = ticker.tick() => {
                     if let Some(job) = job {
                         report(job, &progress, upload.size);
@@ -205,12 +221,12 @@ impl Publisher {
                 }
                 _ = self.lifecycle.shutdown.cancelled() => {
                     cancel.cancel();
-                    break (&mut pack).await?;
+                    (&mut pack).await?;
+                    break;
                 }
             }
-        };
-        let stats = Stats::from(summary.totals);
-        self.publish_file(caller, upload.name, staging, stats).await
+        }
+        self.publish_file(caller, upload.name, staging).await
     }
 
     /// Converts a received archive in the background, as a job (`upload`): its id at once,
@@ -301,12 +317,10 @@ impl Publisher {
         let store = Arc::clone(&self.store);
         let runtime = Handle::current();
         let path = file.to_path_buf();
-        let max_entries = self.limits.entries;
-        let stats = tokio::task::spawn_blocking(move || {
-            check_flist(&path, max_entries, store.as_ref(), &runtime)
-        })
-        .await??;
-        self.publish_file(caller, name, file, stats).await
+        let limits = self.limits.clone();
+        tokio::task::spawn_blocking(move || check_flist(&path, &limits, store.as_ref(), &runtime))
+            .await??;
+        self.publish_file(caller, name, file).await
     }
 
     /// Layers `sources` (repository, flist name; the first wins on every path) into
@@ -318,50 +332,70 @@ impl Publisher {
         target: FlistName,
         sources: &[(RepoName, FlistName)],
     ) -> Result<Published> {
+        let mut seen = HashSet::new();
+        if let Some((repository, name)) = sources.iter().find(|s| !seen.insert(*s)) {
+            return Err(Error::BadRequest(format!(
+                "{} is given twice; each source once",
+                quote_path(repository, name)
+            )));
+        }
         let mut flists = Vec::with_capacity(sources.len());
+        let mut entries = 0u64;
         for (repository, name) in sources {
             let open = |path: &Path| Ok(Flist::open(path)?);
-            let (_, flist) = self
+            let (resolved, flist) = self
                 .namespace
                 .open_file(|| self.namespace.resolve(repository, name), open)
                 .await
                 .map_err(|e| match e {
-                    Error::NotFound(_) => Error::NotFound(format!(
-                        "{}/{} does not exist",
-                        quote(repository),
-                        quote(name)
-                    )),
+                    Error::NotFound(_) => {
+                        Error::NotFound(format!("{} does not exist", quote_path(repository, name)))
+                    }
                     other => other,
                 })?;
+            // The work a merge does is bounded by what it reads, known before it starts.
+            entries += self.namespace.facts(&resolved.digest.sha256).await?.entries;
+            if entries > self.limits.merge_entries {
+                return Err(Error::TooLarge(format!(
+                    "the sources hold more than {} entries together (limits.merge-entries)",
+                    self.limits.merge_entries
+                )));
+            }
             flists.push(flist);
         }
         let staging = self.staging_file("merge-")?;
         let out = staging.to_path_buf();
-        let totals = tokio::task::spawn_blocking(move || -> Result<_> {
+        tokio::task::spawn_blocking(move || -> Result<_> {
             let refs: Vec<&Flist> = flists.iter().collect();
             Ok(flist::merge(&refs, &out)?)
         })
         .await??;
-        self.publish_file(caller, target, staging, Stats::from(totals))
-            .await
+        self.publish_file(caller, target, staging).await
     }
 
-    /// Publishes a staged flist file as `name` of the caller's repository, now.
+    /// Publishes a staged flist file as `name` of the caller's repository, now, with the
+    /// facts read from it (which refuses one beyond the limits, whatever way it came in).
     pub(crate) async fn publish_file(
         &self,
         caller: &Caller,
         name: FlistName,
         file: TempPath,
-        stats: Stats,
     ) -> Result<Published> {
         let blobs = Arc::clone(self.namespace.blobs());
-        let staged = tokio::task::spawn_blocking(move || blobs.stage(file)).await??;
-        let digest = staged.digest.clone();
+        let limits = self.limits.clone();
+        let (staged, facts) = tokio::task::spawn_blocking(move || -> Result<_> {
+            let staged = blobs.stage(file)?;
+            let facts = Facts::read(staged.path(), &limits)?;
+            Ok((staged, facts))
+        })
+        .await??;
+        let (digest, stats) = (staged.digest.clone(), facts.stats);
         self.namespace
             .publish(
                 caller.repository.clone(),
                 name.clone(),
                 staged,
+                facts,
                 &caller.user,
                 now(),
             )
@@ -406,10 +440,10 @@ fn report(job: &Job, progress: &Progress, size: Option<u64>) {
 /// throughout, and every chunk it names present in `store`. Blocking.
 fn check_flist(
     path: &Path,
-    max_entries: u64,
+    limits: &LimitsConfig,
     store: &dyn ChunkStore,
     runtime: &Handle,
-) -> Result<Stats> {
+) -> Result<()> {
     let mut head = [0u8; 2];
     let _ = std::fs::File::open(path).and_then(|mut f| f.read(&mut head));
     if head == [0x1f, 0x8b] {
@@ -419,14 +453,12 @@ fn check_flist(
     }
     let bad = invalid_flist;
     let flist = Flist::open(path).map_err(bad)?;
-    flist.metadata().map_err(bad)?;
-    // Its size first, from the table sizes, so that nothing past the limits is walked.
+    // Its sizes first, from the table sizes, so that nothing past the limits is read or
+    // walked.
+    facts::check_metadata(&flist, limits)?;
     let (entries, inodes) = flist.row_counts().map_err(bad)?;
-    if entries.max(inodes) > max_entries {
-        return Err(Error::TooLarge(format!(
-            "the flist has more than {max_entries} entries (limits.entries)"
-        )));
-    }
+    let totals = flist.totals().map_err(bad)?;
+    facts::check_size(entries.max(inodes), totals.bytes, limits)?;
     // The tree: a walk checks its structure (names, one name per directory, depth).
     flist.walk(|_, _| Ok(Walk::Continue)).map_err(bad)?;
     // Then every file's chunks, in one pass, each key asked of the store once.
@@ -454,7 +486,7 @@ fn check_flist(
             first: checker.first,
         });
     }
-    Ok(Stats::from(flist.totals().map_err(bad)?))
+    Ok(())
 }
 
 /// What is wrong with an uploaded flist, as the client may read it (without the staging

@@ -224,8 +224,10 @@ impl Tokens {
         Ok(format!("token {id}"))
     }
 
-    /// Revokes every token of `user` issued until now, minted here or elsewhere. Returns
-    /// how many minted tokens that revoked. Blocking.
+    /// Revokes every token of `user` issued until now, minted here (each by its id, so a
+    /// token minted afterwards, even in the same second, is valid) or elsewhere (by issue
+    /// time: one issued up to the current second is refused). Returns how many minted
+    /// tokens that revoked. Blocking.
     pub fn revoke_user(&self, user: &str) -> Result<usize> {
         let t = now();
         self.db.write_now(|c| {

@@ -61,8 +61,10 @@ impl From<&Listed> for ListedJson {
         ListedJson {
             name: l.name.clone(),
             size: match l.kind {
-                // A tag (a directory in 0-hub) and a link to one have no flist size.
-                Kind::Tag | Kind::Taglink => "0 KB".into(),
+                // 0-hub listed a tag (a directory) as "0 KB", and a taglink (a link it
+                // followed to that directory) with the directory's size.
+                Kind::Tag => "0 KB".into(),
+                Kind::Taglink => kilobytes(4096),
                 Kind::Regular | Kind::Symlink => kilobytes(l.size.unwrap_or(0)),
             },
             updated: l.updated,

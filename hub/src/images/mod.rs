@@ -25,7 +25,6 @@ use crate::auth::Caller;
 use crate::config::{ImageSourceConfig, ImagesConfig};
 use crate::error::{Error, Result};
 use crate::hub::Lifecycle;
-use crate::inspect::Stats;
 use crate::jobs::{Job, Jobs};
 use crate::limits::Limits;
 use crate::names::{FlistName, quote};
@@ -391,7 +390,6 @@ impl Images {
                 }?;
                 Ok(Arc::new(Built {
                     file: staging,
-                    stats: Stats::from(summary.pack.totals),
                     reference: summary.reference,
                     digest: summary.digest,
                     platform: summary.platform.map(|p| p.to_string()),
@@ -443,9 +441,7 @@ impl Images {
         tokio::task::spawn_blocking(move || std::fs::copy(&from, &to))
             .await?
             .map_err(|e| Error::io(staging.display(), e))?;
-        self.publisher
-            .publish_file(caller, name, staging, built.stats)
-            .await
+        self.publisher.publish_file(caller, name, staging).await
     }
 
     /// Runs `work` unless job `job` is cancelled first.

@@ -11,7 +11,6 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::Error;
-use crate::inspect::Stats;
 
 /// The conversions running, by image digest, platform and options.
 #[derive(Default)]
@@ -65,7 +64,6 @@ pub(super) type Outcome = Result<Arc<Built>, Arc<Error>>;
 /// An flist built from an image, waiting in a staging file to be copied and published.
 pub(super) struct Built {
     pub(super) file: TempPath,
-    pub(super) stats: Stats,
     pub(super) reference: String,
     pub(super) digest: String,
     pub(super) platform: Option<String>,

@@ -8,6 +8,7 @@ use rusqlite::Transaction;
 use super::{log, rules};
 use crate::blobs::Digest256;
 use crate::error::Result;
+use crate::facts::Facts;
 use crate::names::{FlistName, RepoName, TagName, TaglinkName};
 
 /// A change of the namespace. Every route that changes the namespace makes one of these and
@@ -20,6 +21,8 @@ pub enum Change {
         repository: RepoName,
         name: FlistName,
         file: Digest256,
+        /// What the publisher read of the file, kept with it.
+        facts: Facts,
     },
     /// 0-hub's `link`: `link` becomes a symlink to `source` of the same repository.
     Link {

@@ -34,6 +34,7 @@ use hubapi::changes::ChangeRecord;
 use crate::blobs::{Blobs, Staged};
 use crate::db::Db;
 use crate::error::{Error, Result};
+use crate::facts::Facts;
 use crate::names::{FlistName, RepoName, TagName, TaglinkName};
 use cache::InfoCache;
 pub use change::{Applied, Change};
@@ -176,6 +177,43 @@ impl Namespace {
             .await
     }
 
+    /// The facts of the published file `sha256`.
+    pub async fn facts(&self, sha256: &str) -> Result<Facts> {
+        let sha256 = sha256.to_owned();
+        let json = self
+            .db
+            .read(move |c| sql::facts(c, &sha256))
+            .await?
+            .ok_or_else(|| Error::Internal("a published flist without its facts".into()))?;
+        Facts::from_json(&json)
+    }
+
+    /// Folds the names of repositories made before folded names were kept (see
+    /// [`crate::names::fold`]); the names that could not be, because an older one folds
+    /// alike. Run at start.
+    pub async fn fill_missing_folds(&self) -> Result<Vec<String>> {
+        self.db.write(|conn| sql::fill_missing_folds(conn)).await
+    }
+
+    /// Records the facts of files published before they were kept, read by `read` from
+    /// each file. Run at start.
+    pub async fn fill_missing_facts(
+        &self,
+        read: impl Fn(&Path) -> Result<Facts> + Send + 'static,
+    ) -> Result<usize> {
+        let blobs = Arc::clone(&self.blobs);
+        self.db
+            .write(move |conn| {
+                let missing = sql::blobs_without_facts(conn)?;
+                for sha in &missing {
+                    let facts = read(&blobs.path(sha))?;
+                    sql::put_facts(conn, sha, &facts.to_json())?;
+                }
+                Ok(missing.len())
+            })
+            .await
+    }
+
     /// Up to `limit` records of the change log after sequence number `after`.
     pub async fn changes(&self, after: u64, limit: usize) -> Result<Vec<ChangeRecord>> {
         self.db.read(move |c| log::read(c, after, limit)).await
@@ -195,6 +233,7 @@ impl Namespace {
         repository: RepoName,
         name: FlistName,
         staged: Staged,
+        facts: Facts,
         actor: &str,
         time: i64,
     ) -> Result<Applied> {
@@ -202,6 +241,7 @@ impl Namespace {
             repository,
             name,
             file: staged.digest.clone(),
+            facts,
         };
         self.run(change, Some(staged), actor, time).await
     }

@@ -22,9 +22,11 @@ pub(super) fn apply(
 ) -> Result<Option<ChangeEvent>> {
     let repository = change.repository().to_string();
     Ok(Some(match change {
-        Change::Publish { name, file, .. } => {
+        Change::Publish {
+            name, file, facts, ..
+        } => {
             let repo = sql::ensure_repository(tx, &repository, t)?;
-            sql::insert_blob(tx, file, t)?;
+            sql::insert_blob(tx, file, &facts.to_json(), t)?;
             let old = sql::remove_entry(tx, repo, name)?;
             sql::insert_regular(tx, repo, name, &file.sha256, t, actor)?;
             sql::free_blob_of(tx, old, freed)?;

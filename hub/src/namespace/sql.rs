@@ -6,6 +6,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use super::views::{Kind, Resolved, Target};
 use crate::blobs::Digest256;
 use crate::error::{Error, Result};
+use crate::names::{self, quote};
 
 /// Links followed before a chain is considered a loop (as the kernel's ELOOP).
 const MAX_HOPS: usize = 40;
@@ -39,15 +40,49 @@ pub(super) fn repository_id(c: &Connection, name: &str) -> Result<Option<i64>> {
     )
 }
 
+/// The repository `name`, created if needed; refused when it would differ from an existing
+/// one only by case or Unicode form.
 pub(super) fn ensure_repository(tx: &Transaction<'_>, name: &str, t: i64) -> Result<i64> {
     if let Some(id) = repository_id(tx, name)? {
         return Ok(id);
     }
+    let fold = names::fold(name);
+    let twin: Option<String> = tx
+        .prepare_cached("SELECT name FROM repository WHERE fold = ?1")?
+        .query_row([&fold], |r| r.get(0))
+        .optional()?;
+    if let Some(twin) = twin {
+        return Err(Error::Conflict(format!(
+            "repository {} would differ from {} only by case or Unicode form",
+            quote(name),
+            quote(&twin)
+        )));
+    }
     tx.execute(
-        "INSERT INTO repository (name, created, updated) VALUES (?1, ?2, ?2)",
-        params![name, t],
+        "INSERT INTO repository (name, created, updated, fold) VALUES (?1, ?2, ?2, ?3)",
+        params![name, t, fold],
     )?;
     Ok(tx.last_insert_rowid())
+}
+
+/// Folds the names of repositories made before folded names were kept; a name whose fold
+/// an earlier one already has keeps none (both were made before the rule) and is listed.
+pub(super) fn fill_missing_folds(c: &Connection) -> Result<Vec<String>> {
+    let names: Vec<String> = c
+        .prepare("SELECT name FROM repository WHERE fold IS NULL ORDER BY id")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut twins = Vec::new();
+    for name in names {
+        let set = c.execute(
+            "UPDATE OR IGNORE repository SET fold = ?2 WHERE name = ?1",
+            params![name, names::fold(&name)],
+        )?;
+        if set == 0 {
+            twins.push(name);
+        }
+    }
+    Ok(twins)
 }
 
 /// Records that something in the repository changed at `t`.
@@ -231,13 +266,44 @@ fn read_row(r: &rusqlite::Row<'_>, offset: usize) -> rusqlite::Result<Row> {
     })
 }
 
-/// Records a published file (once per content).
-pub(super) fn insert_blob(tx: &Transaction<'_>, digest: &Digest256, t: i64) -> Result<()> {
+/// Records a published file and its facts (once per content).
+pub(super) fn insert_blob(
+    tx: &Transaction<'_>,
+    digest: &Digest256,
+    facts: &str,
+    t: i64,
+) -> Result<()> {
     tx.execute(
         "INSERT OR IGNORE INTO blob (sha256, md5, size, created) VALUES (?1, ?2, ?3, ?4)",
         params![digest.sha256, digest.md5, digest.size as i64, t],
     )?;
+    put_facts(tx, &digest.sha256, facts)
+}
+
+/// Records the facts of a published file.
+pub(super) fn put_facts(c: &Connection, sha256: &str, facts: &str) -> Result<()> {
+    c.prepare_cached("INSERT OR REPLACE INTO blob_facts (sha256, facts) VALUES (?1, ?2)")?
+        .execute(params![sha256, facts])?;
     Ok(())
+}
+
+/// The facts of a published file, as JSON.
+pub(super) fn facts(c: &Connection, sha256: &str) -> Result<Option<String>> {
+    Ok(
+        c.prepare_cached("SELECT facts FROM blob_facts WHERE sha256 = ?1")?
+            .query_row([sha256], |r| r.get(0))
+            .optional()?,
+    )
+}
+
+/// Files published before their facts were kept.
+pub(super) fn blobs_without_facts(c: &Connection) -> Result<Vec<String>> {
+    let mut stmt = c.prepare(
+        "SELECT b.sha256 FROM blob b LEFT JOIN blob_facts f ON f.sha256 = b.sha256
+         WHERE f.sha256 IS NULL",
+    )?;
+    let rows = stmt.query_map([], |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 pub(super) fn insert_regular(
@@ -311,6 +377,7 @@ pub(super) fn free_blob_of(
         .prepare_cached("SELECT 1 FROM entry WHERE blob = ?1")?
         .exists([&sha256])?;
     if !used {
+        tx.execute("DELETE FROM blob_facts WHERE sha256 = ?1", [&sha256])?;
         tx.execute("DELETE FROM blob WHERE sha256 = ?1", [&sha256])?;
         freed.push(sha256);
     }

@@ -93,20 +93,35 @@ impl TestHub {
 
     /// Uploads `archive` as `file_name` with `token` (none when authentication is off).
     pub async fn upload(&self, token: Option<&str>, file_name: &str, archive: &[u8]) -> Answer {
+        self.post_file(token, "/api/flist/me/upload", file_name, archive)
+            .await
+    }
+
+    /// `upload-flist` of `flist` as `file_name`.
+    pub async fn upload_flist(&self, token: Option<&str>, file_name: &str, flist: &[u8]) -> Answer {
+        self.post_file(token, "/api/flist/me/upload-flist", file_name, flist)
+            .await
+    }
+
+    /// `POST path` with a multipart form whose field `file` is `bytes`.
+    pub async fn post_file(
+        &self,
+        token: Option<&str>,
+        path: &str,
+        file_name: &str,
+        bytes: &[u8],
+    ) -> Answer {
         let boundary = "flisthub-test-boundary";
         let mut body = format!(
             "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{file_name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
         )
         .into_bytes();
-        body.extend_from_slice(archive);
+        body.extend_from_slice(bytes);
         body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-        let mut request = Request::builder()
-            .method(Method::POST)
-            .uri("/api/flist/me/upload")
-            .header(
-                header::CONTENT_TYPE,
-                format!("multipart/form-data; boundary={boundary}"),
-            );
+        let mut request = Request::builder().method(Method::POST).uri(path).header(
+            header::CONTENT_TYPE,
+            format!("multipart/form-data; boundary={boundary}"),
+        );
         if let Some(token) = token {
             request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
         }
@@ -141,4 +156,26 @@ pub fn tarball(content: &str) -> Vec<u8> {
         .append_data(&mut header, "a", content.as_bytes())
         .unwrap();
     builder.into_inner().unwrap().finish().unwrap()
+}
+
+/// A native flist of `files` empty files at the root, with the metadata given; its bytes.
+pub fn flist_file(files: usize, metadata: &[(&str, &str)]) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x.flist");
+    let mut writer = flist::FlistWriter::create(&path).unwrap();
+    for (key, value) in metadata {
+        writer.metadata_mut().set(*key, *value);
+    }
+    let node = flist::Node {
+        kind: flist::NodeKind::Regular { size: 0 },
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+        mtime: flist::Timestamp::default(),
+    };
+    for i in 0..files {
+        writer.add(format!("f{i}").as_bytes(), &node, &[]).unwrap();
+    }
+    writer.finish().unwrap();
+    std::fs::read(&path).unwrap()
 }

@@ -14,6 +14,8 @@ use super::read;
 use super::views::{Info, Kind, Listed};
 use crate::blobs::Digest256;
 use crate::error::{Error, Result};
+use crate::facts::Facts;
+use crate::inspect::Stats;
 use crate::names::{FlistName, Names, RepoName, TagName, TaglinkName};
 
 const NAMES: Names = Names { max_len: 255 };
@@ -40,6 +42,15 @@ fn file(seed: &str) -> Digest256 {
         sha256: format!("{seed:0>64}"),
         md5: format!("{seed:0>32}"),
         size: seed.len() as u64 * 100,
+    }
+}
+
+/// What a publisher records of a small file.
+fn facts() -> Facts {
+    Facts {
+        metadata: std::collections::BTreeMap::new(),
+        stats: Stats::default(),
+        entries: 1,
     }
 }
 
@@ -70,6 +81,7 @@ impl Ns {
                 repository: repo(repository),
                 name: flist(name),
                 file: file(seed),
+                facts: facts(),
             },
         )
         .unwrap()

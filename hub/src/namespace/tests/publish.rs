@@ -138,3 +138,27 @@ fn listings_are_in_0_hubs_on_disk_order() {
         ["alice/.tag-v1", "alice/a.flist", "alice/b.flist"]
     );
 }
+
+#[test]
+fn repositories_differ_by_more_than_case_or_form() {
+    let mut ns = Ns::new();
+    ns.publish(1, "Alice", "app", "a");
+    for twin in ["alice", "ALICE", "\u{ff41}lice"] {
+        let refused = ns.at(
+            2,
+            Change::Publish {
+                repository: repo(twin),
+                name: flist("app"),
+                file: file("b"),
+                facts: facts(),
+            },
+        );
+        match refused {
+            Err(Error::Conflict(m)) => assert!(m.contains("only by case"), "{m}"),
+            other => panic!("{twin}: {other:?}"),
+        }
+    }
+    // The repository itself is still written to.
+    ns.publish(3, "Alice", "other", "c");
+    assert_eq!(ns.names("Alice").len(), 2);
+}

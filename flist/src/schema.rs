@@ -5,6 +5,7 @@ use std::io::Read;
 use std::path::Path;
 
 use crate::error::{Error, Result};
+use crate::untrusted::{Schema, Table};
 
 /// `PRAGMA application_id` of every flist: ASCII "FLST".
 pub const APPLICATION_ID: i32 = 0x464C_5354;
@@ -56,14 +57,75 @@ CREATE TABLE metadata (
 ) WITHOUT ROWID;
 ";
 
-pub(crate) const TABLE_NAMES: [&str; 5] = ["inode", "entry", "chunk", "xattr", "metadata"];
+/// The schema of `FINAL_TABLES`, for the check [`untrusted::open`](crate::untrusted::open)
+/// makes before anything else is read from a file.
+pub(crate) const SCHEMA: Schema = Schema {
+    tables: &[
+        Table {
+            name: "inode",
+            columns: &[
+                ("ino", "INTEGER"),
+                ("kind", "INTEGER"),
+                ("mode", "INTEGER"),
+                ("uid", "INTEGER"),
+                ("gid", "INTEGER"),
+                ("mtime", "INTEGER"),
+                ("mtime_nsec", "INTEGER"),
+                ("size", "INTEGER"),
+                ("nlink", "INTEGER"),
+                ("dev_major", "INTEGER"),
+                ("dev_minor", "INTEGER"),
+                ("target", "BLOB"),
+            ],
+            without_rowid: false,
+            optional: false,
+        },
+        Table {
+            name: "entry",
+            columns: &[("parent", "INTEGER"), ("name", "BLOB"), ("ino", "INTEGER")],
+            without_rowid: true,
+            optional: false,
+        },
+        Table {
+            name: "chunk",
+            columns: &[
+                ("ino", "INTEGER"),
+                ("seq", "INTEGER"),
+                ("start", "INTEGER"),
+                ("length", "INTEGER"),
+                ("key", "BLOB"),
+            ],
+            without_rowid: true,
+            optional: false,
+        },
+        Table {
+            name: "xattr",
+            columns: &[("ino", "INTEGER"), ("name", "BLOB"), ("value", "BLOB")],
+            without_rowid: true,
+            optional: false,
+        },
+        Table {
+            name: "metadata",
+            columns: &[("key", "TEXT"), ("value", "TEXT")],
+            without_rowid: true,
+            optional: false,
+        },
+    ],
+    indexes: &[],
+};
 
 const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
+
+/// What the header of an SQLite file says about the application that wrote it.
+pub(crate) struct Header {
+    pub application_id: i32,
+    pub user_version: u32,
+}
 
 /// Checks the 100-byte SQLite header: an flist is a SQLite file in rollback-journal mode
 /// whose length matches the page count the header declares. SQLite itself would only notice
 /// truncation when it reads a missing page, deep inside some query.
-pub(crate) fn check_header(path: &Path) -> Result<()> {
+pub(crate) fn check_header(path: &Path) -> Result<Header> {
     let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let actual = file.metadata().map_err(|e| Error::io(path, e))?.len();
     let not_flist = |reason: &str| Error::NotAnFlist {
@@ -112,7 +174,11 @@ pub(crate) fn check_header(path: &Path) -> Result<()> {
             });
         }
     }
-    Ok(())
+    let be32 = |at: usize| [header[at], header[at + 1], header[at + 2], header[at + 3]];
+    Ok(Header {
+        application_id: i32::from_be_bytes(be32(68)),
+        user_version: u32::from_be_bytes(be32(60)),
+    })
 }
 
 fn read_up_to(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {

@@ -13,7 +13,7 @@ use crate::error::{Error, Result, show};
 use crate::metadata::Metadata;
 use crate::node::{ChunkRef, Entry, Kind, Node, NodeKind, Timestamp, Totals, Xattr};
 use crate::path::{MAX_PATH_LEN, check_name, join};
-use crate::schema::{APPLICATION_ID, FORMAT_VERSION, SCHEMA, check_header};
+use crate::schema::{APPLICATION_ID, FORMAT_VERSION, SCHEMA};
 use crate::untrusted;
 
 /// What a [`Flist::walk`] callback wants next.
@@ -54,7 +54,7 @@ impl Flist {
     /// also says why the file is opened as immutable).
     pub fn open(path: impl AsRef<Path>) -> Result<Flist> {
         let path = path.as_ref().to_owned();
-        let header = check_header(&path)?;
+        let header = untrusted::header(&path)?;
         // The header says which application wrote the file before SQLite reads anything.
         if header.application_id != APPLICATION_ID {
             return Err(Error::NotAnFlist {

@@ -20,6 +20,7 @@
 //!   exactly the expected column names and declared types, in order, none generated or
 //!   hidden; every index on the expected columns, none on expressions or partial.
 
+use std::io::Read;
 use std::path::Path;
 
 use rusqlite::limits::Limit;
@@ -61,9 +62,11 @@ pub struct Schema {
 }
 
 /// Opens the SQLite file at `path` for reading, hardened as the module describes, after
-/// checking that its schema is exactly `schema`. A file that is not SQLite, or whose schema
-/// differs, gives [`Error::NotAnFlist`] or [`Error::UnexpectedSchema`].
+/// checking its [`header`] and that its schema is exactly `schema`. A file that is not
+/// SQLite gives [`Error::NotAnFlist`] or [`Error::Truncated`]; one whose schema differs,
+/// [`Error::UnexpectedSchema`].
 pub fn open(path: &Path, schema: &Schema) -> Result<Connection> {
+    header(path)?;
     let conn = Connection::open_with_flags(
         immutable_uri(path)?,
         OpenFlags::SQLITE_OPEN_READ_ONLY
@@ -88,6 +91,84 @@ pub fn open(path: &Path, schema: &Schema) -> Result<Connection> {
         },
     })?;
     Ok(conn)
+}
+
+const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
+
+/// What the header of an SQLite file says about the application that wrote it.
+pub struct Header {
+    pub application_id: i32,
+    pub user_version: u32,
+}
+
+/// Checks the 100-byte SQLite header: a file read here is an SQLite file in rollback-journal
+/// mode (a WAL file depends on side files) whose length matches the page count the header
+/// declares (SQLite itself would only notice truncation when it reads a missing page, deep
+/// inside some query). [`open`] makes this check first.
+pub fn header(path: &Path) -> Result<Header> {
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let actual = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    let not_flist = |reason: &str| Error::NotAnFlist {
+        path: path.to_owned(),
+        reason: reason.to_owned(),
+    };
+    if actual == 0 {
+        return Err(not_flist("the file is empty"));
+    }
+    let mut header = [0u8; 100];
+    let n = read_up_to(&mut file, &mut header).map_err(|e| Error::io(path, e))?;
+    let header = &header[..n];
+    let magic_len = n.min(SQLITE_MAGIC.len());
+    if header[..magic_len] != SQLITE_MAGIC[..magic_len] {
+        return Err(not_flist("not an SQLite database"));
+    }
+    if n < 100 {
+        return Err(Error::Truncated {
+            path: path.to_owned(),
+            expected: 100,
+            actual,
+        });
+    }
+    let page_size = match u16::from_be_bytes([header[16], header[17]]) {
+        1 => 65536,
+        n => u64::from(n),
+    };
+    if header[18] != 1 || header[19] != 1 {
+        return Err(not_flist(
+            "an SQLite file in WAL mode (these files must be self-contained)",
+        ));
+    }
+    let change_counter = &header[24..28];
+    let valid_for = &header[92..96];
+    let pages = u64::from(u32::from_be_bytes([
+        header[28], header[29], header[30], header[31],
+    ]));
+    if change_counter == valid_for && pages > 0 {
+        let expected = pages * page_size;
+        if actual < expected {
+            return Err(Error::Truncated {
+                path: path.to_owned(),
+                expected,
+                actual,
+            });
+        }
+    }
+    let be32 = |at: usize| [header[at], header[at + 1], header[at + 2], header[at + 3]];
+    Ok(Header {
+        application_id: i32::from_be_bytes(be32(68)),
+        user_version: u32::from_be_bytes(be32(60)),
+    })
+}
+
+fn read_up_to(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
 }
 
 enum Refusal {

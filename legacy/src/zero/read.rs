@@ -217,6 +217,7 @@ impl ZeroFlist {
             .ok_or_else(|| corrupt(format!("the directory {:?} is missing", show(location))))?;
         let message = read_message(&value)?;
         let dir = message.get_root::<dir::Reader>()?;
+        let contents = dir.get_contents()?;
         if dir.get_location()?.as_bytes() != location {
             return Err(corrupt(format!(
                 "the row of {:?} holds another directory",
@@ -236,7 +237,6 @@ impl ZeroFlist {
             dir.get_modification_time(),
             dir.get_creation_time(),
         );
-        let contents = dir.get_contents()?;
         let mut names = HashSet::new();
         let mut items = Vec::with_capacity(contents.len() as usize);
         for inode in contents {

@@ -200,20 +200,17 @@ impl<B> Tree<B> {
     /// The directories of the tree, each with its entries' indexes in [`iter`](Self::iter)
     /// order: what both writers lay out.
     pub(crate) fn directories(&self) -> Vec<(usize, Vec<usize>)> {
-        let mut index: BTreeMap<&[u8], usize> = BTreeMap::new();
+        // Where each directory is in `dirs`, by key: parents come before their entries.
+        let mut slot: BTreeMap<&[u8], usize> = BTreeMap::new();
         let mut dirs: Vec<(usize, Vec<usize>)> = Vec::new();
-        let mut slot_of_dir: Vec<Option<usize>> = vec![None; self.entries.len()];
         for (i, (key, entry)) in self.entries.iter().enumerate() {
-            if !key.is_empty() {
-                if let Some(&parent) = index.get(parent_key(key))
-                    && let Some(slot) = slot_of_dir[parent]
-                {
-                    dirs[slot].1.push(i);
-                }
+            if !key.is_empty()
+                && let Some(&s) = slot.get(parent_key(key))
+            {
+                dirs[s].1.push(i);
             }
             if entry.is_dir() {
-                index.insert(key.as_slice(), i);
-                slot_of_dir[i] = Some(dirs.len());
+                slot.insert(key, dirs.len());
                 dirs.push((i, Vec::new()));
             }
         }

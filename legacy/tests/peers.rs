@@ -38,7 +38,7 @@ fn compare_mount(mounted: &Path, mode_mask: u32) {
 }
 
 /// Puts every block of `stored` into `zdb`.
-fn store_all(zdb: &Zdb, stored: &[(Vec<u8>, Vec<u8>)]) {
+fn store_all(zdb: &Zdb, stored: &common::Stored) {
     for (id, value) in stored {
         zdb.set(id, value);
     }

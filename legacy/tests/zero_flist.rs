@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use legacy::zero::{self, Block, ZeroFlist};
 use legacy::{Error, Kind, Limits, Tree};
 
-fn sample() -> (Tree<Block>, Vec<(Vec<u8>, Vec<u8>)>) {
+fn sample() -> (Tree<Block>, common::Stored) {
     common::sample_tree(zero::encode, |b: &Block| b.id.to_vec())
 }
 

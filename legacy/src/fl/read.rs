@@ -165,6 +165,12 @@ impl FlFile {
             } else {
                 [dir.as_slice(), b"/", &row.name].concat()
             };
+            if path.len() > flist::MAX_PATH_LEN {
+                return Err(corrupt(format!(
+                    "a path longer than 4096 bytes: {:?}",
+                    show(&path)
+                )));
+            }
             let entry = self.complete(row.ino, &path, row.entry)?;
             visit(&path, &entry)?;
             if entry.is_dir() {

@@ -152,6 +152,12 @@ impl ZeroFlist {
                 });
             }
             let path = join(location, &item.name);
+            if path.len() > flist::MAX_PATH_LEN {
+                return Err(corrupt(format!(
+                    "a path longer than 4096 bytes: {:?}",
+                    show(&path)
+                )));
+            }
             visit(&path, &item.entry)?;
             if let Some(subdir) = item.subdir {
                 if depth >= MAX_DEPTH {

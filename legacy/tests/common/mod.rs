@@ -43,12 +43,15 @@ fn attrs<B>(kind: Kind<B>, mode: u32) -> Entry<B> {
     }
 }
 
+/// Encoded blocks: (id, stored bytes).
+pub type Stored = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// The sample tree: every entry type, with each file's blocks made by `encode`; also returns
 /// every encoded block (id bytes, stored bytes) to put in a store.
 pub fn sample_tree<B: Clone>(
     encode: impl Fn(&[u8]) -> Result<(B, Vec<u8>)>,
     id: impl Fn(&B) -> Vec<u8>,
-) -> (Tree<B>, Vec<(Vec<u8>, Vec<u8>)>) {
+) -> (Tree<B>, Stored) {
     let mut tree = Tree::new(attrs(Kind::Directory, 0o755)).unwrap();
     let mut stored = Vec::new();
     let dir = |mode| attrs(Kind::Directory, mode);

@@ -35,11 +35,20 @@
 mod error;
 pub mod fl;
 mod native;
+mod snappy;
 mod tree;
 pub mod zero;
 
 pub use error::{Error, Result};
 pub use tree::{BLOCK_SIZE, Entry, Kind, Special, Totals, Tree, block_count};
+
+/// A private temporary directory for a database being written or read.
+fn scratch() -> Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix(".legacy-")
+        .tempdir()
+        .map_err(Error::io("creating a temporary directory"))
+}
 
 /// Bounds on what a reader accepts, each checked before the bytes it bounds are read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

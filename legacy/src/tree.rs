@@ -1,7 +1,7 @@
 //! The tree both legacy formats describe, independent of either: what their readers return
 //! and their writers take.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::error::{Error, Result};
 
@@ -96,7 +96,21 @@ pub struct Totals {
     pub blocks: u64,
 }
 
+/// What a reader's walk calls for each entry: the root first (path `""`), every directory
+/// before what it holds.
+pub(crate) type Visit<'a, B> = &'a mut dyn FnMut(&[u8], &Entry<B>) -> Result<()>;
+
 impl Totals {
+    /// Counts a reader's walk.
+    pub(crate) fn collect<B>(walk: impl FnOnce(Visit<B>) -> Result<()>) -> Result<Totals> {
+        let mut totals = Totals::default();
+        walk(&mut |_, entry| {
+            totals.count(entry);
+            Ok(())
+        })?;
+        Ok(totals)
+    }
+
     pub(crate) fn count<B>(&mut self, entry: &Entry<B>) {
         match &entry.kind {
             Kind::Directory => self.directories += 1,
@@ -122,6 +136,36 @@ pub struct Tree<B> {
     /// Keyed by the path with `/` replaced by NUL: since NUL sorts before every byte a name
     /// can hold, key order is depth-first pre-order with siblings sorted.
     entries: BTreeMap<Vec<u8>, Entry<B>>,
+}
+
+/// The distinct block ids of a reader's walk.
+pub(crate) fn block_ids<B, const N: usize>(
+    walk: impl FnOnce(Visit<B>) -> Result<()>,
+    id: impl Fn(&B) -> [u8; N],
+) -> Result<BTreeSet<[u8; N]>> {
+    let mut ids = BTreeSet::new();
+    walk(&mut |_, entry| {
+        if let Kind::File { blocks, .. } = &entry.kind {
+            ids.extend(blocks.iter().map(&id));
+        }
+        Ok(())
+    })?;
+    Ok(ids)
+}
+
+impl<B: Clone> Tree<B> {
+    /// The tree of a reader's walk.
+    pub(crate) fn collect(walk: impl FnOnce(Visit<B>) -> Result<()>) -> Result<Tree<B>> {
+        let mut tree: Option<Tree<B>> = None;
+        walk(&mut |path, entry| {
+            match tree.as_mut() {
+                None => tree = Some(Tree::new(entry.clone())?),
+                Some(tree) => tree.insert(path, entry.clone())?,
+            }
+            Ok(())
+        })?;
+        tree.ok_or_else(|| Error::tree(b"", "no root directory"))
+    }
 }
 
 impl<B> Tree<B> {

@@ -12,10 +12,11 @@ use blake2::digest::consts::U32;
 use blake2::{Blake2b, Digest};
 
 use crate::error::{Error, Result};
+use crate::snappy;
 
-/// Largest plaintext block [`decode`] accepts (rfs writes 512 KiB blocks; 0-db stores values
-/// up to 8 MiB).
-pub const MAX_PLAINTEXT: usize = 8 * 1024 * 1024;
+/// Largest plaintext block [`encode`] and [`decode`] take (rfs writes 512 KiB blocks; 0-db
+/// stores values up to 8 MiB).
+pub const MAX_PLAINTEXT: usize = snappy::MAX_PLAINTEXT;
 
 const TAG_LEN: usize = 16;
 
@@ -39,15 +40,7 @@ pub fn encode(plain: &[u8]) -> Result<(Block, Vec<u8>)> {
 /// [`encode`] with a key the caller chose (any content hash of `plain` keeps equal blocks
 /// equal; the id is still BLAKE2b-256 of what is returned).
 pub fn encode_with_key(plain: &[u8], key: [u8; 32]) -> Result<(Block, Vec<u8>)> {
-    if plain.len() > MAX_PLAINTEXT {
-        return Err(Error::TooLarge {
-            what: "a block's plaintext",
-            limit: MAX_PLAINTEXT as u64,
-        });
-    }
-    let compressed = snap::raw::Encoder::new()
-        .compress_vec(plain)
-        .map_err(|_| Error::Block("snappy cannot compress it"))?;
+    let compressed = snappy::compress(plain)?;
     let sealed = cipher(&key)
         .encrypt(&nonce(&key), compressed.as_slice())
         .map_err(|_| Error::Block("AES-GCM cannot encrypt it"))?;
@@ -58,7 +51,7 @@ pub fn encode_with_key(plain: &[u8], key: [u8; 32]) -> Result<(Block, Vec<u8>)> 
 /// Decodes a stored block with its key (the GCM tag authenticates it), with every length
 /// bounded before anything of that length is allocated.
 pub fn decode(sealed: &[u8], key: &[u8; 32]) -> Result<Vec<u8>> {
-    let max_sealed = snap::raw::max_compress_len(MAX_PLAINTEXT) + TAG_LEN;
+    let max_sealed = snappy::max_compressed() + TAG_LEN;
     if sealed.len() > max_sealed {
         return Err(Error::TooLarge {
             what: "an encoded block",
@@ -68,17 +61,7 @@ pub fn decode(sealed: &[u8], key: &[u8; 32]) -> Result<Vec<u8>> {
     let compressed = cipher(key)
         .decrypt(&nonce(key), sealed)
         .map_err(|_| Error::Block("it does not decrypt with its key"))?;
-    let len = snap::raw::decompress_len(&compressed)
-        .map_err(|_| Error::Block("its content is not snappy data"))?;
-    if len > MAX_PLAINTEXT {
-        return Err(Error::TooLarge {
-            what: "a block's plaintext",
-            limit: MAX_PLAINTEXT as u64,
-        });
-    }
-    snap::raw::Decoder::new()
-        .decompress_vec(&compressed)
-        .map_err(|_| Error::Block("its content is not snappy data"))
+    snappy::decompress(&compressed)
 }
 
 fn cipher(key: &[u8; 32]) -> Aes256Gcm {

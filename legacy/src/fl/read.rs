@@ -9,7 +9,7 @@ use rusqlite::{Connection, OptionalExtension, Row};
 use super::{Block, Route, SCHEMA, mode, split_dev};
 use crate::Limits;
 use crate::error::{Error, Result};
-use crate::tree::{Entry, Kind, Special, Totals, Tree, block_count};
+use crate::tree::{Entry, Kind, Special, Totals, Tree, block_count, block_ids};
 
 const FORMAT: &str = "fl";
 const ROOT: i64 = 1;
@@ -195,38 +195,16 @@ impl FlFile {
 
     /// The whole tree in memory.
     pub fn tree(&self) -> Result<Tree<Block>> {
-        let mut tree: Option<Tree<Block>> = None;
-        self.walk(|path, entry| {
-            match tree.as_mut() {
-                None => tree = Some(Tree::new(entry.clone())?),
-                Some(tree) => tree
-                    .insert(path, entry.clone())
-                    .map_err(|e| corrupt(e.to_string()))?,
-            }
-            Ok(())
-        })?;
-        tree.ok_or_else(|| corrupt("no root directory"))
+        Tree::collect(|visit| self.walk(visit))
     }
 
     pub fn totals(&self) -> Result<Totals> {
-        let mut totals = Totals::default();
-        self.walk(|_, entry| {
-            totals.count(entry);
-            Ok(())
-        })?;
-        Ok(totals)
+        Totals::collect(|visit| self.walk(visit))
     }
 
     /// The distinct ids of every block the file names.
     pub fn block_ids(&self) -> Result<BTreeSet<[u8; 32]>> {
-        let mut ids = BTreeSet::new();
-        self.walk(|_, entry| {
-            if let Kind::File { blocks, .. } = &entry.kind {
-                ids.extend(blocks.iter().map(|b| b.id));
-            }
-            Ok(())
-        })?;
-        Ok(ids)
+        block_ids(|visit| self.walk(visit), |b: &Block| b.id)
     }
 
     /// The entries of directory `ino`, by name, names checked and unique.

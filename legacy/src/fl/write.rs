@@ -31,10 +31,7 @@ pub fn write(
     for route in routes {
         route.check()?;
     }
-    let scratch = tempfile::Builder::new()
-        .prefix(".legacy-")
-        .tempdir()
-        .map_err(Error::io("creating a temporary directory"))?;
+    let scratch = crate::scratch()?;
     let db = scratch.path().join("flist.fl");
     write_database(tree, tags, routes, &db)?;
     let mut file = std::fs::File::open(&db).map_err(Error::io("reading the fl file"))?;

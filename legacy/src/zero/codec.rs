@@ -9,11 +9,12 @@ use blake2::digest::consts::{U8, U16};
 use blake2::{Blake2b, Digest};
 
 use crate::error::{Error, Result};
+use crate::snappy;
 use crate::zero::xxtea;
 
-/// Largest plaintext block [`decode`] accepts. libflist writes 512 KiB blocks, but other
-/// writers exist and 0-db stores values up to 8 MiB, so reading allows that much.
-pub const MAX_PLAINTEXT: usize = 8 * 1024 * 1024;
+/// Largest plaintext block [`encode`] and [`decode`] take (libflist writes 512 KiB blocks;
+/// other writers exist and 0-db stores values up to 8 MiB).
+pub const MAX_PLAINTEXT: usize = snappy::MAX_PLAINTEXT;
 
 /// A block of a 0-flist file: its id in the store and the key that decrypts it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -42,16 +43,7 @@ pub fn encode(plain: &[u8]) -> Result<(Block, Vec<u8>)> {
 /// [`encode`] for a caller that already has the block's key (it must be
 /// [`blake2b_128`] of `plain`, or zflist will refuse the block).
 pub fn encode_with_key(plain: &[u8], key: [u8; 16]) -> Result<(Block, Vec<u8>)> {
-    if plain.len() > MAX_PLAINTEXT {
-        return Err(Error::TooLarge {
-            what: "a block's plaintext",
-            limit: MAX_PLAINTEXT as u64,
-        });
-    }
-    let compressed = snap::raw::Encoder::new()
-        .compress_vec(plain)
-        .map_err(|_| Error::Block("snappy cannot compress it"))?;
-    let sealed = xxtea::encrypt(&compressed, &key);
+    let sealed = xxtea::encrypt(&snappy::compress(plain)?, &key);
     let id = blake2b_128(&sealed);
     Ok((Block { id, key }, sealed))
 }
@@ -59,7 +51,7 @@ pub fn encode_with_key(plain: &[u8], key: [u8; 16]) -> Result<(Block, Vec<u8>)> 
 /// Decodes a stored block with its key, checking that the plaintext hashes to the key, with
 /// every length bounded before anything of that length is allocated.
 pub fn decode(sealed: &[u8], key: &[u8; 16]) -> Result<Vec<u8>> {
-    let max_sealed = 4 * (snap::raw::max_compress_len(MAX_PLAINTEXT).div_ceil(4) + 1);
+    let max_sealed = 4 * (snappy::max_compressed().div_ceil(4) + 1);
     if sealed.len() > max_sealed {
         return Err(Error::TooLarge {
             what: "an encoded block",
@@ -68,17 +60,7 @@ pub fn decode(sealed: &[u8], key: &[u8; 16]) -> Result<Vec<u8>> {
     }
     let compressed = xxtea::decrypt(sealed, key)
         .ok_or(Error::Block("not XXTEA data of the length it declares"))?;
-    let len = snap::raw::decompress_len(&compressed)
-        .map_err(|_| Error::Block("its content is not snappy data"))?;
-    if len > MAX_PLAINTEXT {
-        return Err(Error::TooLarge {
-            what: "a block's plaintext",
-            limit: MAX_PLAINTEXT as u64,
-        });
-    }
-    let plain = snap::raw::Decoder::new()
-        .decompress_vec(&compressed)
-        .map_err(|_| Error::Block("its content is not snappy data"))?;
+    let plain = snappy::decompress(&compressed)?;
     if blake2b_128(&plain) != *key {
         return Err(Error::Block("its plaintext does not hash to its key"));
     }

@@ -12,7 +12,7 @@ use super::flist_capnp::{a_c_i, dir, inode, special};
 use super::{Block, SCHEMA, archive, dir_key};
 use crate::Limits;
 use crate::error::{Error, Result};
-use crate::tree::{BLOCK_SIZE, Entry, Kind, Special, Totals, Tree, block_count};
+use crate::tree::{BLOCK_SIZE, Entry, Kind, Special, Totals, Tree, block_count, block_ids};
 
 const FORMAT: &str = "0-flist";
 /// A valid path is at most 4096 bytes, so a tree deeper than this is crafted.
@@ -85,10 +85,7 @@ impl ZeroFlist {
     /// Reads a 0-flist from `input` (for example an upload as it arrives): the database is
     /// extracted to a private temporary directory and opened from there.
     pub fn from_reader(input: impl Read, limits: &Limits) -> Result<ZeroFlist> {
-        let scratch = tempfile::Builder::new()
-            .prefix(".legacy-")
-            .tempdir()
-            .map_err(Error::io("creating a temporary directory"))?;
+        let scratch = crate::scratch()?;
         let db = scratch.path().join(archive::DATABASE);
         archive::extract_database(input, limits, &db)?;
         let conn = flist::untrusted::open(&db, &SCHEMA).map_err(Error::opening(FORMAT))?;
@@ -176,38 +173,16 @@ impl ZeroFlist {
 
     /// The whole tree in memory.
     pub fn tree(&self) -> Result<Tree<Block>> {
-        let mut tree: Option<Tree<Block>> = None;
-        self.walk(|path, entry| {
-            match tree.as_mut() {
-                None => tree = Some(Tree::new(entry.clone())?),
-                Some(tree) => tree
-                    .insert(path, entry.clone())
-                    .map_err(|e| corrupt(e.to_string()))?,
-            }
-            Ok(())
-        })?;
-        tree.ok_or_else(|| corrupt("no root directory"))
+        Tree::collect(|visit| self.walk(visit))
     }
 
     pub fn totals(&self) -> Result<Totals> {
-        let mut totals = Totals::default();
-        self.walk(|_, entry| {
-            totals.count(entry);
-            Ok(())
-        })?;
-        Ok(totals)
+        Totals::collect(|visit| self.walk(visit))
     }
 
     /// The distinct ids of every block the flist names.
     pub fn block_ids(&self) -> Result<BTreeSet<[u8; 16]>> {
-        let mut ids = BTreeSet::new();
-        self.walk(|_, entry| {
-            if let Kind::File { blocks, .. } = &entry.kind {
-                ids.extend(blocks.iter().map(|b| b.id));
-            }
-            Ok(())
-        })?;
-        Ok(ids)
+        block_ids(|visit| self.walk(visit), |b: &Block| b.id)
     }
 
     /// Reads the Dir at row `key`, which must be the directory at `location` whose parent

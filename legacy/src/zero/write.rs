@@ -27,10 +27,7 @@ pub fn write(
     metadata: &BTreeMap<String, String>,
     out: impl Write,
 ) -> Result<()> {
-    let scratch = tempfile::Builder::new()
-        .prefix(".legacy-")
-        .tempdir()
-        .map_err(Error::io("creating a temporary directory"))?;
+    let scratch = crate::scratch()?;
     let db = scratch.path().join(archive::DATABASE);
     write_database(tree, metadata, &db)?;
     archive::write_archive(&db, out)

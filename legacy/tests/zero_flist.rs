@@ -315,7 +315,7 @@ fn with_root_message(words: &[u64]) -> Vec<u8> {
 
 /// A struct pointer: target `offset` words after the pointer's end.
 fn struct_pointer(offset: i32, data: u16, pointers: u16) -> u64 {
-    (((offset as u32) << 2) as u64) | (u64::from(data) << 32) | (u64::from(pointers) << 48)
+    u64::from((offset as u32) << 2) | (u64::from(data) << 32) | (u64::from(pointers) << 48)
 }
 
 #[test]
@@ -347,6 +347,116 @@ fn hostile_capnp_messages_are_refused() {
             .unwrap();
     });
     assert!(corrupt_reason(&bytes).contains("Cap'n Proto"));
+}
+
+/// A pointer at word `from` to a list at word `to` of `count` elements of size code `size`
+/// (2: bytes; 7: structs, `count` then being the words after the tag).
+fn list_pointer(from: usize, to: usize, size: u64, count: usize) -> u64 {
+    let offset = (to as i64 - from as i64 - 1) as i32 as u32;
+    1 | u64::from(offset << 2) | (size << 32) | ((count as u64) << 35)
+}
+
+/// A text at word `at`, its list pointer for a pointer at word `from`.
+fn put_text(words: &mut Vec<u64>, from: usize, text: &str) {
+    let at = words.len();
+    let mut bytes = text.as_bytes().to_vec();
+    bytes.push(0);
+    bytes.resize(bytes.len().div_ceil(8) * 8, 0);
+    words.extend(
+        bytes
+            .chunks(8)
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap())),
+    );
+    words[from] = list_pointer(from, at, 2, text.len() + 1);
+}
+
+/// A root Dir whose `n` files all point at one shared File of `k` blocks (each block's id
+/// and key the same 16 bytes): about 6 words per file and 2 per block, but `n * k` blocks
+/// for a reader that follows every pointer.
+fn amplified(parent: &str, acl: &str, n: usize, k: usize) -> Vec<u64> {
+    let mut w = vec![struct_pointer(0, 2, 5), 0, 0, 0, 0, 0, 0, 0];
+    put_text(&mut w, 6, parent);
+    put_text(&mut w, 7, acl);
+    let acl_at = w.len() - 3; // the text just written: 17 bytes, 3 words
+    // contents: an inline-composite list of n Inodes (3 data words, 3 pointers)
+    let tag = w.len();
+    w[5] = list_pointer(5, tag, 7, n * 6);
+    w.push(struct_pointer(n as i32, 3, 3));
+    let first = w.len();
+    w.resize(first + n * 6, 0);
+    let file = w.len();
+    w.extend([0, 0]); // File: blockSize, blocks pointer
+    let block_tag = w.len();
+    w[file + 1] = list_pointer(file + 1, block_tag, 7, k * 2);
+    w.push(struct_pointer(k as i32, 0, 2));
+    let blocks = w.len();
+    w.resize(blocks + k * 2, 0);
+    let data = w.len();
+    w.extend([0x1111_1111_1111_1111, 0x2222_2222_2222_2222]);
+    for b in 0..k * 2 {
+        let at = blocks + b;
+        w[at] = list_pointer(at, data, 2, 16);
+    }
+    for i in 0..n {
+        let inode = first + i * 6;
+        w[inode] = (k as u64) * legacy::BLOCK_SIZE; // size
+        w[inode + 1] = 1; // union tag: file
+        put_text(&mut w, inode + 3, &format!("f{i}"));
+        w[inode + 4] = struct_pointer((file - inode - 5) as i32, 1, 1);
+        w[inode + 5] = list_pointer(inode + 5, acl_at, 2, 17);
+    }
+    w
+}
+
+#[test]
+fn pointers_shared_to_amplify_a_directory_are_refused() {
+    let (tree, _) = sample();
+    let good = written(&tree);
+    let bytes = patch_database(&good, |db| {
+        let acl: String = db
+            .query_row("SELECT key FROM entries WHERE length(key) = 16", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        let root = hex::encode(zero::blake2b_128(b""));
+        // 2,000 files of 20,000 blocks: 40 million blocks (1.3 GB of lists) from 430 KB.
+        let words = amplified(&root, &acl, 2_000, 20_000);
+        let mut message = 0u32.to_le_bytes().to_vec();
+        message.extend_from_slice(&(words.len() as u32).to_le_bytes());
+        message.extend(words.iter().flat_map(|w| w.to_le_bytes()));
+        db.execute(
+            "UPDATE entries SET value = ?2 WHERE key = ?1",
+            (root, message),
+        )
+        .unwrap();
+    });
+    let started = std::time::Instant::now();
+    let reason = corrupt_reason(&bytes);
+    assert!(reason.contains("Read limit exceeded"), "{reason}");
+    assert!(started.elapsed().as_secs() < 5);
+
+    // The same shape, small enough to stay within the traversal limit, reads: the message
+    // above is refused for its amplification, not for its shape.
+    let bytes = patch_database(&good, |db| {
+        let acl: String = db
+            .query_row("SELECT key FROM entries WHERE length(key) = 16", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        let root = hex::encode(zero::blake2b_128(b""));
+        let words = amplified(&root, &acl, 2, 3);
+        let mut message = 0u32.to_le_bytes().to_vec();
+        message.extend_from_slice(&(words.len() as u32).to_le_bytes());
+        message.extend(words.iter().flat_map(|w| w.to_le_bytes()));
+        db.execute(
+            "UPDATE entries SET value = ?2 WHERE key = ?1",
+            (root, message),
+        )
+        .unwrap();
+    });
+    let flist = read(&bytes).unwrap();
+    let totals = flist.totals().unwrap();
+    assert_eq!((totals.files, totals.blocks), (2, 6));
 }
 
 #[test]

@@ -229,6 +229,7 @@ impl<B> Tree<B> {
         self.entries.len()
     }
 
+    /// Never: a tree always holds its root.
     pub fn is_empty(&self) -> bool {
         false
     }

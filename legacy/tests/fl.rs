@@ -144,6 +144,14 @@ fn hostile_files_are_refused() {
         ),
         ("DELETE FROM extra", "without a valid target"),
         (
+            "UPDATE extra SET data = zeroblob(5000)",
+            "without a valid target",
+        ),
+        (
+            "UPDATE route SET url = 'zdb://' || hex(zeroblob(2000))",
+            "longer than 2048",
+        ),
+        (
             "UPDATE inode SET mode = 0 WHERE name = 'tool'",
             "unknown file type",
         ),

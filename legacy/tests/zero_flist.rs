@@ -203,6 +203,22 @@ fn sizes_are_refused_before_they_are_read() {
     let err = ZeroFlist::from_reader(&bomb[..], &limits).unwrap_err();
     assert!(matches!(err, Error::TooLarge { .. }), "{err:?}");
 
+    // A directory object over the object limit is refused from its length.
+    let (tree, _) = sample();
+    let small = Limits {
+        object_bytes: 32,
+        ..Limits::default()
+    };
+    let flist = ZeroFlist::from_reader(&written(&tree)[..], &small).unwrap();
+    assert!(matches!(
+        flist.tree(),
+        Err(Error::TooLarge {
+            what: "a 0-flist object",
+            ..
+        })
+    ));
+    assert!(matches!(flist.metadata(), Err(Error::TooLarge { .. })));
+
     // A file larger than the archive limit is refused from its size.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("big.flist");

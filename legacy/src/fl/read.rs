@@ -74,7 +74,7 @@ impl FlFile {
     /// The `tag` table.
     pub fn tags(&self) -> Result<BTreeMap<String, String>> {
         let total: i64 = self.conn.query_row(
-            "SELECT coalesce(sum(length(CAST(key AS BLOB)) + length(CAST(value AS BLOB))), 0) \
+            "SELECT coalesce(sum(octet_length(key) + octet_length(value)), 0) \
              FROM tag",
             [],
             |r| r.get(0),
@@ -93,22 +93,25 @@ impl FlFile {
     /// The `route` table, in row order, each route checked by [`Route::check`]: a file that
     /// points at a local path gives [`Error::LocalRoute`].
     pub fn routes(&self) -> Result<Vec<Route>> {
-        let count: i64 = self
-            .conn
-            .query_row("SELECT count(*) FROM route", [], |r| r.get(0))?;
+        // Sizes first, by a statement of their own: SQLite loads every column of a row.
+        let (count, longest): (i64, i64) = self.conn.query_row(
+            "SELECT count(*), coalesce(max(octet_length(url)), 0) FROM route",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
         if count > 256 {
             return Err(corrupt(format!("{count} routes")));
         }
-        let mut stmt = self.conn.prepare(
-            "SELECT start, end, CAST(url AS BLOB), length(CAST(url AS BLOB)) FROM route ORDER BY rowid",
-        )?;
+        if longest as usize > MAX_URL {
+            return Err(corrupt("a route URL longer than 2048 bytes"));
+        }
+        let mut stmt = self
+            .conn
+            .prepare("SELECT start, end, CAST(url AS BLOB) FROM route ORDER BY rowid")?;
         let mut rows = stmt.query([])?;
         let mut routes = Vec::new();
         while let Some(r) = rows.next()? {
-            let (start, end, len): (i64, i64, i64) = (r.get(0)?, r.get(1)?, r.get(3)?);
-            if len as usize > MAX_URL {
-                return Err(corrupt("a route URL longer than 2048 bytes"));
-            }
+            let (start, end): (i64, i64) = (r.get(0)?, r.get(1)?);
             let url = String::from_utf8(r.get::<_, Vec<u8>>(2)?)
                 .map_err(|_| corrupt("a route URL that is not UTF-8"))?;
             let (Ok(start), Ok(end)) = (u8::try_from(start), u8::try_from(end)) else {
@@ -307,21 +310,21 @@ impl FlFile {
         let bad = |what: String| corrupt(format!("{:?}: {what}", show(path)));
         match &mut entry.kind {
             Kind::Symlink { target } => {
-                let mut stmt = self.conn.prepare_cached(
-                    "SELECT length(CAST(data AS BLOB)), CAST(data AS BLOB) FROM extra WHERE ino = ?1",
-                )?;
-                let found: Option<(Option<i64>, Option<Vec<u8>>)> = stmt
-                    .query_row([ino], |r| {
-                        let len: Option<i64> = r.get(0)?;
-                        // Read the value only once its length is known to be small.
-                        if len.unwrap_or(0) as usize > MAX_TARGET {
-                            return Ok((len, None));
-                        }
-                        Ok((len, r.get(1)?))
-                    })
+                // The length first, by a statement of its own (see `routes`).
+                let len: Option<Option<i64>> = self
+                    .conn
+                    .prepare_cached("SELECT octet_length(data) FROM extra WHERE ino = ?1")?
+                    .query_row([ino], |r| r.get(0))
                     .optional()?;
+                let found: Option<Vec<u8>> = match len {
+                    Some(Some(len)) if len > 0 && len as usize <= MAX_TARGET => self
+                        .conn
+                        .prepare_cached("SELECT CAST(data AS BLOB) FROM extra WHERE ino = ?1")?
+                        .query_row([ino], |r| r.get(0))?,
+                    _ => None,
+                };
                 match found {
-                    Some((_, Some(data))) if !data.is_empty() && !data.contains(&0) => {
+                    Some(data) if !data.is_empty() && !data.contains(&0) => {
                         *target = data;
                     }
                     _ => return Err(bad("a symlink without a valid target".into())),

@@ -108,7 +108,7 @@ impl ZeroFlist {
             return Ok(BTreeMap::new());
         }
         let total: i64 = self.conn.query_row(
-            "SELECT coalesce(sum(length(CAST(key AS BLOB)) + length(CAST(value AS BLOB))), 0) \
+            "SELECT coalesce(sum(octet_length(key) + octet_length(value)), 0) \
              FROM metadata",
             [],
             |r| r.get(0),
@@ -336,24 +336,28 @@ impl ZeroFlist {
         Ok(parsed)
     }
 
-    /// The value of row `key` of `entries`, its length checked before it is read.
+    /// The value of row `key` of `entries`, its length checked before it is read (by its
+    /// own statement: SQLite loads every column of a row it returns).
     fn value(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        let mut stmt = self
+        let len: Option<Option<i64>> = self
             .conn
-            .prepare_cached("SELECT length(value), value FROM entries WHERE key = ?1")?;
-        let limit = self.limits.object_bytes;
-        stmt.query_row([key], |r| {
-            let len: Option<i64> = r.get(0)?;
-            if len.unwrap_or(0) as u64 > limit {
-                return Ok(Err(Error::TooLarge {
-                    what: "a 0-flist object",
-                    limit,
-                }));
-            }
-            Ok(Ok(r.get::<_, Option<Vec<u8>>>(1)?.unwrap_or_default()))
-        })
-        .optional()?
-        .transpose()
+            .prepare_cached("SELECT octet_length(value) FROM entries WHERE key = ?1")?
+            .query_row([key], |r| r.get(0))
+            .optional()?;
+        let Some(len) = len else {
+            return Ok(None);
+        };
+        if len.unwrap_or(0) as u64 > self.limits.object_bytes {
+            return Err(Error::TooLarge {
+                what: "a 0-flist object",
+                limit: self.limits.object_bytes,
+            });
+        }
+        let value: Option<Vec<u8>> = self
+            .conn
+            .prepare_cached("SELECT value FROM entries WHERE key = ?1")?
+            .query_row([key], |r| r.get(0))?;
+        Ok(Some(value.unwrap_or_default()))
     }
 }
 

@@ -30,6 +30,11 @@ pub enum Error {
         supported: u32,
     },
 
+    /// An SQLite file from outside whose schema is not exactly its format's (an extra table,
+    /// index, view or trigger, a generated column, other columns): refused before any query.
+    #[error("{path}: unexpected SQLite schema: {reason}")]
+    UnexpectedSchema { path: PathBuf, reason: String },
+
     /// The file is an flist whose content breaks the format's rules.
     #[error("corrupt flist: {0}")]
     Corrupt(String),

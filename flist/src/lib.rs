@@ -12,6 +12,9 @@
 //! * [`Flist`] opens a file, checks that it is one (and which version), and answers lookups,
 //!   directory listings, walks, chunk lists, metadata and totals from indexes.
 //! * [`merge`] layers several flists with 0-hub's "first one wins" rule.
+//! * [`untrusted::open`] opens any SQLite file that comes from outside (flists here, the
+//!   legacy formats in the `legacy` crate) with SQLite's hardening on and its schema checked
+//!   against the exact list its format defines, before any query.
 //!
 //! The crate is synchronous and knows nothing of networks or stores: a chunk key is just the
 //! 32 bytes of a BLAKE3-256 digest here.
@@ -23,6 +26,7 @@ mod node;
 mod path;
 mod reader;
 mod schema;
+pub mod untrusted;
 mod writer;
 
 pub use error::{Error, Result};

@@ -7,13 +7,14 @@
 use std::collections::{HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension, Row};
+use rusqlite::{Connection, OptionalExtension, Row};
 
 use crate::error::{Error, Result, show};
 use crate::metadata::Metadata;
 use crate::node::{ChunkRef, Entry, Kind, Node, NodeKind, Timestamp, Totals, Xattr};
 use crate::path::{MAX_PATH_LEN, check_name, join};
-use crate::schema::{APPLICATION_ID, FORMAT_VERSION, TABLE_NAMES, check_header};
+use crate::schema::{APPLICATION_ID, FORMAT_VERSION, SCHEMA};
+use crate::untrusted;
 
 /// What a [`Flist::walk`] callback wants next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,57 +49,36 @@ impl std::fmt::Debug for Flist {
 
 impl Flist {
     /// Opens an flist read-only, after checking that the file is one: an SQLite database
-    /// (not empty, not truncated) with flisthub's application id and a format version this
-    /// build understands.
+    /// (not empty, not truncated) with flisthub's application id, a format version this
+    /// build understands and exactly the format's tables (see [`untrusted::open`], which
+    /// also says why the file is opened as immutable).
     pub fn open(path: impl AsRef<Path>) -> Result<Flist> {
         let path = path.as_ref().to_owned();
-        check_header(&path)?;
-        let conn = Connection::open_with_flags(
-            &path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        let not_flist = |reason: String| Error::NotAnFlist {
-            path: path.clone(),
-            reason,
-        };
-        let (app_id, version): (i32, u32) = conn
-            .query_row(
-                "SELECT * FROM pragma_application_id, pragma_user_version",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .map_err(|e| not_flist(format!("SQLite cannot read it ({e})")))?;
-        if app_id != APPLICATION_ID {
-            return Err(not_flist(format!(
-                "an SQLite database with application_id {app_id:#x}, not {APPLICATION_ID:#x}"
-            )));
+        let header = untrusted::header(&path)?;
+        // The header says which application wrote the file before SQLite reads anything.
+        if header.application_id != APPLICATION_ID {
+            return Err(Error::NotAnFlist {
+                path,
+                reason: format!(
+                    "an SQLite database with application_id {:#x}, not {APPLICATION_ID:#x}",
+                    header.application_id
+                ),
+            });
         }
-        if version > FORMAT_VERSION {
+        if header.user_version > FORMAT_VERSION {
             return Err(Error::UnsupportedVersion {
                 path,
-                found: version,
+                found: header.user_version,
                 supported: FORMAT_VERSION,
             });
         }
-        if version == 0 {
+        if header.user_version == 0 {
             return Err(Error::Corrupt(format!(
                 "{}: no format version (user_version 0)",
                 path.display()
             )));
         }
-        for table in TABLE_NAMES {
-            let found: bool = conn.query_row(
-                "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = ?1",
-                [table],
-                |r| r.get(0),
-            )?;
-            if !found {
-                return Err(Error::Corrupt(format!(
-                    "{}: table {table:?} is missing",
-                    path.display()
-                )));
-            }
-        }
+        let conn = untrusted::open(&path, &SCHEMA)?;
         Ok(Flist { conn, path })
     }
 

@@ -1,10 +1,6 @@
-//! The SQL schema of format version 1 (see `FORMAT.md`) and the header checks that tell an
-//! flist from any other file before SQLite is asked to open it.
+//! The SQL schema of format version 1 (see `FORMAT.md`).
 
-use std::io::Read;
-use std::path::Path;
-
-use crate::error::{Error, Result};
+use crate::untrusted::{Schema, Table};
 
 /// `PRAGMA application_id` of every flist: ASCII "FLST".
 pub const APPLICATION_ID: i32 = 0x464C_5354;
@@ -56,72 +52,59 @@ CREATE TABLE metadata (
 ) WITHOUT ROWID;
 ";
 
-pub(crate) const TABLE_NAMES: [&str; 5] = ["inode", "entry", "chunk", "xattr", "metadata"];
-
-const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
-
-/// Checks the 100-byte SQLite header: an flist is a SQLite file in rollback-journal mode
-/// whose length matches the page count the header declares. SQLite itself would only notice
-/// truncation when it reads a missing page, deep inside some query.
-pub(crate) fn check_header(path: &Path) -> Result<()> {
-    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let actual = file.metadata().map_err(|e| Error::io(path, e))?.len();
-    let not_flist = |reason: &str| Error::NotAnFlist {
-        path: path.to_owned(),
-        reason: reason.to_owned(),
-    };
-    if actual == 0 {
-        return Err(not_flist("the file is empty"));
-    }
-    let mut header = [0u8; 100];
-    let n = read_up_to(&mut file, &mut header).map_err(|e| Error::io(path, e))?;
-    let header = &header[..n];
-    let magic_len = n.min(SQLITE_MAGIC.len());
-    if header[..magic_len] != SQLITE_MAGIC[..magic_len] {
-        return Err(not_flist("not an SQLite database"));
-    }
-    if n < 100 {
-        return Err(Error::Truncated {
-            path: path.to_owned(),
-            expected: 100,
-            actual,
-        });
-    }
-    let page_size = match u16::from_be_bytes([header[16], header[17]]) {
-        1 => 65536,
-        n => u64::from(n),
-    };
-    if header[18] != 1 || header[19] != 1 {
-        return Err(Error::Corrupt(format!(
-            "{}: SQLite file in WAL mode; flists are single self-contained files",
-            path.display()
-        )));
-    }
-    let change_counter = &header[24..28];
-    let valid_for = &header[92..96];
-    let pages = u64::from(u32::from_be_bytes([
-        header[28], header[29], header[30], header[31],
-    ]));
-    if change_counter == valid_for && pages > 0 {
-        let expected = pages * page_size;
-        if actual < expected {
-            return Err(Error::Truncated {
-                path: path.to_owned(),
-                expected,
-                actual,
-            });
-        }
-    }
-    Ok(())
-}
-
-fn read_up_to(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match file.read(&mut buf[filled..])? {
-            0 => break,
-            n => filled += n,
-        }
-    }
-    Ok(filled)
-}
+/// The schema of `FINAL_TABLES`, for the check [`untrusted::open`](crate::untrusted::open)
+/// makes before anything else is read from a file.
+pub(crate) const SCHEMA: Schema = Schema {
+    tables: &[
+        Table {
+            name: "inode",
+            columns: &[
+                ("ino", "INTEGER"),
+                ("kind", "INTEGER"),
+                ("mode", "INTEGER"),
+                ("uid", "INTEGER"),
+                ("gid", "INTEGER"),
+                ("mtime", "INTEGER"),
+                ("mtime_nsec", "INTEGER"),
+                ("size", "INTEGER"),
+                ("nlink", "INTEGER"),
+                ("dev_major", "INTEGER"),
+                ("dev_minor", "INTEGER"),
+                ("target", "BLOB"),
+            ],
+            without_rowid: false,
+            optional: false,
+        },
+        Table {
+            name: "entry",
+            columns: &[("parent", "INTEGER"), ("name", "BLOB"), ("ino", "INTEGER")],
+            without_rowid: true,
+            optional: false,
+        },
+        Table {
+            name: "chunk",
+            columns: &[
+                ("ino", "INTEGER"),
+                ("seq", "INTEGER"),
+                ("start", "INTEGER"),
+                ("length", "INTEGER"),
+                ("key", "BLOB"),
+            ],
+            without_rowid: true,
+            optional: false,
+        },
+        Table {
+            name: "xattr",
+            columns: &[("ino", "INTEGER"), ("name", "BLOB"), ("value", "BLOB")],
+            without_rowid: true,
+            optional: false,
+        },
+        Table {
+            name: "metadata",
+            columns: &[("key", "TEXT"), ("value", "TEXT")],
+            without_rowid: true,
+            optional: false,
+        },
+    ],
+    indexes: &[],
+};

@@ -7,6 +7,10 @@
 //!   `shared/spec/0-db-reference.md`), records every command it receives, and can be put in
 //!   the states 0-db has (read-only, full, locked, namespace gone, sequential mode).
 //!
+//! * [`peers`]: the real programs of the ecosystem from `shared/peers/`: `zdb-2.0.7` on a
+//!   free loopback port, `zflist` in a private workspace, `rfs-2.0.6 pack`, and FUSE mounts by
+//!   `rfs-2.0.6` and `g8ufs-1.1.1` that are unmounted however the test ends.
+//!
 //! * [`RegistryServer`]: Debian's `docker-registry` (the reference OCI registry) on a free
 //!   loopback port, open or asking for credentials, fed by skopeo; [`OciLayout`] builds the
 //!   images it serves with umoci from tar archives the test writes.
@@ -14,6 +18,7 @@
 //! A test that needs a program that is not installed calls [`need`], which says so and lets
 //! the test skip; CI installs everything (`scripts/test-all`), so nothing is skipped there.
 
+pub mod peers;
 mod redis;
 mod registry;
 mod zdb;

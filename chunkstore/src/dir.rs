@@ -5,6 +5,7 @@
 //!                              is refused, so a typo never scatters chunks over /home
 //! <root>/chunks/ab/abcd…ef     a stored chunk (header + payload), named by its key in hex
 //! <root>/chunks/ab/.tmp-XXXXXX a chunk being written
+//! <root>/blocks/ab/abcd…       a block of the second key space (crate::blocks), as given
 //! ```
 //!
 //! One level of 256 directories, all made when the store is created, as git and the OCI
@@ -33,6 +34,7 @@ use std::sync::{Arc, OnceLock};
 use async_trait::async_trait;
 use bytes::Bytes;
 
+use crate::blocks::{BlockId, MAX_BLOCK_SIZE};
 use crate::codec::{EncodedChunk, HEADER_LEN, MAX_CHUNK_SIZE};
 use crate::error::{Error, Result};
 use crate::key::ChunkKey;
@@ -139,6 +141,16 @@ impl Inner {
         self.chunk_dir(key).join(key.to_hex())
     }
 
+    fn block_dir(&self, id: &BlockId) -> PathBuf {
+        self.root
+            .join("blocks")
+            .join(hex::encode(&id.as_bytes()[..1]))
+    }
+
+    fn block_path(&self, id: &BlockId) -> PathBuf {
+        self.block_dir(id).join(id.to_hex())
+    }
+
     fn io(&self, e: io::Error) -> Error {
         Error::io(&self.location, e)
     }
@@ -188,26 +200,54 @@ impl Inner {
     /// Reads a chunk file without following a symlink and without reading more than the
     /// largest chunk, whatever sits in the directory.
     fn get(&self, key: &ChunkKey) -> Result<Option<Bytes>> {
+        let too_large = || Error::Corrupt {
+            key: *key,
+            detail: format!("the chunk file is larger than {MAX_STORED} bytes"),
+        };
+        self.read_bounded(&self.chunk_path(key), MAX_STORED, too_large)
+    }
+
+    /// A block, read as chunks are.
+    fn get_block(&self, id: &BlockId) -> Result<Option<Bytes>> {
+        let too_large = || Error::Store {
+            location: self.location.clone(),
+            reason: format!("block {id}: its file is larger than {MAX_BLOCK_SIZE} bytes"),
+        };
+        self.read_bounded(&self.block_path(id), MAX_BLOCK_SIZE as u64, too_large)
+    }
+
+    fn read_bounded(
+        &self,
+        path: &Path,
+        max: u64,
+        too_large: impl FnOnce() -> Error,
+    ) -> Result<Option<Bytes>> {
         let file = match fs::OpenOptions::new()
             .read(true)
             .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-            .open(self.chunk_path(key))
+            .open(path)
         {
             Ok(file) => file,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(self.io(e)),
         };
         let mut bytes = Vec::new();
-        file.take(MAX_STORED + 1)
+        file.take(max + 1)
             .read_to_end(&mut bytes)
             .map_err(|e| self.io(e))?;
-        if bytes.len() as u64 > MAX_STORED {
-            return Err(Error::Corrupt {
-                key: *key,
-                detail: format!("the chunk file is larger than {MAX_STORED} bytes"),
-            });
+        if bytes.len() as u64 > max {
+            return Err(too_large());
         }
         Ok(Some(Bytes::from(bytes)))
+    }
+
+    /// Whether a block file is there (a regular file, not a symlink).
+    fn has_block(&self, id: &BlockId) -> Result<bool> {
+        match fs::symlink_metadata(self.block_path(id)) {
+            Ok(meta) => Ok(meta.is_file() && meta.len() <= MAX_BLOCK_SIZE as u64),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(self.io(e)),
+        }
     }
 
     fn stats(&self) -> Result<Vec<BackendStats>> {
@@ -236,23 +276,56 @@ impl Inner {
     }
 
     fn put(&self, chunks: &[EncodedChunk]) -> Result<()> {
+        let files = chunks.iter().map(|chunk| {
+            (
+                self.chunk_dir(&chunk.key()),
+                chunk.key().to_hex(),
+                chunk.bytes(),
+            )
+        });
+        self.write_all(files)
+    }
+
+    fn put_blocks(&self, blocks: &[(BlockId, Bytes)]) -> Result<()> {
+        for (id, block) in blocks {
+            if block.len() > MAX_BLOCK_SIZE {
+                return Err(Error::TooLarge {
+                    size: block.len(),
+                    max: MAX_BLOCK_SIZE,
+                });
+            }
+            // Made when first needed: the block space is used by hubs that host legacy
+            // files only.
+            fs::create_dir_all(self.block_dir(id)).map_err(|e| self.io(e))?;
+        }
+        let files = blocks
+            .iter()
+            .map(|(id, block)| (self.block_dir(id), id.to_hex(), block));
+        self.write_all(files)
+    }
+
+    /// Writes each `(directory, name, content)` to a temporary file in its directory, makes
+    /// them durable, then renames them into place and makes that durable.
+    fn write_all<'a>(
+        &self,
+        files: impl Iterator<Item = (PathBuf, String, &'a Bytes)>,
+    ) -> Result<()> {
         let root = self.layout()?;
-        let mut written = Vec::with_capacity(chunks.len());
-        for chunk in chunks {
+        let mut written = Vec::new();
+        for (dir, name, content) in files {
             // Mode 0666 less the umask, as for any file a command creates: chunks are
             // public content, and one store can serve several users.
             let mut file = tempfile::Builder::new()
                 .prefix(".tmp-")
                 .permissions(fs::Permissions::from_mode(0o666))
-                .tempfile_in(self.chunk_dir(&chunk.key()))
+                .tempfile_in(&dir)
                 .map_err(|e| self.io(e))?;
-            file.write_all(chunk.bytes()).map_err(|e| self.io(e))?;
-            written.push((file.into_temp_path(), chunk.key()));
+            file.write_all(content).map_err(|e| self.io(e))?;
+            written.push((file.into_temp_path(), dir.join(name)));
         }
         self.sync(root)?;
-        for (file, key) in written {
-            file.persist(self.chunk_path(&key))
-                .map_err(|e| self.io(e.error))?;
+        for (file, path) in written {
+            file.persist(path).map_err(|e| self.io(e.error))?;
         }
         self.sync(root)
     }
@@ -292,6 +365,26 @@ impl ChunkStore for DirStore {
 
     async fn stats(&self) -> Result<Vec<BackendStats>> {
         self.blocking(|s| s.stats()).await
+    }
+
+    async fn has_blocks(&self, ids: &[BlockId]) -> Result<Vec<bool>> {
+        let ids = ids.to_vec();
+        self.blocking(move |s| ids.iter().map(|id| s.has_block(id)).collect())
+            .await
+    }
+
+    async fn put_blocks(&self, blocks: &[(BlockId, Bytes)]) -> Result<()> {
+        if blocks.is_empty() {
+            return Ok(());
+        }
+        let blocks = blocks.to_vec();
+        self.blocking(move |s| s.put_blocks(&blocks)).await
+    }
+
+    async fn get_blocks(&self, ids: &[BlockId]) -> Result<Vec<Option<Bytes>>> {
+        let ids = ids.to_vec();
+        self.blocking(move |s| ids.iter().map(|id| s.get_block(id)).collect())
+            .await
     }
 }
 
@@ -381,6 +474,35 @@ mod tests {
             .decode(&chunk.key(), &stored)
             .unwrap_err();
         assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn blocks_live_apart_from_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DirStore::open(dir.path(), DirOptions::default()).unwrap();
+        let short = BlockId::from_slice(&[7; 16]).unwrap();
+        let long = BlockId::from_slice(&[7; 32]).unwrap();
+        assert_eq!(
+            store.has_blocks(&[short, long]).await.unwrap(),
+            [false, false]
+        );
+        store
+            .put_blocks(&[(short, Bytes::from_static(b"sixteen"))])
+            .await
+            .unwrap();
+        assert_eq!(
+            store.has_blocks(&[short, long]).await.unwrap(),
+            [true, false]
+        );
+        let got = store.get_blocks(&[short, long]).await.unwrap();
+        assert_eq!(got, [Some(Bytes::from_static(b"sixteen")), None]);
+        // Not a chunk, whatever its bytes.
+        let as_key = ChunkKey::from_bytes([7; 32]);
+        assert!(!store.has(as_key).await.unwrap());
+        let huge = Bytes::from(vec![0; MAX_BLOCK_SIZE + 1]);
+        assert!(store.put_blocks(&[(long, huge)]).await.is_err());
+        // The store still opens, blocks directory and all.
+        DirStore::open(dir.path(), DirOptions::default()).unwrap();
     }
 
     #[test]

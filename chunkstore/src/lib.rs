@@ -11,6 +11,7 @@
 //!   [`HubStore`] reaches the chunks of a flisthub hub over its HTTP chunk API, whose
 //!   framing is in [`frames`].
 
+mod blocks;
 mod chunker;
 mod codec;
 mod config;
@@ -26,6 +27,7 @@ mod store;
 mod url;
 mod zdb;
 
+pub use blocks::{BlockId, MAX_BLOCK_SIZE};
 pub use chunker::{Chunker, ChunkerParams};
 pub use codec::{Chunk, Codec, DEFAULT_LEVEL, EncodedChunk, HEADER_LEN, MAX_CHUNK_SIZE};
 pub use config::{StoreConfig, open_routes};

@@ -1,8 +1,9 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 
+use crate::blocks::BlockId;
 use crate::codec::EncodedChunk;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::key::ChunkKey;
 
 /// A content-addressed chunk store.
@@ -56,6 +57,34 @@ pub trait ChunkStore: Send + Sync {
             missing: present.iter().filter(|&&p| !p).count() as u64,
             ..RepairReport::default()
         })
+    }
+
+    /// For each block id (the second key space, see [`crate::blocks`]), whether the store
+    /// holds it.
+    async fn has_blocks(&self, ids: &[BlockId]) -> Result<Vec<bool>> {
+        let _ = ids;
+        Err(self.no_blocks())
+    }
+
+    /// Stores blocks as given, each at most [`crate::MAX_BLOCK_SIZE`] bytes. The caller has
+    /// checked each id against its block.
+    async fn put_blocks(&self, blocks: &[(BlockId, Bytes)]) -> Result<()> {
+        let _ = blocks;
+        Err(self.no_blocks())
+    }
+
+    /// For each block id, the block, or `None` if the store does not hold it.
+    async fn get_blocks(&self, ids: &[BlockId]) -> Result<Vec<Option<Bytes>>> {
+        let _ = ids;
+        Err(self.no_blocks())
+    }
+
+    /// The refusal of a store that keeps no blocks.
+    fn no_blocks(&self) -> Error {
+        Error::Store {
+            location: self.location().to_owned(),
+            reason: "this store keeps chunks only, not the blocks of 0-flist and fl files".into(),
+        }
     }
 
     async fn has(&self, key: ChunkKey) -> Result<bool> {

@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 use tempfile::TempPath;
 
 use crate::error::{Error, Result};
+use crate::formats::Format;
 
 pub struct Blobs {
     root: PathBuf,
@@ -42,6 +43,7 @@ pub struct Digest256 {
     pub sha256: String,
     pub md5: String,
     pub size: u64,
+    pub format: Format,
 }
 
 impl Blobs {
@@ -87,7 +89,7 @@ impl Blobs {
             .map_err(|e| Error::io(self.staging.display(), e))
     }
 
-    /// Hashes and syncs a finished staging file. Blocking.
+    /// Hashes and syncs a finished staging file, and tells its format. Blocking.
     pub fn stage(&self, file: TempPath) -> Result<Staged> {
         let digest = digest_file(&file)?;
         File::open(&file)
@@ -147,8 +149,9 @@ impl Blobs {
     }
 }
 
-/// sha256, md5 and size of a file, in one read.
+/// sha256, md5, size and format of a file.
 pub fn digest_file(path: &Path) -> Result<Digest256> {
+    let format = Format::detect(path)?;
     let mut file = File::open(path).map_err(|e| Error::io(path.display(), e))?;
     let (mut sha, mut md5) = (Sha256::new(), Md5::new());
     let mut buf = vec![0u8; 256 << 10];
@@ -168,6 +171,7 @@ pub fn digest_file(path: &Path) -> Result<Digest256> {
         sha256: hex::encode(sha.finalize()),
         md5: hex::encode(md5.finalize()),
         size,
+        format,
     })
 }
 
@@ -190,13 +194,19 @@ mod tests {
             std::fs::write(&tmp, data).unwrap();
             blobs.stage(tmp).unwrap()
         };
-        let staged = write(b"hello");
-        assert_eq!(staged.digest.md5, "5d41402abc4b2a76b9719d911017c592");
-        assert_eq!(staged.digest.size, 5);
+        // A gzip stream, as 0-flists are: staging tells the format from the bytes.
+        let content = b"\x1f\x8bhello";
+        let staged = write(content);
+        assert_eq!(staged.digest.md5, hex::encode(Md5::digest(content)));
+        assert_eq!(staged.digest.size, 7);
+        assert_eq!(staged.digest.format, Format::ZeroFlist);
         let sha = staged.digest.sha256.clone();
         blobs.place(staged).unwrap();
-        blobs.place(write(b"hello")).unwrap();
-        assert_eq!(std::fs::read(blobs.path(&sha)).unwrap(), b"hello");
+        blobs.place(write(content)).unwrap();
+        assert_eq!(std::fs::read(blobs.path(&sha)).unwrap(), content);
+        let tmp = blobs.new_staging_file("t").unwrap();
+        std::fs::write(&tmp, b"hello").unwrap();
+        assert!(blobs.stage(tmp).is_err(), "not an flist of any format");
         assert_eq!(blobs.list().unwrap(), vec![sha.clone()]);
         assert_eq!(
             std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),

@@ -8,16 +8,16 @@ use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use flist::Flist;
 use hubapi::changes::ChangeFeed;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use crate::config::Config;
+use crate::config::{Config, LimitsConfig};
 use crate::error::{Error, Result};
+use crate::formats::AnyFlist;
 use crate::inspect::{self, ContentsCache};
-use crate::names::Names;
-use crate::namespace::{Info, Listed, Namespace, Resolved, Target};
+use crate::names::{Names, quote};
+use crate::namespace::{Info, Listed, Namespace, Resolved, Target, shown};
 
 /// Change-feed records a page holds at most.
 pub const FEED_PAGE_LIMIT: usize = 1_000;
@@ -74,6 +74,8 @@ pub struct Catalogue {
     official: Option<Vec<String>>,
     public_url: String,
     location: ChunkLocation,
+    /// What files the hub holds may be (their readers are bounded by them).
+    limits: LimitsConfig,
 }
 
 impl Catalogue {
@@ -93,6 +95,7 @@ impl Catalogue {
                 .then(|| config.server.official_repositories.clone()),
             public_url: config.public_url(),
             location,
+            limits: config.limits.clone(),
         }
     }
 
@@ -180,11 +183,27 @@ impl Catalogue {
         self.namespace.taglink(&repository, &name).await
     }
 
-    /// Opens the file a name resolves to (downloads): the file stays readable whatever
+    /// The flist a download name (`<name>.flist` or `<name>.fl`) resolves to, when it is
+    /// of that suffix's format: `x.fl` is the fl file `x` is, `x.flist` a native or 0-flist.
+    pub async fn resolve_download(&self, repository: &str, file: &str) -> Result<Resolved> {
+        has_suffix(file, self.resolve(repository, file).await?)
+    }
+
+    /// [`Catalogue::resolve_download`] through a tag.
+    pub async fn resolve_download_in_tag(
+        &self,
+        repository: &str,
+        tag: &str,
+        file: &str,
+    ) -> Result<Resolved> {
+        has_suffix(file, self.resolve_in_tag(repository, tag, file).await?)
+    }
+
+    /// Opens the file a download name resolves to: the file stays readable whatever
     /// happens to the name afterwards.
-    pub async fn open(&self, repository: &str, name: &str) -> Result<(Resolved, File)> {
+    pub async fn open(&self, repository: &str, file: &str) -> Result<(Resolved, File)> {
         self.namespace
-            .open_file(|| self.resolve(repository, name), open_file)
+            .open_file(|| self.resolve_download(repository, file), open_file)
             .await
     }
 
@@ -193,10 +212,13 @@ impl Catalogue {
         &self,
         repository: &str,
         tag: &str,
-        name: &str,
+        file: &str,
     ) -> Result<(Resolved, File)> {
         self.namespace
-            .open_file(|| self.resolve_in_tag(repository, tag, name), open_file)
+            .open_file(
+                || self.resolve_download_in_tag(repository, tag, file),
+                open_file,
+            )
             .await
     }
 
@@ -206,7 +228,9 @@ impl Catalogue {
         if let Some(cached) = self.contents.get(&resolved.digest.sha256) {
             return Ok(Contents::Whole(cached));
         }
-        let open = |path: &Path| Ok(Flist::open(path)?);
+        let format = resolved.digest.format;
+        let limits = self.limits.clone();
+        let open = move |path: &Path| AnyFlist::open(path, format, &limits);
         let (resolved, flist) = self
             .namespace
             .open_file(|| self.resolve(repository, name), open)
@@ -289,6 +313,18 @@ impl Catalogue {
 
     pub fn public_url(&self) -> &str {
         &self.public_url
+    }
+}
+
+/// `resolved`, if `file` has the suffix of its format.
+fn has_suffix(file: &str, resolved: Resolved) -> Result<Resolved> {
+    if file.ends_with(resolved.digest.format.suffix()) {
+        Ok(resolved)
+    } else {
+        Err(Error::NotFound(format!(
+            "source not found: this flist is served as {}",
+            quote(&shown(&resolved.name, Some(resolved.digest.format)))
+        )))
     }
 }
 

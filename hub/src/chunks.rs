@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use chunkstore::{ChunkKey, ChunkStore, Codec, EncodedChunk};
+use chunkstore::{BlockId, ChunkKey, ChunkStore, Codec, EncodedChunk};
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
@@ -118,24 +118,12 @@ impl ChunkService {
             }
         }
         let bytes: u64 = new.iter().map(|c| c.len() as u64).sum();
-        let (count, size) = (new.len() as i64, bytes as i64);
-        // Charged, stored and (on failure) given back in a task of its own: a client that
-        // goes away drops this request's future, and must not leave the usage counting
-        // chunks that were never stored.
-        let service = Arc::clone(self);
-        let user = caller.user.clone();
-        let stored = tokio::spawn(async move {
-            service.charge(&user, count, size, received as i64).await?;
-            if let Err(e) = service.store.put_many(&new).await {
-                // Nothing of it counts against the quota if it was not stored.
-                if let Err(refund) = service.charge(&user, -count, -size, 0).await {
-                    tracing::error!(error = %refund, "giving back the quota of a failed upload");
-                }
-                return Err(Error::from(e));
-            }
-            Ok(new)
-        });
-        let new = stored.await??;
+        let store = Arc::clone(&self.store);
+        let new = self
+            .charged(&caller.user, new.len(), bytes, received, async move {
+                store.put_many(&new).await.map(|()| new)
+            })
+            .await?;
         metrics::counter!("flisthub_chunks_stored_total").increment(new.len() as u64);
         metrics::counter!("flisthub_chunk_bytes_stored_total").increment(bytes);
         report.bytes_stored += bytes;
@@ -145,17 +133,91 @@ impl ChunkService {
         Ok(())
     }
 
+    /// Runs `store` (a write of `count` new items, `bytes` in all, of `received` bytes
+    /// sent) charged to `identity`'s usage: refused beyond its quota, given back if the
+    /// write fails. Charge, write and refund run in a task of their own: a client that
+    /// goes away drops its request's future, and must not leave the usage counting what
+    /// was never stored.
+    async fn charged<T: Send + 'static>(
+        self: &Arc<Self>,
+        identity: &str,
+        count: usize,
+        bytes: u64,
+        received: u64,
+        store: impl Future<Output = chunkstore::Result<T>> + Send + 'static,
+    ) -> Result<T> {
+        let service = Arc::clone(self);
+        let user = identity.to_owned();
+        let (count, size) = (count as i64, bytes as i64);
+        tokio::spawn(async move {
+            service.charge(&user, count, size, received as i64).await?;
+            match store.await {
+                Ok(stored) => Ok(stored),
+                Err(e) => {
+                    // Nothing of it counts against the quota if it was not stored.
+                    if let Err(refund) = service.charge(&user, -count, -size, 0).await {
+                        tracing::error!(error = %refund, "giving back the quota of a failed upload");
+                    }
+                    Err(Error::from(e))
+                }
+            }
+        })
+        .await?
+    }
+
+    /// For each block id, whether the store holds it.
+    pub async fn blocks_present(&self, ids: &[BlockId]) -> Result<Vec<bool>> {
+        let present = self.store.has_blocks(ids).await?;
+        if present.len() != ids.len() {
+            return Err(self.short_answer(ids.len(), present.len()));
+        }
+        Ok(present)
+    }
+
+    /// Blocks as stored (their own codecs check them when they are read).
+    pub async fn read_blocks(&self, ids: &[BlockId]) -> Result<Vec<Option<Bytes>>> {
+        let found = self.store.get_blocks(ids).await?;
+        if found.len() != ids.len() {
+            return Err(self.short_answer(ids.len(), found.len()));
+        }
+        Ok(found)
+    }
+
+    /// Stores a block whose id the caller checked, for `caller`, within its quota; whether
+    /// it was new (a block already stored is not written again).
+    pub async fn store_block(
+        self: &Arc<Self>,
+        caller: &Caller,
+        id: BlockId,
+        block: Bytes,
+    ) -> Result<bool> {
+        let received = block.len() as u64;
+        if self.blocks_present(&[id]).await?.pop().unwrap_or(false) {
+            self.charge(&caller.user, 0, 0, received as i64).await?;
+            return Ok(false);
+        }
+        let store = Arc::clone(&self.store);
+        self.charged(&caller.user, 1, received, received, async move {
+            store.put_blocks(&[(id, block)]).await
+        })
+        .await?;
+        metrics::counter!("flisthub_blocks_stored_total").increment(1);
+        Ok(true)
+    }
+
+    fn short_answer(&self, asked: usize, answered: usize) -> Error {
+        Error::Internal(format!(
+            "{}: {answered} answers to a request about {asked} keys",
+            self.store.location()
+        ))
+    }
+
     /// The store's `has_many`, checked to answer for every key: a short answer must not
     /// read as "present".
     async fn has_many(&self, keys: &[ChunkKey]) -> Result<Vec<bool>> {
         let present = self.store.has_many(keys).await?;
         if present.len() != keys.len() {
-            return Err(Error::Internal(format!(
-                "{}: {} answers to an existence check of {} keys",
-                self.store.location(),
-                present.len(),
-                keys.len()
-            )));
+            return Err(self.short_answer(keys.len(), present.len()));
         }
         Ok(present)
     }

@@ -28,6 +28,42 @@ pub struct Config {
     pub jobs: JobsConfig,
     pub chunks: ChunksConfig,
     pub images: ImagesConfig,
+    pub gateway: GatewayConfig,
+}
+
+/// The 0-db-protocol gateway (`hub::gateway`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// Where it listens; off when not set.
+    pub listen: Option<SocketAddr>,
+    /// The address clients and nodes are told, `zdb://host:port`.
+    pub public_url: Option<String>,
+    pub connections: usize,
+    pub connections_per_address: usize,
+    #[serde(deserialize_with = "duration")]
+    pub idle_timeout: Duration,
+}
+
+impl GatewayConfig {
+    /// The address nodes are told: the configured one, else one made from where it listens
+    /// (with the machine's name for a wildcard address).
+    pub fn public_url(&self, listening: SocketAddr) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("zdb://{}", public_host(listening)),
+        }
+    }
+}
+
+/// `host:port` for a listening address, the machine's name for a wildcard one.
+pub fn public_host(address: SocketAddr) -> String {
+    if address.ip().is_unspecified() {
+        let uname = rustix::system::uname();
+        format!("{}:{}", uname.nodename().to_string_lossy(), address.port())
+    } else {
+        address.to_string()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -332,6 +368,21 @@ impl Config {
         }
         if l.write_rate == 0 {
             return bad("limits.write-rate must be at least 1".into());
+        }
+        if let Some(url) = &self.gateway.public_url {
+            match chunkstore::parse_route(url) {
+                Ok(chunkstore::StoreUrl::Zdb(_)) => {}
+                _ => {
+                    return bad(format!(
+                        "gateway.public-url = {url:?}: must be a zdb://host:port URL"
+                    ));
+                }
+            }
+        }
+        if self.gateway.connections == 0 || self.gateway.connections_per_address == 0 {
+            return bad(
+                "gateway.connections and connections-per-address must be at least 1".into(),
+            );
         }
         if let Some(url) = &self.server.public_url
             && !(url.starts_with("http://") || url.starts_with("https://"))

@@ -53,12 +53,14 @@ pub enum Error {
     #[error("{message}")]
     TooManyRequests { message: String, retry_after: u64 },
 
-    /// Some chunks an uploaded flist names are not in the store (400).
+    /// Some chunks (or blocks) an uploaded flist names are not in the store (400).
     #[error(
-        "unauthorized upload, contents is not fully present on backend: {missing} of {checked} chunks are missing (first: {})",
+        "unauthorized upload, contents is not fully present on backend: {missing} of {checked} {what} are missing (first: {})",
         first.join(", ")
     )]
     MissingChunks {
+        /// `chunks` or `blocks`.
+        what: &'static str,
         missing: u64,
         checked: u64,
         first: Vec<String>,
@@ -74,6 +76,10 @@ pub enum Error {
     /// An flist the hub holds or was given cannot be read.
     #[error(transparent)]
     Flist(#[from] flist::Error),
+
+    /// A 0-flist or fl file the hub holds cannot be read.
+    #[error(transparent)]
+    Legacy(#[from] legacy::Error),
 
     #[error("database: {0}")]
     Database(#[from] rusqlite::Error),
@@ -178,6 +184,7 @@ impl Error {
             Error::Convert(e) => convert_class(e),
             Error::Store(e) => store_class(e),
             Error::Flist(_)
+            | Error::Legacy(_)
             | Error::Database(_)
             | Error::Io { .. }
             | Error::Config(_)

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::LimitsConfig;
 use crate::error::{Error, Result};
+use crate::formats::{AnyFlist, Format};
 use crate::inspect::Stats;
 
 /// The facts of one published flist file.
@@ -25,26 +26,26 @@ pub struct Facts {
 }
 
 impl Facts {
-    /// Reads the facts of the flist at `path`, refusing one beyond `limits` (entries,
-    /// expanded size, metadata) before reading what would be too large. Blocking.
-    pub fn read(path: &Path, limits: &LimitsConfig) -> Result<Facts> {
-        let flist = Flist::open(path)?;
-        check_metadata(&flist, limits)?;
-        let totals = flist.totals()?;
-        let entries = totals.files
-            + totals.hardlinks
-            + totals.directories
-            + totals.symlinks
-            + totals.specials;
-        check_size(entries, totals.bytes, limits)?;
-        let metadata = flist
-            .metadata()?
+    /// Reads the facts of the flist at `path`, of `format`, refusing one beyond `limits`
+    /// (entries, expanded size, metadata) before reading what would be too large. Blocking.
+    pub fn read(path: &Path, format: Format, limits: &LimitsConfig) -> Result<Facts> {
+        if format == Format::Native {
+            check_metadata(&Flist::open(path)?, limits)?;
+        }
+        let flist = AnyFlist::open(path, format, limits)?;
+        let (stats, entries) = flist.stats()?;
+        check_size(entries, stats.fullsize, limits)?;
+        let metadata = flist.metadata()?;
+        // The legacy readers bound each object they read; the whole is checked here.
+        let total: u64 = metadata
             .iter()
-            .map(|(key, value)| (key.to_owned(), value.to_owned()))
-            .collect();
+            .map(|(k, v)| (k.len() + v.len()) as u64)
+            .sum();
+        let largest = metadata.values().map(|v| v.len() as u64).max().unwrap_or(0);
+        check_metadata_sizes(largest, total, limits)?;
         Ok(Facts {
             metadata,
-            stats: Stats::from(totals),
+            stats,
             entries,
         })
     }
@@ -64,6 +65,10 @@ impl Facts {
 /// `limits.metadata-size`, before reading any of it.
 pub fn check_metadata(flist: &Flist, limits: &LimitsConfig) -> Result<()> {
     let (largest, total) = flist.metadata_size()?;
+    check_metadata_sizes(largest, total, limits)
+}
+
+fn check_metadata_sizes(largest: u64, total: u64, limits: &LimitsConfig) -> Result<()> {
     if largest > limits.metadata_value {
         return Err(Error::TooLarge(format!(
             "a metadata value of the flist is {largest} bytes; at most {} (limits.metadata-value)",

@@ -43,7 +43,7 @@ pub struct Hub {
     chunks: Arc<ChunkService>,
     images: Arc<Images>,
     jobs: Jobs,
-    auth: Authenticator,
+    auth: Arc<Authenticator>,
     tokens: Tokens,
     limits: Arc<Limits>,
     status: Status,
@@ -77,7 +77,7 @@ impl Hub {
         }
         let limits_config = config.limits.clone();
         let filled = namespace
-            .fill_missing_facts(move |path| Facts::read(path, &limits_config))
+            .fill_missing_facts(move |path, format| Facts::read(path, format, &limits_config))
             .await?;
         if filled > 0 {
             tracing::info!(
@@ -95,13 +95,13 @@ impl Hub {
         }
         let names = names(&config);
         let secret = tokens::load_or_create_secret(&secret_path(&config, &data_dir))?;
-        let auth = Authenticator::new(
+        let auth = Arc::new(Authenticator::new(
             &config.auth,
             config.server.authentication,
             &secret,
             db.clone(),
             names,
-        )?;
+        )?);
         let tokens = Tokens::new(db.clone(), &secret, names, config.auth.max_token_ttl);
         let store = match &config.store {
             Some(store) => store.open().await?,
@@ -179,7 +179,7 @@ impl Hub {
         &self.jobs
     }
 
-    pub fn auth(&self) -> &Authenticator {
+    pub fn auth(&self) -> &Arc<Authenticator> {
         &self.auth
     }
 

@@ -7,12 +7,13 @@ use std::io::Write;
 use std::sync::Mutex;
 
 use bytes::Bytes;
-use flist::{Flist, NodeKind, Totals, Walk};
+use flist::Totals;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::catalogue::Backend;
 use crate::error::Result;
+use crate::formats::{AnyFlist, EntryKind};
 use crate::pyjson::python;
 
 /// 0-hub's flist statistics (zflist's `putdir`/`check` response).
@@ -49,44 +50,27 @@ struct ContentEntry<'a> {
 /// Writes the contents dump of `GET /api/flist/<repo>/<flist>` (every entry below the root
 /// with its size, then the counts, as 0-hub's JSON and a newline) to `out` as the walk goes,
 /// so that memory does not grow with the flist. Blocking.
-pub fn write_contents(flist: &Flist, out: &mut impl Write) -> Result<()> {
+pub fn write_contents(flist: &AnyFlist, out: &mut impl Write) -> Result<()> {
     let mut counts = Stats::default();
     let io = |e: std::io::Error| crate::error::Error::io("writing a contents dump", e);
     out.write_all(b"{\"content\": [").map_err(io)?;
     let mut first = true;
-    flist.walk(|path, entry| {
-        if path.is_empty() {
-            return Ok(Walk::Continue);
-        }
-        let size = match entry.node.kind {
-            NodeKind::Regular { size } => {
+    flist.walk(|path, kind, size| {
+        match kind {
+            EntryKind::Regular => {
                 counts.regular += 1;
                 counts.fullsize += size;
-                size
             }
-            NodeKind::Directory => {
-                counts.directory += 1;
-                0
-            }
-            NodeKind::Symlink { .. } => {
-                counts.symlink += 1;
-                0
-            }
-            _ => {
-                counts.special += 1;
-                0
-            }
-        };
+            EntryKind::Directory => counts.directory += 1,
+            EntryKind::Symlink => counts.symlink += 1,
+            EntryKind::Special => counts.special += 1,
+        }
         let path = format!("/{}", String::from_utf8_lossy(path));
         let mut row = if first { Vec::new() } else { b", ".to_vec() };
         first = false;
         row.extend(python(&ContentEntry { size, path: &path }));
         // An error (the reader went away) ends the walk.
-        out.write_all(&row).map_err(|source| flist::Error::Io {
-            path: "a contents dump".into(),
-            source,
-        })?;
-        Ok(Walk::Continue)
+        out.write_all(&row).map_err(io)
     })?;
     let Stats {
         regular,

@@ -12,6 +12,8 @@ use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfc_quick};
 use crate::error::{Error, Result};
 
 pub const FLIST_SUFFIX: &str = ".flist";
+/// The suffix of rfs fl files' names.
+pub const FL_SUFFIX: &str = ".fl";
 
 /// The archive extensions an upload may have, longest first. The content is recognised from
 /// its first bytes; the extension only names the flist.
@@ -146,9 +148,14 @@ impl Names {
     }
 
     /// An flist (or symlink) name as 0-hub normalises it: `.flist` appended unless present.
+    /// An entry has one name whatever its format: `x.fl` (an rfs fl file's) is `x.flist`
+    /// here, and lists as `x.fl`.
     pub fn flist(&self, raw: &str) -> Result<FlistName> {
         // The name as given is checked too: `..` must not become `...flist`.
-        let stem = raw.strip_suffix(FLIST_SUFFIX).unwrap_or(raw);
+        let stem = raw
+            .strip_suffix(FLIST_SUFFIX)
+            .or_else(|| raw.strip_suffix(FL_SUFFIX))
+            .unwrap_or(raw);
         self.check("flist", stem)?;
         let name = format!("{stem}{FLIST_SUFFIX}");
         self.check("flist", &name)?;
@@ -159,7 +166,7 @@ impl Names {
     /// and 0-hub's listings would show the two alike).
     pub fn tag(&self, raw: &str) -> Result<TagName> {
         self.check("tag", raw)?;
-        if raw.ends_with(FLIST_SUFFIX) || raw.ends_with(".fl") {
+        if raw.ends_with(FLIST_SUFFIX) || raw.ends_with(FL_SUFFIX) {
             return Err(Error::BadRequest(format!(
                 "invalid tag name {}: a tag cannot be named like an flist",
                 quote(raw)
@@ -319,6 +326,8 @@ mod tests {
         assert_eq!(N.flist("with space").unwrap().as_str(), "with space.flist");
         assert_eq!(N.flist(".hidden").unwrap().as_str(), ".hidden.flist");
         assert_eq!(N.flist("ünï").unwrap().as_str(), "ünï.flist");
+        assert_eq!(N.flist("app.fl").unwrap().as_str(), "app.flist");
+        assert_eq!(N.flist("app.fl").unwrap().stem(), "app");
     }
 
     #[test]

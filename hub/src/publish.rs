@@ -6,30 +6,31 @@
 
 use std::collections::HashSet;
 use std::io::Read;
-use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chunkstore::{ChunkKey, ChunkStore};
+use chunkstore::ChunkStore;
 use converter::{Cancel, LateMetadata, PackOptions, Progress};
-use flist::{Flist, Metadata, Walk};
+use flist::Metadata;
 use tempfile::TempPath;
 use tokio::runtime::Handle;
 
 use crate::auth::Caller;
 use crate::blobs::Digest256;
 use crate::catalogue::ChunkLocation;
+use crate::check;
 use crate::config::LimitsConfig;
 use crate::db::now;
 use crate::error::{Error, Result};
 use crate::facts::{self, Facts};
+use crate::formats::{AnyFlist, Format};
 use crate::hub::Lifecycle;
 use crate::inspect::Stats;
 use crate::jobs::{Job, Jobs};
 use crate::limits::UploadSlot;
 use crate::names::{FlistName, Names, RepoName, quote, quote_path};
-use crate::namespace::{Applied, Change, Namespace};
+use crate::namespace::{Applied, Change, Namespace, shown};
 
 /// Metadata keys a `metadata-<key>` field cannot set: 0-hub's protected keys, and those the
 /// pipeline itself records. 0-hub ignored them silently; here the answer lists them.
@@ -50,10 +51,6 @@ const PROTECTED_METADATA: &[&str] = &[
     "ports",
 ];
 
-/// Keys checked per existence query when validating an uploaded flist.
-const CHECK_BATCH: usize = 4096;
-/// Missing keys named in the refusal of an uploaded flist.
-const MISSING_SHOWN: usize = 10;
 /// How often a job's progress is refreshed.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
@@ -318,8 +315,10 @@ impl Publisher {
         let runtime = Handle::current();
         let path = file.to_path_buf();
         let limits = self.limits.clone();
-        tokio::task::spawn_blocking(move || check_flist(&path, &limits, store.as_ref(), &runtime))
-            .await??;
+        tokio::task::spawn_blocking(move || {
+            check::uploaded(&path, &limits, store.as_ref(), &runtime)
+        })
+        .await??;
         self.publish_file(caller, name, file).await
     }
 
@@ -339,13 +338,19 @@ impl Publisher {
                 quote_path(repository, name)
             )));
         }
-        let mut flists = Vec::with_capacity(sources.len());
+        let mut opened = Vec::with_capacity(sources.len());
         let mut entries = 0u64;
         for (repository, name) in sources {
-            let open = |path: &Path| Ok(Flist::open(path)?);
+            let limits = self.limits.clone();
             let (resolved, flist) = self
                 .namespace
-                .open_file(|| self.namespace.resolve(repository, name), open)
+                .open_file(
+                    || self.namespace.resolve(repository, name),
+                    move |path| {
+                        let format = Format::detect(path)?;
+                        AnyFlist::open(path, format, &limits)
+                    },
+                )
                 .await
                 .map_err(|e| match e {
                     Error::NotFound(_) => {
@@ -361,15 +366,14 @@ impl Publisher {
                     self.limits.merge_entries
                 )));
             }
-            flists.push(flist);
+            opened.push((
+                quote_path(repository, &shown(name, Some(flist.format()))),
+                flist,
+            ));
         }
         let staging = self.staging_file("merge-")?;
         let out = staging.to_path_buf();
-        tokio::task::spawn_blocking(move || -> Result<_> {
-            let refs: Vec<&Flist> = flists.iter().collect();
-            Ok(flist::merge(&refs, &out)?)
-        })
-        .await??;
+        tokio::task::spawn_blocking(move || crate::merge::merge(opened, &out)).await??;
         self.publish_file(caller, target, staging).await
     }
 
@@ -385,7 +389,7 @@ impl Publisher {
         let limits = self.limits.clone();
         let (staged, facts) = tokio::task::spawn_blocking(move || -> Result<_> {
             let staged = blobs.stage(file)?;
-            let facts = Facts::read(staged.path(), &limits)?;
+            let facts = Facts::read(staged.path(), staged.digest.format, &limits)?;
             Ok((staged, facts))
         })
         .await??;
@@ -434,136 +438,4 @@ fn report(job: &Job, progress: &Progress, size: Option<u64>) {
         ),
     };
     job.progress(percent, message);
-}
-
-/// Checks an uploaded flist: our format (a 0-flist `.tar.gz` is named as such), readable
-/// throughout, and every chunk it names present in `store`. Blocking.
-fn check_flist(
-    path: &Path,
-    limits: &LimitsConfig,
-    store: &dyn ChunkStore,
-    runtime: &Handle,
-) -> Result<()> {
-    let mut head = [0u8; 2];
-    let _ = std::fs::File::open(path).and_then(|mut f| f.read(&mut head));
-    if head == [0x1f, 0x8b] {
-        return Err(Error::BadRequest(
-            "this is a gzip file, as 0-flist's flists are; flisthub accepts flists of its own format (flisthub pack, flist/FORMAT.md)".into(),
-        ));
-    }
-    let bad = invalid_flist;
-    let flist = Flist::open(path).map_err(bad)?;
-    // Its sizes first, from the table sizes, so that nothing past the limits is read or
-    // walked.
-    facts::check_metadata(&flist, limits)?;
-    let (entries, inodes) = flist.row_counts().map_err(bad)?;
-    let totals = flist.totals().map_err(bad)?;
-    facts::check_size(entries.max(inodes), totals.bytes, limits)?;
-    // The tree: a walk checks its structure (names, one name per directory, depth).
-    flist.walk(|_, _| Ok(Walk::Continue)).map_err(bad)?;
-    // Then every file's chunks, in one pass, each key asked of the store once.
-    let mut checker = ChunkCheck {
-        store,
-        runtime,
-        batch: Vec::with_capacity(CHECK_BATCH),
-        seen: HashSet::new(),
-        checked: 0,
-        missing: 0,
-        first: Vec::new(),
-        failure: None,
-    };
-    flist
-        .chunk_keys(|key| checker.add(ChunkKey::from_bytes(key)))
-        .map_err(bad)?;
-    checker.flush();
-    if let Some(e) = checker.failure {
-        return Err(e);
-    }
-    if checker.missing > 0 {
-        return Err(Error::MissingChunks {
-            missing: checker.missing,
-            checked: checker.checked,
-            first: checker.first,
-        });
-    }
-    Ok(())
-}
-
-/// What is wrong with an uploaded flist, as the client may read it (without the staging
-/// file's path). A failure to read the file at all is the hub's, not the client's.
-fn invalid_flist(e: flist::Error) -> Error {
-    use flist::Error as F;
-    let why = match e {
-        F::Io { .. } => return Error::Flist(e),
-        F::NotAnFlist { reason, .. } => format!("not an flist: {reason}"),
-        F::Truncated {
-            expected, actual, ..
-        } => format!("truncated: {actual} bytes of {expected}"),
-        F::UnsupportedVersion {
-            found, supported, ..
-        } => format!("format version {found}, newer than this hub reads ({supported})"),
-        other => other.to_string(),
-    };
-    Error::BadRequest(format!("not a valid flist: {why}"))
-}
-
-/// Existence checks of an flist's chunks, a batch per store round trip.
-struct ChunkCheck<'a> {
-    store: &'a dyn ChunkStore,
-    runtime: &'a Handle,
-    batch: Vec<ChunkKey>,
-    /// Keys already checked (a file's chunks often repeat); cleared when large.
-    seen: HashSet<ChunkKey>,
-    checked: u64,
-    missing: u64,
-    first: Vec<String>,
-    failure: Option<Error>,
-}
-
-impl ChunkCheck<'_> {
-    /// Checks `key` with the next batch; stops the pass once the store has failed.
-    fn add(&mut self, key: ChunkKey) -> ControlFlow<()> {
-        if self.seen.len() > 1_000_000 {
-            self.seen.clear();
-        }
-        if self.seen.insert(key) {
-            self.batch.push(key);
-            if self.batch.len() >= CHECK_BATCH {
-                self.flush();
-            }
-        }
-        if self.failure.is_some() {
-            ControlFlow::Break(())
-        } else {
-            ControlFlow::Continue(())
-        }
-    }
-
-    fn flush(&mut self) {
-        if self.batch.is_empty() || self.failure.is_some() {
-            self.batch.clear();
-            return;
-        }
-        match self.runtime.block_on(self.store.has_many(&self.batch)) {
-            Ok(present) if present.len() == self.batch.len() => {
-                self.checked += self.batch.len() as u64;
-                for (key, present) in self.batch.iter().zip(present) {
-                    if !present {
-                        self.missing += 1;
-                        if self.first.len() < MISSING_SHOWN {
-                            self.first.push(key.to_hex());
-                        }
-                    }
-                }
-            }
-            Ok(_) => {
-                self.failure = Some(Error::Internal(format!(
-                    "{}: a short answer to an existence check",
-                    self.store.location()
-                )));
-            }
-            Err(e) => self.failure = Some(e.into()),
-        }
-        self.batch.clear();
-    }
 }

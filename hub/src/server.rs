@@ -6,11 +6,13 @@ use std::time::Duration;
 
 use axum::ServiceExt;
 use axum::extract::Request;
+use tokio_util::sync::CancellationToken;
 use tower::Layer;
 use tower_http::normalize_path::NormalizePathLayer;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::gateway::Gateway;
 use crate::http;
 use crate::hub::Hub;
 
@@ -35,8 +37,33 @@ pub async fn serve(
     if config.server.public_url.is_none() {
         config.server.public_url = Some(default_public_url(address));
     }
+    let gateway_listener = match config.gateway.listen {
+        Some(address) => Some(Gateway::bind(address).await?),
+        None => None,
+    };
+    let gateway_config = config.gateway.clone();
     let hub = Arc::new(Hub::open(config).await?);
     announce(&hub, address);
+    let gateway_stop = CancellationToken::new();
+    if let Some(listener) = gateway_listener {
+        let listening = listener
+            .local_addr()
+            .map_err(|e| Error::io("the gateway's listening address", e))?;
+        let public_url = gateway_config.public_url(listening);
+        if gateway_config.public_url.is_none() {
+            tracing::warn!(
+                "gateway.public-url is not set: nodes and clients are told {public_url}"
+            );
+        }
+        if public_url_is_loopback(&public_url) {
+            tracing::warn!(
+                "gateway.public-url {public_url} is a loopback address: no other machine can reach it"
+            );
+        }
+        tracing::info!("0-db gateway listening on {listening} (public URL {public_url})");
+        let gateway = Gateway::new(&hub, &gateway_config, public_url, gateway_stop.clone());
+        tokio::spawn(Arc::new(gateway).serve(listener));
+    }
 
     let housekeeping = tokio::spawn(housekeeping(Arc::clone(&hub)));
     // Trailing slashes are accepted (0-hub's `strict_slashes=False`); this must act before
@@ -61,6 +88,7 @@ pub async fn serve(
         }
     }
     tracing::info!("stopping: no new connections; waiting for requests and jobs in flight");
+    gateway_stop.cancel();
     // Requests in flight and background jobs have the grace period to finish; new uploads
     // on connections still open are refused.
     lifecycle.tasks.close();
@@ -144,5 +172,20 @@ async fn housekeeping(hub: Arc<Hub>) {
             handle.run_upkeep();
         }
         metrics::gauge!("flisthub_jobs_running").set(hub.jobs().running() as f64);
+    }
+}
+
+/// Whether a `zdb://host:port` URL names a loopback address (or `localhost`).
+fn public_url_is_loopback(url: &str) -> bool {
+    match chunkstore::parse_route(url) {
+        Ok(chunkstore::StoreUrl::Zdb(zdb)) => {
+            zdb.host == "localhost"
+                || zdb
+                    .host
+                    .trim_matches(['[', ']'])
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        }
+        _ => false,
     }
 }

@@ -154,6 +154,21 @@ pub(crate) fn block_ids<B, const N: usize>(
 }
 
 impl<B: Clone> Tree<B> {
+    /// Layers `other` under this tree as `zflist merge` does: what is missing here is
+    /// copied (directories with what they hold), what exists here stays as it is, so the
+    /// tree merged into first wins on every path. A name that is a file here and a
+    /// directory there keeps the file, and nothing below it is taken.
+    pub fn merge_from(&mut self, other: &Tree<B>) {
+        for (key, entry) in &other.entries {
+            if key.is_empty() || self.entries.contains_key(key) {
+                continue;
+            }
+            if self.entries.get(parent_key(key)).is_some_and(Entry::is_dir) {
+                self.entries.insert(key.clone(), entry.clone());
+            }
+        }
+    }
+
     /// The tree of a reader's walk.
     pub(crate) fn collect(walk: impl FnOnce(Visit<B>) -> Result<()>) -> Result<Tree<B>> {
         let mut tree: Option<Tree<B>> = None;
@@ -302,6 +317,55 @@ pub(crate) fn parent_of(path: &[u8]) -> &[u8] {
     match path.iter().rposition(|&b| b == b'/') {
         Some(i) => &path[..i],
         None => b"",
+    }
+}
+
+#[cfg(test)]
+mod merge_tests {
+    use super::*;
+
+    fn file(size: u64) -> Entry<u8> {
+        Entry {
+            kind: Kind::File {
+                size,
+                blocks: vec![0; block_count(size) as usize],
+            },
+            ..Entry::directory(0o644)
+        }
+    }
+
+    #[test]
+    fn the_first_tree_wins_on_every_path() {
+        let mut first = Tree::new(Entry::directory(0o755)).unwrap();
+        first.insert(b"etc", Entry::directory(0o755)).unwrap();
+        first.insert(b"etc/a", file(1)).unwrap();
+        first.insert(b"x", file(2)).unwrap();
+        let mut second = Tree::new(Entry::directory(0o700)).unwrap();
+        second.insert(b"etc", Entry::directory(0o700)).unwrap();
+        second.insert(b"etc/a", file(10)).unwrap();
+        second.insert(b"etc/b", file(11)).unwrap();
+        second.insert(b"x", Entry::directory(0o755)).unwrap();
+        second.insert(b"x/y", file(12)).unwrap();
+        second.insert(b"usr", Entry::directory(0o755)).unwrap();
+        second.insert(b"usr/z", file(13)).unwrap();
+        first.merge_from(&second);
+        let sizes: Vec<(Vec<u8>, u64)> = first
+            .iter()
+            .filter_map(|(path, e)| match e.kind {
+                Kind::File { size, .. } => Some((path, size)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            sizes,
+            [
+                (b"etc/a".to_vec(), 1),
+                (b"etc/b".to_vec(), 11),
+                (b"usr/z".to_vec(), 13),
+                (b"x".to_vec(), 2)
+            ]
+        );
+        assert_eq!(first.root().mode, 0o755, "the first root stays");
     }
 }
 

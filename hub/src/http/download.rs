@@ -38,10 +38,12 @@ pub async fn repository_file(
         return Err(not_found());
     }
     let catalogue = hub.catalogue();
-    if let Some(name) = file.strip_suffix(".md5").filter(|n| n.ends_with(".flist")) {
-        return Ok(md5_text(&catalogue.resolve(&repository, name).await?));
+    if let Some(name) = file.strip_suffix(".md5").filter(|n| is_download(n)) {
+        return Ok(md5_text(
+            &catalogue.resolve_download(&repository, name).await?,
+        ));
     }
-    if file.ends_with(".flist") {
+    if is_download(&file) {
         let (resolved, file) = catalogue.open(&repository, &file).await?;
         return send(tokio::fs::File::from_std(file), &resolved, &headers).await;
     }
@@ -71,16 +73,23 @@ pub async fn tag_file(
         return Err(not_found());
     }
     let catalogue = hub.catalogue();
-    if let Some(name) = file.strip_suffix(".md5").filter(|n| n.ends_with(".flist")) {
+    if let Some(name) = file.strip_suffix(".md5").filter(|n| is_download(n)) {
         return Ok(md5_text(
-            &catalogue.resolve_in_tag(&repository, &tag, name).await?,
+            &catalogue
+                .resolve_download_in_tag(&repository, &tag, name)
+                .await?,
         ));
     }
-    if file.ends_with(".flist") {
+    if is_download(&file) {
         let (resolved, file) = catalogue.open_in_tag(&repository, &tag, &file).await?;
         return send(tokio::fs::File::from_std(file), &resolved, &headers).await;
     }
     Err(not_found())
+}
+
+/// Whether `file` names a download: `<name>.flist` or `<name>.fl`.
+fn is_download(file: &str) -> bool {
+    file.ends_with(names::FLIST_SUFFIX) || file.ends_with(names::FL_SUFFIX)
 }
 
 fn not_found() -> Error {

@@ -23,6 +23,7 @@ impl IntoResponse for Error {
                 missing,
                 checked,
                 first,
+                ..
             } => failure(
                 status,
                 &message,

@@ -135,8 +135,11 @@ pub async fn me_upload_flist(
         if file_name.is_empty() {
             return Err(Error::BadRequest("no file selected".into()));
         }
-        if !file_name.ends_with(names::FLIST_SUFFIX) {
-            return Err(Error::BadRequest("this file is not allowed".into()));
+        if !(file_name.ends_with(names::FLIST_SUFFIX) || file_name.ends_with(names::FL_SUFFIX)) {
+            return Err(Error::BadRequest(
+                "this file is not allowed: send a .flist (flisthub's, or a 0-flist) or an rfs .fl"
+                    .into(),
+            ));
         }
         let name = hub
             .names()

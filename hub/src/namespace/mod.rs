@@ -35,10 +35,11 @@ use crate::blobs::{Blobs, Staged};
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::facts::Facts;
+use crate::formats::Format;
 use crate::names::{FlistName, RepoName, TagName, TaglinkName};
 use cache::InfoCache;
 pub use change::{Applied, Change};
-pub use views::{Info, Kind, Listed, Resolved, Target};
+pub use views::{Info, Kind, Listed, Resolved, Target, shown};
 
 pub struct Namespace {
     db: Db,
@@ -199,14 +200,14 @@ impl Namespace {
     /// each file. Run at start.
     pub async fn fill_missing_facts(
         &self,
-        read: impl Fn(&Path) -> Result<Facts> + Send + 'static,
+        read: impl Fn(&Path, Format) -> Result<Facts> + Send + 'static,
     ) -> Result<usize> {
         let blobs = Arc::clone(&self.blobs);
         self.db
             .write(move |conn| {
                 let missing = sql::blobs_without_facts(conn)?;
-                for sha in &missing {
-                    let facts = read(&blobs.path(sha))?;
+                for (sha, format) in &missing {
+                    let facts = read(&blobs.path(sha), *format)?;
                     sql::put_facts(conn, sha, &facts.to_json())?;
                 }
                 Ok(missing.len())

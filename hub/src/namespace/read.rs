@@ -4,8 +4,9 @@
 use rusqlite::Connection;
 
 use super::sql::{self, Row, corrupt_row, repository_id, source_not_found, user_not_found};
-use super::views::{Info, Kind, Listed, Resolved, Target};
+use super::views::{Info, Kind, Listed, Resolved, Target, shown};
 use crate::error::{Error, Result};
+use crate::formats::Format;
 
 fn tag_not_found() -> Error {
     Error::NotFound("tag not found".into())
@@ -19,22 +20,30 @@ pub(super) fn repositories(c: &Connection) -> Result<Vec<(String, i64)>> {
 }
 
 /// `repo/entry` for every entry of every repository, tags as `repo/.tag-name`, in 0-hub's
-/// on-disk order.
+/// on-disk order; flists with the suffix of their format.
 pub(super) fn all_entries(c: &Connection) -> Result<Vec<String>> {
     let mut stmt = c.prepare_cached(
-        "SELECT r.name, e.name FROM entry e JOIN repository r ON r.id = e.repository
+        "SELECT r.name, e.name, e.kind, b.format FROM entry e
+         JOIN repository r ON r.id = e.repository LEFT JOIN blob b ON b.sha256 = e.blob
          UNION ALL
-         SELECT r.name, '.tag-' || t.name FROM tag t JOIN repository r ON r.id = t.repository
+         SELECT r.name, '.tag-' || t.name, 'tag', NULL FROM tag t
+         JOIN repository r ON r.id = t.repository
          ORDER BY 1, 2",
     )?;
-    let rows = stmt.query_map([], |r| {
-        Ok(format!(
-            "{}/{}",
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?
-        ))
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    let rows: Vec<(String, String, String, Option<String>)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    rows.into_iter()
+        .map(|(repository, name, kind, format)| {
+            let format = match kind.as_str() {
+                "regular" => format.as_deref().and_then(Format::from_str),
+                // Few, and each shown as what it resolves to.
+                "symlink" => sql::resolve(c, &repository, &name)?.map(|r| r.digest.format),
+                _ => None,
+            };
+            Ok(format!("{repository}/{}", shown(&name, format)))
+        })
+        .collect()
 }
 
 /// A repository's entries and tags in 0-hub's order (by name on disk: `.tag-v1` before
@@ -68,7 +77,7 @@ pub(super) fn list(c: &Connection, repository: &str) -> Result<Option<Vec<Listed
 fn listed_entry(c: &Connection, repository: &str, name: String, row: Row) -> Result<Listed> {
     Ok(match row.kind {
         Kind::Regular => Listed {
-            name,
+            name: shown(&name, row.digest.as_ref().map(|d| d.format)),
             kind: Kind::Regular,
             size: row.digest.map(|d| d.size),
             updated: row.mtime,
@@ -77,13 +86,14 @@ fn listed_entry(c: &Connection, repository: &str, name: String, row: Row) -> Res
         },
         Kind::Symlink => {
             let resolved = sql::resolve(c, repository, &name)?;
+            let format = resolved.as_ref().map(|r| r.digest.format);
             Listed {
-                name,
+                name: shown(&name, format),
                 kind: Kind::Symlink,
                 size: resolved.as_ref().map(|r| r.digest.size),
                 updated: resolved.map_or(row.mtime, |r| r.mtime),
                 linktime: Some(row.mtime),
-                target: row.target,
+                target: row.target.map(|t| t.shown(format)),
             }
         }
         Kind::Taglink | Kind::Tag => {
@@ -112,16 +122,20 @@ pub(super) fn list_tag(c: &Connection, repository: &str, tag: &str) -> Result<Ve
         .into_iter()
         .map(|(name, target_repository, target_name, linktime)| {
             let resolved = sql::resolve(c, &target_repository, &target_name)?;
+            let format = resolved.as_ref().map(|r| r.digest.format);
             Ok(Listed {
-                name,
+                name: shown(&name, format),
                 kind: Kind::Symlink,
                 size: resolved.as_ref().map(|r| r.digest.size),
                 updated: resolved.map_or(linktime, |r| r.mtime),
                 linktime: Some(linktime),
-                target: Some(Target::Flist {
-                    repository: target_repository,
-                    name: target_name,
-                }),
+                target: Some(
+                    Target::Flist {
+                        repository: target_repository,
+                        name: target_name,
+                    }
+                    .shown(format),
+                ),
             })
         })
         .collect()
@@ -142,12 +156,13 @@ pub(super) fn info(c: &Connection, repository: &str, name: &str) -> Result<Info>
         Kind::Symlink => sql::resolve(c, repository, name)?,
     };
     let is_link = row.kind == Kind::Symlink;
+    let format = resolved.as_ref().map(|r| r.digest.format);
     Ok(Info {
-        name: name.to_owned(),
+        name: shown(name, format),
         kind: row.kind,
         resolved,
         linktime: is_link.then_some(row.mtime),
-        target: row.target,
+        target: row.target.map(|t| t.shown(format)),
     })
 }
 

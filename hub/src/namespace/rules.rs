@@ -7,8 +7,9 @@ use rusqlite::Transaction;
 
 use super::change::{Change, file_ref};
 use super::sql::{self, Row, corrupt_row, repository_id, source_not_found, user_not_found};
-use super::views::{Kind, Target};
+use super::views::{Kind, Target, shown};
 use crate::error::{Error, Result};
+use crate::formats::Format;
 use crate::names::{FLIST_SUFFIX, quote};
 
 /// Applies one change; the event it records, or `None` when it changed nothing (a rename of
@@ -28,6 +29,7 @@ pub(super) fn apply(
             let repo = sql::ensure_repository(tx, &repository, t)?;
             sql::insert_blob(tx, file, &facts.to_json(), t)?;
             let old = sql::remove_entry(tx, repo, name)?;
+            same_suffix(old.as_ref(), file.format, name)?;
             sql::insert_regular(tx, repo, name, &file.sha256, t, actor)?;
             sql::free_blob_of(tx, old, freed)?;
             sql::touch(tx, repo, t)?;
@@ -180,6 +182,7 @@ pub(super) fn apply(
                 sql::resolve(tx, source_repository, source)?.ok_or_else(source_not_found)?;
             let repo = sql::ensure_repository(tx, &repository, t)?;
             let old = sql::remove_entry(tx, repo, local)?;
+            same_suffix(old.as_ref(), resolved.digest.format, local)?;
             sql::insert_regular(tx, repo, local, &resolved.digest.sha256, t, actor)?;
             sql::free_blob_of(tx, old, freed)?;
             sql::touch(tx, repo, t)?;
@@ -332,6 +335,20 @@ fn rename(
     }
     sql::touch(tx, repo, t)?;
     Ok(true)
+}
+
+/// A name holds one entry whatever its format: an flist published where an flist of the
+/// other suffix is (`x.fl` over `x.flist`, or the reverse) is refused, not replaced.
+fn same_suffix(old: Option<&Row>, format: Format, name: &str) -> Result<()> {
+    match old.and_then(|row| row.digest.as_ref()) {
+        Some(digest) if digest.format.suffix() != format.suffix() => Err(Error::Conflict(format!(
+            "{} exists as {}; delete it first to publish {}",
+            quote(&shown(name, Some(digest.format))),
+            digest.format.as_str(),
+            quote(&shown(name, Some(format)))
+        ))),
+        _ => Ok(()),
+    }
 }
 
 fn already_a_file() -> Error {

@@ -6,6 +6,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use super::views::{Kind, Resolved, Target};
 use crate::blobs::Digest256;
 use crate::error::{Error, Result};
+use crate::formats::Format;
 use crate::names::{self, quote};
 
 /// Links followed before a chain is considered a loop (as the kernel's ELOOP).
@@ -183,7 +184,7 @@ pub(super) fn tag_members(c: &Connection, tag: i64) -> Result<Vec<(String, Strin
 }
 
 const ROW_COLUMNS: &str =
-    "e.kind, e.blob, b.md5, b.size, e.target_repository, e.target_name, e.mtime";
+    "e.kind, e.blob, b.md5, b.size, e.target_repository, e.target_name, e.mtime, b.format";
 
 pub(super) fn entry(c: &Connection, repository: &str, name: &str) -> Result<Option<Row>> {
     Ok(c.prepare_cached(&format!(
@@ -227,11 +228,19 @@ fn read_row(r: &rusqlite::Row<'_>, offset: usize) -> rusqlite::Result<Row> {
         r.get::<_, Option<String>>(offset + 1)?,
         r.get::<_, Option<String>>(offset + 2)?,
         r.get::<_, Option<i64>>(offset + 3)?,
+        r.get::<_, Option<String>>(offset + 7)?,
     ) {
-        (Some(sha256), Some(md5), Some(size)) => Some(Digest256 {
+        (Some(sha256), Some(md5), Some(size), Some(format)) => Some(Digest256 {
             sha256,
             md5,
             size: size as u64,
+            format: Format::from_str(&format).ok_or_else(|| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    offset + 7,
+                    rusqlite::types::Type::Text,
+                    format!("unknown flist format {format:?}").into(),
+                )
+            })?,
         }),
         _ => None,
     };
@@ -274,8 +283,8 @@ pub(super) fn insert_blob(
     t: i64,
 ) -> Result<()> {
     tx.execute(
-        "INSERT OR IGNORE INTO blob (sha256, md5, size, created) VALUES (?1, ?2, ?3, ?4)",
-        params![digest.sha256, digest.md5, digest.size as i64, t],
+        "INSERT OR IGNORE INTO blob (sha256, md5, size, created, format) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![digest.sha256, digest.md5, digest.size as i64, t, digest.format.as_str()],
     )?;
     put_facts(tx, &digest.sha256, facts)
 }
@@ -296,14 +305,19 @@ pub(super) fn facts(c: &Connection, sha256: &str) -> Result<Option<String>> {
     )
 }
 
-/// Files published before their facts were kept.
-pub(super) fn blobs_without_facts(c: &Connection) -> Result<Vec<String>> {
+/// Files published before their facts were kept, with their formats.
+pub(super) fn blobs_without_facts(c: &Connection) -> Result<Vec<(String, Format)>> {
     let mut stmt = c.prepare(
-        "SELECT b.sha256 FROM blob b LEFT JOIN blob_facts f ON f.sha256 = b.sha256
+        "SELECT b.sha256, b.format FROM blob b LEFT JOIN blob_facts f ON f.sha256 = b.sha256
          WHERE f.sha256 IS NULL",
     )?;
-    let rows = stmt.query_map([], |r| r.get(0))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+    rows.map(|row| {
+        let (sha, format) = row?;
+        let format = Format::from_str(&format).ok_or_else(corrupt_row)?;
+        Ok((sha, format))
+    })
+    .collect()
 }
 
 pub(super) fn insert_regular(

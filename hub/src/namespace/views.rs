@@ -1,6 +1,17 @@
 //! What reads of the namespace answer: plain values, in 0-hub's terms.
 
 use crate::blobs::Digest256;
+use crate::formats::Format;
+use crate::names::FLIST_SUFFIX;
+
+/// How a name (stored with `.flist`) is shown: with the suffix of the format of what it is
+/// or resolves to, `x.fl` for an rfs fl file, as it is downloaded.
+pub fn shown(name: &str, format: Option<Format>) -> String {
+    match (format, name.strip_suffix(FLIST_SUFFIX)) {
+        (Some(format), Some(stem)) => format!("{stem}{}", format.suffix()),
+        _ => name.to_owned(),
+    }
+}
 
 /// What a link points at.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,6 +25,18 @@ pub enum Target {
 }
 
 impl Target {
+    /// The target with its flist's name shown with the suffix of `format`.
+    pub(super) fn shown(self, format: Option<Format>) -> Target {
+        match self {
+            Target::Local(name) => Target::Local(shown(&name, format)),
+            Target::Flist { repository, name } => Target::Flist {
+                repository,
+                name: shown(&name, format),
+            },
+            tag @ Target::Tag { .. } => tag,
+        }
+    }
+
     /// The form 0-hub's listings show: the link text with `../` dropped and `.tag-` written
     /// `tags/` (`alice/x.flist`, `x.flist`, `alice/tags/v1`).
     pub fn cleaned(&self) -> String {

@@ -1,3 +1,8 @@
+-- The format of each published flist file: the hub's own, or a 0-flist or rfs fl hosted
+-- byte for byte (hub::formats).
+ALTER TABLE blob ADD COLUMN format TEXT NOT NULL DEFAULT 'native'
+    CHECK (format IN ('native', '0-flist', 'fl'));
+
 -- What the hub learns of each published flist file at publish time (its metadata and
 -- counts, as JSON: hub::facts::Facts), so that reads never open the file for them. Kept
 -- while the file's row is; rows of files published before this table existed are filled

@@ -128,6 +128,24 @@ impl TestHub {
         self.send(request.body(Body::from(body)).unwrap()).await
     }
 
+    /// Starts the hub's 0-db gateway on a free loopback port; its address. It stops with
+    /// the returned token (dropped: stopped).
+    pub async fn gateway(&self) -> (std::net::SocketAddr, tokio_util::sync::DropGuard) {
+        let listener = hub::Gateway::bind("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let address = listener.local_addr().unwrap();
+        let stop = tokio_util::sync::CancellationToken::new();
+        let gateway = hub::Gateway::new(
+            &self.hub,
+            &self.hub.config().gateway,
+            format!("zdb://{address}"),
+            stop.clone(),
+        );
+        tokio::spawn(Arc::new(gateway).serve(listener));
+        (address, stop.drop_guard())
+    }
+
     /// A token minted by this hub for `user`.
     pub fn token(&self, user: &str) -> String {
         self.hub

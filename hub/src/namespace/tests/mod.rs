@@ -42,6 +42,7 @@ fn file(seed: &str) -> Digest256 {
         sha256: format!("{seed:0>64}"),
         md5: format!("{seed:0>32}"),
         size: seed.len() as u64 * 100,
+        format: crate::formats::Format::Native,
     }
 }
 

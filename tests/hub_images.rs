@@ -182,7 +182,10 @@ fn the_docker_route_as_0_hub_clients_call_it_and_the_job_it_leaves() {
         jobs.iter().any(|j| says(&j, "no such image or tag")),
         "{jobs:?}"
     );
-    assert!(jobs.iter().any(|j| says(&j, "does not match its digest")), "{jobs:?}");
+    assert!(
+        jobs.iter().any(|j| says(&j, "does not match its digest")),
+        "{jobs:?}"
+    );
 }
 
 #[test]
@@ -321,8 +324,7 @@ fn limits_shared_conversions_cancellation_timeouts_and_restarts() {
     );
     let big = format!("{}/test/big:v1", registry.host());
     let small = format!("{}/test/small:v1", registry.host());
-    let mut hub =
-        HubServer::start(&format!(
+    let mut hub = HubServer::start(&format!(
         "{PRIVATE_NETWORKS}concurrent = 1\nper-identity = 2\nregistry-timeout = \"3s\"\n"
     ));
     let alice = hub.token("alice", &[]);

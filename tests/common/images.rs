@@ -102,4 +102,3 @@ pub fn convert(hub: &HubServer, token: &str, body: Value) -> (u16, Value) {
             .unwrap(),
     )
 }
-

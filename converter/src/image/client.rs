@@ -17,6 +17,8 @@ use reqwest::{Response, StatusCode, Url};
 use serde::Deserialize;
 use sha2::Digest as _;
 
+use super::digest::Verifier;
+
 use super::egress::{Egress, Guard, Refused, refusal};
 use super::{Credentials, ImageFailure};
 use crate::error::{Error, Result};
@@ -87,7 +89,7 @@ impl RegistryClient {
         let http = guard
             .apply(builder)
             .build()
-            .map_err(|e| Error::Input(format!("cannot make an HTTP client: {e}")))?;
+            .map_err(|e| Error::io("the registry client", std::io::Error::other(e)))?;
         Ok(RegistryClient {
             http,
             guard,
@@ -107,7 +109,7 @@ impl RegistryClient {
         let response = self.get(url, Some(MANIFEST_TYPES)).await?;
         let body = self.read(response, MANIFEST_LIMIT, "the manifest").await?;
         let digest = if tag_or_digest.contains(':') {
-            let mut check = Verifier::new(tag_or_digest).map_err(|why| self.invalid(&why))?;
+            let mut check = self.verifier(tag_or_digest)?;
             check.update(&body);
             if !check.matches() {
                 return Err(self.invalid("the manifest does not match its digest"));
@@ -126,7 +128,7 @@ impl RegistryClient {
 
     /// A whole blob of at most `limit` bytes, checked against its digest.
     pub(crate) async fn small_blob(&self, digest: &str, limit: u64, what: &str) -> Result<Vec<u8>> {
-        let mut check = Verifier::new(digest).map_err(|why| self.invalid(&why))?;
+        let mut check = self.verifier(digest)?;
         let body = self.read(self.blob(digest).await?, limit, what).await?;
         check.update(&body);
         if !check.matches() {
@@ -200,20 +202,13 @@ impl RegistryClient {
 
     /// A bearer token for pulling from this repository, from the service `challenge` names.
     async fn token(&self, challenge: &Challenge) -> Result<HeaderValue> {
-        let denied = || {
-            Error::image(
-                ImageFailure::Denied,
-                format!(
-                    "{}: the registry refused the credentials (or wants some)",
-                    self.image
-                ),
-            )
-        };
         let mut realm = challenge
             .param("realm")
             .and_then(|r| Url::parse(r).ok())
             // Credentials go to the token service: never in the clear from an HTTPS registry.
-            .filter(|r| r.scheme() == "https" || (r.scheme() == "http" && self.base.scheme() == "http"))
+            .filter(|r| {
+                r.scheme() == "https" || (r.scheme() == "http" && self.base.scheme() == "http")
+            })
             .ok_or_else(|| self.invalid("the registry's authentication challenge is not usable"))?;
         realm
             .query_pairs_mut()
@@ -227,12 +222,6 @@ impl RegistryClient {
             request = request.basic_auth(&credentials.username, Some(&credentials.password));
         }
         let response = request.send().await.map_err(|e| self.transport(&e))?;
-        if matches!(
-            response.status(),
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
-        ) {
-            return Err(denied());
-        }
         let response = self.success(response).await?;
         let body = self.read(response, TOKEN_LIMIT, "the token").await?;
         #[derive(Deserialize)]
@@ -295,6 +284,13 @@ impl RegistryClient {
         Ok(body)
     }
 
+    /// A check of `digest`, which a manifest (or the image's reference) names.
+    pub(crate) fn verifier(&self, digest: &str) -> Result<Verifier> {
+        Verifier::new(digest).ok_or_else(|| {
+            self.invalid("the manifest names a digest this hub does not check (sha256, sha512)")
+        })
+    }
+
     pub(crate) fn invalid(&self, why: &str) -> Error {
         Error::image(ImageFailure::Invalid, format!("{}: {why}", self.image))
     }
@@ -317,7 +313,10 @@ impl RegistryClient {
         };
         Error::image(
             ImageFailure::Denied,
-            format!("{}: refused: the registry {}: {why}", self.image, self.registry),
+            format!(
+                "{}: refused: the registry {}: {why}",
+                self.image, self.registry
+            ),
         )
     }
 
@@ -433,51 +432,6 @@ impl Challenge {
     }
 }
 
-/// Checks bytes against a digest (`sha256:<hex>` or `sha512:<hex>`) as they pass.
-pub(crate) struct Verifier {
-    hasher: Hasher,
-    expected: String,
-}
-
-enum Hasher {
-    Sha256(sha2::Sha256),
-    Sha512(sha2::Sha512),
-}
-
-impl Verifier {
-    pub(crate) fn new(digest: &str) -> std::result::Result<Verifier, String> {
-        let (hasher, length) = match digest.split_once(':') {
-            Some(("sha256", _)) => (Hasher::Sha256(sha2::Sha256::new()), 64),
-            Some(("sha512", _)) => (Hasher::Sha512(sha2::Sha512::new()), 128),
-            _ => return Err(format!("{digest:?} is not a digest this hub checks")),
-        };
-        let expected = digest.split_once(':').map(|(_, hex)| hex).unwrap_or_default();
-        if expected.len() != length || !expected.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
-            return Err(format!("{digest:?} is not a digest this hub checks"));
-        }
-        Ok(Verifier {
-            hasher,
-            expected: expected.to_owned(),
-        })
-    }
-
-    pub(crate) fn update(&mut self, bytes: &[u8]) {
-        match &mut self.hasher {
-            Hasher::Sha256(h) => h.update(bytes),
-            Hasher::Sha512(h) => h.update(bytes),
-        }
-    }
-
-    /// Whether what passed has the digest.
-    pub(crate) fn matches(self) -> bool {
-        let actual = match self.hasher {
-            Hasher::Sha256(h) => hex::encode(h.finalize()),
-            Hasher::Sha512(h) => hex::encode(h.finalize()),
-        };
-        actual == self.expected
-    }
-}
-
 /// TLS with the machine's trusted roots, on ring (the crypto provider of the whole
 /// process), whether or not the process installed it as its default.
 fn tls_config() -> Result<rustls::ClientConfig> {
@@ -489,7 +443,7 @@ fn tls_config() -> Result<rustls::ClientConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     Ok(rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| Error::Input(format!("TLS: {e}")))?
+        .map_err(|e| Error::io("the registry client's TLS", std::io::Error::other(e)))?
         .with_root_certificates(roots)
         .with_no_client_auth())
 }
@@ -514,22 +468,5 @@ mod tests {
         assert_eq!(c.param("charset"), Some("UTF-8"));
         let c = Challenge::parse(r#"Bearer realm="unterminated"#).unwrap();
         assert_eq!(c.param("realm"), None);
-    }
-
-    #[test]
-    fn digests() {
-        let mut v = Verifier::new(
-            "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824",
-        )
-        .unwrap();
-        v.update(b"hel");
-        v.update(b"lo");
-        assert!(v.matches());
-        let mut v = Verifier::new(&format!("sha256:{}", "0".repeat(64))).unwrap();
-        v.update(b"hello");
-        assert!(!v.matches());
-        assert!(Verifier::new("md5:5d41402abc4b2a76b9719d911017c592").is_err());
-        assert!(Verifier::new(&format!("sha256:{}", "A".repeat(64))).is_err());
-        assert!(Verifier::new("sha256:abc").is_err());
     }
 }

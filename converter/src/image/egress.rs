@@ -188,9 +188,8 @@ impl Resolve for CheckedResolver {
             .as_deref()
             .is_some_and(|t| t.eq_ignore_ascii_case(&host));
         Box::pin(async move {
-            let addresses: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .collect();
+            let addresses: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             if !trusted && addresses.iter().any(|a| !is_public(a.ip())) {
                 tracing::debug!(%host, ?addresses, "refused: an address that is not public");
                 return Err(Box::new(Refused::Address { host }) as _);
@@ -389,6 +388,9 @@ mod tests {
             .await
             .unwrap()
             .collect();
-        assert!(addresses.iter().all(|a| a.ip().is_loopback()), "{addresses:?}");
+        assert!(
+            addresses.iter().all(|a| a.ip().is_loopback()),
+            "{addresses:?}"
+        );
     }
 }

@@ -10,6 +10,7 @@
 mod client;
 mod config;
 mod daemon;
+mod digest;
 mod egress;
 mod layers;
 mod registry;

@@ -13,8 +13,9 @@ use oci_spec::distribution::Reference;
 use serde::Deserialize;
 use tokio::runtime::Handle;
 
-use super::client::{RegistryClient, Verifier, transport_phrase};
+use super::client::{RegistryClient, transport_phrase};
 use super::config::CONFIG_LIMIT;
+use super::digest::Verifier;
 use super::egress::Egress;
 use super::layers::Layers;
 use super::{Credentials, ImageFailure, Platform};
@@ -161,11 +162,7 @@ fn parse(client: &RegistryClient, body: &[u8]) -> Result<Parsed> {
         tracing::debug!(error = %e, "a manifest that does not parse");
         client.invalid("the manifest is not an image manifest or index this hub reads")
     })?;
-    let checked = |digest: &str| {
-        Verifier::new(digest)
-            .map(drop)
-            .map_err(|why| client.invalid(&format!("the manifest names {why}")))
-    };
+    let checked = |digest: &str| client.verifier(digest).map(drop);
     match manifest {
         Manifest {
             schema_version: 2,
@@ -205,7 +202,8 @@ fn choose(
     let plain = |s: &str| {
         !s.is_empty()
             && s.len() <= 32
-            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
     };
     let available: Vec<(Platform, &str)> = entries
         .iter()
@@ -250,7 +248,7 @@ impl Layers for RegistryImage {
     fn open(&mut self, index: usize) -> Result<Box<dyn Read + Send>> {
         let layer = self.layers[index].clone();
         let response = self.runtime.block_on(self.client.blob(&layer.digest))?;
-        let verifier = Verifier::new(&layer.digest).map_err(|why| self.client.invalid(&why))?;
+        let verifier = self.client.verifier(&layer.digest)?;
         Ok(Box::new(LayerReader {
             runtime: self.runtime.clone(),
             stream: response.bytes_stream().boxed(),
@@ -297,11 +295,9 @@ impl Read for LayerReader {
                     return Err(refuse(&self.digest, transport_phrase(&e)));
                 }
                 None => {
+                    // Fewer bytes than the manifest says cannot have its digest either.
                     let verifier = self.verifier.take();
-                    if self.remaining > 0 {
-                        return Err(refuse(&self.digest, "shorter than the manifest says"));
-                    }
-                    if !verifier.is_some_and(Verifier::matches) {
+                    if self.remaining > 0 || !verifier.is_some_and(Verifier::matches) {
                         return Err(refuse(&self.digest, "content does not match its digest"));
                     }
                 }
@@ -340,7 +336,13 @@ mod tests {
         assert!(plain_http("127.0.0.1:5000", &[]));
         assert!(plain_http("[::1]:5000", &[]));
         assert!(!plain_http("registry.example.com", &[]));
-        assert!(plain_http("registry.lan:5000", &["registry.lan:5000".into()]));
-        assert!(!plain_http("index.docker.io", &["registry.lan:5000".into()]));
+        assert!(plain_http(
+            "registry.lan:5000",
+            &["registry.lan:5000".into()]
+        ));
+        assert!(!plain_http(
+            "index.docker.io",
+            &["registry.lan:5000".into()]
+        ));
     }
 }

@@ -2,10 +2,11 @@
 //!
 //! Two sources: a registry, read over the OCI distribution API (`client`) with the layers
 //! streamed straight into the pack pipeline (`registry`), every connection under the
-//! request's egress rule (`egress`); and the local Docker daemon's image export (`daemon`). Either way the layers are applied as a container runtime stacks them, top
-//! layer first so that nothing replaced or deleted above is chunked (`layers`), and the
-//! image's configuration becomes flist metadata and, unless switched off, the
-//! `/.startup.toml` Zero-OS reads (`config`).
+//! request's egress rule (`egress`); and the local Docker daemon's image export (`daemon`).
+//! Either way the layers are applied as a container runtime stacks them, top layer first
+//! so that nothing replaced or deleted above is chunked (`layers`), and the image's
+//! configuration becomes flist metadata and, unless switched off, the `/.startup.toml`
+//! Zero-OS reads (`config`).
 
 mod client;
 mod config;

@@ -34,8 +34,8 @@ pub use cat::cat;
 pub use error::{Error, Result};
 pub use extract::{ExtractOptions, ExtractSummary};
 pub use image::{
-    Credentials, ImageConfig, ImageFailure, ImageRequest, ImageSource, ImageSummary, OpenedImage,
-    Platform, flist_name, open_image, pack_image, registry_of, repository_of,
+    Credentials, Egress, ImageConfig, ImageFailure, ImageRequest, ImageSource, ImageSummary,
+    OpenedImage, Platform, flist_name, open_image, pack_image, registry_of, repository_of,
 };
 pub use pack::{LateMetadata, Limits, PackOptions, PackSummary, README_LIMIT};
 pub use pipe::{PipeReader, pipe};

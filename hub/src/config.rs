@@ -252,8 +252,12 @@ pub struct ImagesConfig {
     pub startup_toml: bool,
     /// Registries (`host[:port]`) reached over plain HTTP.
     pub insecure_registries: Vec<String>,
-    /// The only registries images are converted from; empty: any.
+    /// The only registries images are converted from; empty: any. A registry listed here
+    /// is also reached on a private address.
     pub allowed_registries: Vec<String>,
+    /// Reach registries (and where they send the hub) on private, loopback and link-local
+    /// addresses too; by default only a listed registry is.
+    pub allow_private_networks: bool,
     /// How long a registry may take to answer one request.
     #[serde(deserialize_with = "duration")]
     pub registry_timeout: Duration,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use converter::{Credentials, ImageRequest, ImageSource, PackOptions, Platform, Progress};
+use converter::{Credentials, Egress, ImageRequest, ImageSource, PackOptions, Platform, Progress};
 
 use crate::StoreArgs;
 use crate::ui::{self, Ui};
@@ -102,6 +102,8 @@ impl SourceArgs {
                 ImageSource::Registry
             },
             insecure_registries: self.insecure_registry.clone(),
+            // The operator's own command reaches what the operator's machine reaches.
+            egress: Egress::Open,
             startup_toml: !self.no_startup_toml,
             timeout: Duration::from_secs(120),
             spool: std::env::temp_dir(),

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod hub;
+pub mod images;
 
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsStr;

@@ -1,14 +1,18 @@
 //! Container images into flists.
 //!
-//! Two sources: a registry, read over the OCI distribution API with the layers streamed
-//! straight into the pack pipeline (`registry`); and the local Docker daemon's image export
-//! (`daemon`). Either way the layers are applied as a container runtime stacks them, top
-//! layer first so that nothing replaced or deleted above is chunked (`layers`), and the
-//! image's configuration becomes flist metadata and, unless switched off, the
-//! `/.startup.toml` Zero-OS reads (`config`).
+//! Two sources: a registry, read over the OCI distribution API (`client`) with the layers
+//! streamed straight into the pack pipeline (`registry`), every connection under the
+//! request's egress rule (`egress`); and the local Docker daemon's image export (`daemon`).
+//! Either way the layers are applied as a container runtime stacks them, top layer first
+//! so that nothing replaced or deleted above is chunked (`layers`), and the image's
+//! configuration becomes flist metadata and, unless switched off, the `/.startup.toml`
+//! Zero-OS reads (`config`).
 
+mod client;
 mod config;
 mod daemon;
+mod digest;
+mod egress;
 mod layers;
 mod registry;
 
@@ -21,6 +25,7 @@ use chunkstore::ChunkStore;
 use flist::Source;
 
 pub use config::ImageConfig;
+pub use egress::Egress;
 
 use crate::error::{Error, Result};
 use crate::pack::{PackOptions, PackSummary};
@@ -36,7 +41,8 @@ pub enum ImageFailure {
     Reference,
     /// No such image, tag or digest.
     NotFound,
-    /// The registry (or daemon) refused the credentials, or wants some.
+    /// Access refused: by the registry (or daemon), which wants other credentials or
+    /// some; or by the request's egress rule ([`Egress`]), before anything was fetched.
     Denied,
     /// The registry or daemon does not answer, or failed.
     Unreachable,
@@ -144,6 +150,8 @@ pub struct ImageRequest {
     pub source: ImageSource,
     /// Registries (`host[:port]`) reached over plain HTTP (loopback ones always are).
     pub insecure_registries: Vec<String>,
+    /// Where a registry pull may connect (the daemon source pulls by itself).
+    pub egress: Egress,
     /// Add 0-hub's `/.startup.toml` (unless the image has its own).
     pub startup_toml: bool,
     /// How long a registry may take to answer one request.
@@ -242,6 +250,7 @@ pub async fn open_image(request: &ImageRequest) -> Result<OpenedImage> {
                 request.credentials.as_ref(),
                 &request.insecure_registries,
                 request.timeout,
+                request.egress,
             )
             .await?;
             let (name, digest, size) = (image.name(), image.digest.clone(), image.layers_size());

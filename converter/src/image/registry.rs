@@ -1,7 +1,7 @@
-//! Images pulled straight from a registry over the OCI distribution API (`oci-client`):
-//! the reference resolved as Docker resolves it, an index narrowed to the platform asked
-//! for, the config read, and each layer streamed (and checked against its digest) when the
-//! layer merge asks for it. Nothing is written to disk but the flist.
+//! Images pulled straight from a registry over the OCI distribution API (`client`): the
+//! reference resolved as Docker resolves it, an index narrowed to the platform asked for,
+//! the config read, and each layer streamed (and checked against its size and digest) when
+//! the layer merge asks for it. Nothing is written to disk but the flist.
 
 use std::io::{self, Read};
 use std::time::Duration;
@@ -9,33 +9,70 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
-use oci_client::client::{ClientConfig, ClientProtocol};
-use oci_client::errors::{OciDistributionError, OciErrorCode};
-use oci_client::manifest::{OciDescriptor, OciImageManifest, OciManifest};
-use oci_client::secrets::RegistryAuth;
-use oci_client::{Client, Reference};
+use oci_spec::distribution::Reference;
+use serde::Deserialize;
 use tokio::runtime::Handle;
 
+use super::client::{RegistryClient, transport_phrase};
 use super::config::CONFIG_LIMIT;
+use super::digest::Verifier;
+use super::egress::Egress;
 use super::layers::Layers;
 use super::{Credentials, ImageFailure, Platform};
 use crate::error::{Error, Result};
 
 /// An image resolved in its registry: what to read, not read yet.
 pub(crate) struct RegistryImage {
-    client: Client,
+    client: RegistryClient,
     reference: Reference,
     /// The manifest's digest (of the platform's manifest, for an index).
     pub digest: String,
     pub platform: Option<Platform>,
     pub config: Vec<u8>,
-    layers: Vec<OciDescriptor>,
+    layers: Vec<Descriptor>,
     runtime: Handle,
 }
 
-/// Where a registry may be reached over plain HTTP: on this machine, as Docker allows, and
+/// What a pull reads of a manifest or an index, OCI and Docker schema 2 alike.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Manifest {
+    schema_version: u32,
+    manifests: Option<Vec<IndexEntry>>,
+    config: Option<Descriptor>,
+    layers: Option<Vec<Descriptor>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct Descriptor {
+    digest: String,
+    size: u64,
+}
+
+#[derive(Deserialize)]
+struct IndexEntry {
+    digest: String,
+    platform: Option<EntryPlatform>,
+}
+
+#[derive(Deserialize)]
+struct EntryPlatform {
+    os: String,
+    architecture: String,
+    variant: Option<String>,
+}
+
+enum Parsed {
+    Image {
+        config: Descriptor,
+        layers: Vec<Descriptor>,
+    },
+    Index(Vec<IndexEntry>),
+}
+
+/// Whether a registry is reached over plain HTTP: on this machine, as Docker allows, and
 /// the ones the configuration calls insecure.
-fn protocol(registry: &str, insecure: &[String]) -> ClientProtocol {
+fn plain_http(registry: &str, insecure: &[String]) -> bool {
     let host = registry
         .rsplit_once(':')
         .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
@@ -46,11 +83,7 @@ fn protocol(registry: &str, insecure: &[String]) -> ClientProtocol {
         || host
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback());
-    if loopback || insecure.iter().any(|r| r == registry) {
-        ClientProtocol::HttpsExcept(vec![registry.to_owned()])
-    } else {
-        ClientProtocol::Https
-    }
+    loopback || insecure.iter().any(|r| r == registry)
 }
 
 /// Parses an image reference as Docker does: `alpine` is `docker.io/library/alpine:latest`,
@@ -71,79 +104,42 @@ impl RegistryImage {
         credentials: Option<&Credentials>,
         insecure: &[String],
         timeout: Duration,
+        egress: Egress,
     ) -> Result<RegistryImage> {
         let reference = parse_reference(image)?;
-        let registry = reference.resolve_registry().to_owned();
-        let client = Client::new(ClientConfig {
-            protocol: protocol(&registry, insecure),
-            connect_timeout: Some(Duration::from_secs(10)),
-            read_timeout: Some(timeout),
-            ..ClientConfig::default()
-        });
-        let auth = match credentials {
-            Some(c) => RegistryAuth::Basic(c.username.clone(), c.password.clone()),
-            None => RegistryAuth::Anonymous,
-        };
-        let (manifest, digest) = client
-            .pull_manifest(&reference, &auth)
-            .await
-            .map_err(|e| failure(&reference, e))?;
-        let (manifest, digest, chosen) = match manifest {
-            OciManifest::Image(manifest) => (manifest, digest, None),
-            OciManifest::ImageIndex(index) => {
-                let available: Vec<(Platform, String)> = index
-                    .manifests
-                    .iter()
-                    .filter_map(|m| {
-                        let p = m.platform.as_ref()?;
-                        Some((
-                            Platform {
-                                os: p.os.to_string(),
-                                architecture: p.architecture.to_string(),
-                                variant: p.variant.clone(),
-                            },
-                            m.digest.clone(),
-                        ))
-                    })
-                    .collect();
-                let Some((found, digest)) =
-                    available.iter().find(|(p, _)| platform.matches(p)).cloned()
-                else {
-                    let listed: Vec<String> =
-                        available.iter().map(|(p, _)| p.to_string()).collect();
-                    return Err(Error::image(
-                        ImageFailure::Platform,
-                        format!(
-                            "{} has no {platform} image; it has: {}",
-                            reference.whole(),
-                            if listed.is_empty() {
-                                "none".into()
-                            } else {
-                                listed.join(", ")
-                            }
-                        ),
-                    ));
-                };
-                let pinned = Reference::with_digest(
-                    reference.registry().to_owned(),
-                    reference.repository().to_owned(),
-                    digest,
-                );
-                let (manifest, digest) = client
-                    .pull_image_manifest(&pinned, &auth)
-                    .await
-                    .map_err(|e| failure(&pinned, e))?;
-                (manifest, digest, Some(found))
+        let plain = plain_http(reference.resolve_registry(), insecure);
+        let client = RegistryClient::new(&reference, credentials, plain, timeout, egress)?;
+        let wanted = reference.digest().or(reference.tag()).unwrap_or("latest");
+        let (body, digest) = client.manifest(wanted).await?;
+        let (config, layers, digest, chosen) = match parse(&client, &body)? {
+            Parsed::Image { config, layers } => (config, layers, digest, None),
+            Parsed::Index(entries) => {
+                let (found, digest) = choose(&reference, &entries, platform)?;
+                let (body, digest) = client.manifest(&digest).await?;
+                match parse(&client, &body)? {
+                    Parsed::Image { config, layers } => (config, layers, digest, Some(found)),
+                    Parsed::Index(_) => {
+                        return Err(client.invalid("an index names another index"));
+                    }
+                }
             }
         };
-        let config = read_config(&client, &reference, &manifest).await?;
+        if config.size > CONFIG_LIMIT {
+            return Err(client.invalid(&format!(
+                "the image configuration declares {} bytes; at most {CONFIG_LIMIT} are read",
+                config.size
+            )));
+        }
+        let config = client
+            .small_blob(&config.digest, CONFIG_LIMIT, "the image configuration")
+            .await?;
         Ok(RegistryImage {
             client,
             reference,
             digest,
             platform: chosen,
             config,
-            layers: manifest.layers,
+            layers,
             runtime: Handle::current(),
         })
     }
@@ -155,48 +151,93 @@ impl RegistryImage {
 
     /// Bytes of all layers as the registry sends them.
     pub(crate) fn layers_size(&self) -> u64 {
-        self.layers.iter().map(|l| l.size.max(0) as u64).sum()
+        self.layers.iter().map(|l| l.size).sum()
     }
 }
 
-async fn read_config(
-    client: &Client,
-    reference: &Reference,
-    manifest: &OciImageManifest,
-) -> Result<Vec<u8>> {
-    if manifest.config.size < 0 || manifest.config.size as u64 > CONFIG_LIMIT {
-        return Err(Error::image(
-            ImageFailure::Invalid,
-            format!(
-                "the image configuration declares {} bytes; at most {CONFIG_LIMIT} are read",
-                manifest.config.size
-            ),
-        ));
-    }
-    // Streamed and capped: a registry may send more than it declared (the digest check
-    // comes only at the end).
-    let mut stream = client
-        .pull_blob_stream(reference, &manifest.config)
-        .await
-        .map_err(|e| failure(reference, e))?
-        .stream;
-    let mut config = Vec::with_capacity(manifest.config.size as usize);
-    while let Some(piece) = stream.next().await {
-        let piece = piece.map_err(|e| {
-            Error::image(
-                ImageFailure::Invalid,
-                format!("{}: the image configuration: {e}", reference.whole()),
-            )
-        })?;
-        if (config.len() + piece.len()) as u64 > CONFIG_LIMIT {
-            return Err(Error::image(
-                ImageFailure::Invalid,
-                format!("the image configuration is larger than {CONFIG_LIMIT} bytes"),
-            ));
+/// A manifest or an index; every digest it names one this hub checks (they go into URLs
+/// and messages).
+fn parse(client: &RegistryClient, body: &[u8]) -> Result<Parsed> {
+    let manifest: Manifest = serde_json::from_slice(body).map_err(|e| {
+        tracing::debug!(error = %e, "a manifest that does not parse");
+        client.invalid("the manifest is not an image manifest or index this hub reads")
+    })?;
+    let checked = |digest: &str| client.verifier(digest).map(drop);
+    match manifest {
+        Manifest {
+            schema_version: 2,
+            manifests: Some(entries),
+            ..
+        } => {
+            for entry in &entries {
+                checked(&entry.digest)?;
+            }
+            Ok(Parsed::Index(entries))
         }
-        config.extend_from_slice(&piece);
+        Manifest {
+            schema_version: 2,
+            config: Some(config),
+            layers: Some(layers),
+            ..
+        } => {
+            for descriptor in std::iter::once(&config).chain(&layers) {
+                checked(&descriptor.digest)?;
+            }
+            Ok(Parsed::Image { config, layers })
+        }
+        _ => Err(client.invalid(
+            "the manifest is not an image manifest or index this hub reads (OCI, Docker schema 2)",
+        )),
     }
-    Ok(config)
+}
+
+/// The entry of an index for `wanted`, or the list of platforms it has.
+fn choose(
+    reference: &Reference,
+    entries: &[IndexEntry],
+    wanted: &Platform,
+) -> Result<(Platform, String)> {
+    // Names as registries write them; an entry with others (attestations say "unknown")
+    // is never chosen, nor listed.
+    let plain = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 32
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    };
+    let available: Vec<(Platform, &str)> = entries
+        .iter()
+        .filter_map(|e| {
+            let p = e.platform.as_ref()?;
+            let fields = [Some(&p.os), Some(&p.architecture), p.variant.as_ref()];
+            fields.iter().flatten().all(|f| plain(f.as_str())).then(|| {
+                (
+                    Platform {
+                        os: p.os.clone(),
+                        architecture: p.architecture.clone(),
+                        variant: p.variant.clone(),
+                    },
+                    e.digest.as_str(),
+                )
+            })
+        })
+        .collect();
+    if let Some((found, digest)) = available.iter().find(|(p, _)| wanted.matches(p)) {
+        return Ok((found.clone(), (*digest).to_owned()));
+    }
+    let listed: Vec<String> = available.iter().map(|(p, _)| p.to_string()).collect();
+    Err(Error::image(
+        ImageFailure::Platform,
+        format!(
+            "{} has no {wanted} image; it has: {}",
+            reference.whole(),
+            if listed.is_empty() {
+                "none".into()
+            } else {
+                listed.join(", ")
+            }
+        ),
+    ))
 }
 
 impl Layers for RegistryImage {
@@ -206,111 +247,66 @@ impl Layers for RegistryImage {
 
     fn open(&mut self, index: usize) -> Result<Box<dyn Read + Send>> {
         let layer = self.layers[index].clone();
-        let (client, reference) = (&self.client, &self.reference);
-        let sized = self
-            .runtime
-            .block_on(client.pull_blob_stream(reference, &layer))
-            .map_err(|e| failure(reference, e))?;
-        Ok(Box::new(StreamReader {
+        let response = self.runtime.block_on(self.client.blob(&layer.digest))?;
+        let verifier = self.client.verifier(&layer.digest)?;
+        Ok(Box::new(LayerReader {
             runtime: self.runtime.clone(),
-            stream: sized.stream.fuse(),
+            stream: response.bytes_stream().boxed(),
             current: Bytes::new(),
+            verifier: Some(verifier),
+            remaining: layer.size,
             digest: layer.digest,
         }))
     }
 }
 
-/// A layer's byte stream as a blocking reader (the merge runs on a blocking thread).
-struct StreamReader {
+/// A layer's bytes as a blocking reader (the merge runs on a blocking thread), refused when
+/// they are more or fewer than the manifest says or do not match the digest.
+struct LayerReader {
     runtime: Handle,
-    /// Fused: oci-client checks the digest when the stream ends, and again (on nothing)
-    /// if it is polled past its end.
-    stream: futures_util::stream::Fuse<BoxStream<'static, io::Result<Bytes>>>,
+    stream: BoxStream<'static, reqwest::Result<Bytes>>,
     current: Bytes,
+    /// Until the end has been checked.
+    verifier: Option<Verifier>,
+    remaining: u64,
     digest: String,
 }
 
-impl Read for StreamReader {
+impl Read for LayerReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let refuse = |digest: &str, why: &str| io::Error::other(format!("layer {digest}: {why}"));
         while self.current.is_empty() {
+            if self.verifier.is_none() {
+                return Ok(0);
+            }
             match self.runtime.block_on(self.stream.next()) {
-                Some(Ok(piece)) => self.current = piece,
-                Some(Err(e)) => {
-                    return Err(io::Error::other(format!("layer {}: {e}", self.digest)));
+                Some(Ok(piece)) => {
+                    if piece.len() as u64 > self.remaining {
+                        return Err(refuse(&self.digest, "longer than the manifest says"));
+                    }
+                    self.remaining -= piece.len() as u64;
+                    if let Some(verifier) = self.verifier.as_mut() {
+                        verifier.update(&piece);
+                    }
+                    self.current = piece;
                 }
-                None => return Ok(0),
+                Some(Err(e)) => {
+                    tracing::debug!(digest = %self.digest, error = %e, "reading a layer");
+                    return Err(refuse(&self.digest, transport_phrase(&e)));
+                }
+                None => {
+                    // Fewer bytes than the manifest says cannot have its digest either.
+                    let verifier = self.verifier.take();
+                    if self.remaining > 0 || !verifier.is_some_and(Verifier::matches) {
+                        return Err(refuse(&self.digest, "content does not match its digest"));
+                    }
+                }
             }
         }
         let n = buf.len().min(self.current.len());
         buf[..n].copy_from_slice(&self.current.split_to(n));
         Ok(n)
     }
-}
-
-/// What a registry's answer means for the one who asked for the image.
-fn failure(reference: &Reference, e: OciDistributionError) -> Error {
-    use OciDistributionError as E;
-    let image = reference.whole();
-    let (kind, why) = match &e {
-        E::ImageManifestNotFoundError(_) => (ImageFailure::NotFound, "no such image or tag".into()),
-        E::RegistryError { envelope, .. } => {
-            let code = envelope.errors.first().map(|e| &e.code);
-            let kind = match code {
-                Some(
-                    OciErrorCode::ManifestUnknown
-                    | OciErrorCode::NameUnknown
-                    | OciErrorCode::NotFound
-                    | OciErrorCode::BlobUnknown,
-                ) => ImageFailure::NotFound,
-                Some(OciErrorCode::Unauthorized | OciErrorCode::Denied) => ImageFailure::Denied,
-                _ => ImageFailure::Unreachable,
-            };
-            let messages: Vec<&str> = envelope.errors.iter().map(|e| e.message.as_str()).collect();
-            let answer = format!("the registry answered: {}", messages.join("; "));
-            match kind {
-                ImageFailure::NotFound => (kind, format!("no such image or tag ({answer})")),
-                _ => (kind, answer),
-            }
-        }
-        E::AuthenticationFailure(why) => (
-            ImageFailure::Denied,
-            format!("authentication failed: {why}"),
-        ),
-        E::UnauthorizedError { .. } => (
-            ImageFailure::Denied,
-            "the registry refused the credentials (or wants some)".into(),
-        ),
-        E::ServerError { code, message, .. } => (
-            if *code == 404 {
-                ImageFailure::NotFound
-            } else {
-                ImageFailure::Unreachable
-            },
-            format!("the registry answered {code}: {message}"),
-        ),
-        E::RequestError(e) => (
-            ImageFailure::Unreachable,
-            format!("the registry does not answer: {}", describe(e)),
-        ),
-        E::DigestError(_) => (
-            ImageFailure::Invalid,
-            format!("content does not match its digest: {e}"),
-        ),
-        _ => (ImageFailure::Invalid, e.to_string()),
-    };
-    Error::image(kind, format!("{image}: {why}"))
-}
-
-/// A reqwest error with its causes (its own message alone is "error sending request").
-fn describe(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]
@@ -321,6 +317,7 @@ mod tests {
     fn references_resolve_as_docker_resolves_them() {
         let r = parse_reference("alpine").unwrap();
         assert_eq!(r.whole(), "docker.io/library/alpine:latest");
+        assert_eq!(r.resolve_registry(), "index.docker.io");
         let r = parse_reference("localhost:5000/app/web").unwrap();
         assert_eq!(
             (r.registry(), r.repository(), r.tag()),
@@ -335,14 +332,17 @@ mod tests {
 
     #[test]
     fn plain_http_only_for_loopback_and_listed_registries() {
-        let plain = |r: &str, insecure: &[String]| {
-            matches!(protocol(r, insecure), ClientProtocol::HttpsExcept(_))
-        };
-        assert!(plain("localhost:5000", &[]));
-        assert!(plain("127.0.0.1:5000", &[]));
-        assert!(plain("[::1]:5000", &[]));
-        assert!(!plain("registry.example.com", &[]));
-        assert!(plain("registry.lan:5000", &["registry.lan:5000".into()]));
-        assert!(!plain("index.docker.io", &["registry.lan:5000".into()]));
+        assert!(plain_http("localhost:5000", &[]));
+        assert!(plain_http("127.0.0.1:5000", &[]));
+        assert!(plain_http("[::1]:5000", &[]));
+        assert!(!plain_http("registry.example.com", &[]));
+        assert!(plain_http(
+            "registry.lan:5000",
+            &["registry.lan:5000".into()]
+        ));
+        assert!(!plain_http(
+            "index.docker.io",
+            &["registry.lan:5000".into()]
+        ));
     }
 }

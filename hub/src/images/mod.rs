@@ -10,13 +10,18 @@
 //!
 //! The flist is built in a private staging file and each job publishes its own copy, so a
 //! failure anywhere publishes nothing.
+//!
+//! Users name the registries, so pulls run under the hub's egress rule
+//! ([`converter::Egress::Guarded`]): public addresses only, unless the registry is one of
+//! `images.allowed-registries` or `images.allow-private-networks` is set; redirects to
+//! another host for blobs only.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use chunkstore::ChunkStore;
-use converter::{Cancel, Credentials, ImageRequest, ImageSource, Platform, Progress};
+use converter::{Cancel, Credentials, Egress, ImageRequest, ImageSource, Platform, Progress};
 use serde::Serialize;
 use tempfile::TempPath;
 use tokio::sync::{OwnedSemaphorePermit, oneshot};
@@ -264,6 +269,12 @@ impl Images {
                 },
             },
             insecure_registries: images.insecure_registries.clone(),
+            // Users name the registries: the hub reaches public addresses only, but for a
+            // registry the operator listed, or on a hub told to reach private networks.
+            egress: Egress::Guarded {
+                private_networks: images.allow_private_networks,
+                trusted_registry: images.allowed_registries.contains(&registry),
+            },
             startup_toml: images.startup_toml,
             timeout: images.registry_timeout,
             spool: self.publisher.staging_dir().to_owned(),

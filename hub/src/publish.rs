@@ -63,6 +63,13 @@ pub struct Published {
     pub stats: Stats,
 }
 
+impl Published {
+    /// Its name with the suffix of its format (`x.fl` for an rfs fl file).
+    pub fn shown_name(&self) -> String {
+        shown(&self.name, Some(self.digest.format))
+    }
+}
+
 /// Whether a `metadata-<key>` field may set `key`: `Ok(false)` for a protected key
 /// (ignored, as 0-hub did), an error for a key that is not a key.
 pub fn metadata_key_allowed(key: &str) -> Result<bool> {

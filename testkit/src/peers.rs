@@ -168,11 +168,19 @@ pub struct Zflist {
 impl Zflist {
     /// `None` (after a `SKIP:` line) when zflist or one of its libraries is missing.
     pub fn new(backend: Option<&Zdb>) -> Option<Zflist> {
+        Self::with_backend(
+            backend.map(|z| format!(r#"{{"host": "127.0.0.1", "port": {}}}"#, z.port())),
+        )
+    }
+
+    /// [`Zflist::new`] with `ZFLIST_BACKEND` as given (a host, port, token: a hub's
+    /// gateway).
+    pub fn with_backend(backend: Option<String>) -> Option<Zflist> {
         let program = peer("zflist")?;
         let zflist = Zflist {
             program,
             workspace: tempfile::tempdir().expect("temporary directory"),
-            backend: backend.map(|z| format!(r#"{{"host": "127.0.0.1", "port": {}}}"#, z.port())),
+            backend,
         };
         let probe = zflist.command().output().expect("run zflist");
         if String::from_utf8_lossy(&probe.stderr).contains("error while loading shared libraries") {
@@ -198,6 +206,15 @@ impl Zflist {
     /// Runs `zflist args...`, whatever its exit status.
     pub fn run(&self, args: &[&str]) -> Output {
         self.command().args(args).output().expect("run zflist")
+    }
+
+    /// Runs `zflist args...` with more environment (`ZFLIST_HUB`, `ZFLIST_HUB_TOKEN`).
+    pub fn run_with(&self, env: &[(&str, &str)], args: &[&str]) -> Output {
+        self.command()
+            .envs(env.iter().copied())
+            .args(args)
+            .output()
+            .expect("run zflist")
     }
 
     /// Runs `zflist args...` and returns its standard output; panics with its output when it

@@ -4,6 +4,7 @@
 
 pub mod hub;
 pub mod images;
+pub mod nodes;
 
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsStr;

@@ -217,7 +217,8 @@ pub fn published_json(
     stats: Option<&crate::inspect::Stats>,
     ignored_metadata: &[String],
 ) -> serde_json::Value {
-    let mut payload = serde_json::json!({ "name": published.name });
+    let name = published.shown_name();
+    let mut payload = serde_json::json!({ "name": name });
     if let Some(stats) = stats {
         payload["files"] = serde_json::json!({
             "success": true,
@@ -226,10 +227,7 @@ pub fn published_json(
             "status": 0,
         });
     }
-    payload["url"] = hub
-        .catalogue()
-        .url_of(&published.repository, &published.name)
-        .into();
+    payload["url"] = hub.catalogue().url_of(&published.repository, &name).into();
     payload["md5"] = published.digest.md5.clone().into();
     payload["sha256"] = published.digest.sha256.clone().into();
     payload["size"] = published.digest.size.into();

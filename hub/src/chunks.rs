@@ -183,26 +183,38 @@ impl ChunkService {
         Ok(found)
     }
 
-    /// Stores a block whose id the caller checked, for `caller`, within its quota; whether
-    /// it was new (a block already stored is not written again).
-    pub async fn store_block(
+    /// Stores blocks whose ids the caller checked, for `caller`, within its quota; for
+    /// each, whether it was new (a block already stored, or given twice, is written once).
+    pub async fn store_blocks(
         self: &Arc<Self>,
         caller: &Caller,
-        id: BlockId,
-        block: Bytes,
-    ) -> Result<bool> {
-        let received = block.len() as u64;
-        if self.blocks_present(&[id]).await?.pop().unwrap_or(false) {
-            self.charge(&caller.user, 0, 0, received as i64).await?;
-            return Ok(false);
+        blocks: Vec<(BlockId, Bytes)>,
+    ) -> Result<Vec<bool>> {
+        if blocks.is_empty() {
+            return Ok(Vec::new());
         }
+        let received: u64 = blocks.iter().map(|(_, b)| b.len() as u64).sum();
+        let ids: Vec<BlockId> = blocks.iter().map(|(id, _)| *id).collect();
+        let present = self.blocks_present(&ids).await?;
+        let mut seen = std::collections::HashSet::new();
+        let mut new = Vec::new();
+        let mut outcome = Vec::with_capacity(blocks.len());
+        for ((id, block), present) in blocks.into_iter().zip(present) {
+            let fresh = !present && seen.insert(id);
+            outcome.push(fresh);
+            if fresh {
+                new.push((id, block));
+            }
+        }
+        let bytes: u64 = new.iter().map(|(_, b)| b.len() as u64).sum();
+        let count = new.len();
         let store = Arc::clone(&self.store);
-        self.charged(&caller.user, 1, received, received, async move {
-            store.put_blocks(&[(id, block)]).await
+        self.charged(&caller.user, count, bytes, received, async move {
+            store.put_blocks(&new).await
         })
         .await?;
-        metrics::counter!("flisthub_blocks_stored_total").increment(1);
-        Ok(true)
+        metrics::counter!("flisthub_blocks_stored_total").increment(count as u64);
+        Ok(outcome)
     }
 
     fn short_answer(&self, asked: usize, answered: usize) -> Error {

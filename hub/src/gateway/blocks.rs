@@ -32,8 +32,12 @@ impl Blocks {
         self.chunks.read_blocks(ids).await
     }
 
-    /// Stores a checked block for `caller`; whether it was new.
-    pub(super) async fn put(&self, caller: &Caller, id: BlockId, block: Bytes) -> Result<bool> {
-        self.chunks.store_block(caller, id, block).await
+    /// Stores checked blocks for `caller`; for each, whether it was new.
+    pub(super) async fn put(
+        &self,
+        caller: &Caller,
+        blocks: Vec<(BlockId, Bytes)>,
+    ) -> Result<Vec<bool>> {
+        self.chunks.store_blocks(caller, blocks).await
     }
 }

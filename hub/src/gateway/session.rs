@@ -16,6 +16,10 @@ use crate::error::Error;
 
 /// Bytes read from the socket at a time.
 const READ_SIZE: usize = 256 << 10;
+/// Requests taken together, at most: a client's pipeline (rfs and libflist keep a few in
+/// flight) fits, and one batch of blocks stays small in memory.
+const BATCH_REQUESTS: usize = 64;
+const BATCH_BYTES: usize = 32 << 20;
 /// Replies buffered before they are written, whatever is still waiting to be read.
 const WRITE_AT: usize = 1 << 20;
 
@@ -94,22 +98,40 @@ impl Session {
         let mut need = 0usize;
         let stop = self.gateway.stop.clone();
         loop {
-            // Every whole request already received is answered before reading more.
+            // Every whole request already received is answered before reading more, runs
+            // of GETs and of SETs together (one store call, one quota charge, one sync).
             loop {
-                match parser.next(&mut buf, &mut need) {
-                    Ok(Some(request)) => self.answer(request).await,
-                    Ok(None) => break,
-                    Err(malformed) => {
-                        reply::error(&mut self.out, malformed.reply());
-                        let _ = stream.write_all(&self.out).await;
-                        tracing::debug!(peer = %self.peer, reply = malformed.reply(), "gateway: closing a connection");
-                        metrics::counter!("flisthub_gateway_malformed_total").increment(1);
-                        return;
+                let mut requests = Vec::new();
+                let mut bytes = 0;
+                let mut malformed = None;
+                while requests.len() < BATCH_REQUESTS && bytes < BATCH_BYTES {
+                    match parser.next(&mut buf, &mut need) {
+                        Ok(Some(request)) => {
+                            bytes += request.iter().map(Bytes::len).sum::<usize>();
+                            requests.push(request);
+                        }
+                        Ok(None) => break,
+                        Err(e) => {
+                            malformed = Some(e);
+                            break;
+                        }
                     }
+                }
+                let more = !requests.is_empty() && malformed.is_none();
+                self.answer_all(requests).await;
+                if let Some(malformed) = malformed {
+                    reply::error(&mut self.out, malformed.reply());
+                    let _ = stream.write_all(&self.out).await;
+                    tracing::debug!(peer = %self.peer, reply = malformed.reply(), "gateway: closing a connection");
+                    metrics::counter!("flisthub_gateway_malformed_total").increment(1);
+                    return;
                 }
                 if self.out.len() >= WRITE_AT && stream.write_all(&self.out.split()).await.is_err()
                 {
                     return;
+                }
+                if !more {
+                    break;
                 }
             }
             if !self.out.is_empty() && stream.write_all(&self.out.split()).await.is_err() {
@@ -131,23 +153,45 @@ impl Session {
         }
     }
 
-    async fn answer(&mut self, request: Vec<Bytes>) {
-        let Some((name, args)) = request.split_first() else {
-            reply::error(&mut self.out, "This is not a valid command");
-            return;
-        };
-        let command = Command::of(name);
-        metrics::counter!("flisthub_gateway_commands_total", "command" => command.label())
-            .increment(1);
+    /// Answers `requests` in order; consecutive GETs are read together, consecutive SETs
+    /// stored together.
+    async fn answer_all(&mut self, requests: Vec<Vec<Bytes>>) {
+        let mut requests = requests.into_iter().peekable();
+        while let Some(request) = requests.next() {
+            let Some(name) = request.first() else {
+                reply::error(&mut self.out, "This is not a valid command");
+                continue;
+            };
+            let command = Command::of(name);
+            metrics::counter!("flisthub_gateway_commands_total", "command" => command.label())
+                .increment(1);
+            let mut run = vec![request];
+            if matches!(command, Command::Get | Command::Set) {
+                while let Some(next) =
+                    requests.next_if(|r| r.first().is_some_and(|n| Command::of(n) == command))
+                {
+                    metrics::counter!("flisthub_gateway_commands_total", "command" => command.label())
+                        .increment(1);
+                    run.push(next);
+                }
+            }
+            match command {
+                Command::Get => self.get(&run).await,
+                Command::Set => self.set(run).await,
+                _ => self.answer(command, &run[0][1..]).await,
+            }
+        }
+    }
+
+    async fn answer(&mut self, command: Command, args: &[Bytes]) {
         match command {
             Command::Ping => reply::simple(&mut self.out, "PONG"),
             Command::Info => reply::bulk(&mut self.out, self.gateway.info().as_bytes()),
             Command::Select => self.select(args).await,
             Command::Auth => self.auth(args).await,
             Command::Exists => self.exists(args).await,
-            Command::Get => self.get(args).await,
             Command::Mget => self.mget(args).await,
-            Command::Set => self.set(args).await,
+            Command::Get | Command::Set => {}
             Command::Other => reply::error(&mut self.out, "Command not supported"),
         }
     }
@@ -216,19 +260,36 @@ impl Session {
         }
     }
 
-    async fn get(&mut self, args: &[Bytes]) {
-        let [id] = args else {
-            return reply::error(&mut self.out, "Unexpected arguments");
+    /// GETs, read from the store together.
+    async fn get(&mut self, requests: &[Vec<Bytes>]) {
+        // What each request asks: an id, or its refusal.
+        let asked: Vec<Result<Option<BlockId>, &'static str>> = requests
+            .iter()
+            .map(|r| match &r[1..] {
+                [id] => Ok(BlockId::from_slice(id)),
+                _ => Err("Unexpected arguments"),
+            })
+            .collect();
+        let ids: Vec<BlockId> = asked.iter().flatten().flatten().copied().collect();
+        let mut found = match self.gateway.blocks.get(&ids).await {
+            Ok(found) => found.into_iter(),
+            Err(e) => {
+                let message = e.client_message();
+                for _ in requests {
+                    reply::error(&mut self.out, &message);
+                }
+                return;
+            }
         };
-        let Some(id) = BlockId::from_slice(id) else {
-            return reply::nil(&mut self.out);
-        };
-        match self.gateway.blocks.get(&[id]).await {
-            Ok(mut found) => match found.pop().flatten() {
-                Some(block) => reply::bulk(&mut self.out, &block),
-                None => reply::nil(&mut self.out),
-            },
-            Err(e) => self.failed(&e),
+        for request in asked {
+            match request {
+                Err(refusal) => reply::error(&mut self.out, refusal),
+                Ok(None) => reply::nil(&mut self.out),
+                Ok(Some(_)) => match found.next().flatten() {
+                    Some(block) => reply::bulk(&mut self.out, &block),
+                    None => reply::nil(&mut self.out),
+                },
+            }
         }
     }
 
@@ -251,48 +312,55 @@ impl Session {
         }
     }
 
-    /// `SET <id> <block>`: for an authenticated caller, a block whose id is its content's
-    /// hash (16 bytes: BLAKE2b-128, as 0-hub's gateway checked; 32: BLAKE2b-256, as rfs
-    /// writes). The reply is the id, or nil when the block was already stored (all that
-    /// libflist accepts).
-    async fn set(&mut self, args: &[Bytes]) {
-        let [id, block] = args else {
-            return reply::error(&mut self.out, "Unexpected arguments");
-        };
-        let Some(caller) = &self.caller else {
-            metrics::counter!("flisthub_gateway_refused_writes_total").increment(1);
-            return reply::error(
-                &mut self.out,
-                "Unauthorized: AUTH with a hub token first (or SELECT <namespace> <token>)",
-            );
-        };
-        let matches = match id.len() {
-            16 => legacy::zero::blake2b_128(block).as_slice() == id.as_ref(),
-            32 => legacy::fl::blake2b_256(block).as_slice() == id.as_ref(),
-            _ => {
-                return reply::error(
+    /// `SET <id> <block>`s: for an authenticated caller, blocks whose id is their
+    /// content's hash (16 bytes: BLAKE2b-128, as 0-hub's gateway checked; 32: BLAKE2b-256,
+    /// as rfs writes), checked on every core and stored together. Each reply is the id, or
+    /// nil when the block was already stored (all that libflist accepts).
+    async fn set(&mut self, requests: Vec<Vec<Bytes>>) {
+        let Some(caller) = self.caller.clone() else {
+            metrics::counter!("flisthub_gateway_refused_writes_total")
+                .increment(requests.len() as u64);
+            for _ in requests {
+                reply::error(
                     &mut self.out,
-                    "Invalid key: a block id is 16 bytes (BLAKE2b-128) or 32 (BLAKE2b-256)",
+                    "Unauthorized: AUTH with a hub token first (or SELECT <namespace> <token>)",
                 );
             }
+            return;
         };
-        let Some(block_id) = BlockId::from_slice(id).filter(|_| matches) else {
-            metrics::counter!("flisthub_gateway_refused_writes_total").increment(1);
-            return reply::error(
-                &mut self.out,
-                "Unauthorized payload: the id is not the hash of the block",
-            );
+        let checks = requests.into_iter().map(|request| {
+            tokio::task::spawn_blocking(move || match &request[1..] {
+                [id, block] => check(id, block).map(|id| (id, block.clone())),
+                _ => Err("Unexpected arguments"),
+            })
+        });
+        let mut checked = Vec::new();
+        for check in checks.collect::<Vec<_>>() {
+            checked.push(check.await.unwrap_or(Err("Internal Error")));
+        }
+        let blocks: Vec<(BlockId, Bytes)> = checked.iter().flatten().cloned().collect();
+        let stored = match self.gateway.blocks.put(&caller, blocks).await {
+            Ok(stored) => stored,
+            Err(e) => {
+                let message = e.client_message();
+                for _ in &checked {
+                    reply::error(&mut self.out, &message);
+                }
+                return;
+            }
         };
-        let caller = caller.clone();
-        match self
-            .gateway
-            .blocks
-            .put(&caller, block_id, block.clone())
-            .await
-        {
-            Ok(true) => reply::bulk(&mut self.out, id),
-            Ok(false) => reply::nil(&mut self.out),
-            Err(e) => self.failed(&e),
+        let mut stored = stored.into_iter();
+        for outcome in checked {
+            match outcome {
+                Err(refusal) => {
+                    metrics::counter!("flisthub_gateway_refused_writes_total").increment(1);
+                    reply::error(&mut self.out, refusal);
+                }
+                Ok((id, _)) => match stored.next() {
+                    Some(true) => reply::bulk(&mut self.out, id.as_bytes()),
+                    _ => reply::nil(&mut self.out),
+                },
+            }
         }
     }
 
@@ -301,4 +369,16 @@ impl Session {
     fn failed(&mut self, e: &Error) {
         reply::error(&mut self.out, &e.client_message());
     }
+}
+
+/// The id of a block, if it is its content's hash.
+fn check(id: &[u8], block: &[u8]) -> Result<BlockId, &'static str> {
+    let matches = match id.len() {
+        16 => legacy::zero::blake2b_128(block).as_slice() == id,
+        32 => legacy::fl::blake2b_256(block).as_slice() == id,
+        _ => return Err("Invalid key: a block id is 16 bytes (BLAKE2b-128) or 32 (BLAKE2b-256)"),
+    };
+    BlockId::from_slice(id)
+        .filter(|_| matches)
+        .ok_or("Unauthorized payload: the id is not the hash of the block")
 }

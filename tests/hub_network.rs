@@ -76,6 +76,27 @@ fn closed_now(mut stream: &TcpStream) -> bool {
     closed
 }
 
+/// `GET /api/v1/health` from 127.0.0.1: the status, or 0 if no answer came within `wait`.
+fn health_within(url: &str, wait: Duration) -> u16 {
+    let address = url.trim_start_matches("http://");
+    let Ok(mut stream) = TcpStream::connect(address) else {
+        return 0;
+    };
+    stream.set_read_timeout(Some(wait)).unwrap();
+    let request =
+        format!("GET /api/v1/health HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+    if stream.write_all(request.as_bytes()).is_err() {
+        return 0;
+    }
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer)
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
 /// Gives this test process the hard open-file limit (it holds over a thousand sockets).
 fn raise_own_file_limit() -> Option<u64> {
     use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
@@ -116,9 +137,9 @@ fn half_sent_requests_neither_starve_the_hub_nor_stay_open() {
         stalled.extend(half_sent(address, Ipv4Addr::new(127, 0, 0, source), 220));
     }
     let sent = Instant::now();
-    let (status, body) = raw_get(&hub.url, "/api/v1/health");
+    let status = health_within(&hub.url, Duration::from_secs(5));
     let answered = sent.elapsed();
-    assert_eq!(status, 200, "{body}");
+    assert_eq!(status, 200, "no answer to health within 5 s");
     assert!(
         answered < Duration::from_secs(1),
         "health answered after {answered:?}"
@@ -158,7 +179,7 @@ fn half_sent_requests_neither_starve_the_hub_nor_stay_open() {
     assert_eq!(closed.iter().filter(|&&c| c).count(), 44, "refused at once");
     assert!(opened.elapsed() < Duration::from_millis(1500));
     // Another address is still welcome.
-    assert_eq!(raw_get(&hub.url, "/api/v1/health").0, 200);
+    assert_eq!(health_within(&hub.url, Duration::from_secs(5)), 200);
 }
 
 #[test]

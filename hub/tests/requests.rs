@@ -132,6 +132,9 @@ fn stalled_upload(token: &str, name: &str) -> Request<Body> {
     let mut header = tar::Header::new_gnu();
     header.set_size(1 << 20);
     header.set_mode(0o644);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(1_700_000_000);
     header.set_cksum();
     let mut builder = tar::Builder::new(Vec::new());
     builder
@@ -166,6 +169,11 @@ async fn two_identities_with_stalled_uploads_cannot_starve_a_third() {
                 .upload(Some(token), "one-more.tar.gz", &tarball("more"))
                 .await;
             if answer.status == StatusCode::TOO_MANY_REQUESTS {
+                assert!(
+                    answer.text().contains("uploads-per-identity"),
+                    "{}",
+                    answer.text()
+                );
                 break;
             }
             assert!(Instant::now() < deadline, "{}", answer.text());

@@ -205,14 +205,10 @@ impl<K: Hash + Eq + Clone> Counted<K> {
     /// Counts one more for `key`; `None` if it already holds `max`.
     pub(crate) fn take(counts: &Counts<K>, key: &K, max: usize) -> Option<Counted<K>> {
         let mut map = counts.lock().unwrap_or_else(|p| p.into_inner());
-        let count = map.entry(key.clone()).or_default();
-        if *count >= max {
-            if *count == 0 {
-                map.remove(key);
-            }
+        if map.get(key).copied().unwrap_or(0) >= max {
             return None;
         }
-        *count += 1;
+        *map.entry(key.clone()).or_default() += 1;
         Some(Counted {
             key: key.clone(),
             counts: Arc::clone(counts),

@@ -75,8 +75,8 @@ impl Pace {
         if self.floor == 0 || self.waited < self.window {
             return Ok(());
         }
-        let needed = self.floor.saturating_mul(self.window.as_secs().max(1));
-        if self.received < needed {
+        let needed = u128::from(self.floor) * self.window.as_millis() / 1000;
+        if u128::from(self.received) < needed {
             return Err(Error::Timeout(format!(
                 "the upload is too slow: {} bytes in {} of waiting, below the floor of {} bytes/s (limits.upload-min-rate); cut off so that it does not hold an upload slot",
                 self.received,

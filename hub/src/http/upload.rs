@@ -3,6 +3,9 @@
 //! file to a private staging file first (the flist must be whole to be checked; the web
 //! route answers with a job id before converting).
 
+use std::io;
+use std::sync::{Arc, Mutex, mpsc as sync_mpsc};
+
 use axum::body::Bytes;
 use axum::extract::multipart::{Field, MultipartError, MultipartRejection};
 use axum::extract::{Multipart, State};
@@ -11,8 +14,6 @@ use axum::response::Response;
 use converter::LateMetadata;
 use flist::Metadata;
 use serde::Serialize;
-use std::io;
-use std::sync::{Arc, Mutex, mpsc as sync_mpsc};
 use tempfile::TempPath;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;

@@ -180,7 +180,7 @@ impl Hub {
         let config = data.with_extension("toml");
         std::fs::write(
             &config,
-            "[limits]\nwrite-rate = 1000000\nwrite-burst = 1000000\nconcurrent-uploads = 8\nuploads-per-identity = 8\n",
+            "[limits]\nwrite-rate = 1000000\nwrite-burst = 1000000\nconcurrent-uploads = 17\nuploads-per-identity = 8\n",
         )
         .unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_flisthub"))

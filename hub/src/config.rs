@@ -80,6 +80,14 @@ pub struct ServerConfig {
     pub metrics: bool,
     #[serde(deserialize_with = "duration")]
     pub shutdown_grace: Duration,
+    /// How long a client may take to send a request's head (from connecting, or from the
+    /// end of its previous request on a kept-alive connection).
+    #[serde(deserialize_with = "duration")]
+    pub header_read_timeout: Duration,
+    /// Connections open at once; capped below the open-file limit.
+    pub max_connections: usize,
+    /// Connections open at once from one client address (an IPv6 /64); 0: no limit.
+    pub connections_per_address: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -121,6 +129,11 @@ pub struct LimitsConfig {
     pub uploads_per_identity: usize,
     #[serde(deserialize_with = "duration")]
     pub idle_timeout: Duration,
+    /// Bytes per second an upload must average over each `upload-rate-window`; 0: no floor.
+    #[serde(deserialize_with = "size")]
+    pub upload_min_rate: u64,
+    #[serde(deserialize_with = "duration")]
+    pub upload_rate_window: Duration,
     pub write_rate: u32,
     pub write_burst: u32,
     pub read_rate: u32,
@@ -361,10 +374,24 @@ impl Config {
             ("chunks.concurrent-reads", self.chunks.concurrent_reads),
             ("images.concurrent", self.images.concurrent),
             ("images.per-identity", self.images.per_identity),
+            ("server.max-connections", self.server.max_connections),
         ] {
             if value == 0 {
                 return bad(format!("{key} must be at least 1"));
             }
+        }
+        // Two identities must not be able to take every upload slot between them.
+        if l.uploads_per_identity.saturating_mul(2) >= l.concurrent_uploads {
+            return bad(format!(
+                "limits.uploads-per-identity = {} must be less than half of limits.concurrent-uploads = {}, so that two identities cannot hold every upload slot",
+                l.uploads_per_identity, l.concurrent_uploads
+            ));
+        }
+        if l.upload_min_rate > 0 && l.upload_rate_window < Duration::from_secs(1) {
+            return bad("limits.upload-rate-window must be at least 1s".into());
+        }
+        if self.server.header_read_timeout.is_zero() {
+            return bad("server.header-read-timeout must be longer than 0s".into());
         }
         // A push sends the pack pipeline's batches (a few MiB each) whole.
         if self.chunks.upload_body < 16 << 20 {
@@ -530,6 +557,27 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("missing.toml"), "{err}");
+    }
+
+    #[test]
+    fn limits_that_would_let_a_few_clients_hold_the_hub_are_refused() {
+        let err = Config::from_toml("[limits]\nconcurrent-uploads = 4\nuploads-per-identity = 2\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("limits.uploads-per-identity = 2")
+                && err.contains("two identities cannot hold every upload slot"),
+            "{err}"
+        );
+        Config::from_toml("[limits]\nconcurrent-uploads = 5\nuploads-per-identity = 2\n").unwrap();
+        let err = Config::from_toml("[server]\nheader-read-timeout = \"0s\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("server.header-read-timeout"), "{err}");
+        let err = Config::from_toml("[limits]\nupload-rate-window = \"100ms\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("limits.upload-rate-window"), "{err}");
     }
 
     #[test]

@@ -59,7 +59,7 @@ pub use names::{FlistName, Names, RepoName, TagName, TaglinkName};
 pub use namespace::{Change, Info, Kind, Listed, Resolved, Target};
 pub use publish::{ArchiveUpload, Published, Publisher};
 pub use server::serve;
-pub use status::{Health, Status};
+pub use status::{Component, ComponentState, Health, Status};
 pub use tokens::{TokenRecord, Tokens};
 
 /// The whole HTTP interface of `hub`: 0-hub's API, downloads, `/api/v1`, metrics.

@@ -1,6 +1,7 @@
 //! Rate limits and upload slots: what keeps one client from taking the whole hub.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
@@ -16,15 +17,15 @@ pub struct Limits {
     writes: DefaultKeyedRateLimiter<String>,
     reads: Option<DefaultKeyedRateLimiter<IpAddr>>,
     uploads: Arc<Semaphore>,
-    per_identity: Arc<Mutex<HashMap<String, usize>>>,
+    per_identity: Counts<String>,
     max_per_identity: usize,
-    chunk_uploads: Arc<Mutex<HashMap<String, usize>>>,
+    chunk_uploads: Counts<String>,
     max_chunk_uploads: usize,
     /// Batched chunk reads in flight: each holds up to a batch of chunks in memory.
     chunk_reads: Arc<Semaphore>,
     /// Image conversions running, and queued or running per identity.
     conversions: Arc<Semaphore>,
-    conversions_per_identity: Arc<Mutex<HashMap<String, usize>>>,
+    conversions_per_identity: Counts<String>,
     max_conversions_per_identity: usize,
 }
 
@@ -81,7 +82,7 @@ impl Limits {
     /// Takes an upload slot for `user`: refused (429) beyond the per-identity limit, and
     /// waits for a free hub-wide slot.
     pub async fn upload_slot(&self, user: &str) -> Result<UploadSlot> {
-        let held = Counted::take(
+        let held = identity_slot(
             &self.per_identity,
             user,
             self.max_per_identity,
@@ -103,7 +104,7 @@ impl Limits {
         if self.uploads.is_closed() {
             return Err(Error::Unavailable("the hub is shutting down".into()));
         }
-        Counted::take(
+        identity_slot(
             &self.chunk_uploads,
             user,
             self.max_chunk_uploads,
@@ -127,7 +128,7 @@ impl Limits {
         if self.conversions.is_closed() {
             return Err(Error::Unavailable("the hub is shutting down".into()));
         }
-        Counted::take(
+        identity_slot(
             &self.conversions_per_identity,
             user,
             self.max_conversions_per_identity,
@@ -191,43 +192,46 @@ pub struct ConversionSlot {
     _counted: Counted,
 }
 
-struct Counted {
-    user: String,
-    counts: Arc<Mutex<HashMap<String, usize>>>,
+/// How many of something each key (an identity, a client address) holds.
+pub(crate) type Counts<K> = Arc<Mutex<HashMap<K, usize>>>;
+
+/// One of `key`'s places in `counts`; given back when dropped.
+pub(crate) struct Counted<K: Hash + Eq + Clone = String> {
+    key: K,
+    counts: Counts<K>,
 }
 
-impl Counted {
-    /// Counts one more of `user`'s requests in `counts`, or refuses past `max`.
-    fn take(
-        counts: &Arc<Mutex<HashMap<String, usize>>>,
-        user: &str,
-        max: usize,
-        what: &str,
-    ) -> Result<Counted> {
+impl<K: Hash + Eq + Clone> Counted<K> {
+    /// Counts one more for `key`; `None` if it already holds `max`.
+    pub(crate) fn take(counts: &Counts<K>, key: &K, max: usize) -> Option<Counted<K>> {
         let mut map = counts.lock().unwrap_or_else(|p| p.into_inner());
-        let count = map.entry(user.to_owned()).or_default();
-        if *count >= max {
-            return Err(Error::TooManyRequests {
-                message: format!("{user} already has {max} {what} in progress"),
-                retry_after: 5,
-            });
+        if map.get(key).copied().unwrap_or(0) >= max {
+            return None;
         }
-        *count += 1;
-        Ok(Counted {
-            user: user.to_owned(),
+        *map.entry(key.clone()).or_default() += 1;
+        Some(Counted {
+            key: key.clone(),
             counts: Arc::clone(counts),
         })
     }
 }
 
-impl Drop for Counted {
+impl<K: Hash + Eq + Clone> Drop for Counted<K> {
     fn drop(&mut self) {
         let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(count) = counts.get_mut(&self.user) {
+        if let Some(count) = counts.get_mut(&self.key) {
             *count -= 1;
             if *count == 0 {
-                counts.remove(&self.user);
+                counts.remove(&self.key);
             }
         }
     }
+}
+
+/// One more of `user`'s requests in `counts`, or 429 past `max`.
+fn identity_slot(counts: &Counts<String>, user: &str, max: usize, what: &str) -> Result<Counted> {
+    Counted::take(counts, &user.to_owned(), max).ok_or_else(|| Error::TooManyRequests {
+        message: format!("{user} already has {max} {what} in progress"),
+        retry_after: 5,
+    })
 }

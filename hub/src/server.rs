@@ -1,20 +1,20 @@
 //! `flisthub serve`: opens the hub, listens, and stops gracefully.
 
+mod accept;
+mod connections;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::ServiceExt;
-use axum::extract::Request;
 use tokio_util::sync::CancellationToken;
-use tower::Layer;
-use tower_http::normalize_path::NormalizePathLayer;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::gateway::Gateway;
 use crate::http;
 use crate::hub::Hub;
+use connections::Admission;
 
 /// How often finished jobs are expired and idle rate-limit state dropped.
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(60);
@@ -26,7 +26,8 @@ pub async fn serve(
     mut config: Config,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    http::install_metrics();
+    // Connections are files: the soft limit (often 1024) is far below what a hub serves.
+    let file_limit = connections::raise_file_limit();
     let listen = config.server.listen;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -43,7 +44,8 @@ pub async fn serve(
     };
     let gateway_config = config.gateway.clone();
     let hub = Arc::new(Hub::open(config).await?);
-    announce(&hub, address);
+    let admission = Admission::new(&hub.config().server, file_limit);
+    announce(&hub, address, &admission, file_limit);
     let gateway_stop = CancellationToken::new();
     if let Some(listener) = gateway_listener {
         let listening = listener
@@ -66,25 +68,25 @@ pub async fn serve(
     }
 
     let housekeeping = tokio::spawn(housekeeping(Arc::clone(&hub)));
-    // Trailing slashes are accepted (0-hub's `strict_slashes=False`); this must act before
-    // routing, so it wraps the router.
-    let app = NormalizePathLayer::trim_trailing_slash().layer(http::router(Arc::clone(&hub)));
     let lifecycle = hub.lifecycle().clone();
     let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel();
-    let server = axum::serve(
+    let server = accept::serve(
         listener,
-        ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(app),
-    )
-    .with_graceful_shutdown(async move {
-        stop.await;
-        let _ = stopped_tx.send(());
-    });
-    let mut server = tokio::spawn(server.into_future());
+        http::router(Arc::clone(&hub)),
+        admission,
+        hub.config().server.header_read_timeout,
+        async move {
+            stop.await;
+            let _ = stopped_tx.send(());
+        },
+        lifecycle.shutdown.clone(),
+    );
+    let mut server = tokio::spawn(server);
     tokio::select! {
         _ = stopped_rx => {}
         served = &mut server => {
             housekeeping.abort();
-            return served?.map_err(|e| Error::io("serving", e));
+            return served.map_err(Error::from);
         }
     }
     tracing::info!("stopping: no new connections; waiting for requests and jobs in flight");
@@ -133,12 +135,21 @@ fn default_public_url(address: SocketAddr) -> String {
     url
 }
 
-fn announce(hub: &Hub, address: SocketAddr) {
+fn announce(hub: &Hub, address: SocketAddr, admission: &Admission, file_limit: Option<u64>) {
     let config = hub.config();
     let data_dir = config
         .data_dir()
         .map(|d| d.display().to_string())
         .unwrap_or_default();
+    tracing::info!(
+        "connections: at most {} open (open-file limit {}), {} per client address; request heads within {}",
+        admission.max(),
+        file_limit.map_or_else(|| "unlimited".to_owned(), |l| l.to_string()),
+        admission
+            .per_address()
+            .map_or_else(|| "no limit".to_owned(), |l| l.to_string()),
+        humantime::format_duration(config.server.header_read_timeout)
+    );
     tracing::info!(
         "listening on http://{address} (public URL {}, data in {data_dir}, store {})",
         hub.catalogue().public_url(),

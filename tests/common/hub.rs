@@ -17,6 +17,8 @@ pub struct HubServer {
     config: String,
     log: Arc<Mutex<String>>,
     env: Vec<(String, String)>,
+    /// The soft open-file limit the hub starts with, if not the test's own.
+    file_limit: Option<u64>,
 }
 
 impl HubServer {
@@ -27,6 +29,20 @@ impl HubServer {
     }
 
     pub fn start_with_env(config: &str, env: &[(&str, &str)]) -> HubServer {
+        Self::start_full(config, env, None)
+    }
+
+    /// Starts a hub whose soft open-file limit is `soft` (as under systemd's default of
+    /// 1024), through util-linux's `prlimit`; `None` (after printing SKIP) without it.
+    pub fn start_with_file_limit(config: &str, soft: u64) -> Option<HubServer> {
+        if Command::new("prlimit").arg("--version").output().is_err() {
+            println!("SKIP: prlimit (util-linux) is not installed");
+            return None;
+        }
+        Some(Self::start_full(config, &[], Some(soft)))
+    }
+
+    fn start_full(config: &str, env: &[(&str, &str)], file_limit: Option<u64>) -> HubServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut hub = HubServer {
             child: None,
@@ -38,6 +54,7 @@ impl HubServer {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            file_limit,
         };
         hub.launch();
         hub
@@ -52,7 +69,12 @@ impl HubServer {
     }
 
     fn command(&self) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_flisthub"));
+        self.configure(Command::new(env!("CARGO_BIN_EXE_flisthub")))
+    }
+
+    /// `cmd` (flisthub, or a program that runs it) with this hub's environment and
+    /// configuration.
+    fn configure(&self, mut cmd: Command) -> Command {
         cmd.env("HOME", self.dir.path())
             .env("XDG_DATA_HOME", self.dir.path().join("xdg"))
             .env_remove("FLISTHUB_STORE")
@@ -68,8 +90,17 @@ impl HubServer {
 
     fn launch(&mut self) {
         std::fs::write(self.config_path(), &self.config).expect("write the config");
-        let mut child = self
-            .command()
+        let mut command = match self.file_limit {
+            None => self.command(),
+            Some(soft) => {
+                let mut prlimit = Command::new("prlimit");
+                prlimit
+                    .arg(format!("--nofile={soft}:"))
+                    .arg(env!("CARGO_BIN_EXE_flisthub"));
+                self.configure(prlimit)
+            }
+        };
+        let mut child = command
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(self.data())
             .stdin(Stdio::null())

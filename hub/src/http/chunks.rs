@@ -4,7 +4,6 @@
 //! framed as `chunkstore::frames` describes.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
@@ -17,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Authenticated;
 use super::json::{failure, raw};
+use super::pace::Pace;
 use crate::chunks::{GET_LIMIT, MISSING_LIMIT, UPLOAD_LIMIT, UploadReport};
 use crate::error::{Error, Result};
 use crate::hub::Hub;
@@ -108,10 +108,10 @@ pub async fn upload(
             "send the chunks as {MEDIA_TYPE} (key, length, stored chunk; see the OpenAPI description)"
         )));
     }
-    let idle = hub.config().limits.idle_timeout;
+    let pace = Pace::new(&hub.config().limits);
     let limit = hub.config().chunks.upload_body;
     let mut report = UploadReport::default();
-    let outcome = receive(&hub, &caller, body, idle, limit, &mut report).await;
+    let outcome = receive(&hub, &caller, body, pace, limit, &mut report).await;
     metrics::counter!("flisthub_chunk_uploads_total").increment(1);
     Ok(match outcome {
         Ok(()) => raw(&report),
@@ -128,7 +128,7 @@ async fn receive(
     hub: &Arc<Hub>,
     caller: &crate::auth::Caller,
     body: Body,
-    idle: Duration,
+    mut pace: Pace,
     limit: u64,
     report: &mut UploadReport,
 ) -> Result<()> {
@@ -139,17 +139,12 @@ async fn receive(
     let mut received = 0u64;
     let mut frames = 0usize;
     loop {
-        let piece = match tokio::time::timeout(idle, stream.next()).await {
-            Err(_) => {
-                return Err(Error::Timeout(format!(
-                    "nothing received for {} (limits.idle-timeout)",
-                    humantime::format_duration(idle)
-                )));
-            }
-            Ok(None) => break,
-            Ok(Some(Err(e))) => return Err(Error::BadRequest(format!("reading the body: {e}"))),
-            Ok(Some(Ok(piece))) => piece,
+        let piece = match pace.wait(stream.next()).await? {
+            None => break,
+            Some(Err(e)) => return Err(Error::BadRequest(format!("reading the body: {e}"))),
+            Some(Ok(piece)) => piece,
         };
+        pace.received(piece.len())?;
         received += piece.len() as u64;
         if received > limit {
             return Err(Error::TooLarge(format!(

@@ -6,7 +6,9 @@
 //! closed with unread bytes in it, the kernel would reset it, and a client still sending
 //! (curl, zflist) would see "connection reset" instead of the answer. Reading the rest is
 //! what lets the answer arrive; the bounds keep a client from holding the hub with a body
-//! nobody wants (beyond them the connection is closed as before).
+//! nobody wants (beyond them the connection is closed as before). A client the hub cut off
+//! for its pace (408) gets [`DRAIN_TIME_CUT`]: waiting ten seconds for a trickle is what the
+//! cut is there to avoid.
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -15,6 +17,7 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::Request;
+use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::Response;
 use http_body::{Body as _, Frame, SizeHint};
@@ -23,6 +26,7 @@ use http_body::{Body as _, Frame, SizeHint};
 const DRAIN_LIMIT: u64 = 64 << 20;
 /// The longest time spent reading them.
 const DRAIN_TIME: Duration = Duration::from_secs(10);
+const DRAIN_TIME_CUT: Duration = Duration::from_secs(1);
 /// A client that sends nothing for this long is not waited for.
 const DRAIN_IDLE: Duration = Duration::from_secs(1);
 
@@ -35,7 +39,12 @@ pub async fn drain_unread_body(request: Request, next: Next) -> Response {
     let response = next
         .run(Request::from_parts(parts, Body::new(shared.clone())))
         .await;
-    let _ = tokio::time::timeout(DRAIN_TIME, shared.drain()).await;
+    let time = if response.status() == StatusCode::REQUEST_TIMEOUT {
+        DRAIN_TIME_CUT
+    } else {
+        DRAIN_TIME
+    };
+    let _ = tokio::time::timeout(time, shared.drain()).await;
     response
 }
 

@@ -8,24 +8,28 @@ mod drain;
 mod events;
 mod images;
 pub mod json;
+mod metrics;
+mod pace;
 mod response;
 mod upload;
 pub mod v1;
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, MatchedPath, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, any, get, post};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tower::Layer;
+use tower::util::MapRequestLayer;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{Any, CorsLayer};
+use tower_http::normalize_path::NormalizePathLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
@@ -107,8 +111,33 @@ fn active_user(headers: &axum::http::HeaderMap) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-/// The whole router.
+pub(crate) use metrics::handle as metrics_handle;
+
+/// The whole HTTP interface: the routes, and before them what makes a request match its
+/// route as 0-hub's clients expect.
 pub fn router(hub: Arc<Hub>) -> Router {
+    metrics::install();
+    // Both act before routing, so they wrap the routes. Methods are matched whatever their
+    // case, as Flask does (`curl -X Post`, `Info`); a trailing slash is accepted (0-hub's
+    // `strict_slashes=False`).
+    let normalised = NormalizePathLayer::trim_trailing_slash()
+        .layer(MapRequestLayer::new(uppercase_method).layer(routes(hub)));
+    Router::new().fallback_service(normalised)
+}
+
+/// The method in upper case, as Werkzeug reads it: one place, so that routing, CORS, the
+/// handlers and the metrics all see the same method.
+fn uppercase_method(mut request: Request) -> Request {
+    let method = request.method().as_str();
+    if method.bytes().any(|b| b.is_ascii_lowercase())
+        && let Ok(upper) = Method::from_bytes(method.to_ascii_uppercase().as_bytes())
+    {
+        *request.method_mut() = upper;
+    }
+    request
+}
+
+fn routes(hub: Arc<Hub>) -> Router {
     let limits = &hub.config().limits;
     let upload_limit =
         DefaultBodyLimit::max(size_limit(limits.upload_size.saturating_add(FORM_OVERHEAD)));
@@ -185,7 +214,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .layer(middleware::from_fn(drain::drain_unread_body))
         .layer(middleware::from_fn(response::rejections_as_json))
         .layer(middleware::from_fn_with_state(Arc::clone(&hub), limit_reads))
-        .layer(middleware::from_fn(record_metrics))
+        .layer(middleware::from_fn(metrics::record))
         .layer(
             CorsLayer::new()
                 .allow_origin(Any)
@@ -282,44 +311,6 @@ pub fn client_address(hub: &Hub, request: &Request) -> Option<IpAddr> {
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip())
-}
-
-async fn record_metrics(request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
-    let method = request.method().to_string();
-    let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
-    let labels = [("method", method), ("route", route), ("status", status)];
-    metrics::counter!("flisthub_http_requests_total", &labels).increment(1);
-    metrics::histogram!("flisthub_http_request_duration_seconds", &labels[..2])
-        .record(started.elapsed().as_secs_f64());
-    response
-}
-
-static METRICS: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
-
-/// Installs the Prometheus recorder (once per process).
-pub fn install_metrics() {
-    METRICS.get_or_init(|| {
-        let recorder = PrometheusBuilder::new()
-            .set_buckets(&[
-                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-                120.0,
-            ])
-            .ok()?
-            .build_recorder();
-        let handle = recorder.handle();
-        metrics::set_global_recorder(recorder).ok()?;
-        Some(handle)
-    });
-}
-
-pub(crate) fn metrics_handle() -> Option<&'static PrometheusHandle> {
-    METRICS.get().and_then(Option::as_ref)
 }
 
 #[cfg(test)]

@@ -5,7 +5,6 @@
 
 use std::io;
 use std::sync::{Arc, Mutex, mpsc as sync_mpsc};
-use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::multipart::{Field, MultipartError, MultipartRejection};
@@ -21,6 +20,7 @@ use tokio::sync::mpsc;
 
 use super::Me;
 use super::json::{compact, success_with};
+use super::pace::Pace;
 use crate::error::{Error, Result};
 use crate::hub::Hub;
 use crate::names::{self, FlistName, basename, quote, secure_filename, strip_archive_extension};
@@ -45,12 +45,12 @@ pub async fn me_upload(
     let size = headers
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse().ok());
-    let idle = hub.config().limits.idle_timeout;
+    let mut pace = Pace::new(&hub.config().limits);
     let mut slot = Some(hub.limits().upload_slot(&caller.user).await?);
     let mut form = Form::default();
     let mut running: Option<Running> = None;
     let read: Result<()> = async {
-        while let Some(mut field) = next_field(&mut multipart, idle).await? {
+        while let Some(mut field) = next_field(&mut multipart, &mut pace).await? {
             match field.name() {
                 Some("file") => {
                     if running.is_some() {
@@ -75,7 +75,7 @@ pub async fn me_upload(
                             .await
                     });
                     let task = &running.insert(Running { task, fields }).task;
-                    match pump(&mut field, &chunks, task, idle).await {
+                    match pump(&mut field, &chunks, task, &mut pace).await {
                         Ok(true) => {}
                         // The converter failed and the rest is not worth reading: its
                         // error is the answer.
@@ -87,7 +87,7 @@ pub async fn me_upload(
                         }
                     }
                 }
-                Some(other) if other.starts_with("metadata-") => form.add(field, idle).await?,
+                Some(other) if other.starts_with("metadata-") => form.add(field, &mut pace).await?,
                 _ => {}
             }
         }
@@ -125,9 +125,9 @@ pub async fn me_upload_flist(
 ) -> Result<Response> {
     let mut multipart = multipart.map_err(|_| no_file())?;
     let original = original_name(&headers)?;
-    let idle = hub.config().limits.idle_timeout;
+    let mut pace = Pace::new(&hub.config().limits);
     let slot = hub.limits().upload_slot(&caller.user).await?;
-    while let Some(mut field) = next_field(&mut multipart, idle).await? {
+    while let Some(mut field) = next_field(&mut multipart, &mut pace).await? {
         if field.name() != Some("file") {
             continue;
         }
@@ -147,7 +147,7 @@ pub async fn me_upload_flist(
         let publisher = hub.publisher();
         let file = publisher.staging_file("upload-flist-")?;
         let limit = hub.config().limits.flist_size;
-        spool(&mut field, &file, limit, "flist", idle).await?;
+        spool(&mut field, &file, limit, "flist", &mut pace).await?;
         let published = publisher.upload_flist(&caller, &slot, name, file).await?;
         return Ok(success_with(published_json(
             &hub,
@@ -168,10 +168,10 @@ pub async fn web_upload(
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response> {
     let mut multipart = multipart.map_err(|_| no_file())?;
-    let idle = hub.config().limits.idle_timeout;
+    let mut pace = Pace::new(&hub.config().limits);
     // Taken before the archive is received: the slots also bound what waits on disk.
     let slot = hub.limits().upload_slot(&caller.user).await?;
-    while let Some(mut field) = next_field(&mut multipart, idle).await? {
+    while let Some(mut field) = next_field(&mut multipart, &mut pace).await? {
         if field.name() != Some("file") {
             continue;
         }
@@ -180,7 +180,7 @@ pub async fn web_upload(
         let publisher = hub.publisher();
         let file = publisher.staging_file("upload-")?;
         let limit = hub.config().limits.upload_size;
-        let size = spool(&mut field, &file, limit, "upload", idle).await?;
+        let size = spool(&mut field, &file, limit, "upload", &mut pace).await?;
         let upload = ArchiveUpload {
             name,
             source: file_name,
@@ -249,27 +249,21 @@ fn multipart_error(e: MultipartError) -> Error {
     }
 }
 
-/// A client that sends nothing for the idle timeout is cut off: otherwise a stalled upload
-/// would hold its upload slot for ever.
-fn stalled(idle: Duration) -> Error {
-    Error::Timeout(format!(
-        "nothing received for {} (limits.idle-timeout)",
-        humantime::format_duration(idle)
-    ))
-}
-
-async fn next_field<'a>(multipart: &'a mut Multipart, idle: Duration) -> Result<Option<Field<'a>>> {
-    tokio::time::timeout(idle, multipart.next_field())
-        .await
-        .map_err(|_| stalled(idle))?
+/// The next field of a form, within the pace an upload must keep (a stalled upload would
+/// otherwise hold its upload slot for ever).
+async fn next_field<'a>(
+    multipart: &'a mut Multipart,
+    pace: &mut Pace,
+) -> Result<Option<Field<'a>>> {
+    pace.wait(multipart.next_field())
+        .await?
         .map_err(multipart_error)
 }
 
-async fn next_chunk(field: &mut Field<'_>, idle: Duration) -> Result<Option<Bytes>> {
-    tokio::time::timeout(idle, field.chunk())
-        .await
-        .map_err(|_| stalled(idle))?
-        .map_err(multipart_error)
+async fn next_chunk(field: &mut Field<'_>, pace: &mut Pace) -> Result<Option<Bytes>> {
+    let chunk = pace.wait(field.chunk()).await?.map_err(multipart_error)?;
+    pace.received(chunk.as_ref().map_or(0, Bytes::len))?;
+    Ok(chunk)
 }
 
 /// The basename of `X-Original-Name`, if given.
@@ -310,13 +304,13 @@ async fn spool(
     path: &TempPath,
     limit: u64,
     what: &str,
-    idle: Duration,
+    pace: &mut Pace,
 ) -> Result<u64> {
     let mut file = tokio::fs::File::create(&**path)
         .await
         .map_err(|e| Error::io(path.display(), e))?;
     let mut size = 0u64;
-    while let Some(chunk) = next_chunk(field, idle).await? {
+    while let Some(chunk) = next_chunk(field, pace).await? {
         size += chunk.len() as u64;
         if size > limit {
             return Err(Error::TooLarge(format!(
@@ -341,9 +335,9 @@ async fn pump(
     field: &mut Field<'_>,
     chunks: &mpsc::Sender<io::Result<Bytes>>,
     task: &tokio::task::JoinHandle<Result<Published>>,
-    idle: Duration,
+    pace: &mut Pace,
 ) -> Result<bool> {
-    while let Some(chunk) = next_chunk(field, idle).await? {
+    while let Some(chunk) = next_chunk(field, pace).await? {
         if !chunks.is_closed() && chunks.send(Ok(chunk)).await.is_ok() {
             continue;
         }
@@ -367,7 +361,7 @@ struct Form {
 }
 
 impl Form {
-    async fn add(&mut self, mut field: Field<'_>, idle: Duration) -> Result<()> {
+    async fn add(&mut self, mut field: Field<'_>, pace: &mut Pace) -> Result<()> {
         let key = field
             .name()
             .and_then(|n| n.strip_prefix("metadata-"))
@@ -380,7 +374,7 @@ impl Form {
             )));
         }
         let mut value = Vec::new();
-        while let Some(chunk) = next_chunk(&mut field, idle).await? {
+        while let Some(chunk) = next_chunk(&mut field, pace).await? {
             if value.len() + chunk.len() > METADATA_VALUE_LIMIT {
                 return Err(Error::TooLarge(format!(
                     "metadata-{key} is longer than {METADATA_VALUE_LIMIT} bytes"

@@ -44,10 +44,18 @@ const ROUTES: &[&str] = &[
     CONVERT,
 ];
 
-/// `GET /api/v1/health`: the database and each store backend; 503 if any is down.
-pub async fn health(State(hub): State<Arc<Hub>>) -> Response {
-    let health = hub.status().health(hub.config().server.readonly).await;
-    let status = if health.ok() {
+/// `GET /api/v1/health`: the state of the database and of each store backend (where they
+/// are and what went wrong for administrators only); 503 if one does not answer.
+pub async fn health(
+    State(hub): State<Arc<Hub>>,
+    MaybeAuthenticated(caller): MaybeAuthenticated,
+) -> Response {
+    let details = caller.is_some_and(|c| c.admin);
+    let health = hub
+        .status()
+        .health(hub.config().server.readonly, details)
+        .await;
+    let status = if health.available() {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE

@@ -111,20 +111,7 @@ impl TestHub {
         file_name: &str,
         bytes: &[u8],
     ) -> Answer {
-        let boundary = "flisthub-test-boundary";
-        let mut body = format!(
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{file_name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
-        )
-        .into_bytes();
-        body.extend_from_slice(bytes);
-        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-        let mut request = Request::builder().method(Method::POST).uri(path).header(
-            header::CONTENT_TYPE,
-            format!("multipart/form-data; boundary={boundary}"),
-        );
-        if let Some(token) = token {
-            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
-        }
+        let (request, body) = upload_request("POST", path, token, file_name, bytes);
         self.send(request.body(Body::from(body)).unwrap()).await
     }
 
@@ -154,6 +141,36 @@ impl TestHub {
             .unwrap()
             .1
     }
+}
+
+/// An upload of `archive` as `file_name` to `/api/flist/me/upload` with `method` (any case)
+/// and `token`: the request without its body, and the multipart body (to send whole, or in
+/// pieces).
+pub fn upload_request(
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    file_name: &str,
+    archive: &[u8],
+) -> (axum::http::request::Builder, Vec<u8>) {
+    let boundary = "flisthub-test-boundary";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{file_name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(archive);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let mut request = Request::builder()
+        .method(Method::from_bytes(method.as_bytes()).unwrap())
+        .uri(path)
+        .header(
+            header::CONTENT_TYPE,
+            format!("multipart/form-data; boundary={boundary}"),
+        );
+    if let Some(token) = token {
+        request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    (request, body)
 }
 
 /// A gzip'd tar of one file `a` holding `content`.

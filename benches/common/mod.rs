@@ -176,11 +176,16 @@ pub struct Hub {
 
 impl Hub {
     pub fn start(data: &Path) -> Hub {
+        Self::start_with(data, "")
+    }
+
+    /// A hub with `extra` configuration (TOML sections other than `[limits]`).
+    pub fn start_with(data: &Path, extra: &str) -> Hub {
         std::fs::create_dir_all(data).unwrap();
         let config = data.with_extension("toml");
         std::fs::write(
             &config,
-            "[limits]\nwrite-rate = 1000000\nwrite-burst = 1000000\nconcurrent-uploads = 17\nuploads-per-identity = 8\n",
+            format!("[limits]\nwrite-rate = 1000000\nwrite-burst = 1000000\nconcurrent-uploads = 17\nuploads-per-identity = 8\n{extra}"),
         )
         .unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_flisthub"))
@@ -217,6 +222,10 @@ impl Hub {
             config,
             data: data.to_owned(),
         }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Mints tokens in-process, as `flisthub token create` does.

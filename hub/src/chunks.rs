@@ -240,7 +240,7 @@ impl ChunkService {
         let quota = self.config.quota_of(identity);
         let identity = identity.to_owned();
         self.db
-            .write(move |c| {
+            .write_relaxed(move |c| {
                 let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
                 let used: i64 = tx
                     .query_row(

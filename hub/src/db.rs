@@ -85,6 +85,23 @@ impl Db {
         tokio::task::spawn_blocking(move || db.write_now(f)).await?
     }
 
+    /// [`Db::write`] for bookkeeping whose last changes may be lost in a power cut (usage
+    /// counters): committed without waiting for the disk (`synchronous = NORMAL` in WAL
+    /// mode: still atomic, and durable at the next checkpoint). The changes of the
+    /// namespace never use it.
+    pub async fn write_relaxed<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        self.write(move |conn| {
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
+            let result = f(conn);
+            conn.pragma_update(None, "synchronous", "FULL")?;
+            result
+        })
+        .await
+    }
+
     /// [`Db::read`] on the calling thread, for blocking contexts.
     pub fn read_now<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         let lease = Lease {

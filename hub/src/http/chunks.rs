@@ -205,6 +205,28 @@ pub async fn get_one(State(hub): State<Arc<Hub>>, Path(key): Path<String>) -> Re
         .unwrap_or_default())
 }
 
+/// `GET /api/v1/blocks/<id>`: a block of a hosted 0-flist or fl file (its id in hex: 16
+/// bytes, or 32), as stored: what the gateway's `GET` answers, for readers that speak HTTP.
+/// Blocks never change: caches may keep them for ever.
+pub async fn get_block(State(hub): State<Arc<Hub>>, Path(id): Path<String>) -> Result<Response> {
+    let id = hex::decode(&id)
+        .ok()
+        .and_then(|bytes| chunkstore::BlockId::from_slice(&bytes))
+        .ok_or_else(|| {
+            Error::BadRequest("a block id is 32 or 64 hex digits (16 or 32 bytes)".into())
+        })?;
+    let _slot = hub.limits().chunk_read_slot().await?;
+    let Some(bytes) = hub.chunks().read_blocks(&[id]).await?.pop().flatten() else {
+        return Err(Error::NotFound(format!("block {id} is not in the store")));
+    };
+    Ok(Response::builder()
+        .header(header::CONTENT_TYPE, "application/octet-stream")
+        .header(header::CACHE_CONTROL, "public, max-age=31536000, immutable")
+        .header(header::ETAG, format!("\"{id}\""))
+        .body(Body::from(bytes))
+        .unwrap_or_default())
+}
+
 /// `POST /api/v1/chunks/get` `{"keys": [...]}`: the chunks in the order asked, framed; a
 /// frame of length 0 for a chunk the store lacks. Streamed as the store answers, a few
 /// batches in flight in the whole hub (`chunks.concurrent-reads`).

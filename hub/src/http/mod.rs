@@ -203,6 +203,7 @@ fn routes(hub: Arc<Hub>) -> Router {
         .route(v1::CHUNKS_GET, post(chunks::get_many))
         .route(v1::CHUNKS_USAGE, get(chunks::usage))
         .route(v1::CHUNK, get(chunks::get_one))
+        .route(v1::BLOCK, get(chunks::get_block))
         .route(v1::CONVERT, post(images::convert))
         .route("/metrics", get(v1::metrics))
         // Downloads (reference section 5.4).

@@ -26,6 +26,7 @@ pub const CHUNKS_MISSING: &str = "/api/v1/chunks/missing";
 pub const CHUNKS_GET: &str = "/api/v1/chunks/get";
 pub const CHUNKS_USAGE: &str = "/api/v1/chunks/usage";
 pub const CHUNK: &str = "/api/v1/chunks/{key}";
+pub const BLOCK: &str = "/api/v1/blocks/{id}";
 pub const CONVERT: &str = "/api/v1/convert";
 
 /// Every `/api/v1` route, as the router mounts it and `openapi.json` must describe it.
@@ -41,6 +42,7 @@ const ROUTES: &[&str] = &[
     CHUNKS_GET,
     CHUNKS_USAGE,
     CHUNK,
+    BLOCK,
     CONVERT,
 ];
 

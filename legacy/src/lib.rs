@@ -37,6 +37,7 @@ pub mod fl;
 mod native;
 mod snappy;
 mod tree;
+pub mod window;
 pub mod zero;
 
 pub use error::{Error, Result};

@@ -237,9 +237,16 @@ async fn blocks_stored_through_the_gateway_are_readable_over_http() {
     let block = b"over http".repeat(1000);
     let id = legacy::fl::blake2b_256(&block);
     assert_eq!(c.call(&[b"SET", &id, &block]).await, bulk(&id));
-    let answer = hub.get(&format!("/api/v1/blocks/{}", hex::encode(id))).await;
+    let answer = hub
+        .get(&format!("/api/v1/blocks/{}", hex::encode(id)))
+        .await;
     assert_eq!(answer.status, 200);
     assert_eq!(&answer.body[..], &block[..]);
-    assert_eq!(hub.get(&format!("/api/v1/blocks/{}", hex::encode([0u8; 16]))).await.status, 404);
+    assert_eq!(
+        hub.get(&format!("/api/v1/blocks/{}", hex::encode([0u8; 16])))
+            .await
+            .status,
+        404
+    );
     assert_eq!(hub.get("/api/v1/blocks/zz").await.status, 400);
 }

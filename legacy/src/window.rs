@@ -134,7 +134,9 @@ mod tests {
 
     #[test]
     fn windows_whatever_the_pieces() {
-        let content: Vec<u8> = (0..(3 * BLOCK_SIZE as usize + 1000)).map(|i| (i % 251) as u8).collect();
+        let content: Vec<u8> = (0..(3 * BLOCK_SIZE as usize + 1000))
+            .map(|i| (i % 251) as u8)
+            .collect();
         let expected: Vec<WindowKeys> = content
             .chunks(BLOCK_SIZE as usize)
             .map(WindowKeys::of)
@@ -161,8 +163,16 @@ mod tests {
         assert_eq!(zero::decode(&sealed, &block.key).unwrap(), window);
         let (_, sealed) = fl::encode_with_key(&window, keys.fl).unwrap();
         assert_eq!(fl::decode(&sealed, &keys.fl).unwrap(), window);
-        assert_ne!(&block.id[..], &keys.fl_block().id[..16], "formats never share ids");
+        assert_ne!(
+            &block.id[..],
+            &keys.fl_block().id[..16],
+            "formats never share ids"
+        );
         assert_eq!(WindowKeys::from_bytes(&keys.to_bytes()), Some(keys));
-        assert_eq!(zero_id(&keys.zero), WindowKeys::of(&window).zero_block().id, "stable");
+        assert_eq!(
+            zero_id(&keys.zero),
+            WindowKeys::of(&window).zero_block().id,
+            "stable"
+        );
     }
 }

@@ -12,12 +12,14 @@ use hubapi::changes::ChangeFeed;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
+use crate::blobs::Digest256;
 use crate::config::{Config, LimitsConfig};
 use crate::error::{Error, Result};
-use crate::formats::AnyFlist;
+use crate::formats::{AnyFlist, Format};
 use crate::inspect::{self, ContentsCache};
-use crate::names::{Names, quote};
+use crate::names::{self, Names, quote};
 use crate::namespace::{Info, Listed, Namespace, Resolved, Target, shown};
+use crate::renditions::Renditions;
 
 /// Change-feed records a page holds at most.
 pub const FEED_PAGE_LIMIT: usize = 1_000;
@@ -66,9 +68,19 @@ pub enum Contents {
     Pieces(mpsc::Receiver<Bytes>),
 }
 
+/// Which file a download of a native flist's `.flist` name asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wanted {
+    /// What every 0-hub client expects: the 0-flist rendition where there is one.
+    Default,
+    /// flisthub's own format (`Accept: application/vnd.flisthub.flist`).
+    Native,
+}
+
 pub struct Catalogue {
     names: Names,
     namespace: Arc<Namespace>,
+    renditions: Arc<Renditions>,
     contents: Arc<ContentsCache>,
     /// `None` when authentication is off: then only `Administrator` is official.
     official: Option<Vec<String>>,
@@ -83,11 +95,13 @@ impl Catalogue {
         config: &Config,
         names: Names,
         namespace: Arc<Namespace>,
+        renditions: Arc<Renditions>,
         location: ChunkLocation,
     ) -> Catalogue {
         Catalogue {
             names,
             namespace,
+            renditions,
             contents: Arc::default(),
             official: config
                 .server
@@ -183,10 +197,19 @@ impl Catalogue {
         self.namespace.taglink(&repository, &name).await
     }
 
-    /// The flist a download name (`<name>.flist` or `<name>.fl`) resolves to, when it is
-    /// of that suffix's format: `x.fl` is the fl file `x` is, `x.flist` a native or 0-flist.
-    pub async fn resolve_download(&self, repository: &str, file: &str) -> Result<Resolved> {
-        has_suffix(file, self.resolve(repository, file).await?)
+    /// The file a download name (`<name>.flist` or `<name>.fl`) serves: `x.fl` is the fl
+    /// file `x` is, or the fl rendition of the native flist `x`; `x.flist` is the 0-flist
+    /// `x` is, or for a native flist its 0-flist rendition (what every Zero-OS reader
+    /// expects there), or the native file itself when asked for ([`Wanted::Native`]) or
+    /// when its renditions are not made (yet, or at all: the gateway is off).
+    pub async fn resolve_download(
+        &self,
+        repository: &str,
+        file: &str,
+        wanted: Wanted,
+    ) -> Result<Resolved> {
+        let resolved = self.resolve(repository, file).await?;
+        self.served(file, resolved, wanted).await
     }
 
     /// [`Catalogue::resolve_download`] through a tag.
@@ -195,15 +218,25 @@ impl Catalogue {
         repository: &str,
         tag: &str,
         file: &str,
+        wanted: Wanted,
     ) -> Result<Resolved> {
-        has_suffix(file, self.resolve_in_tag(repository, tag, file).await?)
+        let resolved = self.resolve_in_tag(repository, tag, file).await?;
+        self.served(file, resolved, wanted).await
     }
 
-    /// Opens the file a download name resolves to: the file stays readable whatever
-    /// happens to the name afterwards.
-    pub async fn open(&self, repository: &str, file: &str) -> Result<(Resolved, File)> {
+    /// Opens the file a download name serves: the file stays readable whatever happens
+    /// to the name afterwards.
+    pub async fn open(
+        &self,
+        repository: &str,
+        file: &str,
+        wanted: Wanted,
+    ) -> Result<(Resolved, File)> {
         self.namespace
-            .open_file(|| self.resolve_download(repository, file), open_file)
+            .open_file(
+                || self.resolve_download(repository, file, wanted),
+                open_file,
+            )
             .await
     }
 
@@ -213,13 +246,54 @@ impl Catalogue {
         repository: &str,
         tag: &str,
         file: &str,
+        wanted: Wanted,
     ) -> Result<(Resolved, File)> {
         self.namespace
             .open_file(
-                || self.resolve_download_in_tag(repository, tag, file),
+                || self.resolve_download_in_tag(repository, tag, file, wanted),
                 open_file,
             )
             .await
+    }
+
+    /// The renditions made of the flist `resolved` is (none for a hosted legacy file).
+    pub async fn renditions(&self, resolved: &Resolved) -> Result<Vec<Digest256>> {
+        if resolved.digest.format != Format::Native {
+            return Ok(Vec::new());
+        }
+        self.renditions.of(&resolved.digest.sha256).await
+    }
+
+    /// The file a download of `file` serves, `resolved` being what its name means.
+    async fn served(&self, file: &str, mut resolved: Resolved, wanted: Wanted) -> Result<Resolved> {
+        let format = resolved.digest.format;
+        let rendition = match (format, file.ends_with(names::FL_SUFFIX)) {
+            (Format::Fl, true) | (Format::ZeroFlist, false) => return Ok(resolved),
+            (Format::Native, false) if wanted == Wanted::Native => return Ok(resolved),
+            (Format::Native, false) => Format::ZeroFlist,
+            (Format::Native, true) => Format::Fl,
+            (Format::Fl, false) | (Format::ZeroFlist, true) => {
+                return Err(Error::NotFound(format!(
+                    "source not found: this flist is served as {}",
+                    quote(&shown(&resolved.name, Some(format)))
+                )));
+            }
+        };
+        match self
+            .renditions
+            .rendition(&resolved.digest.sha256, rendition)
+            .await?
+        {
+            Some(digest) => {
+                resolved.digest = digest;
+                Ok(resolved)
+            }
+            None if rendition == Format::ZeroFlist => Ok(resolved),
+            None => Err(Error::NotFound(format!(
+                "source not found: {} has no fl rendition (yet, or the hub's 0-db gateway is off)",
+                quote(&shown(&resolved.name, Some(format)))
+            ))),
+        }
     }
 
     /// The contents dump of `GET /api/flist/<repo>/<flist>`.
@@ -313,18 +387,6 @@ impl Catalogue {
 
     pub fn public_url(&self) -> &str {
         &self.public_url
-    }
-}
-
-/// `resolved`, if `file` has the suffix of its format.
-fn has_suffix(file: &str, resolved: Resolved) -> Result<Resolved> {
-    if file.ends_with(resolved.digest.format.suffix()) {
-        Ok(resolved)
-    } else {
-        Err(Error::NotFound(format!(
-            "source not found: this flist is served as {}",
-            quote(&shown(&resolved.name, Some(resolved.digest.format)))
-        )))
     }
 }
 

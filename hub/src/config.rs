@@ -43,6 +43,12 @@ pub struct GatewayConfig {
     pub connections_per_address: usize,
     #[serde(deserialize_with = "duration")]
     pub idle_timeout: Duration,
+    /// How long a released block stays readable (see `hub::renditions`).
+    #[serde(deserialize_with = "duration")]
+    pub release_grace: Duration,
+    /// Bytes of encoded rendition blocks kept in memory.
+    #[serde(deserialize_with = "size")]
+    pub block_cache: u64,
 }
 
 impl GatewayConfig {

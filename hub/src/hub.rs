@@ -22,6 +22,7 @@ use crate::limits::Limits;
 use crate::names::Names;
 use crate::namespace::Namespace;
 use crate::publish::Publisher;
+use crate::renditions::Renditions;
 use crate::status::Status;
 use crate::tokens::{self, Tokens};
 
@@ -41,6 +42,7 @@ pub struct Hub {
     catalogue: Catalogue,
     publisher: Arc<Publisher>,
     chunks: Arc<ChunkService>,
+    renditions: Arc<Renditions>,
     images: Arc<Images>,
     jobs: Jobs,
     auth: Arc<Authenticator>,
@@ -61,7 +63,7 @@ impl Hub {
         let lock = lock_data_dir(&data_dir)?;
         let db = open_db(&data_dir)?;
         let blobs = Arc::new(Blobs::open(data_dir.join("flists"), data_dir.join("tmp"))?);
-        let namespace = Arc::new(Namespace::new(db.clone(), blobs));
+        let namespace = Arc::new(Namespace::new(db.clone(), Arc::clone(&blobs)));
         let removed = namespace.sweep_unused_files().await?;
         if removed > 0 {
             tracing::info!(
@@ -112,9 +114,17 @@ impl Hub {
         let location = chunk_location(&config, store.as_ref());
         let limits = Arc::new(Limits::new(&config.limits, &config.chunks, &config.images));
         let lifecycle = Lifecycle::default();
+        let renditions = Arc::new(Renditions::new(
+            db.clone(),
+            blobs,
+            Arc::clone(&store),
+            &config.gateway,
+            lifecycle.clone(),
+        ));
         let publisher = Arc::new(Publisher::new(
             names,
             Arc::clone(&namespace),
+            Arc::clone(&renditions),
             Arc::clone(&store),
             location.clone(),
             config.limits.clone(),
@@ -130,7 +140,8 @@ impl Hub {
             lifecycle.clone(),
         ));
         Ok(Hub {
-            catalogue: Catalogue::new(&config, names, namespace, location),
+            catalogue: Catalogue::new(&config, names, namespace, Arc::clone(&renditions), location),
+            renditions,
             status: Status::new(db.clone(), Arc::clone(&store), jobs.clone()),
             chunks: Arc::new(ChunkService::new(store, db, config.chunks.clone())),
             publisher,
@@ -171,6 +182,11 @@ impl Hub {
     }
 
     /// Image conversions.
+    /// The files nodes read, made when the 0-db gateway runs.
+    pub fn renditions(&self) -> &Arc<Renditions> {
+        &self.renditions
+    }
+
     pub fn images(&self) -> &Arc<Images> {
         &self.images
     }

@@ -31,6 +31,7 @@ use crate::jobs::{Job, Jobs};
 use crate::limits::UploadSlot;
 use crate::names::{FlistName, Names, RepoName, quote, quote_path};
 use crate::namespace::{Applied, Change, Namespace, shown};
+use crate::renditions::Renditions;
 
 /// Metadata keys a `metadata-<key>` field cannot set: 0-hub's protected keys, and those the
 /// pipeline itself records. 0-hub ignored them silently; here the answer lists them.
@@ -113,6 +114,7 @@ impl Drop for CancelOnDrop {
 pub struct Publisher {
     names: Names,
     namespace: Arc<Namespace>,
+    renditions: Arc<Renditions>,
     store: Arc<dyn ChunkStore>,
     location: ChunkLocation,
     limits: LimitsConfig,
@@ -124,6 +126,7 @@ impl Publisher {
     pub(crate) fn new(
         names: Names,
         namespace: Arc<Namespace>,
+        renditions: Arc<Renditions>,
         store: Arc<dyn ChunkStore>,
         location: ChunkLocation,
         limits: LimitsConfig,
@@ -133,6 +136,7 @@ impl Publisher {
         Publisher {
             names,
             namespace,
+            renditions,
             store,
             location,
             limits,
@@ -412,6 +416,9 @@ impl Publisher {
             )
             .await?;
         metrics::counter!("flisthub_flists_published_total").increment(1);
+        if digest.format == Format::Native {
+            self.renditions.schedule(&digest.sha256);
+        }
         Ok(Published {
             repository: caller.repository.clone(),
             name,

@@ -57,9 +57,12 @@ impl Gateway {
         public_url: String,
         stop: CancellationToken,
     ) -> Gateway {
+        if let Err(e) = hub.renditions().start(&public_url) {
+            tracing::error!(error = %e, "renditions for nodes are not made");
+        }
         Gateway {
             auth: Arc::clone(hub.auth()),
-            blocks: Blocks::new(Arc::clone(hub.chunks())),
+            blocks: Blocks::new(Arc::clone(hub.chunks()), Arc::clone(hub.renditions())),
             limits: Limits {
                 idle_timeout: config.idle_timeout,
                 per_address: config.connections_per_address,

@@ -13,8 +13,10 @@ use serde::{Deserialize, Serialize};
 use super::Me;
 use super::json::{raw, raw_bytes, raw_stream, success, success_with};
 use crate::auth::Caller;
+use crate::blobs::Digest256;
 use crate::catalogue::Contents;
 use crate::error::{Error, Result};
+use crate::formats::Format;
 use crate::hub::Hub;
 use crate::namespace::{Change, Info, Kind, Listed};
 
@@ -151,11 +153,50 @@ struct LightJson<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     target: Option<String>,
     sha256: Option<&'a str>,
+    /// Every file a download of this flist can serve, by format (the native file and its
+    /// renditions); absent when there is only the one file.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    renditions: BTreeMap<&'static str, FileJson<'a>>,
 }
 
+#[derive(Serialize)]
+struct FileJson<'a> {
+    size: u64,
+    md5: &'a str,
+    sha256: &'a str,
+}
+
+impl<'a> From<&'a Digest256> for FileJson<'a> {
+    fn from(d: &'a Digest256) -> Self {
+        FileJson {
+            size: d.size,
+            md5: &d.md5,
+            sha256: &d.sha256,
+        }
+    }
+}
+
+/// `light` (and `INFO`): what a name is, and the file its `.flist` download serves by
+/// default (the 0-flist rendition of a native flist, once made).
 async fn light_of(hub: &Hub, repository: &str, name: &str) -> Result<Response> {
-    let info: Info = hub.catalogue().info(repository, name).await?;
-    let digest = info.resolved.as_ref().map(|r| &r.digest);
+    let catalogue = hub.catalogue();
+    let info: Info = catalogue.info(repository, name).await?;
+    let renditions = match &info.resolved {
+        Some(resolved) => catalogue.renditions(resolved).await?,
+        None => Vec::new(),
+    };
+    let native = info.resolved.as_ref().map(|r| &r.digest);
+    let digest = renditions
+        .iter()
+        .find(|d| d.format == Format::ZeroFlist)
+        .or(native);
+    let mut files = BTreeMap::new();
+    if let Some(native) = native.filter(|_| !renditions.is_empty()) {
+        files.insert(native.format.as_str(), FileJson::from(native));
+        for rendition in &renditions {
+            files.insert(rendition.format.as_str(), FileJson::from(rendition));
+        }
+    }
     Ok(raw(&LightJson {
         name: &info.name,
         size: digest.map_or(0, |d| d.size),
@@ -165,6 +206,7 @@ async fn light_of(hub: &Hub, repository: &str, name: &str) -> Result<Response> {
         linktime: info.linktime,
         target: info.target.as_ref().map(|t| t.raw()),
         sha256: digest.map(|d| d.sha256.as_str()),
+        renditions: files,
     }))
 }
 

@@ -3,9 +3,14 @@
 //!
 //! Flist files never change once published, so a download is the file of the name at the
 //! moment of the request, whole, even if the name is re-published meanwhile. Answers carry
-//! the sha256 as a strong `ETag`, `Last-Modified`, and `Cache-Control: no-cache` (caches
-//! keep the file but ask each time whether the name still means it); conditional requests
-//! and single byte ranges are answered as RFC 9110 says.
+//! the sha256 of the body sent as a strong `ETag` and as `Repr-Digest` (RFC 9530),
+//! `Last-Modified`, and `Cache-Control: no-cache` (caches keep the file but ask each time
+//! whether the name still means it); conditional requests and single byte ranges are
+//! answered as RFC 9110 says.
+//!
+//! With renditions, `.flist` of a native flist serves its 0-flist rendition (what Zero-OS
+//! reads there) unless the request accepts `application/vnd.flisthub.flist`, flisthub's own
+//! format: answers say `Vary: Accept`.
 
 use std::io::SeekFrom;
 use std::sync::Arc;
@@ -19,6 +24,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
 
 use super::json::python;
+use crate::catalogue::Wanted;
 use crate::error::{Error, Result};
 use crate::hub::Hub;
 use crate::names;
@@ -38,13 +44,16 @@ pub async fn repository_file(
         return Err(not_found());
     }
     let catalogue = hub.catalogue();
+    let wanted = wanted(&headers);
     if let Some(name) = file.strip_suffix(".md5").filter(|n| is_download(n)) {
         return Ok(md5_text(
-            &catalogue.resolve_download(&repository, name).await?,
+            &catalogue
+                .resolve_download(&repository, name, wanted)
+                .await?,
         ));
     }
     if is_download(&file) {
-        let (resolved, file) = catalogue.open(&repository, &file).await?;
+        let (resolved, file) = catalogue.open(&repository, &file, wanted).await?;
         return send(tokio::fs::File::from_std(file), &resolved, &headers).await;
     }
     if let Some(name) = file.strip_suffix(".txt") {
@@ -73,18 +82,49 @@ pub async fn tag_file(
         return Err(not_found());
     }
     let catalogue = hub.catalogue();
+    let wanted = wanted(&headers);
     if let Some(name) = file.strip_suffix(".md5").filter(|n| is_download(n)) {
         return Ok(md5_text(
             &catalogue
-                .resolve_download_in_tag(&repository, &tag, name)
+                .resolve_download_in_tag(&repository, &tag, name, wanted)
                 .await?,
         ));
     }
     if is_download(&file) {
-        let (resolved, file) = catalogue.open_in_tag(&repository, &tag, &file).await?;
+        let (resolved, file) = catalogue
+            .open_in_tag(&repository, &tag, &file, wanted)
+            .await?;
         return send(tokio::fs::File::from_std(file), &resolved, &headers).await;
     }
     Err(not_found())
+}
+
+/// The media type of flisthub's own flist format, asked for in `Accept`.
+pub const NATIVE_FLIST_TYPE: &str = "application/vnd.flisthub.flist";
+
+/// Which file a `.flist` download asks for: the native one when `Accept` names its type
+/// (with any non-zero quality).
+fn wanted(headers: &HeaderMap) -> Wanted {
+    let native = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|item| {
+            let mut parts = item.split(';').map(str::trim);
+            parts
+                .next()
+                .is_some_and(|t| t.eq_ignore_ascii_case(NATIVE_FLIST_TYPE))
+                && parts.all(|p| {
+                    p.strip_prefix("q=")
+                        .is_none_or(|q| q.parse::<f32>().is_ok_and(|q| q > 0.0))
+                })
+        });
+    if native {
+        Wanted::Native
+    } else {
+        Wanted::Default
+    }
 }
 
 /// Whether `file` names a download: `<name>.flist` or `<name>.fl`.
@@ -104,6 +144,7 @@ fn md5_text(resolved: &Resolved) -> Response {
                 HeaderValue::from_static("text/plain; charset=utf-8"),
             ),
             (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+            (header::VARY, HeaderValue::from_static("Accept")),
         ],
         format!("{}\n", resolved.digest.md5),
     )
@@ -120,6 +161,8 @@ async fn send(
     let modified = UNIX_EPOCH + Duration::from_secs(resolved.mtime.max(0) as u64);
     let mut response = Response::builder()
         .header(header::ETAG, &etag)
+        .header("repr-digest", repr_digest(&resolved.digest.sha256))
+        .header(header::VARY, "Accept")
         .header(header::LAST_MODIFIED, httpdate::fmt_http_date(modified))
         .header(header::CACHE_CONTROL, "public, no-cache")
         .header(header::ACCEPT_RANGES, "bytes")
@@ -159,6 +202,16 @@ async fn send(
         .header(header::CONTENT_LENGTH, length)
         .body(body)
         .unwrap_or_default())
+}
+
+/// `sha-256=:<base64>:`, the structured-field form RFC 9530 gives a digest.
+fn repr_digest(sha256: &str) -> String {
+    use base64::Engine as _;
+    let bytes = hex::decode(sha256).unwrap_or_default();
+    format!(
+        "sha-256=:{}:",
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    )
 }
 
 /// 304 or 412 when the request's conditions say so (RFC 9110 section 13.2.2 order).

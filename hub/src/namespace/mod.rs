@@ -39,6 +39,7 @@ use crate::formats::Format;
 use crate::names::{FlistName, RepoName, TagName, TaglinkName};
 use cache::InfoCache;
 pub use change::{Applied, Change};
+pub(crate) use sql::drop_rendition;
 pub use views::{Info, Kind, Listed, Resolved, Target, shown};
 
 pub struct Namespace {

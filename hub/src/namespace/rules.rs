@@ -31,7 +31,7 @@ pub(super) fn apply(
             let old = sql::remove_entry(tx, repo, name)?;
             same_suffix(old.as_ref(), file.format, name)?;
             sql::insert_regular(tx, repo, name, &file.sha256, t, actor)?;
-            sql::free_blob_of(tx, old, freed)?;
+            sql::free_blob_of(tx, old, freed, t)?;
             sql::touch(tx, repo, t)?;
             ChangeEvent::Publish {
                 repository,
@@ -184,7 +184,7 @@ pub(super) fn apply(
             let old = sql::remove_entry(tx, repo, local)?;
             same_suffix(old.as_ref(), resolved.digest.format, local)?;
             sql::insert_regular(tx, repo, local, &resolved.digest.sha256, t, actor)?;
-            sql::free_blob_of(tx, old, freed)?;
+            sql::free_blob_of(tx, old, freed, t)?;
             sql::touch(tx, repo, t)?;
             ChangeEvent::Promote {
                 repository,
@@ -208,7 +208,7 @@ pub(super) fn apply(
                     _ => return Err(source_not_found()),
                 },
             };
-            sql::free_blob_of(tx, Some(removed), freed)?;
+            sql::free_blob_of(tx, Some(removed), freed, t)?;
             sql::touch(tx, repo, t)?;
             ChangeEvent::Delete {
                 repository,
@@ -320,7 +320,7 @@ fn rename(
             )));
         }
         let old = sql::remove_entry(tx, repo, destination)?;
-        sql::free_blob_of(tx, old, freed)?;
+        sql::free_blob_of(tx, old, freed, t)?;
     }
     sql::rename_entry(tx, repo, source, destination)?;
     // A link renamed onto what it points at (directly or through other links) would point

@@ -383,18 +383,76 @@ pub(super) fn free_blob_of(
     tx: &Transaction<'_>,
     removed: Option<Row>,
     freed: &mut Vec<String>,
+    t: i64,
 ) -> Result<()> {
     let Some(Digest256 { sha256, .. }) = removed.and_then(|r| r.digest) else {
         return Ok(());
     };
-    let used = tx
-        .prepare_cached("SELECT 1 FROM entry WHERE blob = ?1")?
-        .exists([&sha256])?;
-    if !used {
-        tx.execute("DELETE FROM blob_facts WHERE sha256 = ?1", [&sha256])?;
-        tx.execute("DELETE FROM blob WHERE sha256 = ?1", [&sha256])?;
-        freed.push(sha256);
+    release_blob(tx, &sha256, freed, t)
+}
+
+/// Drops a file's row when no entry and no rendition names it any more; with it go its
+/// renditions, and the contents only it held are released (their blocks stay readable for
+/// the gateway's grace period).
+fn release_blob(tx: &Transaction<'_>, sha256: &str, freed: &mut Vec<String>, t: i64) -> Result<()> {
+    let named = tx
+        .prepare_cached(
+            "SELECT 1 WHERE EXISTS (SELECT 1 FROM entry WHERE blob = ?1)
+                OR EXISTS (SELECT 1 FROM rendition WHERE sha256 = ?1)",
+        )?
+        .exists([sha256])?;
+    if named {
+        return Ok(());
     }
+    drop_blob(tx, sha256, freed)?;
+    let renditions: Vec<String> = tx
+        .prepare_cached("DELETE FROM rendition WHERE native = ?1 RETURNING sha256")?
+        .query_map([sha256], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for rendition in renditions {
+        release_blob(tx, &rendition, freed, t)?;
+    }
+    let contents: Vec<Vec<u8>> = tx
+        .prepare_cached("DELETE FROM blob_content WHERE sha256 = ?1 RETURNING content")?
+        .query_map([sha256], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for content in contents {
+        tx.prepare_cached(
+            "UPDATE content_windows SET released = ?2
+             WHERE content = ?1 AND released IS NULL
+               AND NOT EXISTS (SELECT 1 FROM blob_content WHERE content = ?1)",
+        )?
+        .execute(params![content, t])?;
+    }
+    Ok(())
+}
+
+/// Drops a rendition of `native` (made for a gateway address no longer used), and its file
+/// if nothing else names it.
+pub(crate) fn drop_rendition(
+    tx: &Transaction<'_>,
+    (native, format, public_url): (&str, &str, &str),
+    freed: &mut Vec<String>,
+    t: i64,
+) -> Result<()> {
+    let files: Vec<String> = tx
+        .prepare_cached(
+            "DELETE FROM rendition WHERE native = ?1 AND format = ?2 AND public_url = ?3
+             RETURNING sha256",
+        )?
+        .query_map([native, format, public_url], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for file in files {
+        release_blob(tx, &file, freed, t)?;
+    }
+    Ok(())
+}
+
+/// Removes a file's row; its file is removed after the commit.
+fn drop_blob(tx: &Transaction<'_>, sha256: &str, freed: &mut Vec<String>) -> Result<()> {
+    tx.execute("DELETE FROM blob_facts WHERE sha256 = ?1", [sha256])?;
+    tx.execute("DELETE FROM blob WHERE sha256 = ?1", [sha256])?;
+    freed.push(sha256.to_owned());
     Ok(())
 }
 

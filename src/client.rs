@@ -10,6 +10,7 @@ use anyhow::{Context, Result, bail};
 use chunkstore::{HubOptions, HubStore};
 use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
+use sha2::Sha256;
 use tempfile::TempPath;
 
 /// Where and as whom to reach a hub.
@@ -244,6 +245,45 @@ async fn answer<T: serde::de::DeserializeOwned>(mut response: reqwest::Response)
     serde_json::from_str(&text).with_context(|| format!("an unexpected answer from {url}"))
 }
 
+/// The media type of flisthub's own flist format.
+const NATIVE_FLIST_TYPE: &str = "application/vnd.flisthub.flist";
+
+/// The SHA-256 in a `Repr-Digest` header (`sha-256=:<base64>:`, RFC 9530), if it has one.
+fn sha256_of_repr_digest(header: &str) -> Option<[u8; 32]> {
+    use base64::Engine as _;
+    header.split(',').find_map(|item| {
+        let (algorithm, value) = item.trim().split_once('=')?;
+        if !algorithm.trim().eq_ignore_ascii_case("sha-256") {
+            return None;
+        }
+        let encoded = value.trim().strip_prefix(':')?.strip_suffix(':')?;
+        base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .ok()?
+            .try_into()
+            .ok()
+    })
+}
+
+/// Checks a download against the hub's `.md5` for it, when the hub has one.
+async fn check_md5(http: &reqwest::Client, url: &str, md5: &str) -> Result<()> {
+    match http.get(format!("{url}.md5")).send().await {
+        Ok(response) if response.status().is_success() => {
+            let expected = response.text().await.unwrap_or_default();
+            let expected = expected.trim();
+            if expected.len() != 32 || expected != md5 {
+                bail!("{url}: the download's md5 is {md5}, the hub's .md5 says {expected:?}");
+            }
+        }
+        Ok(response) => tracing::warn!(
+            "{url}.md5: {}; the download is not checked against it",
+            response.status()
+        ),
+        Err(e) => tracing::warn!("{url}.md5: {e}; the download is not checked against it"),
+    }
+    Ok(())
+}
+
 /// An flist named on the command line.
 pub struct LocalFlist {
     pub path: PathBuf,
@@ -271,42 +311,50 @@ pub async fn local_flist(flist: &Path) -> Result<LocalFlist> {
     let hub = parsed.origin().ascii_serialization();
     let http =
         chunkstore::http_client(None, Duration::from_secs(10), true).map_err(anyhow::Error::msg)?;
+    // flisthub's own format where the hub has it in another (a 0-flist rendition is what
+    // nodes get at `.flist`); 0-hub ignores the header.
     let mut response = http
         .get(url)
+        .header(reqwest::header::ACCEPT, NATIVE_FLIST_TYPE)
         .send()
         .await
         .with_context(|| format!("downloading {url}"))?;
     if !response.status().is_success() {
         bail!("downloading {url}: {}", response.status());
     }
+    // The digest of the body actually sent (a negotiated download is not what `.md5`
+    // describes); older hubs send none, and `.md5` is checked instead.
+    let announced = response
+        .headers()
+        .get("repr-digest")
+        .and_then(|v| v.to_str().ok())
+        .and_then(sha256_of_repr_digest);
     let mut file = tempfile::Builder::new()
         .prefix("flisthub-")
         .suffix(".flist")
         .tempfile()?;
-    let mut md5 = Md5::new();
+    let (mut md5, mut sha256) = (Md5::new(), Sha256::new());
     while let Some(piece) = response
         .chunk()
         .await
         .with_context(|| format!("downloading {url}"))?
     {
         md5.update(&piece);
+        sha256.update(&piece);
         file.write_all(&piece)?;
     }
     file.as_file().sync_all()?;
-    let md5 = hex::encode(md5.finalize());
-    match http.get(format!("{url}.md5")).send().await {
-        Ok(response) if response.status().is_success() => {
-            let expected = response.text().await.unwrap_or_default();
-            let expected = expected.trim();
-            if expected.len() != 32 || expected != md5 {
-                bail!("{url}: the download's md5 is {md5}, the hub's .md5 says {expected:?}");
-            }
+    if let Some(expected) = announced {
+        let got: [u8; 32] = sha256.finalize().into();
+        if got != expected {
+            bail!(
+                "{url}: the download's sha256 is {}, the hub's Repr-Digest says {}",
+                hex::encode(got),
+                hex::encode(expected)
+            );
         }
-        Ok(response) => tracing::warn!(
-            "{url}.md5: {}; the download is not checked against it",
-            response.status()
-        ),
-        Err(e) => tracing::warn!("{url}.md5: {e}; the download is not checked against it"),
+    } else {
+        check_md5(&http, url, &hex::encode(md5.finalize())).await?;
     }
     let path = file.into_temp_path();
     Ok(LocalFlist {
@@ -314,4 +362,26 @@ pub async fn local_flist(flist: &Path) -> Result<LocalFlist> {
         hub: Some(hub),
         _download: Some(path),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repr_digest_headers() {
+        let sha = [7u8; 32];
+        let header = format!(
+            "sha-512=:AAAA:, sha-256=:{}:",
+            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, sha)
+        );
+        assert_eq!(sha256_of_repr_digest(&header), Some(sha));
+        assert_eq!(sha256_of_repr_digest("sha-256=:AAAA:"), None, "too short");
+        assert_eq!(
+            sha256_of_repr_digest("sha-256=abc"),
+            None,
+            "not a byte sequence"
+        );
+        assert_eq!(sha256_of_repr_digest("md5=:AAAA:"), None);
+    }
 }

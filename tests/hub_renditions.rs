@@ -17,10 +17,10 @@ use common::*;
 use md5::Digest;
 use testkit::peers::FuseMount;
 
-fn hub_with_gateway() -> HubServer {
+fn hub_with_gateway(more: &str) -> HubServer {
     let port = testkit::free_port(false);
     HubServer::start(&format!(
-        "[gateway]\nlisten = \"127.0.0.1:{port}\"\npublic-url = \"zdb://127.0.0.1:{port}\"\n"
+        "{more}[gateway]\nlisten = \"127.0.0.1:{port}\"\npublic-url = \"zdb://127.0.0.1:{port}\"\n"
     ))
 }
 
@@ -67,9 +67,10 @@ fn as_zero_os_reads_it(hub: &HubServer, path: &str) -> Vec<u8> {
     body
 }
 
-/// Mounts `file` (a `.fl` with rfs, a `.flist` with g8ufs) as a node would and compares
-/// it with `source`; false when the reader is missing (the test then says so and skips).
-fn node_sees(file: &[u8], fl: bool, source: &Path) -> bool {
+/// Mounts `file` (a `.fl` with rfs, a `.flist` with g8ufs) as a node would and runs
+/// `check` on the mounted tree; false when the reader is missing (the test then says so
+/// and skips).
+fn node_mounts(file: &[u8], fl: bool, check: impl FnOnce(&Path)) -> bool {
     let node = tempfile::tempdir().unwrap();
     let meta = node.path().join(if fl { "x.fl" } else { "x.flist" });
     std::fs::write(&meta, file).unwrap();
@@ -82,13 +83,18 @@ fn node_sees(file: &[u8], fl: bool, source: &Path) -> bool {
     let Some(mount) = mount else {
         return false;
     };
-    assert_node_sees(source, mount.path());
+    check(mount.path());
     true
+}
+
+/// [`node_mounts`], the mounted tree equal to `source`.
+fn node_sees(file: &[u8], fl: bool, source: &Path) -> bool {
+    node_mounts(file, fl, |mounted| assert_node_sees(source, mounted))
 }
 
 #[test]
 fn uploaded_and_pushed_trees_mount_on_nodes_from_their_renditions() {
-    let hub = hub_with_gateway();
+    let hub = hub_with_gateway("");
     let token = hub.token("alice", &[]);
     let source = tempfile::tempdir().unwrap();
     node_tree(source.path());
@@ -148,4 +154,50 @@ fn uploaded_and_pushed_trees_mount_on_nodes_from_their_renditions() {
     assert!(node_sees(&pushed_fl, true, source.path()));
     let pushed = as_zero_os_reads_it(&hub, "/alice/pushed.flist");
     assert!(node_sees(&pushed, false, source.path()));
+}
+
+#[test]
+fn a_converted_image_mounts_on_nodes_with_its_metadata() {
+    let Some(registry) = testkit::RegistryServer::start() else {
+        eprintln!("skipped: no registry");
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let app = noise(1_200_000, 5);
+    common::images::push_image(
+        &registry,
+        work.path(),
+        "test/app:v1",
+        &[("hello", b"hello\n".to_vec()), ("bin/app", app.clone())],
+    );
+    let hub = hub_with_gateway(common::images::PRIVATE_NETWORKS);
+    let token = hub.token("alice", &[]);
+    let form = reqwest::blocking::multipart::Form::new()
+        .text("image", format!("{}/test/app:v1", registry.host()));
+    let (status, answer) = body_json(
+        hub.with(reqwest::Method::POST, "/api/flist/me/docker", &token)
+            .multipart(form)
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let name = answer["payload"]["name"].as_str().unwrap().to_owned();
+    wait_for_renditions(&hub, &name);
+
+    let zero = as_zero_os_reads_it(&hub, &format!("/alice/{name}"));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("x.flist"), &zero).unwrap();
+    let metadata = legacy::zero::ZeroFlist::open(&dir.path().join("x.flist"))
+        .unwrap()
+        .metadata()
+        .unwrap();
+    assert_eq!(metadata["entrypoint"], r#"["/bin/app"]"#);
+    let fl = download(&hub, &format!("/alice/{}", name.replace(".flist", ".fl")));
+    let check = |root: &Path| {
+        assert_eq!(std::fs::read(root.join("hello")).unwrap(), b"hello\n");
+        assert!(std::fs::read(root.join("bin/app")).unwrap() == app);
+    };
+    if !node_mounts(&fl, true, check) || !node_mounts(&zero, false, check) {
+        eprintln!("skipped: the node readers (rfs-2.0.6, g8ufs-1.1.1) or FUSE are missing");
+    }
 }

@@ -280,12 +280,7 @@ impl Pool {
                 *guard = Some((generation, conn.clone()));
                 Ok((conn, generation, true))
             }
-            Ok(Err(e)) if !is_transport(&e) => {
-                // The server answered the handshake with a refusal (wrong namespace or
-                // password): retrying at full speed would not change that.
-                self.failed(&e.to_string());
-                Err(self.refused(&e))
-            }
+            Ok(Err(e)) if !is_transport(&e) => Err(self.handshake_refused(&e)),
             Ok(Err(e)) => Err(self.failed(&format!("connecting: {e}"))),
             Err(_) => Err(self.failed(&format!(
                 "connecting took longer than {:?}",
@@ -337,6 +332,27 @@ impl Pool {
         Error::Unavailable {
             location: self.location.clone(),
             reason: reason.to_owned(),
+        }
+    }
+
+    /// The server answered the connection's set-up (`AUTH`, `SELECT`) with a refusal. A
+    /// namespace that is not there is an outage (retried after a pause); refused
+    /// credentials are final: the request fails at once, with no pause scheduled for the
+    /// others, and the error and the log say what was refused.
+    fn handshake_refused(&self, e: &RedisError) -> Error {
+        let text = server_text(e);
+        match classify(&text) {
+            Classified::Unavailable => self.failed(&text),
+            Classified::Refused(kind) => {
+                tracing::warn!(backend = %self.location, refusal = %text, "the backend refused the connection's credentials; not retried");
+                Error::Refused {
+                    location: self.location.clone(),
+                    kind,
+                    message: format!(
+                        "{text} (at connection set-up: the credentials or namespace were refused; not retried)"
+                    ),
+                }
+            }
         }
     }
 

@@ -10,9 +10,10 @@
 //! * `MGET` takes at most 1023 keys before the server stops answering; reads go in `MGET`s of
 //!   64 keys (`net::READ_GROUP`), several at once, which also bounds the bytes of a reply.
 //! * `SET` answers the key, or nil when the identical value is already stored; both are
-//!   success. Anything else (an 8-byte id) means a sequential-mode namespace, which cannot
-//!   hold content-addressed keys. No SET options are ever sent (a 4th argument is a
-//!   timestamp for 0-db).
+//!   success. A namespace in sequential mode, which cannot hold content-addressed keys,
+//!   refuses the key (`Invalid key, only update authorized`): `NSINFO` confirms the mode
+//!   and the error says so. No SET options are ever sent (a 4th argument is a timestamp
+//!   for 0-db).
 //! * Values over 8 MiB make the server drop the connection mid-write, keys are 1 to 255
 //!   bytes: both are checked before anything is sent.
 //! * Before writing, the keys are checked with `EXISTS` and only missing ones are sent:
@@ -187,32 +188,30 @@ impl ChunkStore for ZdbStore {
     }
 
     async fn stats(&self) -> Result<Vec<BackendStats>> {
-        let info: String = self
-            .pool
-            .run(1, |mut conn| {
-                let mut cmd = redis::cmd("NSINFO");
-                cmd.arg(&self.namespace);
-                async move { cmd.query_async(&mut conn).await }
-            })
-            .await?;
-        let field = |name: &str| {
-            info.lines().find_map(|line| {
-                let (k, v) = line.split_once(':')?;
-                (k.trim() == name).then(|| v.trim().parse::<u64>().ok())?
-            })
-        };
+        let info = self.nsinfo().await?;
+        let number = |name: &str| nsinfo_field(&info, name).and_then(|v| v.parse::<u64>().ok());
         Ok(vec![BackendStats {
             location: self.location().to_owned(),
-            keys: field("entries"),
-            bytes: field("data_size_bytes"),
+            keys: number("entries"),
+            bytes: number("data_size_bytes"),
         }])
     }
 }
 
 impl ZdbStore {
+    async fn nsinfo(&self) -> Result<String> {
+        self.pool
+            .run(1, |mut conn| {
+                let mut cmd = redis::cmd("NSINFO");
+                cmd.arg(&self.namespace);
+                async move { cmd.query_async(&mut conn).await }
+            })
+            .await
+    }
+
     async fn set_group(&self, group: &[EncodedChunk]) -> Result<()> {
         let bytes: usize = group.iter().map(|c| c.len()).sum();
-        let replies: Vec<Value> = self
+        let sent = self
             .pool
             .run(bytes, |mut conn| {
                 let mut pipe = redis::pipe();
@@ -223,7 +222,16 @@ impl ZdbStore {
                 }
                 async move { pipe.query_async(&mut conn).await }
             })
-            .await?;
+            .await;
+        let replies: Vec<Value> = match sent {
+            // What a sequential namespace answers a key that is not one of its ids.
+            Err(refused @ Error::Refused { .. })
+                if refused.to_string().contains("only update authorized") =>
+            {
+                return Err(self.sequential_or(refused).await);
+            }
+            other => other?,
+        };
         if replies.len() != group.len() {
             return Err(self.pool.protocol(format!(
                 "{} replies to {} SET",
@@ -236,13 +244,6 @@ impl ZdbStore {
                 // Stored, or already stored with the identical value.
                 Value::Nil | Value::Okay => {}
                 Value::BulkString(key) if key == chunk.key().as_bytes() => {}
-                Value::BulkString(id) if id.len() == 8 => {
-                    return Err(self.pool.protocol(format!(
-                        "SET answered an 8-byte id: namespace {:?} is in sequential mode, \
-                         chunk stores need user-key mode",
-                        self.namespace
-                    )));
-                }
                 other => {
                     return Err(self.pool.protocol(format!("SET answered {other:?}")));
                 }
@@ -250,4 +251,28 @@ impl ZdbStore {
         }
         Ok(())
     }
+
+    /// The error for a SET refused as by a sequential namespace: said plainly when `NSINFO`
+    /// confirms the mode, `refused` as it is otherwise.
+    async fn sequential_or(&self, refused: Error) -> Error {
+        match self.nsinfo().await {
+            Ok(info) if nsinfo_field(&info, "mode") == Some("sequential") => Error::Store {
+                location: self.location().to_owned(),
+                reason: format!(
+                    "namespace {:?} is in sequential mode; a chunk store needs a namespace in \
+                     user-key mode",
+                    self.namespace
+                ),
+            },
+            _ => refused,
+        }
+    }
+}
+
+/// A `name: value` line of `NSINFO`'s text.
+fn nsinfo_field<'a>(info: &'a str, name: &str) -> Option<&'a str> {
+    info.lines().find_map(|line| {
+        let (k, v) = line.split_once(':')?;
+        (k.trim() == name).then(|| v.trim())
+    })
 }

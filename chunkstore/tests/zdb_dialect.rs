@@ -220,7 +220,7 @@ async fn error_replies_become_typed_errors() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, Error::Protocol { .. }) && err.to_string().contains("sequential mode"),
+        matches!(err, Error::Store { .. }) && err.to_string().contains("sequential mode"),
         "{err}"
     );
 

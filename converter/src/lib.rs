@@ -14,6 +14,7 @@
 mod cat;
 mod error;
 mod extract;
+mod guard;
 mod image;
 mod pack;
 mod pipe;
@@ -31,7 +32,7 @@ use flist::Source;
 use tokio::runtime::Handle;
 
 pub use cat::cat;
-pub use error::{Error, Result};
+pub use error::{Error, Result, escape};
 pub use extract::{ExtractOptions, ExtractSummary};
 pub use image::{
     Credentials, Egress, ImageConfig, ImageFailure, ImageRequest, ImageSource, ImageSummary,

@@ -51,6 +51,13 @@ pub struct Limits {
     pub max_total_size: u64,
     /// Longest path, in bytes (at most the format's 4096).
     pub max_path_len: usize,
+    /// Largest PAX record or GNU long name of a tar stream: the tar reader holds one whole
+    /// in memory, so it is refused from its header when larger.
+    pub max_header_record: u64,
+    /// Largest ratio of a compressed stream's expanded bytes to its compressed bytes, once
+    /// `expansion_floor` bytes have come out; 0 for no bound.
+    pub max_expansion_ratio: u64,
+    pub expansion_floor: u64,
 }
 
 impl Default for Limits {
@@ -59,6 +66,9 @@ impl Default for Limits {
             max_entries: 10_000_000,
             max_total_size: 1 << 40,
             max_path_len: flist::MAX_PATH_LEN,
+            max_header_record: 64 << 10,
+            max_expansion_ratio: 250,
+            expansion_floor: 64 << 20,
         }
     }
 }
@@ -289,6 +299,10 @@ impl Packer {
         })
     }
 
+    pub(crate) fn limits(&self) -> Limits {
+        self.limits
+    }
+
     pub(crate) fn progress(&self) -> Arc<Progress> {
         Arc::clone(&self.shared.progress)
     }
@@ -307,18 +321,16 @@ impl Packer {
         self.entries += 1;
         Progress::add(&self.shared.progress.entries, 1);
         if self.entries > self.limits.max_entries {
-            return Err(Error::Limit(format!(
-                "more than {} entries",
-                self.limits.max_entries
-            )));
+            return Err(Error::TooManyEntries {
+                limit: self.limits.max_entries,
+            });
         }
         if path.len() > self.limits.max_path_len {
-            return Err(Error::Limit(format!(
-                "path of {} bytes, the limit is {}: {:?}",
-                path.len(),
-                self.limits.max_path_len,
-                String::from_utf8_lossy(&path[..64.min(path.len())])
-            )));
+            return Err(Error::PathTooLong {
+                path: crate::error::escape(&path[..64.min(path.len())]),
+                len: path.len(),
+                limit: self.limits.max_path_len,
+            });
         }
         Ok(())
     }
@@ -328,9 +340,19 @@ impl Packer {
         Ok(self.writer().add(path, node, xattrs)?)
     }
 
+    /// Adds `path` as another name of the earlier entry `target`.
     pub(crate) fn add_hardlink(&mut self, path: &[u8], target: &[u8]) -> Result<()> {
-        self.writer().add_hardlink(path, target)?;
-        Ok(())
+        let conflict = match self.writer().add_hardlink(path, target) {
+            Ok(_) => return Ok(()),
+            Err(e @ flist::Error::Conflict { .. }) => e,
+            Err(e) => return Err(e.into()),
+        };
+        // The target's fault, or the link's own path's (below a symlink, ...).
+        match self.writer().kind_at(target)? {
+            None => Err(Error::bad_link(path, target, "not an earlier entry")),
+            Some(flist::Kind::Directory) => Err(Error::bad_link(path, target, "a directory")),
+            Some(_) => Err(conflict.into()),
+        }
     }
 
     pub(crate) fn link(&mut self, path: &[u8], inode: InodeId) -> Result<()> {
@@ -350,11 +372,10 @@ impl Packer {
         let size = node.size();
         self.total_size = self.total_size.saturating_add(size);
         if self.total_size > self.limits.max_total_size {
-            return Err(Error::Limit(format!(
-                "content larger than {} bytes (at {:?})",
-                self.limits.max_total_size,
-                String::from_utf8_lossy(path)
-            )));
+            return Err(Error::ContentTooLarge {
+                path: crate::error::escape(path),
+                limit: self.limits.max_total_size,
+            });
         }
         let inode = self.writer().add(path, node, xattrs)?;
         let mut readme = self

@@ -14,8 +14,9 @@ use std::rc::Rc;
 use flist::{Node, NodeKind, Timestamp, Xattr};
 use tar::EntryType;
 
-use crate::error::{Error, Result};
-use crate::pack::Packer;
+use crate::error::{Error, Result, escape_text};
+use crate::guard::{Bounds, Consumed, Guard};
+use crate::pack::{Limits, Packer};
 use crate::progress::CountingReader;
 
 /// Bytes needed to tell the compression (xz's magic is the longest).
@@ -27,7 +28,8 @@ const TRAILER_LIMIT: u64 = 16 << 20;
 
 /// Reads a tar stream into `packer`.
 pub(crate) fn read_tar(input: impl Read, packer: &mut Packer) -> Result<()> {
-    for_each_entry(input, packer.progress(), |entry, content| {
+    let limits = packer.limits();
+    for_each_entry(input, packer.progress(), &limits, |entry, content| {
         packer.count_entry(&entry.path)?;
         match entry.kind {
             EntryKind::Hardlink(target) => packer.add_hardlink(&entry.path, &target),
@@ -56,10 +58,12 @@ pub(crate) enum EntryKind {
 /// Reads a tar stream (plain, gzip or zstd, told from its first bytes), calling `each` with
 /// every entry and a reader of its content, which `each` may leave unread. The stream must
 /// end with tar's end-of-archive marker; what follows it is read (to let the decompressor
-/// check its trailer) up to a bound.
+/// check its trailer) up to a bound. Header records and decompression are bounded by
+/// `limits` (see the `guard` module).
 pub(crate) fn for_each_entry<'a>(
     input: impl Read + 'a,
     progress: std::sync::Arc<crate::Progress>,
+    limits: &Limits,
     mut each: impl FnMut(TarEntry, &mut dyn Read) -> Result<()>,
 ) -> Result<()> {
     let mut counted = CountingReader::new(input, progress);
@@ -77,45 +81,63 @@ pub(crate) fn for_each_entry<'a>(
     }
     let compression = Compression::detect(&head)?;
     let buffered = BufReader::with_capacity(256 << 10, io::Cursor::new(head).chain(counted));
+    let consumed = Rc::new(Cell::new(0u64));
+    let compressed = Consumed::new(buffered, Rc::clone(&consumed));
     let decoder: Box<dyn Read + 'a> = match compression {
-        Compression::None => Box::new(buffered),
-        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(buffered)),
+        Compression::None => Box::new(compressed),
+        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(compressed)),
         Compression::Zstd => Box::new(
-            zstd::stream::read::Decoder::with_buffer(buffered)
+            zstd::stream::read::Decoder::with_buffer(compressed)
                 .map_err(|e| Error::Input(format!("zstd: {e}")))?,
         ),
     };
-    let ended = Rc::new(Cell::new(false));
-    let mut archive = tar::Archive::new(EofWatch {
-        inner: decoder,
-        ended: Rc::clone(&ended),
-    });
+    let bounds = Bounds {
+        header_record: limits.max_header_record,
+        expansion_ratio: limits.max_expansion_ratio,
+        expansion_floor: limits.expansion_floor,
+    };
+    let counted = (!matches!(compression, Compression::None)).then_some(consumed);
+    let mut archive = tar::Archive::new(Guard::new(decoder, bounds, counted));
     let mut count = 0u64;
-    for entry in archive
-        .entries()
-        .map_err(|e| Error::Input(format!("not a tar archive: {e}")))?
-    {
-        let mut entry = entry.map_err(|e| {
-            Error::Input(if count == 0 {
-                format!("not a tar archive: {e}")
-            } else {
-                format!("corrupt tar archive after {count} entries: {e}")
-            })
-        })?;
-        count += 1;
-        if let Some(decoded) = decode_entry(&mut entry)? {
-            each(decoded, &mut entry)?;
+    let read = (|| -> Result<()> {
+        for entry in archive
+            .entries()
+            .map_err(|e| Error::Input(format!("not a tar archive: {e}")))?
+        {
+            let mut entry = entry.map_err(|e| {
+                Error::Input(if count == 0 {
+                    format!("not a tar archive: {}", escape_text(&e.to_string()))
+                } else {
+                    format!(
+                        "corrupt tar archive after {count} entries: {}",
+                        escape_text(&e.to_string())
+                    )
+                })
+            })?;
+            count += 1;
+            if let Some(decoded) = decode_entry(&mut entry)? {
+                each(decoded, &mut entry)?;
+            }
         }
+        Ok(())
+    })();
+    let mut guard = archive.into_inner();
+    // A refusal of the guard is the reason, whatever the crate or `each` made of it.
+    if let Some(refusal) = guard.take_refusal() {
+        return Err(refusal);
     }
-    if ended.get() {
+    read?;
+    if guard.ended() {
         return Err(Error::Input(format!(
             "truncated tar archive: the input ended after {count} entries without tar's end-of-archive marker"
         )));
     }
     // Let the decompressor verify its trailer (gzip CRC, zstd frame end).
-    let mut rest = archive.into_inner().inner.take(TRAILER_LIMIT);
-    io::copy(&mut rest, &mut io::sink())
-        .map_err(|e| Error::Input(format!("after the end of the tar archive: {e}")))?;
+    let copied = io::copy(&mut (&mut guard).take(TRAILER_LIMIT), &mut io::sink());
+    if let Some(refusal) = guard.take_refusal() {
+        return Err(refusal);
+    }
+    copied.map_err(|e| Error::Input(format!("after the end of the tar archive: {e}")))?;
     Ok(())
 }
 
@@ -123,7 +145,7 @@ pub(crate) fn for_each_entry<'a>(
 /// PAX headers, GNU volume labels).
 fn decode_entry<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<Option<TarEntry>> {
     let raw_path = entry.path_bytes().into_owned();
-    let path = normalize(&raw_path).map_err(|reason| Error::entry(&raw_path, reason))?;
+    let path = normalize(&raw_path).map_err(|bad| Error::name(&raw_path, bad))?;
     let header = entry.header();
     let kind = header.entry_type();
     let bad = |what: &str, e: io::Error| Error::entry(&raw_path, format!("{what}: {e}"));
@@ -147,7 +169,7 @@ fn decode_entry<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<Option<TarEntr
             .link_name_bytes()
             .map(|l| l.into_owned())
             .filter(|l| !l.is_empty())
-            .ok_or_else(|| Error::entry(&raw_path, "link without a target"))
+            .ok_or_else(|| Error::bad_link(&raw_path, b"", "a link without a target"))
     };
     let node_kind = match kind {
         EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
@@ -168,18 +190,10 @@ fn decode_entry<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<Option<TarEntr
         EntryType::Fifo => NodeKind::Fifo,
         EntryType::Link => {
             let raw_target = link_target()?;
-            let target = normalize(&raw_target).map_err(|reason| {
-                Error::entry(
-                    &raw_path,
-                    format!(
-                        "hardlink target {:?}: {reason}",
-                        String::from_utf8_lossy(&raw_target)
-                    ),
-                )
-            })?;
-            if target == path {
-                return Ok(None);
-            }
+            let target = normalize(&raw_target)
+                .map_err(|bad| Error::bad_link(&raw_path, &raw_target, bad.reason()))?;
+            // A link to itself stays: the flist writer accepts it only if the name came
+            // earlier (tar stores a file named twice that way) and refuses it otherwise.
             return Ok(Some(TarEntry {
                 path,
                 kind: EntryKind::Hardlink(target),
@@ -233,20 +247,39 @@ fn decode_entry<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<Option<TarEntr
     }))
 }
 
+/// Why a name is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BadName {
+    Empty,
+    Nul,
+    /// A `..` component.
+    Escape,
+}
+
+impl BadName {
+    pub(crate) fn reason(self) -> &'static str {
+        match self {
+            BadName::Empty => "an empty name",
+            BadName::Nul => "a NUL byte in the name",
+            BadName::Escape => "a '..' component, which would escape the tree",
+        }
+    }
+}
+
 /// Makes an archive name relative: drops leading `/`, empty and `.` components; refuses
 /// `..`, NUL and names with nothing in them. Returns "" for the root (`./` or `/`).
-pub(crate) fn normalize(raw: &[u8]) -> std::result::Result<Vec<u8>, &'static str> {
+pub(crate) fn normalize(raw: &[u8]) -> std::result::Result<Vec<u8>, BadName> {
     if raw.is_empty() {
-        return Err("an empty name");
+        return Err(BadName::Empty);
     }
     if raw.contains(&0) {
-        return Err("a NUL byte in the name");
+        return Err(BadName::Nul);
     }
     let mut path = Vec::with_capacity(raw.len());
     for name in raw.split(|&b| b == b'/') {
         match name {
             b"" | b"." => {}
-            b".." => return Err("a '..' component, which would escape the tree"),
+            b".." => return Err(BadName::Escape),
             name => {
                 if !path.is_empty() {
                     path.push(b'/');
@@ -315,24 +348,6 @@ impl Compression {
             [b'P', b'K', 3, 4, ..] => unsupported("zip"),
             _ => Ok(Compression::None),
         }
-    }
-}
-
-/// Notes whether the decompressed stream ran out. The tar reader stops at the first zero
-/// block without reading to the end, so reaching the end during iteration means the
-/// archive had no end-of-archive marker.
-struct EofWatch<'a> {
-    inner: Box<dyn Read + 'a>,
-    ended: Rc<Cell<bool>>,
-}
-
-impl Read for EofWatch<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        if n == 0 && !buf.is_empty() {
-            self.ended.set(true);
-        }
-        Ok(n)
     }
 }
 

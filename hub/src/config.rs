@@ -119,6 +119,14 @@ pub struct LimitsConfig {
     #[serde(deserialize_with = "size")]
     pub expanded_size: u64,
     pub entries: u64,
+    /// Largest PAX record or GNU long name or link of an archive (refused from its header).
+    #[serde(deserialize_with = "size")]
+    pub header_record: u64,
+    /// Largest ratio of a compressed archive's expanded bytes to its bytes as sent, once
+    /// `expansion-floor` bytes have come out; 0: no bound.
+    pub expansion_ratio: u64,
+    #[serde(deserialize_with = "size")]
+    pub expansion_floor: u64,
     /// Largest value of one metadata key of a published flist.
     #[serde(deserialize_with = "size")]
     pub metadata_value: u64,
@@ -392,6 +400,10 @@ impl Config {
                 "limits.uploads-per-identity = {} must be less than half of limits.concurrent-uploads = {}, so that two identities cannot hold every upload slot",
                 l.uploads_per_identity, l.concurrent_uploads
             ));
+        }
+        // Below the longest path an archive may hold, long names could not be read at all.
+        if l.header_record < 8 << 10 {
+            return bad("limits.header-record must be at least 8KiB".into());
         }
         if l.upload_min_rate > 0 && l.upload_rate_window < Duration::from_secs(1) {
             return bad("limits.upload-rate-window must be at least 1s".into());

@@ -216,8 +216,14 @@ fn convert_class(e: &converter::Error) -> Class {
     match e {
         // A writer error about an entry is the archive's; one of the file is the hub's.
         C::Flist(flist::Error::Io { .. } | flist::Error::Sqlite(_)) => Class::Internal,
-        C::Input(_) | C::Entry { .. } | C::Flist(_) => Class::BadRequest,
-        C::Limit(_) => Class::TooLarge,
+        C::Input(_) | C::Entry { .. } | C::Escape { .. } | C::BadLink { .. } | C::Flist(_) => {
+            Class::BadRequest
+        }
+        C::HeaderRecordTooLarge { .. }
+        | C::TooManyEntries { .. }
+        | C::PathTooLong { .. }
+        | C::ContentTooLarge { .. }
+        | C::ExpansionTooLarge { .. } => Class::TooLarge,
         C::Store(e) => store_class(e),
         C::Cancelled => Class::Unavailable,
         C::Image { failure, .. } => image_class(*failure),

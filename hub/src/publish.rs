@@ -305,6 +305,9 @@ impl Publisher {
             limits: converter::Limits {
                 max_entries: limits.entries,
                 max_total_size: limits.expanded_size,
+                max_header_record: limits.header_record,
+                max_expansion_ratio: limits.expansion_ratio,
+                expansion_floor: limits.expansion_floor,
                 ..converter::Limits::default()
             },
             metadata,

@@ -31,6 +31,13 @@ pub struct Args {
     /// Refuse paths longer than this many bytes.
     #[arg(long, default_value_t = Limits::default().max_path_len)]
     max_path: usize,
+    /// Refuse PAX records and GNU long names larger than this (bytes, or with K, M: 64K).
+    #[arg(long, default_value = "64K", value_parser = parse_size)]
+    max_header_record: u64,
+    /// Refuse compressed archives that expand more than this many times their size past
+    /// the first 64 MiB (0: no bound).
+    #[arg(long, default_value_t = Limits::default().max_expansion_ratio)]
+    max_ratio: u64,
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -50,6 +57,9 @@ pub async fn run(
             max_entries: args.max_entries,
             max_total_size: args.max_size,
             max_path_len: args.max_path,
+            max_header_record: args.max_header_record,
+            max_expansion_ratio: args.max_ratio,
+            ..Limits::default()
         },
         cancel,
         ..PackOptions::default()

@@ -15,12 +15,15 @@
 //!   loopback port, open or asking for credentials, fed by skopeo; [`OciLayout`] builds the
 //!   images it serves with umoci from tar archives the test writes.
 //!
+//! * [`tar`]: tar archives built byte by byte, hostile ones included.
+//!
 //! A test that needs a program that is not installed calls [`need`], which says so and lets
 //! the test skip; CI installs everything (`scripts/test-all`), so nothing is skipped there.
 
 pub mod peers;
 mod redis;
 mod registry;
+pub mod tar;
 mod zdb;
 
 pub use redis::{RedisCluster, RedisServer};

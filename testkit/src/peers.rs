@@ -47,8 +47,8 @@ pub fn fuse_available() -> bool {
     crate::need("fusermount3")
 }
 
-/// A `zdb-2.0.7` in user mode on a loopback port, with its own small data directory;
-/// killed when dropped.
+/// A `zdb-2.0.7` on a loopback port, with its own small data directory; killed when
+/// dropped.
 pub struct Zdb {
     child: Child,
     port: u16,
@@ -56,7 +56,18 @@ pub struct Zdb {
 }
 
 impl Zdb {
+    /// A server in user mode.
     pub fn start() -> Option<Zdb> {
+        Zdb::start_in(&["--mode", "user"])
+    }
+
+    /// A server in mixed mode, where `NSSET <ns> mode seq` turns an empty namespace
+    /// sequential.
+    pub fn start_mixed() -> Option<Zdb> {
+        Zdb::start_in(&[])
+    }
+
+    fn start_in(mode: &[&str]) -> Option<Zdb> {
         let program = peer("zdb-2.0.7")?;
         let dir = tempfile::tempdir().expect("temporary directory");
         for attempt in 0..5 {
@@ -70,7 +81,8 @@ impl Zdb {
                 .arg("--index")
                 .arg(&index)
                 // Data files of 32 MiB, not the default 256 MiB preallocated per namespace.
-                .args(["--mode", "user", "--datasize", "33554432"])
+                .args(mode)
+                .args(["--datasize", "33554432"])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
@@ -121,7 +133,7 @@ impl Zdb {
 
     /// Sends one command on a new connection; the reply's type byte followed by its payload
     /// (a bulk string's bytes, a simple string or error's text), or `b"$"`-less `b"nil"`.
-    fn command(&self, args: &[&[u8]]) -> Vec<u8> {
+    pub fn command(&self, args: &[&[u8]]) -> Vec<u8> {
         let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to zdb");
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))

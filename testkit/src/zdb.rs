@@ -136,7 +136,8 @@ impl ZdbPeer {
         self.with(namespace, |ns| ns.maxsize = Some(bytes));
     }
 
-    /// A sequential-mode namespace: SET answers 8-byte ids.
+    /// A sequential-mode namespace: SET of an empty key answers an 8-byte id, SET of any
+    /// other key that is not an id refuses it, as 0-db does.
     pub fn set_sequential(&self, namespace: &str) {
         self.with(namespace, |ns| ns.sequential = true);
     }
@@ -397,12 +398,13 @@ fn execute(state: &mut State, session: &mut Session, args: &[Vec<u8>]) -> Result
             None => error("Namespace not found"),
             Some(ns) => bulk(
                 format!(
-                    "# namespace\nname: {}\nentries: {}\npublic: {}\npassword: {}\ndata_size_bytes: {}\nmode: userkey\n",
+                    "# namespace\nname: {}\nentries: {}\npublic: {}\npassword: {}\ndata_size_bytes: {}\nmode: {}\n",
                     arg(1),
                     ns.data.len(),
                     if ns.public { "yes" } else { "no" },
                     if ns.password.is_some() { "yes" } else { "no" },
-                    ns.size()
+                    ns.size(),
+                    if ns.sequential { "sequential" } else { "userkey" }
                 )
                 .as_bytes(),
             ),
@@ -433,6 +435,10 @@ fn data_command(
             }
             let (key, value) = (&args[1], &args[2]);
             if ns.sequential {
+                // An empty key allocates the next id; other keys must be existing ids.
+                if !key.is_empty() && !ns.data.contains_key(key) {
+                    return error("Invalid key, only update authorized");
+                }
                 ns.next_id += 1;
                 ns.data
                     .insert(ns.next_id.to_le_bytes().to_vec(), value.clone());

@@ -381,80 +381,8 @@ pub fn listing(dir: &Path) -> Vec<String> {
     names
 }
 
-/// A raw ustar header; `typeflag` as in tar(5). The checksum is computed here, so the
-/// header is valid whatever hostile name or size it carries.
-pub fn tar_header(name: &[u8], typeflag: u8, size: u64, linkname: &[u8]) -> [u8; 512] {
-    let mut h = [0u8; 512];
-    h[..name.len().min(100)].copy_from_slice(&name[..name.len().min(100)]);
-    let octal = |field: &mut [u8], value: u64| {
-        let text = format!("{:0width$o}\0", value, width = field.len() - 1);
-        field.copy_from_slice(text.as_bytes());
-    };
-    octal(&mut h[100..108], 0o644);
-    octal(&mut h[108..116], 0);
-    octal(&mut h[116..124], 0);
-    octal(&mut h[124..136], size);
-    octal(&mut h[136..148], 1_700_000_000);
-    h[156] = typeflag;
-    h[157..157 + linkname.len().min(100)].copy_from_slice(&linkname[..linkname.len().min(100)]);
-    h[257..263].copy_from_slice(b"ustar\0");
-    h[263..265].copy_from_slice(b"00");
-    h[148..156].copy_from_slice(b"        ");
-    let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
-    let text = format!("{sum:06o}\0 ");
-    h[148..156].copy_from_slice(text.as_bytes());
-    h
-}
-
-/// An archive member: header plus data padded to the block size.
-pub fn member(name: &[u8], typeflag: u8, data: &[u8], linkname: &[u8]) -> Vec<u8> {
-    let mut out = tar_header(name, typeflag, data.len() as u64, linkname).to_vec();
-    out.extend_from_slice(data);
-    out.resize(out.len().div_ceil(512) * 512, 0);
-    out
-}
-
-/// A PAX extended header carrying `records` for the next member.
-pub fn pax(records: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut body = Vec::new();
-    for (key, value) in records {
-        // "<len> <key>=<value>\n" where len counts itself.
-        let rest = key.len() + value.len() + 3;
-        let mut len = rest + 1;
-        while format!("{len}").len() + rest != len {
-            len += 1;
-        }
-        body.extend_from_slice(format!("{len} {key}=").as_bytes());
-        body.extend_from_slice(value);
-        body.push(b'\n');
-    }
-    member(b"PaxHeader", b'x', &body, b"")
-}
-
-/// Two zero blocks: tar's end-of-archive marker.
-pub fn end_of_archive() -> Vec<u8> {
-    vec![0u8; 1024]
-}
-
-pub fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut child = Command::new("gzip")
-        .arg("-c")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("gzip");
-    // Written from another thread: gzip's output must be read while it is fed, or a large
-    // input fills both pipes.
-    let mut stdin = child.stdin.take().unwrap();
-    let data = data.to_vec();
-    let writer = std::thread::spawn(move || {
-        use std::io::Write;
-        stdin.write_all(&data).unwrap();
-    });
-    let out = child.wait_with_output().unwrap().stdout;
-    writer.join().unwrap();
-    out
-}
+// The byte-level tar builders are testkit's, shared with the converter's own tests.
+pub use testkit::tar::{end_of_archive, gzip, member, pax, tar_header};
 
 /// Runs a command, asserting success.
 pub fn run(cmd: &mut Command) {

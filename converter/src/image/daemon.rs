@@ -205,7 +205,7 @@ fn unpack(input: impl Read, root: &std::path::Path) -> Result<HashMap<String, Pa
             continue;
         }
         let raw = entry.path_bytes().into_owned();
-        let name = normalize(&raw).map_err(|why| Error::entry(&raw, why))?;
+        let name = normalize(&raw).map_err(|bad| Error::name(&raw, bad))?;
         let name = String::from_utf8(name).map_err(|_| Error::entry(&raw, "not UTF-8"))?;
         // Flat names on disk: the export's directories do not matter here.
         let path = root.join(format!("{}", files.len()));

@@ -51,13 +51,14 @@ pub(crate) fn merge(
     extra: Vec<ExtraFile>,
 ) -> Result<Vec<String>> {
     let progress = packer.progress();
+    let limits = packer.limits();
     let count = layers.count();
     crate::Progress::set(&progress.layers, count as u64);
     let mut state = State::default();
     for (position, index) in (0..count).rev().enumerate() {
         crate::Progress::set(&progress.layer, position as u64 + 1);
         let mut layer = Layer::default();
-        read_layer(layers, index, &progress, |entry, content| {
+        read_layer(layers, index, &progress, &limits, |entry, content| {
             // Every entry of every layer counts against the limits (and checks for
             // cancellation), hidden ones and whiteouts too: they cost memory here.
             packer.count_entry(&entry.path)?;
@@ -68,7 +69,7 @@ pub(crate) fn merge(
             // before the links showed it is still needed: the layer is read again for
             // those files alone (rare: `rm /usr/bin/perl` above `perl5.36 -> perl`).
             let mut relink = std::mem::take(&mut layer.relink);
-            read_layer(layers, index, &progress, |entry, content| {
+            read_layer(layers, index, &progress, &limits, |entry, content| {
                 if let EntryKind::Node(node) = &entry.kind
                     && matches!(node.kind, NodeKind::Regular { .. })
                     && let Some(links) = relink.remove(&entry.path)
@@ -117,16 +118,19 @@ fn read_layer(
     layers: &mut dyn Layers,
     index: usize,
     progress: &std::sync::Arc<crate::Progress>,
+    limits: &crate::Limits,
     each: impl FnMut(TarEntry, &mut dyn Read) -> Result<()>,
 ) -> Result<()> {
     let count = layers.count();
     let mut input = layers.open(index)?;
-    for_each_entry(&mut input, std::sync::Arc::clone(progress), each).map_err(|e| match e {
-        // What the registry or daemon sent cannot be read as a layer (a stream cut
-        // short, bytes that do not match the digest, not a tar): the image's fault.
-        Error::Input(why) => invalid(index, count, why),
-        other => other,
-    })?;
+    for_each_entry(&mut input, std::sync::Arc::clone(progress), limits, each).map_err(
+        |e| match e {
+            // What the registry or daemon sent cannot be read as a layer (a stream cut
+            // short, bytes that do not match the digest, not a tar): the image's fault.
+            Error::Input(why) => invalid(index, count, why),
+            other => other,
+        },
+    )?;
     // The rest of the blob (tar padding, compressed trailers) is read too: a registry
     // layer's digest is checked when its last byte has been read.
     std::io::copy(&mut input, &mut std::io::sink()).map_err(|e| invalid(index, count, e))?;
@@ -207,6 +211,9 @@ impl State {
             return Ok(());
         }
         let node = match kind {
+            // A name linked to itself (tar's way of storing a file named twice) adds nothing
+            // here; in a plain archive the flist writer refuses it unless the name came before.
+            EntryKind::Hardlink(target) if target == path => return Ok(()),
             EntryKind::Hardlink(target) => return self.hardlink(packer, layer, path, target),
             EntryKind::Node(node) => node,
         };

@@ -21,6 +21,7 @@ mod pipe;
 mod progress;
 mod tarball;
 mod tree;
+mod windows;
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -41,6 +42,7 @@ pub use image::{
 pub use pack::{LateMetadata, Limits, PackOptions, PackSummary, README_LIMIT};
 pub use pipe::{PipeReader, pipe};
 pub use progress::Progress;
+pub use windows::FileWindows;
 
 /// Packs the directory tree at `root` into the flist `out`, storing new chunks in `store`.
 pub async fn pack_dir(

@@ -28,6 +28,7 @@ use tokio::runtime::Handle;
 use crate::Cancel;
 use crate::error::{Error, Result};
 use crate::progress::Progress;
+use crate::windows::{self, FileWindows, WindowCollector, WindowCutter, WindowDone, WindowTask};
 
 /// A worker flushes its batch at this many plaintext bytes or chunks.
 const BATCH_BYTES: usize = 4 << 20;
@@ -91,6 +92,9 @@ pub struct PackOptions {
     /// `readme` metadata, as 0-hub does with uploads. Files over [`README_LIMIT`] are left
     /// out.
     pub import_readme: bool,
+    /// Hash each regular file's 512 KiB windows as its content passes (for the 0-flist and
+    /// fl renditions the hub makes), returned in [`PackSummary::windows`].
+    pub window_keys: bool,
     pub cancel: Cancel,
 }
 
@@ -130,13 +134,14 @@ impl Default for PackOptions {
             metadata: Metadata::new(),
             late_metadata: None,
             import_readme: false,
+            window_keys: false,
             cancel: Cancel::default(),
         }
     }
 }
 
 /// What a pack did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PackSummary {
     /// What the written flist holds.
     pub totals: Totals,
@@ -150,6 +155,8 @@ pub struct PackSummary {
     /// Encoded bytes written to the store.
     pub stored_bytes: u64,
     pub elapsed: Duration,
+    /// The window keys of every regular file, when [`PackOptions::window_keys`] asked.
+    pub windows: FileWindows,
 }
 
 /// One worker per CPU keeps the cores busy compressing; two more keep them busy while
@@ -160,6 +167,12 @@ fn default_workers() -> usize {
         .map_or(2, |n| n.get())
         .min(30)
         + 2
+}
+
+/// What the source thread hands the workers.
+enum Task {
+    Chunk(ChunkTask),
+    Window(WindowTask),
 }
 
 struct ChunkTask {
@@ -208,6 +221,8 @@ struct Shared {
     aborted: AtomicBool,
     failure: Mutex<Option<Error>>,
     claims: Mutex<HashSet<ChunkKey>>,
+    /// Where hashed windows go, when they are asked for.
+    windows: Option<Sender<WindowDone>>,
 }
 
 impl Shared {
@@ -229,7 +244,7 @@ impl Shared {
 pub(crate) struct Packer {
     writer: Option<FlistWriter>,
     chunker: Chunker,
-    tasks: Option<Sender<ChunkTask>>,
+    tasks: Option<Sender<Task>>,
     done: Receiver<ChunkDone>,
     workers: Vec<JoinHandle<()>>,
     shared: Arc<Shared>,
@@ -237,6 +252,8 @@ pub(crate) struct Packer {
     metadata: Metadata,
     late_metadata: Option<LateMetadata>,
     readme: Option<Readme>,
+    /// The files' windows, when asked for: their paths, and the workers' results.
+    windows: Option<(WindowCollector, Receiver<WindowDone>)>,
     cancel: Cancel,
     entries: u64,
     total_size: u64,
@@ -257,7 +274,9 @@ impl Packer {
             0 => default_workers(),
             n => n,
         };
+        let (window_tx, window_rx) = windows::channel();
         let shared = Arc::new(Shared {
+            windows: options.window_keys.then_some(window_tx),
             store,
             runtime,
             progress,
@@ -292,6 +311,9 @@ impl Packer {
             metadata: options.metadata,
             late_metadata: options.late_metadata,
             readme: options.import_readme.then(Readme::default),
+            windows: options
+                .window_keys
+                .then(|| (WindowCollector::default(), window_rx)),
             cancel: options.cancel,
             entries: 0,
             total_size: 0,
@@ -384,6 +406,13 @@ impl Packer {
             .and_then(|_| Readme::slot(path))
             .filter(|_| size <= README_LIMIT)
             .map(|slot| (slot, Vec::with_capacity(size as usize)));
+        let mut cutter = match &mut self.windows {
+            Some((collector, _)) => {
+                collector.file(inode, path);
+                Some(WindowCutter::default())
+            }
+            None => None,
+        };
         let Packer {
             writer,
             chunker,
@@ -397,6 +426,11 @@ impl Packer {
         let tasks = tasks.as_ref().expect("tasks used after finish");
         let mut seq = 0u32;
         let mut recorded: flist::Result<()> = Ok(());
+        let mut send_window = |index, data| {
+            tasks
+                .send(Task::Window(WindowTask { inode, index, data }))
+                .map_err(|_| io::Error::other("the pack workers stopped"))
+        };
         let read = chunker.chunk(reader, |offset, bytes| {
             if cancel.is_cancelled() {
                 return Err(io::Error::other("cancelled"));
@@ -404,6 +438,9 @@ impl Packer {
             Progress::add(&shared.progress.content_bytes, bytes.len() as u64);
             if let Some((_, text)) = readme.as_mut() {
                 text.extend_from_slice(bytes);
+            }
+            if let Some(cutter) = cutter.as_mut() {
+                cutter.feed(bytes, &mut send_window)?;
             }
             let task = ChunkTask {
                 inode,
@@ -413,7 +450,7 @@ impl Packer {
             };
             seq += 1;
             tasks
-                .send(task)
+                .send(Task::Chunk(task))
                 .map_err(|_| io::Error::other("the pack workers stopped"))?;
             // Record keys as they come back, so that results of a huge file do not pile up.
             if seq % RECORD_EVERY == 0 {
@@ -423,6 +460,11 @@ impl Packer {
                 }
             }
             Ok(())
+        });
+        let read = read.and_then(|n| {
+            cutter
+                .map_or(Ok(()), |c| c.finish(&mut send_window))
+                .map(|()| n)
         });
         recorded?;
         self.cancel.check()?;
@@ -489,6 +531,11 @@ impl Packer {
             metadata.set_routes(&routes);
         }
         let totals = writer.finish()?;
+        let windows = self
+            .windows
+            .take()
+            .map(|(collector, done)| collector.finish(&done))
+            .unwrap_or_default();
         let p = &self.shared.progress;
         Ok(PackSummary {
             totals,
@@ -498,6 +545,7 @@ impl Packer {
             new_chunks: Progress::get(&p.new_chunks),
             stored_bytes: Progress::get(&p.stored_bytes),
             elapsed: self.started.elapsed(),
+            windows,
         })
     }
 
@@ -527,7 +575,7 @@ impl Drop for Packer {
     }
 }
 
-fn work(tasks: &Receiver<ChunkTask>, done: &Sender<ChunkDone>, shared: &Shared) -> Result<()> {
+fn work(tasks: &Receiver<Task>, done: &Sender<ChunkDone>, shared: &Shared) -> Result<()> {
     let mut codec = Codec::new(shared.level)?;
     let mut batch: Vec<(ChunkTask, Chunk)> = Vec::new();
     let mut bytes = 0;
@@ -548,7 +596,17 @@ fn work(tasks: &Receiver<ChunkTask>, done: &Sender<ChunkDone>, shared: &Shared) 
         if shared.aborted.load(Ordering::Relaxed) {
             return Ok(());
         }
-        let Some(mut task) = next else { break };
+        let mut task = match next {
+            None => break,
+            Some(Task::Chunk(task)) => task,
+            Some(Task::Window(window)) => {
+                if let Some(windows) = &shared.windows {
+                    // The receiver only goes away when the pack was abandoned.
+                    let _ = windows.send(window.hash());
+                }
+                continue;
+            }
+        };
         let chunk = Chunk::new(std::mem::take(&mut task.data));
         bytes += chunk.data().len();
         batch.push((task, chunk));

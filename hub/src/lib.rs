@@ -59,7 +59,7 @@ pub use jobs::{JobStatus, Jobs};
 pub use names::{FlistName, Names, RepoName, TagName, TaglinkName};
 pub use namespace::{Change, Info, Kind, Listed, Resolved, Target};
 pub use publish::{ArchiveUpload, Published, Publisher};
-pub use renditions::Renditions;
+pub use renditions::{Renditions, WindowSources};
 pub use server::serve;
 pub use status::{Component, ComponentState, Health, Status};
 pub use tokens::{TokenRecord, Tokens};

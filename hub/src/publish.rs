@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chunkstore::ChunkStore;
-use converter::{Cancel, LateMetadata, PackOptions, Progress};
+use converter::{Cancel, FileWindows, LateMetadata, PackOptions, Progress};
 use flist::Metadata;
 use tempfile::TempPath;
 use tokio::runtime::Handle;
@@ -123,6 +123,8 @@ pub struct Publisher {
 }
 
 impl Publisher {
+    /// Made once, by the composition root, from the services a publisher uses.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         names: Names,
         namespace: Arc<Namespace>,
@@ -216,12 +218,9 @@ impl Publisher {
         );
         tokio::pin!(pack);
         let mut ticker = tokio::time::interval(PROGRESS_EVERY);
-        loop {
+        let summary = loop {
             tokio::select! {
-                result = &mut pack => {
-                    result?;
-                    break;
-                }
+                result = &mut pack => break result?,
                 _ = ticker.tick() => {
                     if let Some(job) = job {
                         report(job, &progress, upload.size);
@@ -229,12 +228,13 @@ impl Publisher {
                 }
                 _ = self.lifecycle.shutdown.cancelled() => {
                     cancel.cancel();
-                    (&mut pack).await?;
-                    break;
+                    break (&mut pack).await?;
                 }
             }
-        }
-        self.publish_file(caller, upload.name, staging).await
+        };
+        let windows = Some(Arc::new(summary.windows));
+        self.publish_file(caller, upload.name, staging, windows)
+            .await
     }
 
     /// Converts a received archive in the background, as a job (`upload`): its id at once,
@@ -311,6 +311,8 @@ impl Publisher {
                 ..converter::Limits::default()
             },
             metadata,
+            // The renditions' window keys, hashed as the content passes.
+            window_keys: self.renditions.public_url().is_some(),
             cancel,
             ..PackOptions::default()
         }
@@ -333,7 +335,7 @@ impl Publisher {
             check::uploaded(&path, &limits, store.as_ref(), &runtime)
         })
         .await??;
-        self.publish_file(caller, name, file).await
+        self.publish_file(caller, name, file, None).await
     }
 
     /// Layers `sources` (repository, flist name; the first wins on every path) into
@@ -388,16 +390,19 @@ impl Publisher {
         let staging = self.staging_file("merge-")?;
         let out = staging.to_path_buf();
         tokio::task::spawn_blocking(move || crate::merge::merge(opened, &out)).await??;
-        self.publish_file(caller, target, staging).await
+        self.publish_file(caller, target, staging, None).await
     }
 
     /// Publishes a staged flist file as `name` of the caller's repository, now, with the
     /// facts read from it (which refuses one beyond the limits, whatever way it came in).
+    /// `windows` are its files' window keys when the pack that made it hashed them (the
+    /// renditions then read nothing again).
     pub(crate) async fn publish_file(
         &self,
         caller: &Caller,
         name: FlistName,
         file: TempPath,
+        windows: Option<Arc<FileWindows>>,
     ) -> Result<Published> {
         let blobs = Arc::clone(self.namespace.blobs());
         let limits = self.limits.clone();
@@ -420,7 +425,7 @@ impl Publisher {
             .await?;
         metrics::counter!("flisthub_flists_published_total").increment(1);
         if digest.format == Format::Native {
-            self.renditions.schedule(&digest.sha256);
+            self.renditions.schedule(&digest.sha256, windows);
         }
         Ok(Published {
             repository: caller.repository.clone(),

@@ -125,6 +125,9 @@ async fn renditions_read_back_block_by_block() {
     let (archive, files) = tree(1, &shared_content());
     assert_eq!(hub.upload(None, "app.tar.gz", &archive).await.status, 200);
     let light = renditions_of(&hub, "Administrator", "app.flist").await;
+    // The window keys came from the pack: the content was not read again.
+    let sources = hub.hub.renditions().window_sources();
+    assert_eq!((sources.from_pack, sources.from_store), (6, 0));
 
     // `.flist` serves the 0-flist rendition, described by `.md5`, `light` and its headers;
     // the native file is there for whoever asks for it.
@@ -246,6 +249,20 @@ async fn same_tarball_same_bytes_and_shared_files_share_blocks() {
             "{file} differs"
         );
     }
+
+    // A merge makes a new native file of known contents: nothing is hashed again.
+    let before = one.hub.renditions().window_sources();
+    let merge = one
+        .send(
+            axum::http::Request::post("/api/flist/me/merge/merged.flist")
+                .header("content-type", "application/json")
+                .body(axum::body::Body::from(r#"["Administrator/app.flist"]"#))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(merge.status, 200, "{}", merge.text());
+    renditions_of(&one, "Administrator", "merged.flist").await;
+    assert_eq!(one.hub.renditions().window_sources(), before);
 
     // Another tree holding the same shared file: its blocks have the same ids.
     let (other, _) = tree(2, &shared_content());

@@ -405,6 +405,7 @@ impl Images {
                     digest: summary.digest,
                     platform: summary.platform.map(|p| p.to_string()),
                     warnings: summary.warnings,
+                    windows: Arc::new(summary.pack.windows),
                 }))
             }
             .await;
@@ -452,7 +453,10 @@ impl Images {
         tokio::task::spawn_blocking(move || std::fs::copy(&from, &to))
             .await?
             .map_err(|e| Error::io(staging.display(), e))?;
-        self.publisher.publish_file(caller, name, staging).await
+        let windows = Some(Arc::clone(&built.windows));
+        self.publisher
+            .publish_file(caller, name, staging, windows)
+            .await
     }
 
     /// Runs `work` unless job `job` is cancelled first.

@@ -68,6 +68,8 @@ pub(super) struct Built {
     pub(super) digest: String,
     pub(super) platform: Option<String>,
     pub(super) warnings: Vec<String>,
+    /// Its files' window keys, hashed during the conversion (for the renditions).
+    pub(super) windows: Arc<converter::FileWindows>,
 }
 
 pub(super) type Map = Arc<Mutex<HashMap<String, Arc<Running>>>>;

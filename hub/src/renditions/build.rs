@@ -66,9 +66,9 @@ impl Contents {
         for (path, size, entry) in files {
             let content = Content::of(size, &flist.chunks(&entry)?);
             by_path.insert(path, content.id);
-            if !distinct.contains_key(&content.id) {
+            if let std::collections::hash_map::Entry::Vacant(slot) = distinct.entry(content.id) {
                 order.push(content.id);
-                distinct.insert(content.id, content);
+                slot.insert(content);
             }
         }
         let distinct = order

@@ -24,12 +24,15 @@ mod sql;
 mod tests;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
 use chunkstore::{BlockId, ChunkStore};
+use converter::FileWindows;
 use flist::Flist;
+use legacy::window::WindowKeys;
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 
@@ -59,11 +62,26 @@ pub struct Renditions {
     running: OnceLock<Running>,
     blocks: quick_cache::sync::Cache<BlockId, Bytes, BlockWeight>,
     contents: quick_cache::sync::Cache<ContentId, Arc<Content>>,
+    from_pack: AtomicU64,
+    from_store: AtomicU64,
 }
 
 struct Running {
     gateway: Gateway,
-    queue: mpsc::UnboundedSender<String>,
+    queue: mpsc::UnboundedSender<Queued>,
+}
+
+/// A native file to make renditions of, with the window keys of its files when the pack
+/// that built it hashed them.
+type Queued = (String, Option<Arc<FileWindows>>);
+
+/// How the window keys of contents were found, since the hub started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WindowSources {
+    /// Hashed by the pack that built the flist (tar uploads, image conversions).
+    pub from_pack: u64,
+    /// Read back from the chunk store (pushes, upload-flist, merges).
+    pub from_store: u64,
 }
 
 #[derive(Clone)]
@@ -97,6 +115,8 @@ impl Renditions {
                 BlockWeight,
             ),
             contents: quick_cache::sync::Cache::new(CONTENT_CACHE),
+            from_pack: AtomicU64::new(0),
+            from_store: AtomicU64::new(0),
         }
     }
 
@@ -105,7 +125,7 @@ impl Renditions {
     /// renditions for this one is queued. Only the first call counts.
     pub fn start(self: &Arc<Self>, public_url: &str) -> Result<()> {
         let gateway = Gateway::parse(public_url)?;
-        let (queue, mut queued) = mpsc::unbounded_channel::<String>();
+        let (queue, mut queued) = mpsc::unbounded_channel::<Queued>();
         if self
             .running
             .set(Running {
@@ -127,7 +147,9 @@ impl Renditions {
                 tokio::select! {
                     () = stop.cancelled() => break,
                     next = queued.recv() => match next {
-                        Some(sha256) => renditions.make(&sha256, &gateway).await,
+                        Some((sha256, windows)) => {
+                            renditions.make(&sha256, windows, &gateway).await;
+                        }
                         None => break,
                     },
                     _ = sweep.tick() => {
@@ -141,10 +163,19 @@ impl Renditions {
         Ok(())
     }
 
-    /// Queues a published native file for renditions (nothing when the gateway is off).
-    pub(crate) fn schedule(&self, sha256: &str) {
+    /// Queues a published native file for renditions (nothing when the gateway is off),
+    /// with its files' window keys if the pack that built it hashed them.
+    pub(crate) fn schedule(&self, sha256: &str, windows: Option<Arc<FileWindows>>) {
         if let Some(running) = self.running.get() {
-            let _ = running.queue.send(sha256.to_owned());
+            let _ = running.queue.send((sha256.to_owned(), windows));
+        }
+    }
+
+    /// How many contents had their window keys from a pack, and how many were read back.
+    pub fn window_sources(&self) -> WindowSources {
+        WindowSources {
+            from_pack: self.from_pack.load(Ordering::Relaxed),
+            from_store: self.from_store.load(Ordering::Relaxed),
         }
     }
 
@@ -279,7 +310,7 @@ impl Renditions {
             tracing::info!(flists = missing.len(), "making renditions for nodes");
         }
         for sha in missing {
-            self.schedule(&sha);
+            self.schedule(&sha, None);
         }
         self.sweep().await
     }
@@ -302,16 +333,22 @@ impl Renditions {
     }
 
     /// Makes the renditions of one native file, logging the outcome.
-    async fn make(self: &Arc<Self>, sha256: &str, gateway: &Gateway) {
+    async fn make(
+        self: &Arc<Self>,
+        sha256: &str,
+        windows: Option<Arc<FileWindows>>,
+        gateway: &Gateway,
+    ) {
         let started = std::time::Instant::now();
         let renditions = Arc::clone(self);
         let (sha, gateway) = (sha256.to_owned(), gateway.clone());
         let runtime = Handle::current();
-        let outcome =
-            tokio::task::spawn_blocking(move || renditions.make_now(&sha, &gateway, &runtime))
-                .await
-                .map_err(Error::from)
-                .and_then(|r| r);
+        let outcome = tokio::task::spawn_blocking(move || {
+            renditions.make_now(&sha, windows.as_deref(), &gateway, &runtime)
+        })
+        .await
+        .map_err(Error::from)
+        .and_then(|r| r);
         match outcome {
             Ok(true) => tracing::info!(
                 flist = sha256,
@@ -325,7 +362,13 @@ impl Renditions {
 
     /// [`Renditions::make`] on a blocking thread: whether renditions were made (not when
     /// the file is gone or has them already).
-    fn make_now(&self, sha256: &str, gateway: &Gateway, runtime: &Handle) -> Result<bool> {
+    fn make_now(
+        &self,
+        sha256: &str,
+        packed: Option<&FileWindows>,
+        gateway: &Gateway,
+        runtime: &Handle,
+    ) -> Result<bool> {
         let (sha, url) = (sha256.to_owned(), gateway.url.clone());
         let done = self.db.read_now(|c| {
             Ok(!sql::blob_exists(c, &sha)? || !sql::renditions(c, &sha, &url)?.is_empty())
@@ -343,7 +386,18 @@ impl Renditions {
         let contents = Contents::of(&flist)?;
         let ids: Vec<ContentId> = contents.distinct.iter().map(|c| c.id).collect();
         let mut windows = self.db.read_now(|c| sql::known_windows(c, &ids))?;
-        let mut pending: Vec<(Content, Vec<legacy::window::WindowKeys>)> = Vec::new();
+        // What the pack hashed, by content (a file's keys are trusted only if they are as
+        // many as its windows).
+        let hashed: HashMap<ContentId, &Vec<WindowKeys>> = packed
+            .map(|packed| {
+                contents
+                    .by_path
+                    .iter()
+                    .filter_map(|(path, id)| Some((*id, packed.get(path)?)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut pending: Vec<(Content, Vec<WindowKeys>)> = Vec::new();
         let mut pending_bytes = 0u64;
         for content in &contents.distinct {
             if self.lifecycle.shutdown.is_cancelled() {
@@ -352,7 +406,16 @@ impl Renditions {
             if windows.contains_key(&content.id) {
                 continue;
             }
-            let keys = runtime.block_on(content.windows(self.store.as_ref()))?;
+            let keys = match hashed.get(&content.id) {
+                Some(keys) if keys.len() as u64 == legacy::block_count(content.size) => {
+                    self.from_pack.fetch_add(1, Ordering::Relaxed);
+                    (*keys).clone()
+                }
+                _ => {
+                    self.from_store.fetch_add(1, Ordering::Relaxed);
+                    runtime.block_on(content.windows(self.store.as_ref()))?
+                }
+            };
             pending_bytes += content.size;
             pending.push((content.clone(), keys));
             if pending_bytes >= RECORD_EVERY {
@@ -409,8 +472,8 @@ impl Renditions {
     fn record_windows(
         &self,
         sha256: &str,
-        pending: &mut Vec<(Content, Vec<legacy::window::WindowKeys>)>,
-        windows: &mut HashMap<ContentId, Vec<legacy::window::WindowKeys>>,
+        pending: &mut Vec<(Content, Vec<WindowKeys>)>,
+        windows: &mut HashMap<ContentId, Vec<WindowKeys>>,
     ) -> Result<()> {
         if pending.is_empty() {
             return Ok(());

@@ -16,7 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{Hub, Rng, work_dir};
+use common::{Hub, Rng, cpu_seconds, wait_for, work_dir};
 
 const BLOCK: usize = 512 << 10;
 const BLOCKS: usize = 256;
@@ -140,33 +140,6 @@ fn main() {
     let _ = zdb.wait();
     drop(hub);
     let _ = std::fs::remove_dir_all(&root);
-}
-
-fn wait_for(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nothing listens on {port}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// User and system CPU seconds of a process so far.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // Fields after the command name: utime is the 12th, stime the 13th (0-based 11, 12).
-    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn command(args: &[&[u8]]) -> Vec<u8> {

@@ -338,8 +338,17 @@ impl Catalogue {
     }
 
     /// What `.txt` and `.json` say of a name.
+    /// Its checksum is the md5 of what a `.flist` download serves by default.
     pub async fn summary(&self, repository: &str, name: &str) -> Result<Summary> {
-        let resolved = self.resolve(repository, name).await?;
+        let mut resolved = self.resolve(repository, name).await?;
+        if resolved.digest.format == Format::Native
+            && let Some(rendition) = self
+                .renditions
+                .rendition(&resolved.digest.sha256, Format::ZeroFlist)
+                .await?
+        {
+            resolved.digest = rendition;
+        }
         let storage = match (&self.location.backend, self.location.routes.first()) {
             (Some(b), _) => format!("zdb://{}:{}", b.host, b.port),
             (None, Some(route)) => route.clone(),

@@ -145,6 +145,8 @@ async fn renditions_read_back_block_by_block() {
     assert_eq!(light["md5"], md5.trim());
     assert_eq!(light["size"], zero_file.body.len());
     assert_eq!(light["renditions"]["0-flist"]["md5"], md5.trim());
+    let txt = hub.get("/Administrator/app.txt").await.text();
+    assert!(txt.contains(&format!("Checksum: {}", md5.trim())), "{txt}");
     assert_eq!(zero_file.headers["vary"], "Accept");
     let sha = light["renditions"]["0-flist"]["sha256"].as_str().unwrap();
     assert_eq!(zero_file.headers["etag"], format!("\"{sha}\""));

@@ -45,9 +45,7 @@ pub enum Error {
 
     /// A PAX (`x`, `g`) or GNU long-name (`L`, `K`) record larger than the limit, refused
     /// from its header, before its data is read. `entry` is the name in that header.
-    #[error(
-        "entry \"{entry}\": a {kind} record of {size} bytes, the limit is {limit} (limits.header-record)"
-    )]
+    #[error("entry \"{entry}\": a {kind} record of {size} bytes, the limit is {limit}")]
     HeaderRecordTooLarge {
         entry: String,
         kind: &'static str,

@@ -24,6 +24,10 @@ pub fn peer(name: &str) -> Option<PathBuf> {
         eprintln!("SKIP: peer {name} not found in ../shared/peers");
         return None;
     };
+    // One copier per process: tests of one binary run on threads, and a thread starting a
+    // peer while another writes the same file would fail with "text file busy".
+    static COPYING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _copying = COPYING.lock().unwrap_or_else(|p| p.into_inner());
     let dir = workspace.join("target/peers");
     std::fs::create_dir_all(&dir).expect("target/peers");
     let copy = dir.join(name);

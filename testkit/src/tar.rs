@@ -104,17 +104,23 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
     encoder.finish().expect("gzip into memory")
 }
 
-/// A gzip stream that expands to a tar archive of one file of `size` zero bytes, built from
-/// repeated members (one per MiB) so that it costs its compressed size only: 8 GiB of zeros
-/// in about 8 MB.
+/// A gzip stream that expands to a tar archive of one file of `size` zero bytes (whole MiB):
+/// 8 GiB of zeros in about 8 MB.
 pub fn zeros_gzip(name: &[u8], size: u64) -> Vec<u8> {
+    let mut out = header_and_zeros_gz(&tar_header(name, b'0', size, b""), size);
+    out.extend(gzip(&end_of_archive()));
+    out
+}
+
+/// gzip of `header` then `size` zero bytes (whole MiB), from repeated gzip members (one per
+/// MiB) so that it costs its compressed size only, never its expanded size.
+fn header_and_zeros_gz(header: &[u8], size: u64) -> Vec<u8> {
     assert!(size % (1 << 20) == 0, "whole MiB only");
-    let mut out = gzip(&tar_header(name, b'0', size, b""));
+    let mut out = gzip(header);
     let mib = gzip(&vec![0u8; 1 << 20]);
     for _ in 0..size >> 20 {
         out.extend_from_slice(&mib);
     }
-    out.extend(gzip(&end_of_archive()));
     out
 }
 
@@ -129,16 +135,11 @@ pub fn set_field(header: &mut [u8], range: std::ops::Range<usize>, value: &[u8])
 }
 
 /// A compressed header bomb: gzip of a record header of `typeflag` declaring `declared`
-/// bytes (whole MiB) and all of that data, a PAX-like line repeated, built from repeated
-/// gzip members so that it costs its compressed size only (a 1 GiB record in about 1 MB).
+/// bytes (whole MiB) and all of that data (zeros: what the record holds does not matter to
+/// a reader that keeps it whole): a 1 GiB record in about 1 MB.
 pub fn header_bomb_gz(typeflag: u8, declared: u64) -> Vec<u8> {
-    assert!(declared % (1 << 20) == 0, "whole MiB only");
-    let mut out = gzip(&tar_header(b"././@LongLink", typeflag, declared, b""));
-    let line = b"30 comment=aaaaaaaaaaaaaaaaaa\n";
-    let mib: Vec<u8> = line.iter().copied().cycle().take(1 << 20).collect();
-    let mib = gzip(&mib);
-    for _ in 0..declared >> 20 {
-        out.extend_from_slice(&mib);
-    }
-    out
+    header_and_zeros_gz(
+        &tar_header(b"././@LongLink", typeflag, declared, b""),
+        declared,
+    )
 }

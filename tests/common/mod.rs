@@ -382,6 +382,7 @@ pub fn listing(dir: &Path) -> Vec<String> {
 }
 
 // The byte-level tar builders are testkit's, shared with the converter's own tests.
+#[allow(unused_imports)]
 pub use testkit::tar::{end_of_archive, gzip, member, pax, tar_header};
 
 /// Runs a command, asserting success.

@@ -145,6 +145,12 @@ async fn renditions_read_back_block_by_block() {
     assert_eq!(light["md5"], md5.trim());
     assert_eq!(light["size"], zero_file.body.len());
     assert_eq!(light["renditions"]["0-flist"]["md5"], md5.trim());
+    let listing = hub.get("/api/flist/Administrator").await.json();
+    let kilobytes = format!("{:.2} KB", zero_file.body.len() as f64 / 1024.0);
+    assert_eq!(
+        listing[0]["size"], kilobytes,
+        "the listing gives the served file's size"
+    );
     let txt = hub.get("/Administrator/app.txt").await.text();
     assert!(txt.contains(&format!("Checksum: {}", md5.trim())), "{txt}");
     assert_eq!(zero_file.headers["vary"], "Accept");

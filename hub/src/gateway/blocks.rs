@@ -3,6 +3,7 @@
 //! space, for the blocks clients send; writes counted against the writer's quota as chunk
 //! uploads are.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -11,16 +12,26 @@ use chunkstore::BlockId;
 use crate::auth::Caller;
 use crate::chunks::ChunkService;
 use crate::error::Result;
+use crate::limits::Limits;
 use crate::renditions::Renditions;
 
 pub struct Blocks {
     chunks: Arc<ChunkService>,
     renditions: Arc<Renditions>,
+    limits: Arc<Limits>,
 }
 
 impl Blocks {
-    pub(super) fn new(chunks: Arc<ChunkService>, renditions: Arc<Renditions>) -> Blocks {
-        Blocks { chunks, renditions }
+    pub(super) fn new(
+        chunks: Arc<ChunkService>,
+        renditions: Arc<Renditions>,
+        limits: Arc<Limits>,
+    ) -> Blocks {
+        Blocks {
+            chunks,
+            renditions,
+            limits,
+        }
     }
 
     pub(super) async fn has(&self, id: BlockId) -> Result<bool> {
@@ -35,8 +46,12 @@ impl Blocks {
             .unwrap_or(false))
     }
 
-    /// Rendition blocks first (what nodes read), then what clients stored.
-    pub(super) async fn get(&self, ids: &[BlockId]) -> Result<Vec<Option<Bytes>>> {
+    /// Rendition blocks first (what nodes read), then what clients stored. A batch of
+    /// reads from `peer` counts as one request against `limits.read-rate`, and waits for
+    /// one of the hub's `chunks.concurrent-reads`, which bound the memory reads hold.
+    pub(super) async fn get(&self, peer: IpAddr, ids: &[BlockId]) -> Result<Vec<Option<Bytes>>> {
+        self.limits.check_read(peer)?;
+        let _slot = self.limits.chunk_read_slot().await?;
         let mut found = self.renditions.blocks(ids).await?;
         let missing: Vec<BlockId> = ids
             .iter()

@@ -62,7 +62,11 @@ impl Gateway {
         }
         Gateway {
             auth: Arc::clone(hub.auth()),
-            blocks: Blocks::new(Arc::clone(hub.chunks()), Arc::clone(hub.renditions())),
+            blocks: Blocks::new(
+                Arc::clone(hub.chunks()),
+                Arc::clone(hub.renditions()),
+                Arc::clone(hub.limits()),
+            ),
             limits: Limits {
                 idle_timeout: config.idle_timeout,
                 per_address: config.connections_per_address,

@@ -271,7 +271,7 @@ impl Session {
             })
             .collect();
         let ids: Vec<BlockId> = asked.iter().flatten().flatten().copied().collect();
-        let mut found = match self.gateway.blocks.get(&ids).await {
+        let mut found = match self.gateway.blocks.get(self.peer.ip(), &ids).await {
             Ok(found) => found.into_iter(),
             Err(e) => {
                 let message = e.client_message();
@@ -299,7 +299,7 @@ impl Session {
         }
         let ids: Vec<Option<BlockId>> = args.iter().map(|id| BlockId::from_slice(id)).collect();
         let asked: Vec<BlockId> = ids.iter().flatten().copied().collect();
-        let mut found = match self.gateway.blocks.get(&asked).await {
+        let mut found = match self.gateway.blocks.get(self.peer.ip(), &asked).await {
             Ok(found) => found.into_iter(),
             Err(e) => return self.failed(&e),
         };

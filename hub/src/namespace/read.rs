@@ -79,7 +79,7 @@ fn listed_entry(c: &Connection, repository: &str, name: String, row: Row) -> Res
         Kind::Regular => Listed {
             name: shown(&name, row.digest.as_ref().map(|d| d.format)),
             kind: Kind::Regular,
-            size: row.digest.map(|d| d.size),
+            size: row.digest.map(|d| sql::served_size(c, &d)).transpose()?,
             updated: row.mtime,
             linktime: None,
             target: None,
@@ -90,7 +90,10 @@ fn listed_entry(c: &Connection, repository: &str, name: String, row: Row) -> Res
             Listed {
                 name: shown(&name, format),
                 kind: Kind::Symlink,
-                size: resolved.as_ref().map(|r| r.digest.size),
+                size: resolved
+                    .as_ref()
+                    .map(|r| sql::served_size(c, &r.digest))
+                    .transpose()?,
                 updated: resolved.map_or(row.mtime, |r| r.mtime),
                 linktime: Some(row.mtime),
                 target: row.target.map(|t| t.shown(format)),
@@ -126,7 +129,10 @@ pub(super) fn list_tag(c: &Connection, repository: &str, tag: &str) -> Result<Ve
             Ok(Listed {
                 name: shown(&name, format),
                 kind: Kind::Symlink,
-                size: resolved.as_ref().map(|r| r.digest.size),
+                size: resolved
+                    .as_ref()
+                    .map(|r| sql::served_size(c, &r.digest))
+                    .transpose()?,
                 updated: resolved.map_or(linktime, |r| r.mtime),
                 linktime: Some(linktime),
                 target: Some(

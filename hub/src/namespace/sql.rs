@@ -456,6 +456,22 @@ fn drop_blob(tx: &Transaction<'_>, sha256: &str, freed: &mut Vec<String>) -> Res
     Ok(())
 }
 
+/// The size of what a `.flist` download of this file serves by default: its 0-flist
+/// rendition once made (only the current gateway address has renditions, after start).
+pub(super) fn served_size(c: &Connection, file: &Digest256) -> Result<u64> {
+    if file.format != Format::Native {
+        return Ok(file.size);
+    }
+    let rendition: Option<i64> = c
+        .prepare_cached(
+            "SELECT b.size FROM rendition r JOIN blob b ON b.sha256 = r.sha256
+             WHERE r.native = ?1 AND r.format = '0-flist'",
+        )?
+        .query_row([&file.sha256], |r| r.get(0))
+        .optional()?;
+    Ok(rendition.map_or(file.size, |size| size as u64))
+}
+
 /// Whether a blob row names this file.
 pub(super) fn blob_known(c: &Connection, sha256: &str) -> Result<bool> {
     Ok(c.prepare_cached("SELECT 1 FROM blob WHERE sha256 = ?1")?

@@ -215,3 +215,89 @@ async fn read_plain(
 fn damaged(id: &ContentId, what: &str) -> Error {
     Error::Internal(format!("content {}: {what}", hex::encode(id)))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use chunkstore::Chunk;
+
+    /// A content of `sizes` chunks stored in a dir store; its bytes.
+    async fn stored(sizes: &[usize]) -> (tempfile::TempDir, Arc<dyn ChunkStore>, Content, Vec<u8>) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = chunkstore::open(&format!("dir://{}", dir.path().display()))
+            .await
+            .unwrap();
+        let mut codec = codec().unwrap();
+        let (mut bytes, mut chunks, mut offset) = (Vec::new(), Vec::new(), 0u64);
+        for (i, size) in sizes.iter().enumerate() {
+            let data: Vec<u8> = (0..*size).map(|j| (j * 31 + i * 7) as u8).collect();
+            let chunk = Chunk::new(data.clone());
+            store.put(codec.encode(&chunk).unwrap()).await.unwrap();
+            chunks.push(ChunkRef {
+                key: *chunk.key().as_bytes(),
+                offset,
+                length: *size as u32,
+            });
+            offset += *size as u64;
+            bytes.extend(data);
+        }
+        let content = Content::of(offset, &chunks);
+        (dir, store, content, bytes)
+    }
+
+    #[tokio::test]
+    async fn windows_across_chunk_boundaries() {
+        let window = BLOCK_SIZE as usize;
+        let (_dir, store, content, bytes) = stored(&[300_000, 700_000, 100, 600_000]).await;
+        let keys = content.windows(store.as_ref()).await.unwrap();
+        let expected: Vec<WindowKeys> = bytes.chunks(window).map(WindowKeys::of).collect();
+        assert_eq!(keys, expected);
+        for (index, piece) in bytes.chunks(window).enumerate() {
+            let plain = content.window(store.as_ref(), index as u64).await.unwrap();
+            assert!(plain == piece, "window {index}");
+            let [zero, fl] = block_ids(&keys[index]);
+            let sealed = encode_block(zero, &keys[index], &plain).unwrap().unwrap();
+            assert_eq!(
+                legacy::zero::decode(&sealed, &keys[index].zero).unwrap(),
+                plain
+            );
+            let sealed = encode_block(fl, &keys[index], &plain).unwrap().unwrap();
+            assert_eq!(legacy::fl::decode(&sealed, &keys[index].fl).unwrap(), plain);
+        }
+        assert!(
+            content.window(store.as_ref(), 4).await.is_err(),
+            "past the end"
+        );
+        let other = BlockId::from_slice(&[1; 16]).unwrap();
+        assert_eq!(encode_block(other, &keys[0], &[]).unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn rows_round_trip_and_damage_is_refused() {
+        let (_dir, store, content, _) = stored(&[1000, 2000]).await;
+        let row = content.spans_to_bytes();
+        assert_eq!(
+            Content::from_row(content.id, content.size, &row).unwrap(),
+            content
+        );
+        assert!(Content::from_row(content.id, content.size, &row[1..]).is_err());
+        assert!(Content::from_row(content.id, content.size + 1, &row).is_err());
+        // A chunk the store lost: an error naming it, not short content.
+        let lost = Content::of(
+            10,
+            &[ChunkRef {
+                key: [3; 32],
+                offset: 0,
+                length: 10,
+            }],
+        );
+        let error = lost
+            .window(store.as_ref(), 0)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("missing"), "{error}");
+    }
+}

@@ -20,9 +20,6 @@ mod build;
 mod content;
 mod sql;
 
-#[cfg(test)]
-mod tests;
-
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};

@@ -85,7 +85,15 @@ fn names_that_escape_the_tree() {
 
 #[test]
 fn bad_links() {
-    let cases: [(&str, Vec<Vec<u8>>, &str, &str, &str); 5] = [
+    /// (what, archive members, the link, its target, a phrase of the reason)
+    type Case = (
+        &'static str,
+        Vec<Vec<u8>>,
+        &'static str,
+        &'static str,
+        &'static str,
+    );
+    let cases: [Case; 5] = [
         (
             "a hardlink out of the tree",
             vec![hardlink(b"up", b"../../etc/shadow")],

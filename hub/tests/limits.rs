@@ -120,3 +120,39 @@ async fn an_uploads_counts_match_its_contents_dump() {
         assert_eq!(counted[key], dump[key], "{key}");
     }
 }
+
+/// The converter's refusals of an archive reach the client with the status of their class:
+/// a header record past `limits.header-record` and a compression bomb are 413 and say what
+/// was refused, a link out of the tree is 400.
+#[tokio::test]
+async fn archive_refusals_have_their_status() {
+    use testkit::tar::{archive, hardlink, header_bomb, zeros_gzip};
+    let hub =
+        TestHub::open("[server]\nauthentication = false\n[limits]\nheader-record = \"16KiB\"\n")
+            .await;
+    let cases: [(&str, Vec<u8>, u16, &str); 3] = [
+        (
+            "a PAX record past the limit",
+            header_bomb(b'x', 20 << 10, 4096),
+            413,
+            "a PAX record of 20480 bytes, the limit is 16384",
+        ),
+        (
+            "256 MiB of zeros in 256 KB",
+            zeros_gzip(b"zeros", 256 << 20),
+            413,
+            "a ratio above 250",
+        ),
+        (
+            "a hardlink out of the tree",
+            archive(&[hardlink(b"up", b"../x")]),
+            400,
+            "'..' component",
+        ),
+    ];
+    for (what, bytes, status, phrase) in cases {
+        let answer = hub.upload(None, "bad.tar.gz", &bytes).await;
+        assert_eq!(answer.status, status, "{what}: {}", answer.text());
+        assert!(answer.text().contains(phrase), "{what}: {}", answer.text());
+    }
+}

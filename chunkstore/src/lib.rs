@@ -10,6 +10,8 @@
 //!   [`open`] to get one from a URL. The embedded backend is [`DirStore`] (`dir:///path`);
 //!   [`HubStore`] reaches the chunks of a flisthub hub over its HTTP chunk API, whose
 //!   framing is in [`frames`].
+//! * [`ChunkReader`]: file content back out of a store, fetched in batches, verified
+//!   against keys and lengths, read ahead, optionally cached.
 
 mod blocks;
 mod chunker;
@@ -21,6 +23,7 @@ pub mod frames;
 mod hub_api;
 mod key;
 mod net;
+mod reader;
 mod redis;
 mod router;
 mod store;
@@ -36,6 +39,7 @@ pub use error::{Error, Refusal, Result};
 pub use hub_api::{HubOptions, HubStore, http_client};
 pub use key::ChunkKey;
 pub use net::NetOptions;
+pub use reader::{ChunkReader, ChunkSpan, DEFAULT_READ_AHEAD};
 pub use redis::{ClusterStore, RedisOptions, RedisStore, Server, TlsOptions};
 pub use router::Router;
 pub use store::{BackendStats, ChunkStore, RepairReport};

@@ -253,9 +253,15 @@ impl Drop for Hub {
     }
 }
 
-/// Waits for the child and returns (exit status, peak RSS in bytes). `std` does not expose
-/// a child's resource usage, so this asks the kernel directly.
+/// Waits for the child and returns (exit status, peak RSS in bytes).
 pub fn wait_with_rusage(child: &mut std::process::Child) -> (i32, u64) {
+    let (code, usage) = wait_with_usage(child);
+    (code, usage.ru_maxrss as u64 * 1024)
+}
+
+/// Waits for the child and returns its exit status and resource usage (CPU times, peak
+/// RSS). `std` does not expose a child's resource usage, so this asks the kernel directly.
+pub fn wait_with_usage(child: &mut std::process::Child) -> (i32, libc::rusage) {
     let pid = child.id() as libc::pid_t;
     let mut status = 0;
     // SAFETY: rusage is plain old data; wait4 fills it for our own child.
@@ -267,7 +273,7 @@ pub fn wait_with_rusage(child: &mut std::process::Child) -> (i32, u64) {
     } else {
         -1
     };
-    (code, usage.ru_maxrss as u64 * 1024)
+    (code, usage)
 }
 
 /// Waits until something listens on `port` of loopback.

@@ -231,7 +231,10 @@ impl Inner {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(self.io(e)),
         };
-        let mut bytes = Vec::new();
+        // Sized from the file's length: read_to_end through `take` gets no size hint and
+        // would grow the buffer in several reads (eight syscalls per chunk on extract).
+        let hint = file.metadata().map_or(0, |m| m.len()).min(max + 1);
+        let mut bytes = Vec::with_capacity(hint as usize + 1);
         file.take(max + 1)
             .read_to_end(&mut bytes)
             .map_err(|e| self.io(e))?;

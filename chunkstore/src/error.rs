@@ -60,6 +60,19 @@ pub enum Error {
     /// The backend answered something the protocol does not allow there.
     #[error("{location}: unexpected reply: {message}")]
     Protocol { location: String, message: String },
+
+    /// A chunk a file needs is not in the store.
+    #[error("missing chunk {key}")]
+    Missing { key: ChunkKey },
+
+    /// The chunk decodes to its key's content, but not to the length the file records for
+    /// it (the flist describing the file is wrong).
+    #[error("chunk {key} holds {length} bytes, the flist says {expected}")]
+    WrongLength {
+        key: ChunkKey,
+        length: usize,
+        expected: u32,
+    },
 }
 
 /// Why a backend refused a request, from its error reply.
@@ -97,6 +110,21 @@ impl Error {
     /// or that the data is bad), so that a replica may be tried instead.
     pub fn is_unavailable(&self) -> bool {
         matches!(self, Error::Unavailable { .. })
+    }
+
+    /// Whether the error says a chunk's stored bytes are not its key's content (damaged,
+    /// not a chunk, or another chunk's), as opposed to missing or unreachable.
+    pub fn is_corrupt_chunk(&self) -> bool {
+        matches!(
+            self,
+            Error::Truncated { .. }
+                | Error::BadMagic { .. }
+                | Error::UnsupportedVersion { .. }
+                | Error::UnknownCodec { .. }
+                | Error::Corrupt { .. }
+                | Error::KeyMismatch { .. }
+                | Error::WrongLength { .. }
+        )
     }
 
     pub(crate) fn io(location: impl std::fmt::Display, source: std::io::Error) -> Self {

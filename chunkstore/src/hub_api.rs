@@ -7,6 +7,7 @@
 //! framed as `frames` describes; the hub checks every uploaded chunk against its key before
 //! it keeps it, and readers check what they get the same way (`Codec::decode`).
 
+#[cfg(feature = "tls")]
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -458,7 +459,6 @@ pub fn http_client(
     connect_timeout: Duration,
     follow_redirects: bool,
 ) -> std::result::Result<reqwest::Client, String> {
-    let tls = tls_config().map_err(|e| format!("TLS: {e}"))?;
     // A chunk store never redirects: a route that does is sending its readers (and an
     // uploader's token) somewhere else.
     let redirects = if follow_redirects {
@@ -466,8 +466,11 @@ pub fn http_client(
     } else {
         reqwest::redirect::Policy::none()
     };
-    let mut builder = reqwest::Client::builder()
-        .use_preconfigured_tls(tls)
+    let builder = reqwest::Client::builder();
+    // Without TLS, a client for http:// hubs only (https:// URLs are refused when parsed).
+    #[cfg(feature = "tls")]
+    let builder = builder.use_preconfigured_tls(tls_config().map_err(|e| format!("TLS: {e}"))?);
+    let mut builder = builder
         .redirect(redirects)
         .connect_timeout(connect_timeout)
         .user_agent(concat!("flisthub/", env!("CARGO_PKG_VERSION")));
@@ -480,6 +483,7 @@ pub fn http_client(
 }
 
 /// TLS with the machine's trusted roots, on the same crypto provider (ring) as `rediss://`.
+#[cfg(feature = "tls")]
 fn tls_config() -> std::result::Result<rustls::ClientConfig, rustls::Error> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls_native_certs::load_native_certs().certs {

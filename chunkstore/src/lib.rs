@@ -10,6 +10,12 @@
 //!   [`open`] to get one from a URL. The embedded backend is [`DirStore`] (`dir:///path`);
 //!   [`HubStore`] reaches the chunks of a flisthub hub over its HTTP chunk API, whose
 //!   framing is in [`frames`].
+//!
+//! Each network backend is a cargo feature (`zdb`, `redis`, `hub`, and `tls` for
+//! `rediss://` and `https://`), so that a reader of local stores links neither Redis nor
+//! TLS; a URL of a backend left out is refused as such.
+//! * [`ChunkReader`]: file content back out of a store, fetched in batches, verified
+//!   against keys and lengths, read ahead, optionally cached.
 
 mod blocks;
 mod chunker;
@@ -18,13 +24,18 @@ mod config;
 mod dir;
 mod error;
 pub mod frames;
+#[cfg(feature = "hub")]
 mod hub_api;
 mod key;
+#[cfg(any(feature = "zdb", feature = "redis"))]
 mod net;
+mod reader;
+#[cfg(feature = "redis")]
 mod redis;
 mod router;
 mod store;
 mod url;
+#[cfg(feature = "zdb")]
 mod zdb;
 
 pub use blocks::{BlockId, MAX_BLOCK_SIZE};
@@ -33,13 +44,18 @@ pub use codec::{Chunk, Codec, DEFAULT_LEVEL, EncodedChunk, HEADER_LEN, MAX_CHUNK
 pub use config::{StoreConfig, open_routes};
 pub use dir::{DirOptions, DirStore};
 pub use error::{Error, Refusal, Result};
+#[cfg(feature = "hub")]
 pub use hub_api::{HubOptions, HubStore, http_client};
 pub use key::ChunkKey;
+#[cfg(any(feature = "zdb", feature = "redis"))]
 pub use net::NetOptions;
+pub use reader::{ChunkReader, ChunkSpan, DEFAULT_READ_AHEAD};
+#[cfg(feature = "redis")]
 pub use redis::{ClusterStore, RedisOptions, RedisStore, Server, TlsOptions};
 pub use router::Router;
 pub use store::{BackendStats, ChunkStore, RepairReport};
 pub use url::{StoreUrl, open, parse_route, parse_size};
+#[cfg(feature = "zdb")]
 pub use zdb::{ZdbOptions, ZdbStore};
 
 /// Name of the key hash, as recorded in flist metadata.

@@ -7,10 +7,11 @@ use std::path::PathBuf;
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt, stream};
+#[cfg(feature = "tls")]
+use redis::TlsCertificates;
 use redis::cluster_async::ClusterConnection;
 use redis::{
-    ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo, RedisError,
-    TlsCertificates, Value,
+    ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo, RedisError, Value,
 };
 use tokio::sync::OnceCell;
 
@@ -132,6 +133,7 @@ impl RedisOptions {
             .set_redis_settings(settings))
     }
 
+    #[cfg(feature = "tls")]
     fn certificates(&self) -> Result<Option<TlsCertificates>> {
         let Some(path) = self.tls.as_ref().and_then(|t| t.ca_file.as_ref()) else {
             return Ok(None);
@@ -167,11 +169,14 @@ impl RedisStore {
             );
         };
         let info = options.connection_info(server)?;
+        #[cfg(feature = "tls")]
         let client = match options.certificates()? {
             Some(certs) => redis::Client::build_with_tls(info, certs),
             None => redis::Client::open(info),
-        }
-        .map_err(|e| options.bad(e.to_string()))?;
+        };
+        #[cfg(not(feature = "tls"))]
+        let client = redis::Client::open(info);
+        let client = client.map_err(|e| options.bad(e.to_string()))?;
         Ok(RedisStore {
             pool: Pool::new(options.location(), client, None, options.net),
             prefix: options.prefix(),
@@ -300,13 +305,15 @@ impl ClusterStore {
             .iter()
             .map(|s| options.connection_info(s))
             .collect::<Result<Vec<_>>>()?;
-        let mut builder = redis::cluster::ClusterClient::builder(nodes)
+        let builder = redis::cluster::ClusterClient::builder(nodes)
             .connection_timeout(options.net.connect_timeout)
             .response_timeout(options.net.timeout)
             .retries(2);
-        if let Some(certs) = options.certificates()? {
-            builder = builder.certs(certs);
-        }
+        #[cfg(feature = "tls")]
+        let builder = match options.certificates()? {
+            Some(certs) => builder.certs(certs),
+            None => builder,
+        };
         let client = builder.build().map_err(|e| options.bad(e.to_string()))?;
         Ok(ClusterStore {
             client,

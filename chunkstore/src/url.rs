@@ -24,6 +24,12 @@
 //! do not reach logs, error messages or the routes recorded in flists. Dir paths may
 //! percent-encode bytes (`%20`).
 
+// Parsing helpers shared by the network backends go unused in builds without some of them.
+#![cfg_attr(
+    not(all(feature = "zdb", feature = "redis", feature = "hub")),
+    allow(dead_code)
+)]
+
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
@@ -33,18 +39,28 @@ use std::time::Duration;
 
 use crate::dir::{DirOptions, DirStore};
 use crate::error::{Error, Result};
+#[cfg(feature = "hub")]
 use crate::hub_api::{HubOptions, HubStore};
+#[cfg(any(feature = "zdb", feature = "redis"))]
 use crate::net::NetOptions;
+#[cfg(feature = "redis")]
 use crate::redis::{ClusterStore, RedisOptions, RedisStore, Server, TlsOptions};
 use crate::store::ChunkStore;
+#[cfg(feature = "zdb")]
 use crate::zdb::{ZdbOptions, ZdbStore};
 
 /// A parsed store URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreUrl {
-    Dir { path: PathBuf, options: DirOptions },
+    Dir {
+        path: PathBuf,
+        options: DirOptions,
+    },
+    #[cfg(feature = "zdb")]
     Zdb(ZdbOptions),
+    #[cfg(feature = "redis")]
     Redis(RedisOptions),
+    #[cfg(feature = "hub")]
     Hub(HubOptions),
 }
 
@@ -66,10 +82,20 @@ impl FromStr for StoreUrl {
         };
         match scheme {
             "dir" => parse_dir(rest.strip_prefix("//").unwrap_or(rest)),
+            #[cfg(feature = "zdb")]
             "zdb" => parse_zdb(url).map(StoreUrl::Zdb),
+            #[cfg(feature = "redis")]
             "redis" | "rediss" => parse_redis(url, false).map(StoreUrl::Redis),
+            #[cfg(feature = "redis")]
             "redis+cluster" | "rediss+cluster" => parse_redis(url, true).map(StoreUrl::Redis),
+            #[cfg(feature = "hub")]
             "http" | "https" => parse_hub(url).map(StoreUrl::Hub),
+            #[cfg(not(feature = "zdb"))]
+            "zdb" => Err(not_built("zdb")),
+            #[cfg(not(feature = "redis"))]
+            "redis" | "rediss" | "redis+cluster" | "rediss+cluster" => Err(not_built("redis")),
+            #[cfg(not(feature = "hub"))]
+            "http" | "https" => Err(not_built("hub")),
             other => Err(format!(
                 "unknown scheme {other:?} (supported: dir, zdb, redis, rediss, redis+cluster, rediss+cluster, http, https)"
             )),
@@ -87,11 +113,21 @@ pub async fn open(url: &str) -> Result<Arc<dyn ChunkStore>> {
 pub(crate) fn open_url(url: StoreUrl) -> Result<Arc<dyn ChunkStore>> {
     Ok(match url {
         StoreUrl::Dir { path, options } => Arc::new(DirStore::open(path, options)?),
+        #[cfg(feature = "zdb")]
         StoreUrl::Zdb(options) => Arc::new(ZdbStore::new(options)?),
+        #[cfg(feature = "redis")]
         StoreUrl::Redis(options) if options.cluster => Arc::new(ClusterStore::new(options)?),
+        #[cfg(feature = "redis")]
         StoreUrl::Redis(options) => Arc::new(RedisStore::new(options)?),
+        #[cfg(feature = "hub")]
         StoreUrl::Hub(options) => Arc::new(HubStore::new(options)?),
     })
+}
+
+/// The refusal of a URL whose backend this build leaves out.
+#[allow(dead_code, reason = "used only by builds without some backend")]
+fn not_built(feature: &str) -> String {
+    format!("this build has no support for it (chunkstore's cargo feature {feature:?})")
 }
 
 /// Parses a route recorded in an flist. Flists come from anywhere, so a route may only name
@@ -203,6 +239,7 @@ fn parse_dir(rest: &str) -> Result<StoreUrl, String> {
 }
 
 /// The parameters every network store takes; returns false for a key it does not know.
+#[cfg(any(feature = "zdb", feature = "redis"))]
 fn net_option(net: &mut NetOptions, key: &str, value: &str) -> Result<bool, String> {
     match key {
         "timeout" => net.timeout = parse_duration(key, value)?,
@@ -224,6 +261,7 @@ fn net_option(net: &mut NetOptions, key: &str, value: &str) -> Result<bool, Stri
     Ok(true)
 }
 
+#[cfg(feature = "zdb")]
 fn parse_zdb(url: &str) -> Result<ZdbOptions, String> {
     let parsed = url::Url::parse(url).map_err(|e| e.to_string())?;
     if !parsed.username().is_empty() {
@@ -264,9 +302,13 @@ fn parse_zdb(url: &str) -> Result<ZdbOptions, String> {
     Ok(options)
 }
 
+#[cfg(feature = "redis")]
 fn parse_redis(url: &str, cluster: bool) -> Result<RedisOptions, String> {
     let (scheme, rest) = url.split_once("://").ok_or("missing '://'")?;
     let tls = scheme.starts_with("rediss");
+    if tls && !cfg!(feature = "tls") {
+        return Err(not_built("tls"));
+    }
     let (userinfo, rest) = split_userinfo(rest);
     let tail_start = rest.find(['/', '?']).unwrap_or(rest.len());
     let (hosts, tail) = rest.split_at(tail_start);
@@ -349,8 +391,12 @@ fn parse_redis(url: &str, cluster: bool) -> Result<RedisOptions, String> {
     Ok(options)
 }
 
+#[cfg(feature = "hub")]
 fn parse_hub(url: &str) -> Result<HubOptions, String> {
     let parsed = url::Url::parse(url).map_err(|e| e.to_string())?;
+    if parsed.scheme() == "https" && !cfg!(feature = "tls") {
+        return Err(not_built("tls"));
+    }
     if !parsed.username().is_empty() || parsed.password().is_some() {
         return Err(
             "a hub takes a bearer token, not a user and password: give it with token-file=".into(),
@@ -467,6 +513,8 @@ fn percent_decode(text: &str) -> Result<Vec<u8>, String> {
 }
 
 #[cfg(test)]
+// The forms of every backend: run with all features (the default of `cargo test`).
+#[cfg(all(feature = "zdb", feature = "redis", feature = "hub", feature = "tls"))]
 mod tests {
     use super::*;
 

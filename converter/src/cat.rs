@@ -4,14 +4,11 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use bytes::Bytes;
-use chunkstore::{ChunkKey, ChunkStore, Codec};
+use chunkstore::{ChunkReader, ChunkStore};
 use flist::{ChunkRef, Flist, NodeKind};
+use futures_util::StreamExt;
 
 use crate::error::{Error, Result};
-
-/// Chunks fetched per request; the next batch is fetched while this one is written.
-const BATCH_CHUNKS: usize = 16;
 
 /// Writes the content of the regular file at `path` in `flist` to `out`, following symlinks
 /// inside the flist. Every chunk is verified before it is written. Returns the byte count.
@@ -35,43 +32,23 @@ pub async fn cat(
     .await
     .map_err(|e| Error::Worker(e.to_string()))??;
 
-    let fetch = |batch: &[ChunkRef]| {
-        let store = Arc::clone(&store);
-        let keys: Vec<ChunkKey> = batch.iter().map(|c| ChunkKey::from(c.key)).collect();
-        tokio::spawn(async move { store.get_many(&keys).await })
-    };
-    let mut codec = Codec::new(chunkstore::DEFAULT_LEVEL)?;
-    let mut batches = chunks.chunks(BATCH_CHUNKS);
-    let mut pending = batches.next().map(|b| (b, fetch(b)));
+    let spans = chunks.iter().map(span).collect();
+    let reader = ChunkReader::new(store);
+    let mut content = std::pin::pin!(reader.stream(spans));
     let mut written = 0u64;
-    while let Some((batch, request)) = pending.take() {
-        pending = batches.next().map(|b| (b, fetch(b)));
-        let stored: Vec<Option<Bytes>> =
-            request.await.map_err(|e| Error::Worker(e.to_string()))??;
-        if stored.len() != batch.len() {
-            return Err(Error::Input(format!(
-                "the store answered {} of {} chunks",
-                stored.len(),
-                batch.len()
-            )));
-        }
-        for (chunk, stored) in batch.iter().zip(stored) {
-            let key = ChunkKey::from(chunk.key);
-            let bytes = stored.ok_or_else(|| {
-                Error::Input(format!("missing chunk {key} at offset {}", chunk.offset))
-            })?;
-            let data = codec.decode(&key, &bytes)?;
-            if data.len() != chunk.length as usize {
-                return Err(Error::Input(format!(
-                    "chunk {key} holds {} bytes, the flist says {}",
-                    data.len(),
-                    chunk.length
-                )));
-            }
-            out.write_all(&data).map_err(|e| Error::io("output", e))?;
-            written += data.len() as u64;
-        }
+    while let Some(data) = content.next().await {
+        let data = data?;
+        out.write_all(&data).map_err(|e| Error::io("output", e))?;
+        written += data.len() as u64;
     }
     out.flush().map_err(|e| Error::io("output", e))?;
     Ok(written)
+}
+
+/// The reader's view of a chunk of an flist's file.
+pub(crate) fn span(chunk: &ChunkRef) -> chunkstore::ChunkSpan {
+    chunkstore::ChunkSpan {
+        key: chunkstore::ChunkKey::from(chunk.key),
+        length: chunk.length,
+    }
 }

@@ -80,9 +80,10 @@ pub enum Error {
         ratio: u64,
     },
 
-    /// Extraction finished but some entries could not be recreated.
-    #[error("{} problem(s) while extracting; the first: {}", .0.len(), .0.first().map(String::as_str).unwrap_or(""))]
-    Extract(Vec<String>),
+    /// Extraction finished but some entries could not be recreated (files whose content
+    /// could not be written completely were removed): how many, and the first few.
+    #[error("{total} problem(s) while extracting{}", list_problems(.listed, *.total))]
+    Extract { total: usize, listed: Vec<String> },
 
     #[error("a worker thread failed: {0}")]
     Worker(String),
@@ -96,6 +97,19 @@ pub enum Error {
         failure: crate::ImageFailure,
         message: String,
     },
+}
+
+/// The problems listed, one per line, and how many more there were.
+fn list_problems(listed: &[String], total: usize) -> String {
+    let mut text = String::from(" (files not written completely were removed):");
+    for problem in listed {
+        text.push_str("\n  ");
+        text.push_str(problem);
+    }
+    if total > listed.len() {
+        text.push_str(&format!("\n  ... and {} more", total - listed.len()));
+    }
+    text
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

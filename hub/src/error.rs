@@ -227,7 +227,7 @@ fn convert_class(e: &converter::Error) -> Class {
         C::Store(e) => store_class(e),
         C::Cancelled => Class::Unavailable,
         C::Image { failure, .. } => image_class(*failure),
-        C::Io { .. } | C::Extract(_) | C::Worker(_) => Class::Internal,
+        C::Io { .. } | C::Extract { .. } | C::Worker(_) => Class::Internal,
     }
 }
 

@@ -1,0 +1,121 @@
+//! The content of regular files: worker threads take batches of chunks (of one file or of
+//! many small ones), read them through the chunk reader (one `get_many` per batch, each
+//! chunk decoded and checked against its key and length on the worker's own thread, so that
+//! decoding and hashing use every core) and write them at their offsets into the files the
+//! walk created and left open.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use chunkstore::ChunkReader;
+use flist::ChunkRef;
+use tokio::runtime::Handle;
+
+use super::{Problems, show};
+use crate::Cancel;
+use crate::progress::Progress;
+
+/// A file being written: its handle stays open until its last chunk is written.
+pub(super) struct Target {
+    /// The file's path below the destination, for messages.
+    pub(super) path: Vec<u8>,
+    pub(super) ino: u64,
+    pub(super) file: File,
+    /// Set by the first chunk that could not be written; the file is removed afterwards.
+    failed: AtomicBool,
+}
+
+impl Target {
+    pub(super) fn new(path: &[u8], ino: u64, file: File) -> Target {
+        Target {
+            path: path.to_vec(),
+            ino,
+            file,
+            failed: AtomicBool::new(false),
+        }
+    }
+}
+
+/// One chunk to read and write.
+pub(super) struct Piece {
+    pub(super) target: Arc<Target>,
+    pub(super) seq: usize,
+    pub(super) chunk: ChunkRef,
+}
+
+/// What the workers share with the walk.
+#[derive(Clone)]
+pub(super) struct Shared {
+    pub(super) reader: ChunkReader,
+    pub(super) runtime: Handle,
+    pub(super) problems: Arc<Mutex<Problems>>,
+    /// Inodes whose content could not be written completely.
+    pub(super) incomplete: Arc<Mutex<HashSet<u64>>>,
+    pub(super) progress: Arc<Progress>,
+    pub(super) cancel: Cancel,
+}
+
+impl Shared {
+    pub(super) fn run(&self, batches: &crossbeam_channel::Receiver<Vec<Piece>>) {
+        for batch in batches {
+            if self.cancel.is_cancelled() {
+                continue; // drain without work so the walk can finish
+            }
+            let spans: Vec<_> = batch.iter().map(|p| crate::cat::span(&p.chunk)).collect();
+            let read = match self.runtime.block_on(self.reader.read_chunks(&spans)) {
+                Ok(read) => read,
+                Err(e) => {
+                    let problem = e.to_string();
+                    for piece in &batch {
+                        self.fail(piece, &problem);
+                    }
+                    continue;
+                }
+            };
+            for (piece, data) in batch.iter().zip(read) {
+                if piece.target.failed.load(Ordering::Relaxed) {
+                    continue;
+                }
+                let written = data.map_err(|e| e.to_string()).and_then(|data| {
+                    piece
+                        .target
+                        .file
+                        .write_all_at(&data, piece.chunk.offset)
+                        .map_err(|e| format!("writing: {e}"))
+                });
+                match written {
+                    Ok(()) => {
+                        Progress::add(&self.progress.chunks, 1);
+                        Progress::add(&self.progress.content_bytes, u64::from(piece.chunk.length));
+                    }
+                    Err(problem) => self.fail(piece, &problem),
+                }
+            }
+        }
+    }
+
+    /// Reports the first problem of a file (one per file, so that the count says how many
+    /// files are broken) and marks it for removal.
+    fn fail(&self, piece: &Piece, problem: &str) {
+        let target = &piece.target;
+        if target.failed.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        self.incomplete
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(target.ino);
+        Problems::push(
+            &self.problems,
+            format!(
+                "{} (chunk {} at offset {}): {problem}",
+                show(&target.path),
+                piece.seq,
+                piece.chunk.offset
+            ),
+        );
+    }
+}

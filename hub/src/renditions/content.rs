@@ -3,28 +3,19 @@
 //! into 512 KiB windows whose keys name the blocks of both formats.
 
 use bytes::Bytes;
-use chunkstore::{BlockId, ChunkKey, ChunkStore, Codec};
+use chunkstore::{BlockId, ChunkKey, ChunkReader, ChunkSpan};
 use flist::ChunkRef;
+use futures_util::StreamExt;
 use legacy::BLOCK_SIZE;
 use legacy::window::{WindowHasher, WindowKeys};
 
 use crate::error::{Error, Result};
 
-/// Chunks read per store request when a content is hashed or a window read.
-const READ_BATCH: usize = 32;
-
 /// The id of a content: BLAKE3 of its size and its chunks' keys and lengths, which name
 /// its bytes as surely as the bytes do.
 pub type ContentId = [u8; 32];
 
-/// One chunk of a content: its key and plaintext length.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Span {
-    pub key: ChunkKey,
-    pub length: u32,
-}
-
-/// Bytes a [`Span`] takes in the `content_windows.chunks` column.
+/// Bytes a [`ChunkSpan`] takes in the `content_windows.chunks` column.
 const SPAN_LEN: usize = 36;
 
 /// A content and the chunks that hold it.
@@ -32,15 +23,15 @@ const SPAN_LEN: usize = 36;
 pub struct Content {
     pub id: ContentId,
     pub size: u64,
-    pub spans: Vec<Span>,
+    pub spans: Vec<ChunkSpan>,
 }
 
 impl Content {
     /// The content of a file of `size` bytes held by `chunks` (in file order).
     pub fn of(size: u64, chunks: &[ChunkRef]) -> Content {
-        let spans: Vec<Span> = chunks
+        let spans: Vec<ChunkSpan> = chunks
             .iter()
-            .map(|c| Span {
+            .map(|c| ChunkSpan {
                 key: ChunkKey::from(c.key),
                 length: c.length,
             })
@@ -78,7 +69,7 @@ impl Content {
             .map(|s| {
                 let mut key = [0u8; 32];
                 key.copy_from_slice(&s[..32]);
-                Span {
+                ChunkSpan {
                     key: ChunkKey::from_bytes(key),
                     length: u32::from_be_bytes([s[32], s[33], s[34], s[35]]),
                 }
@@ -93,53 +84,30 @@ impl Content {
 
     /// The keys of every window, read from the store once (the plaintext is never kept
     /// whole: a window at most is buffered).
-    pub async fn windows(&self, store: &dyn ChunkStore) -> Result<Vec<WindowKeys>> {
+    pub async fn windows(&self, reader: &ChunkReader) -> Result<Vec<WindowKeys>> {
         let mut hasher = WindowHasher::new();
-        let mut codec = codec()?;
-        for batch in self.spans.chunks(READ_BATCH) {
-            for plain in read_plain(store, &mut codec, batch).await? {
-                hasher.update(&plain);
-            }
+        let mut chunks = std::pin::pin!(reader.stream(self.spans.clone()));
+        while let Some(plain) = chunks.next().await {
+            hasher.update(&plain.map_err(|e| unreadable(&self.id, &e))?);
         }
         Ok(hasher.finish())
     }
 
     /// The plaintext of window `index`.
-    pub async fn window(&self, store: &dyn ChunkStore, index: u64) -> Result<Vec<u8>> {
+    pub async fn window(&self, reader: &ChunkReader, index: u64) -> Result<Vec<u8>> {
         let start = index.saturating_mul(BLOCK_SIZE);
         if start >= self.size {
             return Err(damaged(&self.id, "a window past its end"));
         }
-        let end = (start + BLOCK_SIZE).min(self.size);
-        // The chunks that overlap [start, end), and where the first one starts.
-        let mut offset = 0u64;
-        let mut first = None;
-        let mut covering = Vec::new();
-        for span in &self.spans {
-            let next = offset + u64::from(span.length);
-            if next > start && offset < end {
-                first.get_or_insert(offset);
-                covering.push(*span);
-            }
-            if next >= end {
-                break;
-            }
-            offset = next;
+        let len = (self.size - start).min(BLOCK_SIZE) as usize;
+        let plain = reader
+            .read_range(&self.spans, start, len)
+            .await
+            .map_err(|e| unreadable(&self.id, &e))?;
+        if plain.len() != len {
+            return Err(damaged(&self.id, "its chunks are shorter than listed"));
         }
-        let first = first.unwrap_or(start);
-        let mut codec = codec()?;
-        let mut plain = Vec::with_capacity((end - first) as usize + READ_BATCH);
-        for batch in covering.chunks(READ_BATCH) {
-            for piece in read_plain(store, &mut codec, batch).await? {
-                plain.extend_from_slice(&piece);
-            }
-        }
-        let from = (start - first) as usize;
-        let to = (end - first) as usize;
-        plain
-            .get(from..to)
-            .map(<[u8]>::to_vec)
-            .ok_or_else(|| damaged(&self.id, "its chunks are shorter than listed"))
+        Ok(plain)
     }
 }
 
@@ -169,47 +137,9 @@ pub fn block_ids(keys: &WindowKeys) -> [BlockId; 2] {
     ]
 }
 
-fn codec() -> Result<Codec> {
-    Codec::new(chunkstore::DEFAULT_LEVEL)
-        .map_err(|e| Error::Internal(format!("a chunk codec: {e}")))
-}
-
-/// The plaintexts of `spans`, each checked against its key and length.
-async fn read_plain(
-    store: &dyn ChunkStore,
-    codec: &mut Codec,
-    spans: &[Span],
-) -> Result<Vec<Vec<u8>>> {
-    let keys: Vec<ChunkKey> = spans.iter().map(|s| s.key).collect();
-    let stored = store.get_many(&keys).await?;
-    if stored.len() != spans.len() {
-        return Err(Error::Internal(format!(
-            "the store answered {} of {} chunks",
-            stored.len(),
-            spans.len()
-        )));
-    }
-    spans
-        .iter()
-        .zip(stored)
-        .map(|(span, stored)| {
-            let stored = stored.ok_or_else(|| {
-                Error::Unavailable(format!("chunk {} is missing from the store", span.key))
-            })?;
-            let plain = codec
-                .decode(&span.key, &stored)
-                .map_err(|e| Error::Unavailable(format!("chunk {}: {e}", span.key)))?;
-            if plain.len() != span.length as usize {
-                return Err(Error::Unavailable(format!(
-                    "chunk {} has {} bytes, its flist says {}",
-                    span.key,
-                    plain.len(),
-                    span.length
-                )));
-            }
-            Ok(plain)
-        })
-        .collect()
+/// A chunk of a content cannot be read: the store lost it, holds it damaged, or is down.
+fn unreadable(id: &ContentId, e: &chunkstore::Error) -> Error {
+    Error::Unavailable(format!("content {}: {e}", hex::encode(id)))
 }
 
 fn damaged(id: &ContentId, what: &str) -> Error {
@@ -218,18 +148,16 @@ fn damaged(id: &ContentId, what: &str) -> Error {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
     use chunkstore::Chunk;
 
     /// A content of `sizes` chunks stored in a dir store; its bytes.
-    async fn stored(sizes: &[usize]) -> (tempfile::TempDir, Arc<dyn ChunkStore>, Content, Vec<u8>) {
+    async fn stored(sizes: &[usize]) -> (tempfile::TempDir, ChunkReader, Content, Vec<u8>) {
         let dir = tempfile::tempdir().unwrap();
         let store = chunkstore::open(&format!("dir://{}", dir.path().display()))
             .await
             .unwrap();
-        let mut codec = codec().unwrap();
+        let mut codec = chunkstore::Codec::new(chunkstore::DEFAULT_LEVEL).unwrap();
         let (mut bytes, mut chunks, mut offset) = (Vec::new(), Vec::new(), 0u64);
         for (i, size) in sizes.iter().enumerate() {
             let data: Vec<u8> = (0..*size).map(|j| (j * 31 + i * 7) as u8).collect();
@@ -244,18 +172,18 @@ mod tests {
             bytes.extend(data);
         }
         let content = Content::of(offset, &chunks);
-        (dir, store, content, bytes)
+        (dir, ChunkReader::new(store), content, bytes)
     }
 
     #[tokio::test]
     async fn windows_across_chunk_boundaries() {
         let window = BLOCK_SIZE as usize;
         let (_dir, store, content, bytes) = stored(&[300_000, 700_000, 100, 600_000]).await;
-        let keys = content.windows(store.as_ref()).await.unwrap();
+        let keys = content.windows(&store).await.unwrap();
         let expected: Vec<WindowKeys> = bytes.chunks(window).map(WindowKeys::of).collect();
         assert_eq!(keys, expected);
         for (index, piece) in bytes.chunks(window).enumerate() {
-            let plain = content.window(store.as_ref(), index as u64).await.unwrap();
+            let plain = content.window(&store, index as u64).await.unwrap();
             assert!(plain == piece, "window {index}");
             let [zero, fl] = block_ids(&keys[index]);
             let sealed = encode_block(zero, &keys[index], &plain).unwrap().unwrap();
@@ -266,10 +194,7 @@ mod tests {
             let sealed = encode_block(fl, &keys[index], &plain).unwrap().unwrap();
             assert_eq!(legacy::fl::decode(&sealed, &keys[index].fl).unwrap(), plain);
         }
-        assert!(
-            content.window(store.as_ref(), 4).await.is_err(),
-            "past the end"
-        );
+        assert!(content.window(&store, 4).await.is_err(), "past the end");
         let other = BlockId::from_slice(&[1; 16]).unwrap();
         assert_eq!(encode_block(other, &keys[0], &[]).unwrap(), None);
     }
@@ -293,11 +218,7 @@ mod tests {
                 length: 10,
             }],
         );
-        let error = lost
-            .window(store.as_ref(), 0)
-            .await
-            .unwrap_err()
-            .to_string();
+        let error = lost.window(&store, 0).await.unwrap_err().to_string();
         assert!(error.contains("missing"), "{error}");
     }
 }

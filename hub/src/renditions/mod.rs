@@ -26,7 +26,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use chunkstore::{BlockId, ChunkStore};
+use chunkstore::{BlockId, ChunkReader, ChunkStore};
 use converter::FileWindows;
 use flist::Flist;
 use legacy::window::WindowKeys;
@@ -48,11 +48,15 @@ const RECORD_EVERY: u64 = 256 << 20;
 const SWEEP_EVERY: Duration = Duration::from_secs(600);
 /// Parsed chunk lists kept for the gateway (contents being read by nodes).
 const CONTENT_CACHE: usize = 1024;
+/// Decoded chunks kept for the gateway.
+const CHUNK_CACHE: u64 = 32 << 20;
 
 pub struct Renditions {
     db: Db,
     blobs: Arc<Blobs>,
-    store: Arc<dyn ChunkStore>,
+    /// Reads the native chunks, keeping recent ones: a window usually shares its first
+    /// and last chunks with its neighbours, which nodes read next.
+    reader: ChunkReader,
     grace: Duration,
     lifecycle: Lifecycle,
     /// Set when the gateway starts: where nodes read, and the worker's queue.
@@ -102,7 +106,7 @@ impl Renditions {
         Renditions {
             db,
             blobs,
-            store,
+            reader: ChunkReader::new(store).with_cache(CHUNK_CACHE),
             grace: config.release_grace,
             lifecycle,
             running: OnceLock::new(),
@@ -248,7 +252,7 @@ impl Renditions {
                 content
             }
         };
-        let plain = match content.window(self.store.as_ref(), window).await {
+        let plain = match content.window(&self.reader, window).await {
             Ok(plain) => plain,
             Err(e) => {
                 let holders = self
@@ -410,7 +414,7 @@ impl Renditions {
                 }
                 _ => {
                     self.from_store.fetch_add(1, Ordering::Relaxed);
-                    runtime.block_on(content.windows(self.store.as_ref()))?
+                    runtime.block_on(content.windows(&self.reader))?
                 }
             };
             pending_bytes += content.size;

@@ -60,8 +60,22 @@ fn main() {
     let (mut zdb_cpu, mut hub_cpu) = (vec![], vec![]);
     for _ in 0..runs {
         for (port, auth, sets, gets, cpu, pid) in [
-            (zdb_port, None, &mut zdb_set, &mut zdb_get, &mut zdb_cpu, zdb.id()),
-            (gateway_port, Some(token.as_str()), &mut hub_set, &mut hub_get, &mut hub_cpu, hub.pid()),
+            (
+                zdb_port,
+                None,
+                &mut zdb_set,
+                &mut zdb_get,
+                &mut zdb_cpu,
+                zdb.id(),
+            ),
+            (
+                gateway_port,
+                Some(token.as_str()),
+                &mut hub_set,
+                &mut hub_get,
+                &mut hub_cpu,
+                hub.pid(),
+            ),
         ] {
             let blocks: Vec<(Vec<u8>, Vec<u8>)> = (0..BLOCKS)
                 .map(|_| {
@@ -72,14 +86,26 @@ fn main() {
             let mut client = Client::connect(port, auth);
             let before = cpu_seconds(pid);
             let started = Instant::now();
-            client.pipeline(blocks.iter().map(|(id, block)| command(&[b"SET", id, block])), |reply| {
-                assert!(reply.starts_with(b"$16"), "{}", String::from_utf8_lossy(&reply[..reply.len().min(80)]));
-            });
+            client.pipeline(
+                blocks
+                    .iter()
+                    .map(|(id, block)| command(&[b"SET", id, block])),
+                |reply| {
+                    assert!(
+                        reply.starts_with(b"$16"),
+                        "{}",
+                        String::from_utf8_lossy(&reply[..reply.len().min(80)])
+                    );
+                },
+            );
             sets.push(started.elapsed());
             let started = Instant::now();
-            client.pipeline(blocks.iter().map(|(id, _)| command(&[b"GET", id])), |reply| {
-                assert!(reply.len() > BLOCK, "a whole block");
-            });
+            client.pipeline(
+                blocks.iter().map(|(id, _)| command(&[b"GET", id])),
+                |reply| {
+                    assert!(reply.len() > BLOCK, "a whole block");
+                },
+            );
             gets.push(started.elapsed());
             cpu.push(cpu_seconds(pid) - before);
         }
@@ -102,8 +128,14 @@ fn main() {
     );
     println!("| | zdb-2.0.7 | flisthub gateway (dir store, fsync=false) | ratio |");
     println!("|---|---|---|---|");
-    println!("| SET, 512 KiB blocks | {zs:.0} MB/s | {hs:.0} MB/s | {:.2} |", hs / zs);
-    println!("| GET, 512 KiB blocks | {zg:.0} MB/s | {hg:.0} MB/s | {:.2} |", hg / zg);
+    println!(
+        "| SET, 512 KiB blocks | {zs:.0} MB/s | {hs:.0} MB/s | {:.2} |",
+        hs / zs
+    );
+    println!(
+        "| GET, 512 KiB blocks | {zg:.0} MB/s | {hg:.0} MB/s | {:.2} |",
+        hg / zg
+    );
     let _ = zdb.kill();
     let _ = zdb.wait();
     drop(hub);
@@ -121,8 +153,18 @@ fn wait_for(port: u16) {
 /// User and system CPU seconds of a process so far.
 fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     // Fields after the command name: utime is the 12th, stime the 13th (0-based 11, 12).
     (ticks(11) + ticks(12)) / 100.0
 }
@@ -159,7 +201,11 @@ impl Client {
     }
 
     /// Sends `requests` with up to DEPTH waiting for their replies.
-    fn pipeline(&mut self, requests: impl Iterator<Item = Vec<u8>>, mut check: impl FnMut(Vec<u8>)) {
+    fn pipeline(
+        &mut self,
+        requests: impl Iterator<Item = Vec<u8>>,
+        mut check: impl FnMut(Vec<u8>),
+    ) {
         let mut in_flight = 0;
         for request in requests {
             if in_flight == DEPTH {
@@ -178,7 +224,10 @@ impl Client {
         let mut line = Vec::new();
         self.reader.read_until(b'\n', &mut line).unwrap();
         if line[0] == b'$' && !line.starts_with(b"$-1") {
-            let len: usize = std::str::from_utf8(&line[1..line.len() - 2]).unwrap().parse().unwrap();
+            let len: usize = std::str::from_utf8(&line[1..line.len() - 2])
+                .unwrap()
+                .parse()
+                .unwrap();
             let mut payload = vec![0; len + 2];
             self.reader.read_exact(&mut payload).unwrap();
             line.extend(payload);

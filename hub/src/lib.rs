@@ -17,6 +17,7 @@
 
 #![forbid(unsafe_code)]
 
+mod accounts;
 mod auth;
 mod blobs;
 mod catalogue;
@@ -45,6 +46,7 @@ mod tokens;
 
 use std::sync::Arc;
 
+pub use accounts::{Account, Accounts, Session};
 pub use auth::{Authenticator, Caller, Credentials, zero_hub_token};
 pub use catalogue::{
     Backend, Catalogue, ChunkLocation, Contents, Preview, RepositorySummary, RepositoryView,
@@ -55,7 +57,7 @@ pub use config::{Config, DEFAULT_CONFIG, GatewayConfig, LogFormat};
 pub use error::{Class, Error, Result};
 pub use formats::Format;
 pub use gateway::Gateway;
-pub use hub::{Hub, tokens};
+pub use hub::{Hub, accounts, tokens};
 pub use images::{ConvertRequest, Converted, Images};
 pub use inspect::Stats;
 pub use jobs::{JobStatus, Jobs};

@@ -6,13 +6,14 @@ use std::future::Future;
 use std::sync::Arc;
 
 use axum::extract::{Path, Query};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use hub::{Kind, Listed, Preview, RepositorySummary, Result, Target, Totals};
 use maud::{Markup, PreEscaped, html};
 use serde::Deserialize;
 
 use crate::render::{Shell, copyable, page, path, size, time};
+use crate::session::{LoggedIn, logged_in};
 use crate::{State, Web, errors, markdown};
 
 /// Rows a page lists.
@@ -69,10 +70,11 @@ impl Sort {
 }
 
 impl Web {
-    fn shell<'a>(&self, title: &'a str) -> Shell<'a> {
+    pub(crate) fn shell<'a>(&self, title: &'a str, user: Option<&'a LoggedIn>) -> Shell<'a> {
         Shell {
             title,
             readonly: self.hub.config().server.readonly,
+            user,
         }
     }
 
@@ -92,7 +94,12 @@ impl Web {
 }
 
 /// `GET /`: official repositories, then the others (paginated), and the hub's figures.
-pub async fn home(web: State, Query(query): Query<ListQuery>) -> Result<Response> {
+pub async fn home(
+    web: State,
+    headers: HeaderMap,
+    Query(query): Query<ListQuery>,
+) -> Result<Response> {
+    let user = logged_in(&web, &headers).await?;
     let page_number = query.page();
     let body = web
         .cached(format!("/?{page_number}"), || async {
@@ -102,7 +109,11 @@ pub async fn home(web: State, Query(query): Query<ListQuery>) -> Result<Response
             Ok(home_body(&summaries, &totals, page_number))
         })
         .await?;
-    Ok(page(&web.shell("Repositories"), StatusCode::OK, &body))
+    Ok(page(
+        &web.shell("Repositories", user.as_ref()),
+        StatusCode::OK,
+        &body,
+    ))
 }
 
 fn home_body(summaries: &[RepositorySummary], totals: &Totals, page_number: usize) -> Markup {
@@ -184,8 +195,10 @@ fn pager(base: &str, keep: &[(&str, &str)], page_number: usize, more: bool) -> M
 pub async fn repository(
     web: State,
     Path(repo): Path<String>,
+    headers: HeaderMap,
     Query(query): Query<ListQuery>,
 ) -> Result<Response> {
+    let user = logged_in(&web, &headers).await?;
     let (sort, descending, page_number) = (query.sort(), query.descending(), query.page());
     let key = format!("/{repo}?{}:{descending}:{page_number}", sort.as_str());
     let body = web
@@ -201,7 +214,11 @@ pub async fn repository(
             ))
         })
         .await?;
-    Ok(page(&web.shell(&repo), StatusCode::OK, &body))
+    Ok(page(
+        &web.shell(&repo, user.as_ref()),
+        StatusCode::OK,
+        &body,
+    ))
 }
 
 fn repository_body(
@@ -327,7 +344,12 @@ fn target_link(repo: &str, target: &Target) -> Markup {
 }
 
 /// `GET /<repo>/tags/<tag>`: the tag's members.
-pub async fn tag(web: State, Path((repo, tag)): Path<(String, String)>) -> Result<Response> {
+pub async fn tag(
+    web: State,
+    Path((repo, tag)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let user = logged_in(&web, &headers).await?;
     let body = web
         .cached(format!("/{repo}/tags/{tag}"), || async {
             let members = web.hub.catalogue().tag(&repo, &tag).await?;
@@ -344,21 +366,26 @@ pub async fn tag(web: State, Path((repo, tag)): Path<(String, String)>) -> Resul
             })
         })
         .await?;
-    Ok(page(&web.shell(&tag), StatusCode::OK, &body))
+    Ok(page(&web.shell(&tag, user.as_ref()), StatusCode::OK, &body))
 }
 
 /// `GET /<repo>/<file>`: `<name>.md` is the preview page of `<name>`.
-pub async fn file(web: State, Path((repo, file)): Path<(String, String)>) -> Result<Response> {
+pub async fn file(
+    web: State,
+    Path((repo, file)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response> {
     let Some(name) = file.strip_suffix(".md") else {
         return Ok(errors::not_found().await);
     };
+    let user = logged_in(&web, &headers).await?;
     let body = web
         .cached(format!("/{repo}/{file}"), || async {
             let preview = web.hub.catalogue().preview(&repo, name).await?;
             Ok(preview_body(&web, &repo, &preview))
         })
         .await?;
-    Ok(page(&web.shell(name), StatusCode::OK, &body))
+    Ok(page(&web.shell(name, user.as_ref()), StatusCode::OK, &body))
 }
 
 fn preview_body(web: &Web, repo: &str, p: &Preview) -> Markup {
@@ -463,7 +490,12 @@ fn backend_url(v: &serde_json::Value) -> String {
 }
 
 /// `GET /search?q=`: repositories, names and tags containing the text.
-pub async fn search(web: State, Query(query): Query<ListQuery>) -> Result<Response> {
+pub async fn search(
+    web: State,
+    headers: HeaderMap,
+    Query(query): Query<ListQuery>,
+) -> Result<Response> {
+    let user = logged_in(&web, &headers).await?;
     let text = query.q.as_deref().unwrap_or("").trim().to_owned();
     let page_number = query.page();
     let hits = if text.is_empty() {
@@ -506,7 +538,7 @@ pub async fn search(web: State, Query(query): Query<ListQuery>) -> Result<Respon
         }
     };
     Ok(page(
-        &web.shell("Search"),
+        &web.shell("Search", user.as_ref()),
         StatusCode::OK,
         &body.into_string(),
     ))

@@ -53,7 +53,12 @@ pub fn error_page(status: StatusCode, message: &str, readonly: bool) -> Response
         p.error { (message) }
         p { a href="/" { "Back to the repositories" } }
     };
-    let mut response = page(&Shell { title, readonly }, status, &body.into_string());
+    let shell = Shell {
+        title,
+        readonly,
+        user: None,
+    };
+    let mut response = page(&shell, status, &body.into_string());
     response.headers_mut().insert(
         header::CONTENT_SECURITY_POLICY,
         header::HeaderValue::from_static(crate::CONTENT_SECURITY_POLICY),

@@ -13,18 +13,20 @@
 
 #![forbid(unsafe_code)]
 
+mod account;
 mod assets;
 mod browse;
 mod cache;
 mod errors;
 mod markdown;
 mod render;
+mod session;
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::http::{HeaderValue, header};
-use axum::routing::get;
+use axum::routing::{get, post};
 use hub::Hub;
 use tower::util::MapResponseLayer;
 
@@ -52,6 +54,14 @@ pub fn pages(hub: Arc<Hub>) -> Router {
     Router::new()
         .route("/", get(browse::home))
         .route("/search", get(browse::search))
+        .route("/login", get(account::login_page).post(account::login))
+        .route("/logout", get(account::logout_page).post(account::logout))
+        .route("/account", post(account::switch))
+        .route("/token", get(account::token_redirect))
+        .route(
+            "/tokens",
+            get(account::tokens_page).post(account::tokens_post),
+        )
         .route("/static/{file}", get(assets::serve))
         .route("/{repo}", get(browse::repository))
         .route("/{repo}/{file}", get(browse::file))

@@ -7,11 +7,13 @@ use axum::response::{IntoResponse, Response};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use crate::assets;
+use crate::session::LoggedIn;
 
 /// What the shell shows around a page's body.
 pub struct Shell<'a> {
     pub title: &'a str,
     pub readonly: bool,
+    pub user: Option<&'a LoggedIn>,
 }
 
 /// A whole page: the shell around `body` (already rendered: bodies may come from the cache).
@@ -37,6 +39,18 @@ pub fn page(shell: &Shell<'_>, status: StatusCode, body: &str) -> Response {
                             button type="submit" { "Search" }
                         }
                     }
+                    div.who {
+                        @if let Some(user) = shell.user {
+                            (switcher(user))
+                            a href="/tokens" { "API tokens" }
+                            form.inline action="/logout" method="post" {
+                                input type="hidden" name="csrf" value=(user.session.csrf);
+                                button.secondary type="submit" { "Log out" }
+                            }
+                        } @else {
+                            a href="/login" { "Log in" }
+                        }
+                    }
                 }
                 @if shell.readonly {
                     p.notice role="status" {
@@ -49,6 +63,32 @@ pub fn page(shell: &Shell<'_>, status: StatusCode, body: &str) -> Response {
         }
     };
     html_response(status, markup)
+}
+
+/// Who is logged in, and the identities they may act as (0-hub's `active-user`).
+fn switcher(user: &LoggedIn) -> Markup {
+    let caller = &user.caller;
+    let acting = caller.repository.to_string();
+    let identities: Vec<&str> = std::iter::once(caller.user.as_str())
+        .chain(caller.accounts.iter().map(String::as_str))
+        .collect();
+    html! {
+        @if identities.len() > 1 {
+            form.inline action="/account" method="post" {
+                input type="hidden" name="csrf" value=(user.session.csrf);
+                label for="active" { (caller.user) " acting as " }
+                select #active name="active" {
+                    @for identity in &identities {
+                        option value=(identity) selected[*identity == acting] { (identity) }
+                    }
+                }
+                " "
+                button.secondary type="submit" { "Switch" }
+            }
+        } @else {
+            span { "Logged in as " b { (caller.user) } }
+        }
+    }
 }
 
 pub fn html_response(status: StatusCode, markup: Markup) -> Response {

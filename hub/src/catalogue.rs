@@ -190,7 +190,7 @@ impl Catalogue {
         Ok(Preview {
             info,
             author,
-            stats: facts.stats.clone(),
+            stats: facts.stats,
             entries: facts.entries,
             metadata: inspect::metadata_json(&facts.metadata, self.location.backend.as_ref()),
             resolved,

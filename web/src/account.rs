@@ -222,6 +222,10 @@ pub async fn tokens_page(web: State, headers: HeaderMap) -> Result<Response> {
 pub async fn tokens_post(web: State, headers: HeaderMap, Form(fields): Fields) -> Result<Response> {
     let user = required(&web, &headers).await?;
     check_form(&web, &headers, Some(&user), field(&fields, "csrf"))?;
+    if web.hub.config().server.readonly {
+        // As the API's writes: a mirror changes nothing.
+        return Err(Error::Readonly);
+    }
     let tokens = web.hub.tokens();
     match field(&fields, "action") {
         Some("create") => {
@@ -264,7 +268,7 @@ fn own_tokens(web: &Web, user: &LoggedIn) -> Result<Vec<TokenRecord>> {
         .into_iter()
         .filter(|t| t.user == user.caller.user && t.note.as_deref() != Some("web session"))
         .collect();
-    own.sort_by(|a, b| b.created.cmp(&a.created));
+    own.sort_by_key(|t| std::cmp::Reverse(t.created));
     Ok(own)
 }
 

@@ -287,7 +287,7 @@ fn repository_body(
                                     " ➔ " (target_link(repo, target))
                                 }
                             }
-                            td.num { (item.size.map(size).unwrap_or_else(|| "—".into())) }
+                            td.num { (item.size.map_or_else(|| "—".into(), size)) }
                             td.optional { (time(item.updated)) }
                             td {
                                 (copy_button("download URL", &catalogue.url_of(repo, &item.name)))

@@ -59,6 +59,9 @@ enum Command {
     /// Mint, list and revoke the hub's API tokens.
     #[command(subcommand)]
     Token(commands::token::Command),
+    /// Add, change and remove the local accounts people log in with on the web pages.
+    #[command(subcommand)]
+    User(commands::user::Command),
     /// Pack here and publish on a hub, uploading only the chunks it lacks.
     Push(commands::push::Args),
     /// Check a hub token and keep it (with the hub's URL) for push.
@@ -120,6 +123,7 @@ fn main() -> ExitCode {
                 commands::serve::run(config, stopped).await
             }
             Command::Token(command) => commands::token::run(command, config),
+            Command::User(command) => commands::user::run(command, config),
             Command::Push(args) => commands::push::run(args, &ui, cancel).await,
             Command::Login(args) => commands::login::run(args, &ui).await,
         }

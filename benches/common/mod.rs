@@ -1,6 +1,8 @@
 //! Shared by the benches: the generated corpus, and running the real binary.
 #![allow(dead_code)]
 
+pub mod load;
+
 use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};

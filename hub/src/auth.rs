@@ -40,6 +40,8 @@ pub struct Caller {
     pub user: String,
     /// The repository the call acts on ("me").
     pub repository: RepoName,
+    /// The other repositories the token may act as (`memberof`), for account switchers.
+    pub accounts: Vec<String>,
     /// Whether the caller has administrator rights (`auth.administrators`, or every caller
     /// when authentication is off): the one predicate every admin-only route checks.
     pub admin: bool,
@@ -70,6 +72,8 @@ struct ZeroHub {
 pub struct Authenticator {
     enabled: bool,
     administrators: Vec<String>,
+    /// Local accounts with administrator rights (the first account added).
+    local_administrators: std::sync::RwLock<Vec<String>>,
     db: Db,
     names: Names,
     hub_key: DecodingKey,
@@ -157,6 +161,7 @@ impl Authenticator {
         Ok(Authenticator {
             enabled,
             administrators: config.administrators.clone(),
+            local_administrators: std::sync::RwLock::default(),
             db,
             names,
             hub_key: DecodingKey::from_secret(secret),
@@ -171,7 +176,22 @@ impl Authenticator {
 
     /// Whether `user` has administrator rights.
     pub fn is_administrator(&self, user: &str) -> bool {
-        !self.enabled || self.administrators.iter().any(|a| a == user)
+        !self.enabled
+            || self.administrators.iter().any(|a| a == user)
+            || self
+                .local_administrators
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .any(|a| a == user)
+    }
+
+    /// Sets the local accounts with administrator rights (read from the accounts at start).
+    pub(crate) fn set_local_administrators(&self, names: Vec<String>) {
+        *self
+            .local_administrators
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = names;
     }
 
     /// Authenticates a request to a `/api/flist/me...` route.
@@ -180,6 +200,7 @@ impl Authenticator {
             return Ok(Caller {
                 user: ADMINISTRATOR.into(),
                 repository: RepoName::stored(ADMINISTRATOR),
+                accounts: Vec::new(),
                 admin: true,
             });
         }
@@ -222,6 +243,7 @@ impl Authenticator {
         Ok(Caller {
             admin: self.is_administrator(&identity.user),
             user: identity.user,
+            accounts: identity.accounts,
             repository,
         })
     }

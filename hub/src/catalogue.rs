@@ -16,9 +16,12 @@ use crate::blobs::Digest256;
 use crate::config::{Config, LimitsConfig};
 use crate::error::{Error, Result};
 use crate::formats::{AnyFlist, Format};
+use crate::inspect::Stats;
 use crate::inspect::{self, ContentsCache};
 use crate::names::{self, Names, quote};
-use crate::namespace::{Info, Listed, Namespace, Resolved, Target, shown};
+use crate::namespace::{
+    Hit, Info, Listed, Namespace, Referrer, RepositoryFigures, Resolved, Target, Totals, shown,
+};
 use crate::renditions::Renditions;
 
 /// Change-feed records a page holds at most.
@@ -59,6 +62,31 @@ pub struct Summary {
     pub checksum: String,
     pub sha256: String,
     pub size: u64,
+}
+
+/// A repository on the home page: its figures, and whether it is official.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepositorySummary {
+    pub figures: RepositoryFigures,
+    pub official: bool,
+}
+
+/// Everything the preview page of an flist shows.
+#[derive(Debug, Clone)]
+pub struct Preview {
+    /// The name as asked, and what it is.
+    pub info: Info,
+    /// The flist it resolves to.
+    pub resolved: Resolved,
+    /// Who made the entry.
+    pub author: Option<String>,
+    pub stats: Stats,
+    /// Entries of every kind.
+    pub entries: u64,
+    /// The metadata as `/metadata` answers it.
+    pub metadata: BTreeMap<String, serde_json::Value>,
+    /// The symlinks and tag members naming the flist the name resolves to.
+    pub referrers: Vec<Referrer>,
 }
 
 /// A contents dump: kept whole (small ones are cached by the flist's sha256), or coming in
@@ -119,6 +147,69 @@ impl Catalogue {
             Some(list) => list.iter().any(|r| r == name),
             None => name == crate::auth::ADMINISTRATOR,
         }
+    }
+
+    /// A number that changes with every change of the namespace (what was read under one
+    /// value may be shown until it changes).
+    pub fn generation(&self) -> u64 {
+        self.namespace.generation()
+    }
+
+    /// Every repository with its figures, by name.
+    pub async fn repository_summaries(&self) -> Result<Vec<RepositorySummary>> {
+        Ok(self
+            .namespace
+            .repository_figures()
+            .await?
+            .into_iter()
+            .map(|figures| RepositorySummary {
+                official: self.official(&figures.name),
+                figures,
+            })
+            .collect())
+    }
+
+    /// Figures of the whole hub.
+    pub async fn totals(&self) -> Result<Totals> {
+        self.namespace.totals().await
+    }
+
+    /// Repositories, names and tags containing `text`: `limit` hits from `offset`. The text
+    /// is bounded by the longest name a hub accepts.
+    pub async fn search(&self, text: &str, offset: u64, limit: u64) -> Result<Vec<Hit>> {
+        if text.len() > self.names.max_len {
+            return Err(Error::BadRequest("search text longer than any name".into()));
+        }
+        self.namespace.search(text, offset, limit).await
+    }
+
+    /// What the preview page shows of a name.
+    pub async fn preview(&self, repository: &str, name: &str) -> Result<Preview> {
+        let (repo, flist) = (self.names.repository(repository)?, self.names.flist(name)?);
+        let info = self.namespace.info(&repo, &flist).await?;
+        let resolved = info
+            .resolved
+            .clone()
+            .ok_or_else(|| Error::NotFound("source not found".into()))?;
+        let facts = self.namespace.facts(&resolved.digest.sha256).await?;
+        let target = (
+            self.names.repository(&resolved.repository)?,
+            self.names.flist(&resolved.name)?,
+        );
+        let (mut author, referrers) = self.namespace.referrers(&target.0, &target.1).await?;
+        if (&repo, &flist) != (&target.0, &target.1) {
+            // A link: who made the link.
+            author = self.namespace.referrers(&repo, &flist).await?.0;
+        }
+        Ok(Preview {
+            info,
+            author,
+            stats: facts.stats,
+            entries: facts.entries,
+            metadata: inspect::metadata_json(&facts.metadata, self.location.backend.as_ref()),
+            resolved,
+            referrers,
+        })
     }
 
     /// Every repository with its last change, by name.

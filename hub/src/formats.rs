@@ -69,7 +69,7 @@ impl Format {
         }
     }
 
-    pub fn from_str(text: &str) -> Option<Format> {
+    pub fn from_name(text: &str) -> Option<Format> {
         match text {
             "native" => Some(Format::Native),
             "0-flist" => Some(Format::ZeroFlist),

@@ -8,6 +8,7 @@ use chunkstore::{ChunkStore, StoreUrl};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::accounts::Accounts;
 use crate::auth::Authenticator;
 use crate::blobs::Blobs;
 use crate::catalogue::{Backend, Catalogue, ChunkLocation};
@@ -47,6 +48,7 @@ pub struct Hub {
     jobs: Jobs,
     auth: Arc<Authenticator>,
     tokens: Tokens,
+    accounts: Accounts,
     limits: Arc<Limits>,
     status: Status,
     lifecycle: Lifecycle,
@@ -105,6 +107,8 @@ impl Hub {
             names,
         )?);
         let tokens = Tokens::new(db.clone(), &secret, names, config.auth.max_token_ttl);
+        let accounts = Accounts::new(db.clone(), names);
+        auth.set_local_administrators(accounts.administrators()?);
         let store = match &config.store {
             Some(store) => store.open().await?,
             None => {
@@ -149,6 +153,7 @@ impl Hub {
             jobs,
             auth,
             tokens,
+            accounts,
             limits,
             lifecycle,
             names,
@@ -204,6 +209,11 @@ impl Hub {
         &self.tokens
     }
 
+    /// Local accounts and the web's sessions.
+    pub fn accounts(&self) -> &Accounts {
+        &self.accounts
+    }
+
     /// Rates, slots and sizes.
     pub fn limits(&self) -> &Arc<Limits> {
         &self.limits
@@ -255,6 +265,13 @@ pub fn tokens(config: &Config) -> Result<Tokens> {
         names(config),
         config.auth.max_token_ttl,
     ))
+}
+
+/// The account commands' view of a hub's data directory.
+pub fn accounts(config: &Config) -> Result<Accounts> {
+    let data_dir = config.data_dir()?;
+    std::fs::create_dir_all(&data_dir).map_err(|e| Error::io(data_dir.display(), e))?;
+    Ok(Accounts::new(open_db(&data_dir)?, names(config)))
 }
 
 /// One hub per data directory: a second one would clear the first one's staging files and

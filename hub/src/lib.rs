@@ -17,6 +17,7 @@
 
 #![forbid(unsafe_code)]
 
+mod accounts;
 mod auth;
 mod blobs;
 mod catalogue;
@@ -46,25 +47,40 @@ mod tokens;
 
 use std::sync::Arc;
 
+pub use accounts::{Account, Accounts, Session};
 pub use auth::{Authenticator, Caller, Credentials, zero_hub_token};
-pub use catalogue::{Backend, Catalogue, ChunkLocation, Contents, RepositoryView, Summary, Wanted};
+pub use catalogue::{
+    Backend, Catalogue, ChunkLocation, Contents, Preview, RepositorySummary, RepositoryView,
+    Summary, Wanted, encode_segment,
+};
 pub use chunks::ChunkService;
 pub use config::{Config, DEFAULT_CONFIG, GatewayConfig, LogFormat};
 pub use error::{Class, Error, Result};
+pub use formats::Format;
 pub use gateway::Gateway;
-pub use hub::{Hub, tokens};
+pub use hub::{Hub, accounts, tokens};
 pub use images::{ConvertRequest, Converted, Images};
 pub use inspect::Stats;
 pub use jobs::{JobStatus, Jobs};
 pub use names::{FlistName, Names, RepoName, TagName, TaglinkName};
-pub use namespace::{Change, Info, Kind, Listed, Resolved, Target};
+pub use namespace::shown as shown_name;
+pub use namespace::{
+    Change, Hit, Info, Kind, Listed, Referrer, RepositoryFigures, Resolved, Target, Totals,
+};
 pub use publish::{ArchiveUpload, Published, Publisher};
 pub use renditions::{Renditions, WindowSources};
-pub use server::serve;
+pub use server::{serve, serve_with};
 pub use status::{Component, ComponentState, Health, Status};
 pub use tokens::{TokenRecord, Tokens};
 
 /// The whole HTTP interface of `hub`: 0-hub's API, downloads, `/api/v1`, metrics.
 pub fn router(hub: Arc<Hub>) -> axum::Router {
-    http::router(hub)
+    http::router(hub, None)
+}
+
+/// [`router`] with the web pages beside the API: `pages` answers every request the API
+/// has no route for, and `/<repo>/<file>` names that are not downloads (the web's
+/// `<name>.flist.md` preview, its assets). The API keeps its JSON.
+pub fn router_with_pages(hub: Arc<Hub>, pages: axum::Router) -> axum::Router {
+    http::router(hub, Some(pages))
 }

@@ -22,9 +22,16 @@ const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(60);
 /// Runs the hub until `stop` resolves (SIGTERM, Ctrl-C): then stops accepting
 /// connections, lets requests and jobs in flight finish for up to `server.shutdown-grace`,
 /// and returns.
-pub async fn serve(
+pub async fn serve(config: Config, stop: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+    serve_with(config, stop, crate::router).await
+}
+
+/// [`serve`] with the HTTP interface `app` builds on the opened hub (the binary adds the
+/// web pages with [`crate::router_with_pages`]).
+pub async fn serve_with(
     mut config: Config,
     stop: impl Future<Output = ()> + Send + 'static,
+    app: impl FnOnce(Arc<Hub>) -> axum::Router,
 ) -> Result<()> {
     // Connections are files: the soft limit (often 1024) is far below what a hub serves.
     let file_limit = connections::raise_file_limit();
@@ -72,7 +79,7 @@ pub async fn serve(
     let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel();
     let server = accept::serve(
         listener,
-        http::router(Arc::clone(&hub)),
+        app(Arc::clone(&hub)),
         admission,
         hub.config().server.header_read_timeout,
         async move {

@@ -10,3 +10,4 @@ pub mod push;
 pub mod serve;
 pub mod store;
 pub mod token;
+pub mod user;

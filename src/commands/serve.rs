@@ -48,5 +48,5 @@ pub async fn run(
     config: hub::Config,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    Ok(hub::serve(config, stop).await?)
+    Ok(hub::serve_with(config, stop, web::app).await?)
 }

@@ -48,7 +48,7 @@ pub enum Command {
 pub struct HubArgs {
     /// The hub's data directory (default: the configuration's server.data-dir).
     #[arg(long, value_name = "DIR")]
-    data_dir: Option<PathBuf>,
+    pub data_dir: Option<PathBuf>,
 }
 
 pub fn run(command: Command, mut config: hub::Config) -> Result<()> {

@@ -13,16 +13,21 @@
 //! format: answers say `Vary: Accept`.
 
 use std::io::SeekFrom;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use axum::Extension;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
 
+use tower::ServiceExt;
+
+use super::Pages;
 use super::json::python;
 use crate::catalogue::Wanted;
 use crate::error::{Error, Result};
@@ -37,12 +42,15 @@ const STREAM_BUFFER: usize = 256 << 10;
 pub async fn repository_file(
     State(hub): State<Arc<Hub>>,
     Path((repository, file)): Path<(String, String)>,
-    headers: HeaderMap,
+    Extension(pages): Extension<Option<Pages>>,
+    request: Request,
 ) -> Result<Response> {
     if names::reserved(&repository) {
-        // `/api/...` and the like: a route that does not exist, not a bad repository name.
-        return Err(not_found());
+        // `/api/...`, `/static/...` and the like: a route of its own, not a bad repository
+        // name.
+        return to_pages(pages, request).await;
     }
+    let headers = request.headers().clone();
     let catalogue = hub.catalogue();
     let wanted = wanted(&headers);
     if let Some(name) = file.strip_suffix(".md5").filter(|n| is_download(n)) {
@@ -69,7 +77,27 @@ pub async fn repository_file(
         body.push(b'\n');
         return Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response());
     }
-    Err(not_found())
+    // Not a download: the web's (an flist's page).
+    to_pages(pages, request).await
+}
+
+/// The answer of the web pages, when mounted.
+async fn to_pages(pages: Option<Pages>, request: Request) -> Result<Response> {
+    let Some(Pages(pages)) = pages else {
+        return Err(not_found());
+    };
+    // A new request: the pages route it afresh, without this route's path parameters
+    // (which axum keeps in the extensions); the client's address goes along.
+    let (parts, body) = request.into_parts();
+    let mut fresh = Request::new(body);
+    *fresh.method_mut() = parts.method;
+    *fresh.uri_mut() = parts.uri;
+    *fresh.version_mut() = parts.version;
+    *fresh.headers_mut() = parts.headers;
+    if let Some(address) = parts.extensions.get::<ConnectInfo<SocketAddr>>() {
+        fresh.extensions_mut().insert(*address);
+    }
+    Ok(pages.oneshot(fresh).await.into_response())
 }
 
 /// `GET /<repo>/tags/<tag>/<file>`: `<name>.flist` and `<name>.flist.md5` through a tag.

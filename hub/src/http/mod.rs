@@ -115,13 +115,13 @@ pub(crate) use metrics::handle as metrics_handle;
 
 /// The whole HTTP interface: the routes, and before them what makes a request match its
 /// route as 0-hub's clients expect.
-pub fn router(hub: Arc<Hub>) -> Router {
+pub fn router(hub: Arc<Hub>, pages: Option<Router>) -> Router {
     metrics::install();
     // Both act before routing, so they wrap the routes. Methods are matched whatever their
     // case, as Flask does (`curl -X Post`, `Info`); a trailing slash is accepted (0-hub's
     // `strict_slashes=False`).
     let normalised = NormalizePathLayer::trim_trailing_slash()
-        .layer(MapRequestLayer::new(uppercase_method).layer(routes(hub)));
+        .layer(MapRequestLayer::new(uppercase_method).layer(routes(hub, pages)));
     Router::new().fallback_service(normalised)
 }
 
@@ -137,7 +137,11 @@ fn uppercase_method(mut request: Request) -> Request {
     request
 }
 
-fn routes(hub: Arc<Hub>) -> Router {
+/// The web pages, when mounted: what the API does not answer goes to them.
+#[derive(Clone)]
+pub struct Pages(pub Router);
+
+fn routes(hub: Arc<Hub>, pages: Option<Router>) -> Router {
     let limits = &hub.config().limits;
     let upload_limit =
         DefaultBodyLimit::max(size_limit(limits.upload_size.saturating_add(FORM_OVERHEAD)));
@@ -209,9 +213,13 @@ fn routes(hub: Arc<Hub>) -> Router {
         // Downloads (reference section 5.4).
         .route("/{repo}/{file}", get(download::repository_file))
         .route("/{repo}/tags/{tag}/{file}", get(download::tag_file))
-        .fallback(not_found)
+        .fallback_service(match &pages {
+            Some(pages) => pages.clone(),
+            None => Router::new().fallback(not_found),
+        })
         .method_not_allowed_fallback(method_not_allowed)
         .layer(request_limit)
+        .layer(axum::Extension(pages.map(Pages)))
         .layer(middleware::from_fn(drain::drain_unread_body))
         .layer(middleware::from_fn(response::rejections_as_json))
         .layer(middleware::from_fn_with_state(Arc::clone(&hub), limit_reads))

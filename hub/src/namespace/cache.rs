@@ -48,6 +48,10 @@ impl InfoCache {
         state.entries.insert(key, info.clone());
     }
 
+    pub(super) fn generation(&self) -> u64 {
+        self.lock().generation
+    }
+
     pub(super) fn clear(&self) {
         let mut state = self.lock();
         state.generation += 1;

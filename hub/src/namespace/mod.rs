@@ -21,6 +21,7 @@ mod log;
 mod read;
 mod rules;
 mod sql;
+mod summary;
 mod views;
 
 #[cfg(test)]
@@ -40,6 +41,7 @@ use crate::names::{FlistName, RepoName, TagName, TaglinkName};
 use cache::InfoCache;
 pub use change::{Applied, Change};
 pub(crate) use sql::drop_rendition;
+pub use summary::{Hit, Referrer, RepositoryFigures, Totals};
 pub use views::{Info, Kind, Listed, Resolved, Target, shown};
 
 pub struct Namespace {
@@ -176,6 +178,47 @@ impl Namespace {
         let (repository, name) = (repository.clone(), name.clone());
         self.db
             .read(move |c| read::taglink(c, &repository, &name))
+            .await
+    }
+
+    /// A number that changes with every change of the namespace: what was read under one
+    /// value may be kept and shown until it changes.
+    pub fn generation(&self) -> u64 {
+        self.cache.generation()
+    }
+
+    /// Every repository with its figures, by name.
+    pub async fn repository_figures(&self) -> Result<Vec<RepositoryFigures>> {
+        self.db.read(summary::repository_figures).await
+    }
+
+    /// Figures of the whole hub.
+    pub async fn totals(&self) -> Result<Totals> {
+        self.db.read(summary::totals).await
+    }
+
+    /// Repositories, names and tags containing `text`.
+    pub async fn search(&self, text: &str, offset: u64, limit: u64) -> Result<Vec<Hit>> {
+        let text = text.to_owned();
+        self.db
+            .read(move |c| summary::search(c, &text, offset, limit))
+            .await
+    }
+
+    /// What points at the flist `name` of `repository`, and who made that entry.
+    pub async fn referrers(
+        &self,
+        repository: &RepoName,
+        name: &FlistName,
+    ) -> Result<(Option<String>, Vec<Referrer>)> {
+        let (repository, name) = (repository.to_string(), name.to_string());
+        self.db
+            .read(move |c| {
+                Ok((
+                    summary::author(c, &repository, &name)?,
+                    summary::referrers(c, &repository, &name)?,
+                ))
+            })
             .await
     }
 

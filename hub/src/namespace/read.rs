@@ -36,7 +36,7 @@ pub(super) fn all_entries(c: &Connection) -> Result<Vec<String>> {
     rows.into_iter()
         .map(|(repository, name, kind, format)| {
             let format = match kind.as_str() {
-                "regular" => format.as_deref().and_then(Format::from_str),
+                "regular" => format.as_deref().and_then(Format::from_name),
                 // Few, and each shown as what it resolves to.
                 "symlink" => sql::resolve(c, &repository, &name)?.map(|r| r.digest.format),
                 _ => None,

@@ -234,7 +234,7 @@ fn read_row(r: &rusqlite::Row<'_>, offset: usize) -> rusqlite::Result<Row> {
             sha256,
             md5,
             size: size as u64,
-            format: Format::from_str(&format).ok_or_else(|| {
+            format: Format::from_name(&format).ok_or_else(|| {
                 rusqlite::Error::FromSqlConversionFailure(
                     offset + 7,
                     rusqlite::types::Type::Text,
@@ -314,7 +314,7 @@ pub(super) fn blobs_without_facts(c: &Connection) -> Result<Vec<(String, Format)
     let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
     rows.map(|row| {
         let (sha, format) = row?;
-        let format = Format::from_str(&format).ok_or_else(corrupt_row)?;
+        let format = Format::from_name(&format).ok_or_else(corrupt_row)?;
         Ok((sha, format))
     })
     .collect()

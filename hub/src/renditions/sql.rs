@@ -158,7 +158,7 @@ pub fn renditions(c: &Connection, native: &str, url: &str) -> Result<Vec<Digest2
                 sha256,
                 md5,
                 size: size as u64,
-                format: Format::from_str(&format)
+                format: Format::from_name(&format)
                     .ok_or_else(|| Error::Internal(format!("a rendition of format {format:?}")))?,
             })
         })

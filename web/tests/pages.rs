@@ -1,0 +1,369 @@
+//! The pages in process (`oneshot` on the composed router): shapes, escaping of hostile
+//! metadata and readmes, HTML errors for browsers, and the CSRF and session refusals, each
+//! checked to leave nothing changed.
+
+#[path = "../../hub/tests/common/mod.rs"]
+mod common;
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use common::{Answer, TestHub, flist_file, upload_request};
+use tower::ServiceExt;
+
+const AUTH: &str = "";
+const PASSWORD: &str = "correct horse battery";
+
+async fn send(hub: &TestHub, request: Request<Body>) -> Answer {
+    let response = web::app(Arc::clone(&hub.hub))
+        .oneshot(request)
+        .await
+        .unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = axum::body::to_bytes(response.into_body(), 1 << 30)
+        .await
+        .unwrap();
+    Answer {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// A browser's GET, with a cookie header if given.
+async fn browse(hub: &TestHub, path: &str, cookie: Option<&str>) -> Answer {
+    let mut request = Request::get(path).header(header::ACCEPT, "text/html");
+    if let Some(cookie) = cookie {
+        request = request.header(header::COOKIE, cookie);
+    }
+    send(hub, request.body(Body::empty()).unwrap()).await
+}
+
+/// A form post.
+async fn post(hub: &TestHub, path: &str, cookie: &str, origin: Option<&str>, form: &str) -> Answer {
+    let mut request = Request::post(path)
+        .header(header::ACCEPT, "text/html")
+        .header(header::COOKIE, cookie)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    if let Some(origin) = origin {
+        request = request.header(header::ORIGIN, origin);
+    }
+    send(hub, request.body(Body::from(form.to_owned())).unwrap()).await
+}
+
+fn set_cookie(answer: &Answer, name: &str) -> Option<String> {
+    answer
+        .headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(|v| v.split(';').next().unwrap().to_owned())
+}
+
+fn csrf_of(page: &str) -> String {
+    let at = page
+        .find("name=\"csrf\" value=\"")
+        .expect("a form with a CSRF field")
+        + 19;
+    page[at..at + 64].to_owned()
+}
+
+/// Logs `alice` in with her password; the session cookie and its CSRF token.
+async fn log_in(hub: &TestHub) -> (String, String) {
+    let login = browse(hub, "/login", None).await;
+    let pre = set_cookie(&login, "flisthub-csrf").unwrap();
+    let csrf = csrf_of(&login.text());
+    let form = format!("csrf={csrf}&name=alice&password=correct+horse+battery");
+    let answer = post(hub, "/login", &pre, None, &form).await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.text());
+    let cookie = set_cookie(&answer, "flisthub-session").unwrap();
+    let tokens = browse(hub, "/tokens", Some(&cookie)).await;
+    assert_eq!(tokens.status, StatusCode::OK);
+    let csrf = csrf_of(&tokens.text());
+    (cookie, csrf)
+}
+
+/// The tags of a page (`<...>`): escaped text (`&lt;`) is never one.
+fn tags(html: &str) -> Vec<&str> {
+    html.split('<')
+        .skip(1)
+        .map(|rest| &rest[..rest.find('>').unwrap_or(rest.len())])
+        .collect()
+}
+
+fn own_tokens(hub: &TestHub) -> usize {
+    hub.hub
+        .tokens()
+        .list()
+        .unwrap()
+        .iter()
+        .filter(|t| t.user == "alice" && t.revoked.is_none())
+        .count()
+}
+
+#[tokio::test]
+async fn pages_render_hostile_content_inert() {
+    let hub = TestHub::open(AUTH).await;
+    let alice = hub.token("alice");
+    let hostile = flist_file(
+        2,
+        &[
+            (
+                "readme",
+                r##"{"readme": "# Title\n\n<script>alert(1)</script>\n\n<img src=x onerror=alert(2)>\n\n[a](javascript:alert(3)) <a href=\"javascript:alert(4)\">b</a> **ok**"}"##,
+            ),
+            (
+                "entrypoint",
+                r#"["/bin/sh", "<img src=x onerror=alert(5)>"]"#,
+            ),
+            ("note", "<script>alert(6)</script>\"><svg onload=alert(7)>"),
+        ],
+    );
+    let (request, body) = upload_request(
+        "POST",
+        "/api/flist/me/upload-flist",
+        Some(&alice),
+        "app.flist",
+        &hostile,
+    );
+    let uploaded = send(&hub, request.body(Body::from(body)).unwrap()).await;
+    assert_eq!(uploaded.status, 200, "{}", uploaded.text());
+
+    for path in [
+        "/",
+        "/alice",
+        "/alice/app.flist.md",
+        "/search?q=app",
+        "/search?q=%3Cscript%3E",
+    ] {
+        let page = browse(&hub, path, None).await;
+        assert_eq!(page.status, StatusCode::OK, "{path}");
+        assert!(
+            page.headers[header::CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html")
+        );
+        let csp = page.headers[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap();
+        assert!(
+            csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+            "{csp}"
+        );
+        let html = page.text();
+        // The page's own script is the one script element; nothing hostile became markup.
+        assert_eq!(html.matches("<script").count(), 1, "{path}: {html}");
+        for bad in ["<img", "<svg", "<iframe"] {
+            assert!(!html.contains(bad), "{path}: {bad} in {html}");
+        }
+        for tag in tags(&html) {
+            let lower = tag.to_ascii_lowercase();
+            for bad in ["onerror", "onload", "onclick", "javascript:"] {
+                assert!(!lower.contains(bad), "{path}: {bad} in the tag {tag}");
+            }
+        }
+    }
+    let preview = browse(&hub, "/alice/app.flist.md", None).await.text();
+    assert!(
+        preview.contains("<h1>Title</h1>"),
+        "the readme is rendered: {preview}"
+    );
+    assert!(preview.contains("<strong>ok</strong>"));
+    assert!(
+        preview.contains("&lt;img src=x onerror=alert(5)&gt;"),
+        "metadata is shown escaped"
+    );
+    let md5 = hub
+        .hub
+        .catalogue()
+        .resolve("alice", "app.flist")
+        .await
+        .unwrap()
+        .digest
+        .md5;
+    assert!(
+        preview.contains(&md5)
+            && preview.contains("flisthub extract http://hub.test/alice/app.flist")
+    );
+
+    let home = browse(&hub, "/", None).await.text();
+    assert!(
+        home.contains("href=\"/alice\"") && home.contains("<td class=\"num\">1</td>"),
+        "{home}"
+    );
+    let search = browse(&hub, "/search?q=app", None).await.text();
+    assert!(search.contains("href=\"/alice/app.flist.md\""), "{search}");
+
+    // Errors: a page for browsers, the JSON envelope for clients; the API keeps its JSON.
+    let missing = browse(&hub, "/nobody", None).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert!(
+        missing.text().contains("user not found") && missing.text().starts_with("<!DOCTYPE html>")
+    );
+    let json = send(
+        &hub,
+        Request::get("/nobody/x.flist").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(json.status, StatusCode::NOT_FOUND);
+    assert_eq!(json.json()["status"], "error");
+    let api = browse(&hub, "/api/flist/alice", None).await;
+    assert_eq!(api.status, StatusCode::OK);
+    assert!(api.json().is_array());
+    // Downloads still work beside the pages.
+    let download = browse(&hub, "/alice/app.flist", None).await;
+    assert_eq!(download.status, StatusCode::OK);
+    assert_eq!(download.body.len(), hostile.len());
+}
+
+#[tokio::test]
+async fn forms_refuse_csrf_and_sessions_end() {
+    let hub = TestHub::open(AUTH).await;
+    hub.hub.accounts().add("alice", PASSWORD, &[]).unwrap();
+    hub.hub.accounts().add("bob", PASSWORD, &[]).unwrap();
+    // A wrong password: no session.
+    let login = browse(&hub, "/login", None).await;
+    let pre = set_cookie(&login, "flisthub-csrf").unwrap();
+    let csrf = csrf_of(&login.text());
+    let wrong = post(
+        &hub,
+        "/login",
+        &pre,
+        None,
+        &format!("csrf={csrf}&name=alice&password=nope+nope+nope"),
+    )
+    .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert!(set_cookie(&wrong, "flisthub-session").is_none());
+    // Login without the double-submit cookie's token.
+    let forged = post(
+        &hub,
+        "/login",
+        &pre,
+        None,
+        "csrf=0000&name=alice&password=correct+horse+battery",
+    )
+    .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+
+    let (cookie, csrf) = log_in(&hub).await;
+    let before = own_tokens(&hub);
+    let create = "action=create&days=7&note=ci";
+    // No token, another session's token, another site: refused, nothing made.
+    let other = {
+        // Bob's session has its own CSRF token.
+        let login = browse(&hub, "/login", None).await;
+        let pre = set_cookie(&login, "flisthub-csrf").unwrap();
+        let c = csrf_of(&login.text());
+        let answer = post(
+            &hub,
+            "/login",
+            &pre,
+            None,
+            &format!("csrf={c}&name=bob&password=correct+horse+battery"),
+        )
+        .await;
+        let bob = set_cookie(&answer, "flisthub-session").unwrap();
+        csrf_of(&browse(&hub, "/tokens", Some(&bob)).await.text())
+    };
+    assert_ne!(other, csrf);
+    for (form, origin) in [
+        (create.to_owned(), None),
+        (format!("csrf={other}&{create}"), None),
+        (format!("csrf={csrf}&{create}"), Some("http://evil.example")),
+    ] {
+        let answer = post(&hub, "/tokens", &cookie, origin, &form).await;
+        assert_eq!(answer.status, StatusCode::FORBIDDEN, "{form} {origin:?}");
+        assert!(answer.text().starts_with("<!DOCTYPE html>"));
+    }
+    assert_eq!(own_tokens(&hub), before, "refused forms changed nothing");
+
+    // The right token from the hub's own origin: a token that the API accepts.
+    let made = post(
+        &hub,
+        "/tokens",
+        &cookie,
+        Some("http://hub.test"),
+        &format!("csrf={csrf}&{create}"),
+    )
+    .await;
+    assert_eq!(made.status, StatusCode::OK, "{}", made.text());
+    assert_eq!(made.headers[header::CACHE_CONTROL], "no-store");
+    assert_eq!(own_tokens(&hub), before + 1);
+    let page = made.text();
+    let at = page.find("data-copy=\"ey").unwrap() + 11;
+    let token = &page[at..at + page[at..].find('"').unwrap()];
+    assert_eq!(
+        hub.call("GET", "/api/flist/me", Some(token)).await.status,
+        200
+    );
+    // Bob cannot revoke Alice's token, even with his own valid form.
+    let id = hub
+        .hub
+        .tokens()
+        .list()
+        .unwrap()
+        .into_iter()
+        .find(|t| t.note.as_deref() == Some("ci"))
+        .unwrap()
+        .id;
+    let revoke = format!("action=revoke&id={id}");
+
+    // A pasted token logs in too; revoking it ends that session.
+    let login = browse(&hub, "/login", None).await;
+    let pre = set_cookie(&login, "flisthub-csrf").unwrap();
+    let c = csrf_of(&login.text());
+    let answer = post(
+        &hub,
+        "/login",
+        &pre,
+        None,
+        &format!("csrf={c}&token={token}"),
+    )
+    .await;
+    let by_token = set_cookie(&answer, "flisthub-session").unwrap();
+    assert_eq!(
+        browse(&hub, "/tokens", Some(&by_token)).await.status,
+        StatusCode::OK
+    );
+
+    let revoked = post(
+        &hub,
+        "/tokens",
+        &cookie,
+        None,
+        &format!("csrf={csrf}&{revoke}"),
+    )
+    .await;
+    assert_eq!(revoked.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        hub.call("GET", "/api/flist/me", Some(token)).await.status,
+        401
+    );
+    let ended = browse(&hub, "/tokens", Some(&by_token)).await;
+    assert_eq!(
+        ended.status,
+        StatusCode::SEE_OTHER,
+        "the token's session ended"
+    );
+
+    // Logout: the old cookie no longer works, and the session's own token is revoked.
+    let out = post(&hub, "/logout", &cookie, None, &format!("csrf={csrf}")).await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    let after = browse(&hub, "/tokens", Some(&cookie)).await;
+    assert_eq!(after.status, StatusCode::SEE_OTHER);
+    assert_eq!(after.headers[header::LOCATION], "/login");
+    assert!(
+        hub.hub
+            .tokens()
+            .list()
+            .unwrap()
+            .iter()
+            .filter(|t| t.note.as_deref() == Some("web session") && t.user == "alice")
+            .all(|t| t.revoked.is_some())
+    );
+}

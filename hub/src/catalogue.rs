@@ -87,6 +87,8 @@ pub struct Preview {
     pub metadata: BTreeMap<String, serde_json::Value>,
     /// The symlinks and tag members naming the flist the name resolves to.
     pub referrers: Vec<Referrer>,
+    /// The files made of it for Zero-OS nodes (0-flist, fl), once made.
+    pub renditions: Vec<Digest256>,
 }
 
 /// A contents dump: kept whole (small ones are cached by the flist's sha256), or coming in
@@ -201,7 +203,9 @@ impl Catalogue {
             // A link: who made the link.
             author = self.namespace.referrers(&repo, &flist).await?.0;
         }
+        let renditions = self.renditions(&resolved).await?;
         Ok(Preview {
+            renditions,
             info,
             author,
             stats: facts.stats,

@@ -120,6 +120,7 @@ impl Hub {
         let lifecycle = Lifecycle::default();
         let renditions = Arc::new(Renditions::new(
             db.clone(),
+            Arc::clone(&namespace),
             blobs,
             Arc::clone(&store),
             &config.gateway,

@@ -424,6 +424,26 @@ fn preview_body(web: &Web, repo: &str, p: &Preview) -> Markup {
             dt { "Checksum" } dd { (copyable("checksum URL", &format!("{url}.md5"))) }
             dt { "Extract" } dd { (copyable("extract command", &format!("flisthub extract {url} ./{}", shown.trim_end_matches(".flist").trim_end_matches(".fl")))) }
             dt { "curl" } dd { (copyable("curl command", &format!("curl -fLO {url}"))) }
+            @if p.renditions.iter().any(|r| r.format.as_str() == "fl") {
+                dt { "Zero-OS (rfs)" } dd { (copyable("fl URL", &format!("{}.fl", url.trim_end_matches(".flist")))) }
+            }
+        }
+        @if !p.renditions.is_empty() {
+            h2 { "Files" }
+            p { "What " code { ".flist" } " serves by default is the 0-flist, which Zero-OS nodes read; flisthub's own clients get the native file." }
+            table {
+                thead { tr { th { "format" } th { "size" } th { "md5" } th { "sha256" } } }
+                tbody {
+                    @for file in std::iter::once(&resolved.digest).chain(&p.renditions) {
+                        tr {
+                            td { (file.format.as_str()) }
+                            td { (size(file.size)) }
+                            td { code { (file.md5) } }
+                            td { code { (file.sha256) } }
+                        }
+                    }
+                }
+            }
         }
         (metadata(&p.metadata))
         @if !p.referrers.is_empty() {

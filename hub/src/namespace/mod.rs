@@ -181,6 +181,12 @@ impl Namespace {
             .await
     }
 
+    /// Drops every kept answer, for what changes them outside a namespace change (the
+    /// renditions of a file, once made).
+    pub(crate) fn forget_answers(&self) {
+        self.cache.clear();
+    }
+
     /// A number that changes with every change of the namespace: what was read under one
     /// value may be kept and shown until it changes.
     pub fn generation(&self) -> u64 {

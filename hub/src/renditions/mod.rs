@@ -39,6 +39,7 @@ use crate::db::{Db, now};
 use crate::error::{Error, Result};
 use crate::formats::Format;
 use crate::hub::Lifecycle;
+use crate::namespace::Namespace;
 use build::{Contents, Gateway};
 use content::{Content, ContentId, encode_block};
 
@@ -53,6 +54,8 @@ const CHUNK_CACHE: u64 = 32 << 20;
 
 pub struct Renditions {
     db: Db,
+    /// Told when renditions are made: what pages and answers show of a file changes.
+    namespace: Arc<Namespace>,
     blobs: Arc<Blobs>,
     /// Reads the native chunks, keeping recent ones: a window usually shares its first
     /// and last chunks with its neighbours, which nodes read next.
@@ -97,6 +100,7 @@ impl quick_cache::Weighter<BlockId, Bytes> for BlockWeight {
 impl Renditions {
     pub(crate) fn new(
         db: Db,
+        namespace: Arc<Namespace>,
         blobs: Arc<Blobs>,
         store: Arc<dyn ChunkStore>,
         config: &GatewayConfig,
@@ -105,6 +109,7 @@ impl Renditions {
         let cache_bytes = config.block_cache.max(1);
         Renditions {
             db,
+            namespace,
             blobs,
             reader: ChunkReader::new(store).with_cache(CHUNK_CACHE),
             grace: config.release_grace,
@@ -351,11 +356,14 @@ impl Renditions {
         .map_err(Error::from)
         .and_then(|r| r);
         match outcome {
-            Ok(true) => tracing::info!(
-                flist = sha256,
-                seconds = started.elapsed().as_secs_f64(),
-                "renditions made"
-            ),
+            Ok(true) => {
+                self.namespace.forget_answers();
+                tracing::info!(
+                    flist = sha256,
+                    seconds = started.elapsed().as_secs_f64(),
+                    "renditions made"
+                );
+            }
             Ok(false) => {}
             Err(e) => tracing::warn!(flist = sha256, error = %e, "renditions not made"),
         }

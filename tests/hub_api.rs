@@ -151,18 +151,24 @@ fn read_only_mode_json_logs_and_environment_overrides() {
     assert_eq!(get(&hub, "/api/repositories").1, json!([]));
     let (status, health) = get(&hub, "/api/v1/health");
     assert_eq!((status, health["readonly"].clone()), (200, json!(true)));
-    // One JSON object a line, requests included.
-    let log = hub.log();
-    let lines: Vec<Value> = log
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect();
-    assert!(
-        lines
+    // One JSON object a line, requests included (a request's line is written once its
+    // answer is sent: it may come a moment after the client read it).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let log = hub.log();
+        let lines: Vec<Value> = log
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect();
+        let logged = lines
             .iter()
-            .any(|l| l["span"]["path"] == "/api/v1/health" && l["fields"]["status"] == 200),
-        "{log}"
-    );
+            .any(|l| l["span"]["path"] == "/api/v1/health" && l["fields"]["status"] == 200);
+        if logged {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{log}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
 
 #[test]

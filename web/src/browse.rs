@@ -376,7 +376,7 @@ pub async fn file(
     headers: HeaderMap,
 ) -> Result<Response> {
     let Some(name) = file.strip_suffix(".md") else {
-        return Ok(errors::not_found().await);
+        return Ok(errors::not_found(headers).await);
     };
     let user = logged_in(&web, &headers).await?;
     let body = web

@@ -14,9 +14,14 @@ use crate::render::{Shell, page};
 /// JSON error bodies read at most (they are a line or two).
 const MAX_ERROR_BODY: usize = 64 << 10;
 
-/// The pages' own 404.
-pub async fn not_found() -> Response {
-    error_page(StatusCode::NOT_FOUND, "not found", false)
+/// What no page and no route answers: a page for browsers, the API's JSON 404 for
+/// clients (0-hub's clients read it).
+pub async fn not_found(headers: HeaderMap) -> Response {
+    if wants_html(&headers) {
+        error_page(StatusCode::NOT_FOUND, "not found", false)
+    } else {
+        axum::response::IntoResponse::into_response(hub::Error::NotFound("not found".into()))
+    }
 }
 
 /// Rewrites the JSON errors of browser requests into pages.

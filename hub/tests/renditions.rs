@@ -345,3 +345,41 @@ async fn without_the_gateway_nothing_changes() {
     );
     assert_eq!(hub.get("/Administrator/app.fl").await.status, 404);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_gateway_address_remakes_the_renditions() {
+    let hub = TestHub::open(NO_AUTH).await;
+    hub.hub.renditions().start(GATEWAY).unwrap();
+    let (archive, _) = tree(5, &shared_content());
+    assert_eq!(hub.upload(None, "app.tar.gz", &archive).await.status, 200);
+    let before = renditions_of(&hub, "Administrator", "app.flist").await;
+
+    let hub = hub.restart(NO_AUTH).await;
+    hub.hub
+        .renditions()
+        .start("zdb://other.example:9900")
+        .unwrap();
+    let after = renditions_of(&hub, "Administrator", "app.flist").await;
+    assert_ne!(
+        before["md5"], after["md5"],
+        "the backend changed, so the file did"
+    );
+    let body = hub.get("/Administrator/app.flist").await.body;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("x.flist"), &body).unwrap();
+    let metadata = zero::ZeroFlist::open(&dir.path().join("x.flist"))
+        .unwrap()
+        .metadata()
+        .unwrap();
+    assert_eq!(
+        metadata["backend"],
+        r#"{"host": "other.example", "port": 9900}"#
+    );
+    // The old files are gone with their rows.
+    let old = before["renditions"]["0-flist"]["sha256"].as_str().unwrap();
+    let data = hub.dir.path().join("data/flists/sha256");
+    assert!(
+        !data.join(&old[..2]).join(old).exists(),
+        "the old rendition's file is removed"
+    );
+}

@@ -398,6 +398,12 @@ fn preview_body(web: &Web, repo: &str, p: &Preview) -> Markup {
         &hub::shown_name(&resolved.name, Some(resolved.digest.format)),
     );
     let stats = &p.stats;
+    // What `.flist` serves by default: the 0-flist rendition once made.
+    let served = p
+        .renditions
+        .iter()
+        .find(|r| r.format.as_str() == "0-flist")
+        .unwrap_or(&resolved.digest);
     html! {
         h1 { a href=(path(&[repo])) { (repo) } " / " (shown) }
         dl.facts {
@@ -408,14 +414,14 @@ fn preview_body(web: &Web, repo: &str, p: &Preview) -> Markup {
             dt { "Format" } dd { (resolved.digest.format.as_str()) }
             dt { "Published" } dd { (time(resolved.mtime)) }
             dt { "Updated" } dd { (time(p.info.updated())) }
-            dt { "Size" } dd { (size(resolved.digest.size)) }
+            dt { "Size" } dd { (size(served.size)) }
             dt { "Contents" } dd {
                 (stats.regular) " files, " (stats.directory) " directories, "
                 (stats.symlink) " links, " (stats.special) " special; "
                 (size(stats.fullsize)) " in all"
             }
-            dt { "md5" } dd { (copyable("md5", &resolved.digest.md5)) }
-            dt { "sha256" } dd { (copyable("sha256", &resolved.digest.sha256)) }
+            dt { "md5" } dd { (copyable("md5", &served.md5)) }
+            dt { "sha256" } dd { (copyable("sha256", &served.sha256)) }
         }
         h2 { "URLs" }
         dl.facts {

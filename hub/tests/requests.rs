@@ -157,7 +157,9 @@ fn stalled_upload(token: &str, name: &str) -> Request<Body> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_identities_with_stalled_uploads_cannot_starve_a_third() {
-    let hub = TestHub::open("").await;
+    // The retries below until the stalled uploads hold their slots are writes too: on a
+    // busy machine they would meet the write rate first.
+    let hub = TestHub::open("[limits]\nwrite-rate = 1000\nwrite-burst = 1000\n").await;
     let app = hub::router(Arc::clone(&hub.hub));
     let (alice, bob, carol) = (hub.token("alice"), hub.token("bob"), hub.token("carol"));
     let per_identity = hub.hub.config().limits.uploads_per_identity;
@@ -184,6 +186,7 @@ async fn two_identities_with_stalled_uploads_cannot_starve_a_third() {
                 break;
             }
             assert!(Instant::now() < deadline, "{}", answer.text());
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
     // Their uploads are still waiting for bytes, and a third identity still gets a slot.

@@ -12,7 +12,6 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
@@ -31,18 +30,7 @@ fn main() {
     std::fs::create_dir_all(&root).unwrap();
     let runs = common::runs();
 
-    let zdb_port = testkit::free_port(false);
-    let mut zdb = Command::new(zdb_program)
-        .args(["--listen", "127.0.0.1", "--port", &zdb_port.to_string()])
-        .arg("--data")
-        .arg(root.join("zdb-data"))
-        .arg("--index")
-        .arg(root.join("zdb-index"))
-        .args(["--mode", "user"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start zdb");
+    let (mut zdb, zdb_port) = common::start_zdb(&zdb_program, &root);
     let gateway_port = testkit::free_port(false);
     let hub = Hub::start_with(
         &root.join("hub"),
@@ -52,7 +40,6 @@ fn main() {
         ),
     );
     let token = hub.tokens(&["bench".into()]).remove(0);
-    wait_for(zdb_port);
     wait_for(gateway_port);
 
     let mut rng = Rng(7);

@@ -14,11 +14,11 @@
 //! ```
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{Hub, Rng, cpu_seconds, median, wait_for, work_dir};
+use common::{Hub, Rng, cpu_seconds, median, work_dir};
 use testkit::peers::{FuseMount, rfs_pack};
 
 /// The tree a node reads: 48 files of 4 MiB (half random, half text-like) and 2,000 small
@@ -128,18 +128,7 @@ fn main() {
     // 1. A node reading through rfs: zdb against the gateway.
     let tree = root.join("tree");
     node_tree(&tree);
-    let zdb_port = testkit::free_port(false);
-    let mut zdb = Command::new(zdb_program)
-        .args(["--listen", "127.0.0.1", "--port", &zdb_port.to_string()])
-        .arg("--data")
-        .arg(root.join("zdb-data"))
-        .arg("--index")
-        .arg(root.join("zdb-index"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start zdb");
-    wait_for(zdb_port);
+    let (mut zdb, zdb_port) = common::start_zdb(&zdb_program, &root);
     let packed = root.join("zdb.fl");
     let out = rfs_pack(&packed, &format!("zdb://127.0.0.1:{zdb_port}"), &tree).unwrap();
     assert!(out.status.success(), "rfs pack");

@@ -305,3 +305,22 @@ pub fn cpu_seconds(pid: u32) -> f64 {
     // Fields after the command name: utime is the 12th, stime the 13th (0-based 11, 12).
     (ticks(11) + ticks(12)) / 100.0
 }
+
+/// A real 0-db (`zdb-2.0.7` at `program`) keeping its data under `root`, on a free loopback
+/// port, answering: the process and the port.
+pub fn start_zdb(program: &Path, root: &Path) -> (Child, u16) {
+    let port = testkit::free_port(false);
+    let child = Command::new(program)
+        .args(["--listen", "127.0.0.1", "--port", &port.to_string()])
+        .arg("--data")
+        .arg(root.join("zdb-data"))
+        .arg("--index")
+        .arg(root.join("zdb-index"))
+        .args(["--mode", "user"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start zdb");
+    wait_for(port);
+    (child, port)
+}

@@ -11,7 +11,7 @@ use rand::RngCore;
 use rusqlite::{OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
-use crate::db::Db;
+use crate::db::{Db, now};
 use crate::error::{Error, Result};
 use crate::names::{Names, quote};
 
@@ -270,12 +270,6 @@ fn random_hex() -> String {
 
 fn session_id(cookie: &str) -> String {
     hex::encode(Sha256::digest(cookie.as_bytes()))
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 #[cfg(test)]

@@ -35,7 +35,12 @@ pub enum Command {
     /// configured issuer, a 0-hub token); or, with --user, every token of a user issued
     /// until now.
     Revoke {
-        #[arg(required_unless_present = "user", conflicts_with = "user")]
+        // 0-hub tokens are base64 and may start with `-`.
+        #[arg(
+            required_unless_present = "user",
+            conflicts_with = "user",
+            allow_hyphen_values = true
+        )]
         token: Option<String>,
         #[arg(long)]
         user: Option<String>,

@@ -305,11 +305,12 @@ pub(super) fn facts(c: &Connection, sha256: &str) -> Result<Option<String>> {
     )
 }
 
-/// Files published before their facts were kept, with their formats.
+/// Files published before their facts were kept, with their formats (renditions, which
+/// no name shows, need none).
 pub(super) fn blobs_without_facts(c: &Connection) -> Result<Vec<(String, Format)>> {
     let mut stmt = c.prepare(
         "SELECT b.sha256, b.format FROM blob b LEFT JOIN blob_facts f ON f.sha256 = b.sha256
-         WHERE f.sha256 IS NULL",
+         WHERE f.sha256 IS NULL AND EXISTS (SELECT 1 FROM entry e WHERE e.blob = b.sha256)",
     )?;
     let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
     rows.map(|row| {

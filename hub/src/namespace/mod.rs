@@ -40,7 +40,7 @@ use crate::formats::Format;
 use crate::names::{FlistName, RepoName, TagName, TaglinkName};
 use cache::InfoCache;
 pub use change::{Applied, Change};
-pub(crate) use sql::drop_rendition;
+pub(crate) use sql::{blob_known, drop_rendition, insert_file};
 pub use summary::{Hit, Referrer, RepositoryFigures, Totals};
 pub use views::{Info, Kind, Listed, Resolved, Target, shown};
 
@@ -338,7 +338,7 @@ impl Namespace {
             .write(move |conn| {
                 let mut removed = 0;
                 for sha in blobs.list()? {
-                    if !sql::blob_known(conn, &sha)? {
+                    if !blob_known(conn, &sha)? {
                         blobs.remove(&sha);
                         removed += 1;
                     }

@@ -282,11 +282,17 @@ pub(super) fn insert_blob(
     facts: &str,
     t: i64,
 ) -> Result<()> {
-    tx.execute(
-        "INSERT OR IGNORE INTO blob (sha256, md5, size, created, format) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![digest.sha256, digest.md5, digest.size as i64, t, digest.format.as_str()],
-    )?;
+    insert_file(tx, digest, t)?;
     put_facts(tx, &digest.sha256, facts)
+}
+
+/// Records a file of the hub's (a published flist, a rendition), once per content.
+pub(crate) fn insert_file(tx: &Transaction<'_>, digest: &Digest256, t: i64) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT OR IGNORE INTO blob (sha256, md5, size, created, format) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![digest.sha256, digest.md5, digest.size as i64, t, digest.format.as_str()])?;
+    Ok(())
 }
 
 /// Records the facts of a published file.
@@ -474,7 +480,7 @@ pub(super) fn served_size(c: &Connection, file: &Digest256) -> Result<u64> {
 }
 
 /// Whether a blob row names this file.
-pub(super) fn blob_known(c: &Connection, sha256: &str) -> Result<bool> {
+pub(crate) fn blob_known(c: &Connection, sha256: &str) -> Result<bool> {
     Ok(c.prepare_cached("SELECT 1 FROM blob WHERE sha256 = ?1")?
         .exists([sha256])?)
 }

@@ -39,7 +39,7 @@ use crate::db::{Db, now};
 use crate::error::{Error, Result};
 use crate::formats::Format;
 use crate::hub::Lifecycle;
-use crate::namespace::Namespace;
+use crate::namespace::{Namespace, blob_known};
 use build::{Contents, Gateway};
 use content::{Content, ContentId, encode_block};
 
@@ -380,7 +380,7 @@ impl Renditions {
     ) -> Result<bool> {
         let (sha, url) = (sha256.to_owned(), gateway.url.clone());
         let done = self.db.read_now(|c| {
-            Ok(!sql::blob_exists(c, &sha)? || !sql::renditions(c, &sha, &url)?.is_empty())
+            Ok(!blob_known(c, &sha)? || !sql::renditions(c, &sha, &url)?.is_empty())
         })?;
         if done {
             return Ok(false);
@@ -434,17 +434,8 @@ impl Renditions {
         }
         self.record_windows(sha256, &mut pending, &mut windows)?;
 
-        let staging = self.blobs.staging_dir();
-        let zero_file = tempfile::Builder::new()
-            .prefix("rendition-")
-            .tempfile_in(staging)
-            .map_err(|e| Error::io(staging.display(), e))?
-            .into_temp_path();
-        let fl_file = tempfile::Builder::new()
-            .prefix("rendition-")
-            .tempfile_in(staging)
-            .map_err(|e| Error::io(staging.display(), e))?
-            .into_temp_path();
+        let zero_file = self.blobs.new_staging_file("rendition-")?;
+        let fl_file = self.blobs.new_staging_file("rendition-")?;
         build::write(&flist, &contents, &windows, gateway, &zero_file, &fl_file)?;
         let staged = [self.blobs.stage(zero_file)?, self.blobs.stage(fl_file)?];
 
@@ -455,7 +446,7 @@ impl Renditions {
         );
         self.db.write_now(move |conn| {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            if !sql::blob_exists(&tx, &sha)? {
+            if !blob_known(&tx, &sha)? {
                 return Ok(false);
             }
             for id in &ids {
@@ -491,7 +482,7 @@ impl Renditions {
         let sha = sha256.to_owned();
         let batch = self.db.write_now(move |conn| {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            if !sql::blob_exists(&tx, &sha)? {
+            if !blob_known(&tx, &sha)? {
                 return Err(Error::NotFound("the flist was deleted".into()));
             }
             for (content, keys) in &batch {

@@ -37,12 +37,6 @@ pub fn stale(c: &Connection, url: &str) -> Result<Vec<(String, String, String)>>
     Ok(rows)
 }
 
-/// Whether a published file (a row in `blob`) is `sha256`.
-pub fn blob_exists(c: &Connection, sha256: &str) -> Result<bool> {
-    Ok(c.prepare_cached("SELECT 1 FROM blob WHERE sha256 = ?1")?
-        .exists([sha256])?)
-}
-
 /// The windows already known of `contents`.
 pub fn known_windows(
     c: &Connection,
@@ -118,16 +112,7 @@ pub fn put_rendition(
     file: &Digest256,
     t: i64,
 ) -> Result<()> {
-    tx.prepare_cached(
-        "INSERT OR IGNORE INTO blob (sha256, md5, size, created, format) VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?
-    .execute(params![
-        file.sha256,
-        file.md5,
-        file.size as i64,
-        t,
-        file.format.as_str()
-    ])?;
+    crate::namespace::insert_file(tx, file, t)?;
     tx.prepare_cached(
         "INSERT OR REPLACE INTO rendition (native, format, public_url, sha256) VALUES (?1, ?2, ?3, ?4)",
     )?

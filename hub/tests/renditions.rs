@@ -383,3 +383,36 @@ async fn a_new_gateway_address_remakes_the_renditions() {
         "the old rendition's file is removed"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_block_whose_chunk_is_lost_is_an_error_not_nil() {
+    let hub = TestHub::open(NO_AUTH).await;
+    hub.hub.renditions().start(GATEWAY).unwrap();
+    let (archive, _) = tree(6, &shared_content());
+    assert_eq!(hub.upload(None, "app.tar.gz", &archive).await.status, 200);
+    renditions_of(&hub, "Administrator", "app.flist").await;
+    let body = hub.get("/Administrator/app.fl").await.body;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("x.fl"), &body).unwrap();
+    let ids = fl::FlFile::open(&dir.path().join("x.fl"))
+        .unwrap()
+        .block_ids()
+        .unwrap();
+    // Every chunk file of the hub's store goes (no block was read yet: nothing is cached).
+    fn remove_files(dir: &std::path::Path) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                remove_files(&path);
+            } else {
+                std::fs::remove_file(&path).unwrap();
+            }
+        }
+    }
+    remove_files(&hub.dir.path().join("data/store"));
+    let id = BlockId::from_slice(ids.iter().next().unwrap()).unwrap();
+    assert!(
+        hub.hub.renditions().blocks(&[id]).await.is_err(),
+        "a damaged flist's block is an error"
+    );
+}

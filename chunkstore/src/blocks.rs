@@ -42,6 +42,22 @@ impl BlockId {
     }
 }
 
+/// A 0-flist block id.
+impl From<[u8; 16]> for BlockId {
+    fn from(id: [u8; 16]) -> BlockId {
+        let mut bytes = [0; 32];
+        bytes[..16].copy_from_slice(&id);
+        BlockId { len: 16, bytes }
+    }
+}
+
+/// An rfs `fl` block id.
+impl From<[u8; 32]> for BlockId {
+    fn from(bytes: [u8; 32]) -> BlockId {
+        BlockId { len: 32, bytes }
+    }
+}
+
 impl fmt::Display for BlockId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.to_hex())

@@ -49,7 +49,7 @@ pub use hub_api::{HubOptions, HubStore, http_client};
 pub use key::ChunkKey;
 #[cfg(any(feature = "zdb", feature = "redis"))]
 pub use net::NetOptions;
-pub use reader::{ChunkReader, ChunkSpan, DEFAULT_READ_AHEAD};
+pub use reader::{ChunkReader, ChunkSpan, DEFAULT_READ_AHEAD, verify_stored};
 #[cfg(feature = "redis")]
 pub use redis::{ClusterStore, RedisOptions, RedisStore, Server, TlsOptions};
 pub use router::Router;

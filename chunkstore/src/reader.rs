@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use futures_util::Stream;
 
-use crate::codec::{Codec, DEFAULT_LEVEL};
+use crate::codec::{Codec, DEFAULT_LEVEL, EncodedChunk};
 use crate::error::{Error, Result};
 use crate::key::ChunkKey;
 use crate::store::ChunkStore;
@@ -161,6 +161,34 @@ impl ChunkReader {
         futures_util::stream::unfold(state, Streaming::next)
     }
 
+    /// The stored form of `keys` (what a chunk API serves to a client that decodes for
+    /// itself), fetched in one `get_many` and each checked against its key before it is
+    /// handed out, on blocking threads. A chunk the store lacks is [`Error::Missing`].
+    pub async fn read_stored(&self, keys: &[ChunkKey]) -> Result<Vec<Result<EncodedChunk>>> {
+        let stored = self.store.get_many(keys).await?;
+        if stored.len() != keys.len() {
+            return Err(Error::Protocol {
+                location: self.store.location().to_owned(),
+                message: format!("{} answers for {} keys", stored.len(), keys.len()),
+            });
+        }
+        // Every key starts as missing; those the store holds are replaced by their check.
+        let mut out: Vec<Result<EncodedChunk>> = Vec::with_capacity(keys.len());
+        let mut present = Vec::with_capacity(keys.len());
+        let mut at = Vec::with_capacity(keys.len());
+        for (i, (key, bytes)) in keys.iter().zip(stored).enumerate() {
+            out.push(Err(Error::Missing { key: *key }));
+            if let Some(bytes) = bytes {
+                at.push(i);
+                present.push((*key, bytes));
+            }
+        }
+        for (i, checked) in at.into_iter().zip(verify_stored(present).await?) {
+            out[i] = checked;
+        }
+        Ok(out)
+    }
+
     fn cached(&self, key: &ChunkKey) -> Option<Bytes> {
         let cache = self.cache.as_ref()?;
         cache.lock().unwrap_or_else(|e| e.into_inner()).get(key)
@@ -210,6 +238,34 @@ fn batches(file: &[ChunkSpan], chunks: usize) -> impl Iterator<Item = &[ChunkSpa
         rest = tail;
         Some(batch)
     })
+}
+
+/// Checks chunks in their stored form against their keys (an upload, or what a store holds
+/// before it is served), in order, on blocking threads, one share of the batch per CPU.
+pub async fn verify_stored(batch: Vec<(ChunkKey, Bytes)>) -> Result<Vec<Result<EncodedChunk>>> {
+    if batch.is_empty() {
+        return Ok(Vec::new());
+    }
+    let threads = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+    let share = batch.len().div_ceil(threads);
+    let mut batch = batch;
+    let mut tasks = Vec::with_capacity(threads);
+    while !batch.is_empty() {
+        let part: Vec<_> = batch.drain(..share.min(batch.len())).collect();
+        tasks.push(tokio::task::spawn_blocking(move || {
+            part.into_iter()
+                .map(|(key, bytes)| with_codec(|codec| codec.verify(key, bytes)))
+                .collect::<Vec<_>>()
+        }));
+    }
+    let mut out = Vec::new();
+    for task in tasks {
+        out.extend(task.await.map_err(|e| Error::Store {
+            location: "chunk verification".to_owned(),
+            reason: e.to_string(),
+        })?);
+    }
+    Ok(out)
 }
 
 /// Runs `f` with this thread's codec (decoding needs zstd contexts, which are not `Sync`).

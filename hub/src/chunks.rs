@@ -2,11 +2,10 @@
 //! before anything is stored, each identity's usage and quota, and reads that never serve
 //! a chunk that does not match its key.
 
-use std::cell::RefCell;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use chunkstore::{BlockId, ChunkKey, ChunkStore, Codec, EncodedChunk};
+use chunkstore::{BlockId, ChunkKey, ChunkReader, ChunkStore, EncodedChunk};
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
@@ -58,13 +57,21 @@ pub struct Usage {
 /// The chunk API's service: the store, and what each identity stored in it.
 pub struct ChunkService {
     store: Arc<dyn ChunkStore>,
+    /// Reads what the store holds, each chunk checked before it is served.
+    reader: ChunkReader,
     db: Db,
     config: ChunksConfig,
 }
 
 impl ChunkService {
     pub(crate) fn new(store: Arc<dyn ChunkStore>, db: Db, config: ChunksConfig) -> ChunkService {
-        ChunkService { store, db, config }
+        let reader = ChunkReader::new(Arc::clone(&store));
+        ChunkService {
+            store,
+            reader,
+            db,
+            config,
+        }
     }
 
     /// The keys of `keys` the store lacks, in their order.
@@ -89,12 +96,13 @@ impl ChunkService {
     ) -> Result<()> {
         let received: u64 = batch.iter().map(|(_, b)| b.len() as u64).sum();
         let mut verified = Vec::with_capacity(batch.len());
-        for outcome in verify(batch).await? {
+        let keys: Vec<ChunkKey> = batch.iter().map(|(key, _)| *key).collect();
+        for (key, outcome) in keys.iter().zip(chunkstore::verify_stored(batch).await?) {
             match outcome {
                 Ok(chunk) => verified.push(chunk),
-                Err((key, reason)) => report.rejected.push(Rejected {
+                Err(reason) => report.rejected.push(Rejected {
                     key: key.to_hex(),
-                    reason,
+                    reason: reason.to_string(),
                 }),
             }
         }
@@ -172,15 +180,6 @@ impl ChunkService {
             return Err(self.short_answer(ids.len(), present.len()));
         }
         Ok(present)
-    }
-
-    /// Blocks as stored (their own codecs check them when they are read).
-    pub async fn read_blocks(&self, ids: &[BlockId]) -> Result<Vec<Option<Bytes>>> {
-        let found = self.store.get_blocks(ids).await?;
-        if found.len() != ids.len() {
-            return Err(self.short_answer(ids.len(), found.len()));
-        }
-        Ok(found)
     }
 
     /// Stores blocks whose ids the caller checked, for `caller`, within its quota; for
@@ -306,71 +305,18 @@ impl ChunkService {
     /// Stored chunks, each checked against its key: a chunk the store holds damaged is
     /// reported (and logged) as missing rather than served.
     pub async fn read_chunks(&self, keys: &[ChunkKey]) -> Result<Vec<Option<Bytes>>> {
-        let stored = self.store.get_many(keys).await?;
-        let batch: Vec<(ChunkKey, Bytes)> = keys
-            .iter()
-            .zip(&stored)
-            .filter_map(|(key, bytes)| bytes.clone().map(|b| (*key, b)))
-            .collect();
-        let mut good = std::collections::HashMap::with_capacity(batch.len());
-        for outcome in verify(batch).await? {
-            match outcome {
-                Ok(chunk) => {
-                    good.insert(chunk.key(), chunk.bytes().clone());
-                }
-                Err((key, reason)) => {
+        let checked = self.reader.read_stored(keys).await?;
+        Ok(checked
+            .into_iter()
+            .map(|outcome| match outcome {
+                Ok(chunk) => Some(chunk.bytes().clone()),
+                Err(chunkstore::Error::Missing { .. }) => None,
+                Err(reason) => {
                     metrics::counter!("flisthub_store_damaged_chunks_total").increment(1);
-                    tracing::error!(%key, %reason, "the store holds a damaged chunk");
+                    tracing::error!(%reason, "the store holds a damaged chunk");
+                    None
                 }
-            }
-        }
-        Ok(keys.iter().map(|key| good.get(key).cloned()).collect())
-    }
-}
-
-/// A chunk that does not decode to its key's content, with why.
-type Bad = (ChunkKey, String);
-
-/// Decodes every chunk and checks it against its key, on blocking threads, one share of
-/// the batch per CPU.
-async fn verify(
-    batch: Vec<(ChunkKey, Bytes)>,
-) -> Result<Vec<std::result::Result<EncodedChunk, Bad>>> {
-    thread_local! {
-        static CODEC: RefCell<Option<Codec>> = const { RefCell::new(None) };
-    }
-    if batch.is_empty() {
-        return Ok(Vec::new());
-    }
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let share = batch.len().div_ceil(threads);
-    let mut batch = batch;
-    let mut tasks = Vec::new();
-    while !batch.is_empty() {
-        let part: Vec<_> = batch.drain(..share.min(batch.len())).collect();
-        tasks.push(tokio::task::spawn_blocking(move || {
-            CODEC.with(|slot| {
-                let mut slot = slot.borrow_mut();
-                let codec = match &mut *slot {
-                    Some(codec) => codec,
-                    empty => empty.insert(
-                        Codec::new(chunkstore::DEFAULT_LEVEL)
-                            .map_err(|e| Error::Internal(format!("a chunk codec: {e}")))?,
-                    ),
-                };
-                Ok::<_, Error>(
-                    part.into_iter()
-                        .map(|(key, bytes)| {
-                            codec.verify(key, bytes).map_err(|e| (key, e.to_string()))
-                        })
-                        .collect::<Vec<_>>(),
-                )
             })
-        }));
+            .collect())
     }
-    let mut out = Vec::new();
-    for task in tasks {
-        out.extend(task.await??);
-    }
-    Ok(out)
 }

@@ -262,6 +262,10 @@ fn store_message(e: &chunkstore::Error) -> String {
     tracing::error!(error = %e, "chunk store");
     metrics::counter!("flisthub_store_errors_total").increment(1);
     match store_class(e) {
+        // A key names content, not a place: the client may know which one is lost.
+        _ if matches!(e, chunkstore::Error::Missing { .. }) || e.is_corrupt_chunk() => {
+            format!("the hub's chunk store is damaged: {e}")
+        }
         Class::Quota => "the chunk store is full; nothing was published".into(),
         Class::Unavailable => {
             "the chunk store is unavailable; nothing was published, try again later".into()

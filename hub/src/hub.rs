@@ -145,7 +145,14 @@ impl Hub {
             lifecycle.clone(),
         ));
         Ok(Hub {
-            catalogue: Catalogue::new(&config, names, namespace, Arc::clone(&renditions), location),
+            catalogue: Catalogue::new(
+                &config,
+                names,
+                namespace,
+                Arc::clone(&renditions),
+                location,
+                Arc::clone(&store),
+            ),
             renditions,
             status: Status::new(db.clone(), Arc::clone(&store), jobs.clone()),
             chunks: Arc::new(ChunkService::new(store, db, config.chunks.clone())),

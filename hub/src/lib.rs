@@ -50,8 +50,8 @@ use std::sync::Arc;
 pub use accounts::{Account, Accounts, Session};
 pub use auth::{Authenticator, Caller, Credentials, zero_hub_token};
 pub use catalogue::{
-    Backend, Catalogue, ChunkLocation, Contents, Preview, RepositorySummary, RepositoryView,
-    Summary, Wanted, encode_segment,
+    Backend, Catalogue, ChunkLocation, Contents, InnerFile, Preview, RepositorySummary,
+    RepositoryView, Summary, Wanted, encode_segment,
 };
 pub use chunks::ChunkService;
 pub use config::{Config, DEFAULT_CONFIG, GatewayConfig, LogFormat};

@@ -52,21 +52,7 @@ impl Blocks {
     pub(super) async fn get(&self, peer: IpAddr, ids: &[BlockId]) -> Result<Vec<Option<Bytes>>> {
         self.limits.check_read(peer)?;
         let _slot = self.limits.chunk_read_slot().await?;
-        let mut found = self.renditions.blocks(ids).await?;
-        let missing: Vec<BlockId> = ids
-            .iter()
-            .zip(&found)
-            .filter(|(_, block)| block.is_none())
-            .map(|(id, _)| *id)
-            .collect();
-        if missing.is_empty() {
-            return Ok(found);
-        }
-        let mut stored = self.chunks.read_blocks(&missing).await?.into_iter();
-        for block in found.iter_mut().filter(|b| b.is_none()) {
-            *block = stored.next().flatten();
-        }
-        Ok(found)
+        self.renditions.served_blocks(ids).await
     }
 
     /// Stores checked blocks for `caller`; for each, whether it was new.

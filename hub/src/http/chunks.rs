@@ -216,13 +216,7 @@ pub async fn get_block(State(hub): State<Arc<Hub>>, Path(id): Path<String>) -> R
             Error::BadRequest("a block id is 32 or 64 hex digits (16 or 32 bytes)".into())
         })?;
     let _slot = hub.limits().chunk_read_slot().await?;
-    // A rendition's block (encoded from the hub's chunks), else one a client stored.
-    let rendition = hub.renditions().blocks(&[id]).await?.pop().flatten();
-    let stored = match rendition {
-        Some(block) => Some(block),
-        None => hub.chunks().read_blocks(&[id]).await?.pop().flatten(),
-    };
-    let Some(bytes) = stored else {
+    let Some(bytes) = hub.renditions().served_blocks(&[id]).await?.pop().flatten() else {
         return Err(Error::NotFound(format!("block {id} is not in the store")));
     };
     Ok(Response::builder()

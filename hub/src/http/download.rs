@@ -243,7 +243,11 @@ fn repr_digest(sha256: &str) -> String {
 }
 
 /// 304 or 412 when the request's conditions say so (RFC 9110 section 13.2.2 order).
-fn precondition(headers: &HeaderMap, etag: &str, modified: SystemTime) -> Option<StatusCode> {
+pub(super) fn precondition(
+    headers: &HeaderMap,
+    etag: &str,
+    modified: SystemTime,
+) -> Option<StatusCode> {
     let text = |name| {
         headers
             .get(name)
@@ -277,14 +281,19 @@ fn etag_matches(list: &str, etag: &str) -> bool {
         .any(|t| t == "*" || t == etag)
 }
 
-enum Range {
+pub(super) enum Range {
     Whole,
     Part { start: u64, end: u64 },
     Unsatisfiable,
 }
 
 /// A single `bytes=` range; several ranges, or a stale `If-Range`, get the whole file.
-fn byte_range(headers: &HeaderMap, etag: &str, modified: SystemTime, size: u64) -> Range {
+pub(super) fn byte_range(
+    headers: &HeaderMap,
+    etag: &str,
+    modified: SystemTime,
+    size: u64,
+) -> Range {
     let Some(spec) = headers.get(header::RANGE).and_then(|v| v.to_str().ok()) else {
         return Range::Whole;
     };

@@ -6,6 +6,7 @@ mod chunks;
 mod download;
 mod drain;
 mod events;
+mod files;
 mod images;
 pub mod json;
 mod metrics;
@@ -208,6 +209,7 @@ fn routes(hub: Arc<Hub>, pages: Option<Router>) -> Router {
         .route(v1::CHUNKS_USAGE, get(chunks::usage))
         .route(v1::CHUNK, get(chunks::get_one))
         .route(v1::BLOCK, get(chunks::get_block))
+        .route(v1::FLIST_FILE, get(files::inner_file))
         .route(v1::CONVERT, post(images::convert))
         .route("/metrics", get(v1::metrics))
         // Downloads (reference section 5.4).

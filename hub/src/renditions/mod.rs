@@ -220,6 +220,34 @@ impl Renditions {
         Ok(found)
     }
 
+    /// Every block the hub serves, for each id: a rendition block (encoded from the
+    /// chunks), else one a client stored in the store's block key space, else `None`.
+    pub async fn served_blocks(&self, ids: &[BlockId]) -> Result<Vec<Option<Bytes>>> {
+        let mut found = self.blocks(ids).await?;
+        let missing: Vec<BlockId> = ids
+            .iter()
+            .zip(&found)
+            .filter(|(_, block)| block.is_none())
+            .map(|(id, _)| *id)
+            .collect();
+        if missing.is_empty() {
+            return Ok(found);
+        }
+        let stored = self.reader.store().get_blocks(&missing).await?;
+        if stored.len() != missing.len() {
+            return Err(Error::Internal(format!(
+                "the store answered {} of {} blocks",
+                stored.len(),
+                missing.len()
+            )));
+        }
+        let mut stored = stored.into_iter();
+        for block in found.iter_mut().filter(|b| b.is_none()) {
+            *block = stored.next().flatten();
+        }
+        Ok(found)
+    }
+
     /// Whether `id` names a rendition block (without reading it).
     pub async fn has(&self, id: BlockId) -> Result<bool> {
         let (bytes, cutoff) = (id.as_bytes().to_vec(), self.cutoff());

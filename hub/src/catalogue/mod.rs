@@ -8,6 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use chunkstore::{ChunkReader, ChunkStore};
 use hubapi::changes::ChangeFeed;
 use serde::Serialize;
 use tokio::sync::mpsc;
@@ -23,6 +24,9 @@ use crate::namespace::{
     Hit, Info, Listed, Namespace, Referrer, RepositoryFigures, Resolved, Target, Totals, shown,
 };
 use crate::renditions::Renditions;
+
+mod files;
+pub use files::InnerFile;
 
 /// Change-feed records a page holds at most.
 pub const FEED_PAGE_LIMIT: usize = 1_000;
@@ -118,6 +122,8 @@ pub struct Catalogue {
     location: ChunkLocation,
     /// What files the hub holds may be (their readers are bounded by them).
     limits: LimitsConfig,
+    /// Reads the content of files inside flists, each chunk checked.
+    reader: ChunkReader,
 }
 
 impl Catalogue {
@@ -127,6 +133,7 @@ impl Catalogue {
         namespace: Arc<Namespace>,
         renditions: Arc<Renditions>,
         location: ChunkLocation,
+        store: Arc<dyn ChunkStore>,
     ) -> Catalogue {
         Catalogue {
             names,
@@ -140,6 +147,7 @@ impl Catalogue {
             public_url: config.public_url(),
             location,
             limits: config.limits.clone(),
+            reader: ChunkReader::new(store),
         }
     }
 

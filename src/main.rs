@@ -1,5 +1,7 @@
 //! `flisthub`: the flisthub command line.
 
+#![forbid(unsafe_code)]
+
 mod client;
 mod commands;
 mod config;

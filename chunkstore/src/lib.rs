@@ -17,6 +17,8 @@
 //! * [`ChunkReader`]: file content back out of a store, fetched in batches, verified
 //!   against keys and lengths, read ahead, optionally cached.
 
+#![forbid(unsafe_code)]
+
 mod blocks;
 mod chunker;
 mod codec;

@@ -11,6 +11,8 @@
 //! All are async functions that do their work on blocking threads; [`Progress`] exposes
 //! live counters for progress bars and job events.
 
+#![forbid(unsafe_code)]
+
 mod cat;
 mod error;
 mod extract;

@@ -19,6 +19,8 @@
 //! The crate is synchronous and knows nothing of networks or stores: a chunk key is just the
 //! 32 bytes of a BLAKE3-256 digest here.
 
+#![forbid(unsafe_code)]
+
 mod error;
 mod merge;
 mod metadata;

@@ -32,6 +32,8 @@
 //!
 //! A native flist has no change time: [`Tree::from_native`] uses the modification time.
 
+#![forbid(unsafe_code)]
+
 mod error;
 pub mod fl;
 mod native;

@@ -20,6 +20,8 @@
 //! A test that needs a program that is not installed calls [`need`], which says so and lets
 //! the test skip; CI installs everything (`scripts/test-all`), so nothing is skipped there.
 
+#![forbid(unsafe_code)]
+
 pub mod peers;
 mod redis;
 mod registry;

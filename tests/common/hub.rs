@@ -155,6 +155,32 @@ impl HubServer {
         String::from_utf8(out.stdout).unwrap().trim().to_owned()
     }
 
+    /// Adds a local account with `flisthub user add` (the password on standard input).
+    pub fn add_user(&self, name: &str, password: &str, memberof: &[&str]) {
+        use std::io::Write;
+        let mut cmd = self.command();
+        cmd.args(["user", "add", name, "--data-dir"])
+            .arg(self.data());
+        for m in memberof {
+            cmd.args(["--memberof", m]);
+        }
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("flisthub user add");
+        let mut stdin = child.stdin.take().unwrap();
+        writeln!(stdin, "{password}").unwrap();
+        drop(stdin);
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "user add: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Runs `flisthub token <args>` on this hub's data directory.
     pub fn token_command(&self, args: &[&str]) -> std::process::Output {
         self.command()

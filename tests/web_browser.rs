@@ -1,0 +1,450 @@
+//! The web pages in a real browser: Debian's Chromium, driven through chromedriver by a
+//! WebDriver client, against the real `flisthub serve`. Browsing from the home page to an
+//! flist and copying its URL, search, hostile metadata left inert, logging in with an
+//! account and with a token, tokens made, used and revoked, switching identity, logging
+//! out. Each page is saved as a screenshot under `target/tmp/screenshots/`.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::hub::{HubServer, raw_request};
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+use serde_json::json;
+
+const PASSWORD: &str = "correct horse battery";
+
+/// A native flist whose metadata carries markup and script in every shape a page might
+/// render: a readme, a JSON value, a plain string.
+fn hostile_flist() -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x.flist");
+    let mut writer = flist::FlistWriter::create(&path).unwrap();
+    let readme = json!({"readme": "# Hello\n\nBuilt **with care**.\n\n<script>alert(1)</script>\n\n<img src=x onerror=alert(2)>\n\n[click](javascript:alert(3)) <a href=\"javascript:alert(4)\">b</a>"});
+    writer.metadata_mut().set("readme", readme.to_string());
+    writer.metadata_mut().set(
+        "entrypoint",
+        r#"["/bin/sh", "<img src=x onerror=alert(5)>"]"#,
+    );
+    writer
+        .metadata_mut()
+        .set("note", "<script>alert(6)</script>\"><svg onload=alert(7)>");
+    let node = flist::Node {
+        kind: flist::NodeKind::Regular { size: 0 },
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+        mtime: flist::Timestamp::default(),
+    };
+    writer.add(b"empty", &node, &[]).unwrap();
+    writer.finish().unwrap();
+    std::fs::read(&path).unwrap()
+}
+
+fn upload_flist(hub: &HubServer, token: &str, name: &str, bytes: Vec<u8>) {
+    let form = reqwest::blocking::multipart::Form::new().part(
+        "file",
+        reqwest::blocking::multipart::Part::bytes(bytes).file_name(name.to_owned()),
+    );
+    let answer = hub
+        .with(reqwest::Method::POST, "/api/flist/me/upload-flist", token)
+        .multipart(form)
+        .send()
+        .unwrap();
+    assert_eq!(answer.status(), 200, "{}", answer.text().unwrap());
+}
+
+#[test]
+fn browse_to_an_flist_copy_its_url_and_search() {
+    let Some(browser) = Browser::start() else {
+        return;
+    };
+    let hub = HubServer::start("");
+    let alice = hub.token("alice", &[]);
+    upload_flist(&hub, &alice, "app.flist", hostile_flist());
+    let answer = hub.upload(&alice, "tools.tar.gz", common::hub::small_tarball("tools"));
+    assert_eq!(answer.status(), 200);
+
+    browser.run(async |b: &Browser| {
+        let c = &b.client;
+        c.goto(&hub.url).await.unwrap();
+        assert_eq!(c.title().await.unwrap(), "Repositories · flisthub");
+        b.screenshot("home").await;
+        c.find(Locator::LinkText("alice"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        assert!(c.current_url().await.unwrap().path().ends_with("/alice"));
+        b.screenshot("repository").await;
+        c.find(Locator::LinkText("app.flist"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        assert!(
+            c.current_url()
+                .await
+                .unwrap()
+                .path()
+                .ends_with("/alice/app.flist.md")
+        );
+
+        // The download URL's copy button: shown by the page's script, and it copies.
+        let copy = c
+            .find(Locator::Css("button.copy[aria-label='Copy download URL']"))
+            .await
+            .unwrap();
+        let url = copy.attr("data-copy").await.unwrap().unwrap();
+        assert!(url.ends_with("/alice/app.flist"), "{url}");
+        copy.click().await.unwrap();
+        wait_for(c, "the copy button to say it copied", async || {
+            copy.text().await.unwrap() == "Copied"
+        })
+        .await;
+        let copied = c
+            .execute_async(
+                "navigator.clipboard.readText().then(arguments[0], () => arguments[0](null))",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            copied.as_str(),
+            Some(url.as_str()),
+            "the clipboard holds the URL"
+        );
+
+        // The readme is rendered; none of the hostile markup became markup.
+        let readme = c.find(Locator::Css("div.readme h1")).await.unwrap();
+        assert_eq!(readme.text().await.unwrap(), "Hello");
+        assert_inert(c).await;
+        b.screenshot("flist").await;
+
+        // At phone width nothing runs off the side.
+        c.set_window_size(390, 844).await.unwrap();
+        let overflow = c
+            .execute(
+                "return document.documentElement.scrollWidth - window.innerWidth",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert!(overflow.as_i64().unwrap() <= 0, "{overflow} px too wide");
+        b.screenshot("flist-phone").await;
+        c.set_window_size(1280, 900).await.unwrap();
+
+        // Search from the header's box.
+        let q = c.find(Locator::Id("q")).await.unwrap();
+        q.send_keys("tools").await.unwrap();
+        q.send_keys("\u{E007}").await.unwrap(); // Enter
+        wait_for(c, "the search results", async || {
+            c.current_url().await.unwrap().path() == "/search"
+        })
+        .await;
+        c.find(Locator::LinkText("alice/tools.flist"))
+            .await
+            .unwrap();
+        assert!(c.find(Locator::LinkText("alice/app.flist")).await.is_err());
+        b.screenshot("search").await;
+    });
+}
+
+#[test]
+fn accounts_tokens_and_sessions() {
+    let Some(browser) = Browser::start() else {
+        return;
+    };
+    let hub = HubServer::start("");
+    hub.add_user("alice", PASSWORD, &["team"]);
+    let bob = hub.token("bob", &[]);
+    let api = |token: &str| {
+        raw_request(
+            &hub.url,
+            "GET",
+            "/api/flist/me",
+            &[format!("Authorization: Bearer {token}")],
+        )
+        .0
+    };
+
+    browser.run(async |b: &Browser| {
+        let c = &b.client;
+        // A wrong password is refused on the page.
+        log_in(c, &hub.url, "alice", "wrong").await;
+        let error = c.find(Locator::Css("p.error")).await.unwrap();
+        assert_eq!(error.text().await.unwrap(), "Wrong account or password.");
+        b.screenshot("login").await;
+        log_in(c, &hub.url, "alice", PASSWORD).await;
+        c.find(Locator::Css("select#active")).await.unwrap();
+
+        // A token made on the page works with curl until it is revoked.
+        c.goto(&format!("{}/tokens", hub.url)).await.unwrap();
+        c.find(Locator::Id("note"))
+            .await
+            .unwrap()
+            .send_keys("ci <b>deploys</b>")
+            .await
+            .unwrap();
+        c.find(Locator::Css("form[action='/tokens'] button[type=submit]"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        let token = c
+            .find(Locator::Css("div.secret code"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        b.screenshot("tokens").await;
+        assert_eq!(api(&token), 200);
+        let note = c
+            .find(Locator::XPath("//td[text()='ci <b>deploys</b>']"))
+            .await;
+        assert!(note.is_ok(), "the note is shown as text");
+        c.find(Locator::XPath(
+            "//tr[td='ci <b>deploys</b>']//button[text()='Revoke']",
+        ))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+        wait_for(c, "the token to show as revoked", async || {
+            c.find(Locator::XPath(
+                "//tr[td='ci <b>deploys</b>']/td[text()='revoked']",
+            ))
+            .await
+            .is_ok()
+        })
+        .await;
+        assert_eq!(api(&token), 401);
+
+        // Acting as the team: the page says so, and sets 0-hub's cookie for API calls.
+        let select = c.find(Locator::Css("select#active")).await.unwrap();
+        select.select_by_value("team").await.unwrap();
+        c.find(Locator::XPath("//form[@action='/account']//button"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        wait_for(c, "the switch", async || {
+            c.get_named_cookie("active-user")
+                .await
+                .is_ok_and(|cookie| cookie.value() == "team")
+        })
+        .await;
+        let selected = c
+            .find(Locator::Css("select#active option:checked"))
+            .await
+            .unwrap();
+        assert_eq!(selected.text().await.unwrap(), "team");
+
+        // Logging out ends the session: its cookie opens nothing afterwards.
+        let session = c.get_named_cookie("flisthub-session").await.unwrap();
+        let cookie = format!("Cookie: flisthub-session={}", session.value());
+        let tokens_page =
+            |cookie: &str| raw_request(&hub.url, "GET", "/tokens", &[cookie.to_owned()]).0;
+        assert_eq!(tokens_page(&cookie), 200);
+        c.find(Locator::XPath("//form[@action='/logout']//button"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        wait_for(c, "the login link", async || {
+            c.find(Locator::LinkText("Log in")).await.is_ok()
+        })
+        .await;
+        assert_eq!(
+            tokens_page(&cookie),
+            303,
+            "the old session cookie still works"
+        );
+
+        // Logging in with an API token instead.
+        c.goto(&format!("{}/login", hub.url)).await.unwrap();
+        c.find(Locator::Id("token"))
+            .await
+            .unwrap()
+            .send_keys(&bob)
+            .await
+            .unwrap();
+        c.find(Locator::XPath("//input[@id='token']/../button"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        let who = c.find(Locator::Css("div.who b")).await.unwrap();
+        assert_eq!(who.text().await.unwrap(), "bob");
+    });
+}
+
+/// Fills and sends the login form with an account and password.
+async fn log_in(c: &Client, url: &str, name: &str, password: &str) {
+    c.goto(&format!("{url}/login")).await.unwrap();
+    c.find(Locator::Id("name"))
+        .await
+        .unwrap()
+        .send_keys(name)
+        .await
+        .unwrap();
+    c.find(Locator::Id("password"))
+        .await
+        .unwrap()
+        .send_keys(password)
+        .await
+        .unwrap();
+    c.find(Locator::XPath("//input[@id='password']/../button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+/// No alert is open, the page's one script is its own, and no event handler attribute,
+/// `javascript:` link or injected element reached the DOM.
+async fn assert_inert(c: &Client) {
+    assert!(c.get_alert_text().await.is_err(), "an alert fired");
+    let found = c
+        .execute(
+            "return {
+                scripts: [...document.scripts].map(s => new URL(s.src || 'inline:', location).pathname)
+                    .filter(p => !(p.startsWith('/static/app-') && p.endsWith('.js'))),
+                handlers: document.querySelectorAll('[onerror],[onload],[onclick]').length,
+                javascript: document.querySelectorAll('a[href^=\"javascript:\" i]').length,
+                injected: document.querySelectorAll('img[src=x],svg').length,
+            }",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        found,
+        json!({"scripts": [], "handlers": 0, "javascript": 0, "injected": 0})
+    );
+}
+
+/// Waits up to 10 s for `condition`.
+async fn wait_for(c: &Client, what: &str, mut condition: impl AsyncFnMut() -> bool) {
+    for _ in 0..100 {
+        if condition().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let page = c.source().await.unwrap_or_default();
+    panic!("waited 10 s for {what}; the page:\n{page}");
+}
+
+/// Headless Chromium driven by its own chromedriver on a free loopback port.
+struct Browser {
+    client: Client,
+    driver: Child,
+    runtime: tokio::runtime::Runtime,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    /// `None`, after saying why, when Chromium or chromedriver is not installed
+    /// (`scripts/install-deps` installs both).
+    fn start() -> Option<Browser> {
+        for program in ["chromium", "chromedriver"] {
+            if !common::have(program) {
+                println!("SKIP: {program} is not installed (scripts/install-deps installs it)");
+                return None;
+            }
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let driver = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        let profile = tempfile::tempdir().unwrap();
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let capabilities = json!({
+            "goog:chromeOptions": {
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--window-size=1280,900", "--lang=en-GB",
+                    format!("--user-data-dir={}", profile.path().display()),
+                ],
+                // Pages on loopback may use the clipboard without asking (the copy buttons).
+                "prefs": {"profile.content_settings.exceptions.clipboard": {
+                    "http://127.0.0.1:*,*": {"setting": 1}
+                }},
+            }
+        });
+        let serde_json::Value::Object(capabilities) = capabilities else {
+            unreachable!()
+        };
+        let client = runtime.block_on(async {
+            // chromedriver takes a moment to listen.
+            let mut last = None;
+            for _ in 0..100 {
+                match ClientBuilder::new(HttpConnector::new())
+                    .capabilities(capabilities.clone())
+                    .connect(&format!("http://127.0.0.1:{port}"))
+                    .await
+                {
+                    Ok(client) => return client,
+                    Err(e) => last = Some(e),
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            panic!("no WebDriver session: {last:?}");
+        });
+        Some(Browser {
+            client,
+            driver,
+            runtime,
+            _profile: profile,
+        })
+    }
+
+    /// Runs the browser part of a test, then closes the browser.
+    fn run(mut self, test: impl AsyncFnOnce(&Browser)) {
+        let runtime = std::mem::replace(
+            &mut self.runtime,
+            tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap(),
+        );
+        runtime.block_on(async {
+            test(&self).await;
+            let _ = self.client.clone().close().await;
+        });
+    }
+
+    /// Saves the page as `target/tmp/screenshots/<name>.png`.
+    async fn screenshot(&self, name: &str) {
+        let png = self.client.screenshot().await.unwrap();
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}

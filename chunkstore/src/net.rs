@@ -112,6 +112,7 @@ impl Pool {
         &self.location
     }
 
+    #[cfg(feature = "redis")]
     pub(crate) fn options(&self) -> &NetOptions {
         &self.options
     }

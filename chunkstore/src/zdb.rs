@@ -309,7 +309,7 @@ impl ZdbStore {
         let (mut chunks, mut blocks) = (0u64, 0u64);
         let mut cursor: Option<Vec<u8>> = None;
         loop {
-            let page: Option<(Vec<u8>, Vec<(Vec<u8>, Value, Value)>)> = self
+            let page: Option<ScanPage> = self
                 .pool
                 .run(1, |mut conn| {
                     let mut scan = redis::cmd("SCAN");
@@ -355,6 +355,9 @@ impl ZdbStore {
         }
     }
 }
+
+/// A page of 0-db's `SCAN`: the next cursor, and `[key, size, timestamp]` per entry.
+type ScanPage = (Vec<u8>, Vec<(Vec<u8>, Value, Value)>);
 
 /// A `name: value` line of `NSINFO`'s text.
 fn nsinfo_field<'a>(info: &'a str, name: &str) -> Option<&'a str> {

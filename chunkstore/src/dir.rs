@@ -209,9 +209,9 @@ impl Inner {
 
     /// A block, read as chunks are.
     fn get_block(&self, id: &BlockId) -> Result<Option<Bytes>> {
-        let too_large = || Error::Store {
+        let too_large = || Error::BlockTooLarge {
             location: self.location.clone(),
-            reason: format!("block {id}: its file is larger than {MAX_BLOCK_SIZE} bytes"),
+            id: *id,
         };
         self.read_bounded(&self.block_path(id), MAX_BLOCK_SIZE as u64, too_large)
     }
@@ -253,9 +253,22 @@ impl Inner {
         }
     }
 
+    /// Chunks and blocks, counted apart, and the bytes of both.
     fn stats(&self) -> Result<Vec<BackendStats>> {
-        let (mut keys, mut bytes) = (0, 0);
-        let dirs = match fs::read_dir(self.root.join("chunks")) {
+        let (chunks, chunk_bytes) = self.count_files("chunks")?;
+        let (blocks, block_bytes) = self.count_files("blocks")?;
+        Ok(vec![BackendStats {
+            location: self.location.clone(),
+            keys: Some(chunks),
+            blocks: Some(blocks),
+            bytes: Some(chunk_bytes + block_bytes),
+        }])
+    }
+
+    /// Files under `<root>/<space>/*/`, temporary ones left out, and their bytes.
+    fn count_files(&self, space: &str) -> Result<(u64, u64)> {
+        let (mut files, mut bytes) = (0, 0);
+        let dirs = match fs::read_dir(self.root.join(space)) {
             Ok(dirs) => dirs.collect::<Vec<_>>(),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(), // nothing written yet
             Err(e) => return Err(self.io(e)),
@@ -267,15 +280,11 @@ impl Inner {
                 if entry.file_name().as_encoded_bytes().starts_with(b".tmp") {
                     continue;
                 }
-                keys += 1;
+                files += 1;
                 bytes += entry.metadata().map_err(|e| self.io(e))?.len();
             }
         }
-        Ok(vec![BackendStats {
-            location: self.location.clone(),
-            keys: Some(keys),
-            bytes: Some(bytes),
-        }])
+        Ok((files, bytes))
     }
 
     fn put(&self, chunks: &[EncodedChunk]) -> Result<()> {
@@ -292,9 +301,9 @@ impl Inner {
     fn put_blocks(&self, blocks: &[(BlockId, Bytes)]) -> Result<()> {
         for (id, block) in blocks {
             if block.len() > MAX_BLOCK_SIZE {
-                return Err(Error::TooLarge {
-                    size: block.len(),
-                    max: MAX_BLOCK_SIZE,
+                return Err(Error::BlockTooLarge {
+                    location: self.location.clone(),
+                    id: *id,
                 });
             }
             // Made when first needed: the block space is used by hubs that host legacy
@@ -499,9 +508,12 @@ mod tests {
         );
         let got = store.get_blocks(&[short, long]).await.unwrap();
         assert_eq!(got, [Some(Bytes::from_static(b"sixteen")), None]);
-        // Not a chunk, whatever its bytes.
+        // Not a chunk, whatever its bytes, and counted apart.
         let as_key = ChunkKey::from_bytes([7; 32]);
         assert!(!store.has(as_key).await.unwrap());
+        store.put_many(&encoded(1)).await.unwrap();
+        let stats = store.stats().await.unwrap();
+        assert_eq!((stats[0].keys, stats[0].blocks), (Some(1), Some(1)));
         let huge = Bytes::from(vec![0; MAX_BLOCK_SIZE + 1]);
         assert!(store.put_blocks(&[(long, huge)]).await.is_err());
         // The store still opens, blocks directory and all.

@@ -1,3 +1,4 @@
+use crate::blocks::{BlockId, MAX_BLOCK_SIZE};
 use crate::key::ChunkKey;
 
 /// Everything that can go wrong encoding, decoding, chunking or storing chunks.
@@ -26,6 +27,11 @@ pub enum Error {
 
     #[error("chunk of {size} bytes exceeds the maximum chunk size of {max} bytes")]
     TooLarge { size: usize, max: usize },
+
+    /// A block over [`MAX_BLOCK_SIZE`]: given to be stored, or found in a store (which
+    /// then holds something no block codec wrote).
+    #[error("{location}: block {id} is larger than {MAX_BLOCK_SIZE} bytes")]
+    BlockTooLarge { location: String, id: BlockId },
 
     #[error("invalid chunker parameters: {0}")]
     InvalidChunker(String),

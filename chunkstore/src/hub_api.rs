@@ -6,6 +6,11 @@
 //! batched `get`) are anonymous; uploads carry a token. Chunks travel in the stored form,
 //! framed as `frames` describes; the hub checks every uploaded chunk against its key before
 //! it keeps it, and readers check what they get the same way (`Codec::decode`).
+//!
+//! Blocks (the second key space, see `crate::blocks`) are read one per request from the
+//! hub's `/api/v1/blocks/<id in hex>` beside the chunk API (`HEAD` to ask whether the hub
+//! has one). A hub takes blocks only through its 0-db gateway, where clients such as
+//! `rfs pack` and `zflist` send them, so storing blocks here is refused.
 
 #[cfg(feature = "tls")]
 use std::sync::Arc;
@@ -13,9 +18,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
+use futures_util::{StreamExt, TryStreamExt, stream};
 use reqwest::StatusCode;
 use serde::Deserialize;
 
+use crate::blocks::{BlockId, MAX_BLOCK_SIZE};
 use crate::codec::EncodedChunk;
 use crate::error::{Error, Refusal, Result};
 use crate::frames::{FrameReader, put_frame};
@@ -33,6 +40,8 @@ const UPLOAD_CHUNKS: usize = 4096;
 const ANSWER_LIMIT: usize = 4 << 20;
 /// Tries of a request the hub answered "later" (429, 503) or did not answer.
 const ATTEMPTS: u32 = 5;
+/// Block requests in flight at once (one block per request).
+const BLOCK_REQUESTS: usize = 8;
 
 /// Where a hub's chunk API is, and how to talk to it.
 #[derive(Clone, PartialEq, Eq)]
@@ -72,6 +81,9 @@ pub struct HubStore {
     client: reqwest::Client,
     options: HubOptions,
     routes: Vec<String>,
+    /// `.../api/v1/blocks`, beside the chunk API; none for a chunk API URL that does not
+    /// end in `/chunks`.
+    blocks_url: Option<String>,
 }
 
 /// The hub's answer to an upload.
@@ -110,10 +122,15 @@ impl HubStore {
                 reason,
             },
         )?;
+        let blocks_url = options
+            .url
+            .strip_suffix("/chunks")
+            .map(|base| format!("{base}/blocks"));
         Ok(HubStore {
             routes: vec![options.url.clone()],
             client,
             options,
+            blocks_url,
         })
     }
 
@@ -139,15 +156,28 @@ impl HubStore {
     /// that asks to come back later (429, 503, with its `Retry-After`) or does not answer
     /// is tried again, a few times, backing off.
     async fn send(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response> {
+        self.send_answering(request, false).await
+    }
+
+    /// As [`HubStore::send`], with 404 an answer too when `missing_ok` (the caller looks at
+    /// the status).
+    async fn send_answering(
+        &self,
+        request: reqwest::RequestBuilder,
+        missing_ok: bool,
+    ) -> Result<reqwest::Response> {
         let mut pause = Duration::from_millis(500);
         let mut attempt = 1;
         loop {
             // The last try (or a request that cannot be copied) sends the original.
             let copy = (attempt < ATTEMPTS).then(|| request.try_clone()).flatten();
             let Some(copy) = copy else {
-                return self.send_once(request).await.map_err(Error::from);
+                return self
+                    .send_once(request, missing_ok)
+                    .await
+                    .map_err(Error::from);
             };
-            match self.send_once(copy).await {
+            match self.send_once(copy, missing_ok).await {
                 Err(Retry {
                     after, retry: true, ..
                 }) => {
@@ -163,13 +193,14 @@ impl HubStore {
     async fn send_once(
         &self,
         request: reqwest::RequestBuilder,
+        missing_ok: bool,
     ) -> std::result::Result<reqwest::Response, Retry> {
         let response = match request.send().await {
             Ok(response) => response,
             Err(e) => return Err(Retry::now(self.unavailable(describe(&e)))),
         };
         let status = response.status();
-        if status.is_success() {
+        if status.is_success() || (missing_ok && status == StatusCode::NOT_FOUND) {
             return Ok(response);
         }
         let after = response
@@ -336,6 +367,57 @@ impl HubStore {
     }
 }
 
+impl HubStore {
+    fn block_url(&self, id: &BlockId) -> Result<String> {
+        match &self.blocks_url {
+            Some(base) => Ok(format!("{base}/{id}")),
+            None => Err(Error::Store {
+                location: self.options.url.clone(),
+                reason: "no block API known: a hub's chunk API URL ends in /api/v1/chunks, \
+                         its blocks are beside it at /api/v1/blocks"
+                    .into(),
+            }),
+        }
+    }
+
+    /// Whether the hub has a block (`HEAD`).
+    async fn has_block(&self, id: BlockId) -> Result<bool> {
+        let request = self.client.head(self.block_url(&id)?);
+        let response = self.send_answering(request, true).await?;
+        Ok(response.status() != StatusCode::NOT_FOUND)
+    }
+
+    /// A block, read up to [`MAX_BLOCK_SIZE`]: a longer answer is refused as soon as its
+    /// length is announced or its bytes pass the limit.
+    async fn get_block(&self, id: BlockId) -> Result<Option<Bytes>> {
+        let request = self.client.get(self.block_url(&id)?);
+        let mut response = self.send_answering(request, true).await?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let too_large = || Error::BlockTooLarge {
+            location: self.options.url.clone(),
+            id,
+        };
+        let announced = response.content_length().unwrap_or(0);
+        if announced > MAX_BLOCK_SIZE as u64 {
+            return Err(too_large());
+        }
+        let mut block = BytesMut::with_capacity(announced as usize);
+        while let Some(piece) = response
+            .chunk()
+            .await
+            .map_err(|e| self.unavailable(describe(&e)))?
+        {
+            if block.len() + piece.len() > MAX_BLOCK_SIZE {
+                return Err(too_large());
+            }
+            block.extend_from_slice(&piece);
+        }
+        Ok(Some(block.freeze()))
+    }
+}
+
 #[async_trait]
 impl ChunkStore for HubStore {
     fn location(&self) -> &str {
@@ -383,10 +465,42 @@ impl ChunkStore for HubStore {
         Ok(found)
     }
 
+    async fn has_blocks(&self, ids: &[BlockId]) -> Result<Vec<bool>> {
+        // Owned ids: a stream over borrowed ones trips the compiler's Send inference.
+        stream::iter(ids.to_vec())
+            .map(|id| self.has_block(id))
+            .buffered(BLOCK_REQUESTS)
+            .try_collect()
+            .await
+    }
+
+    /// Refused: a hub takes blocks through its 0-db gateway only (see the module
+    /// documentation).
+    async fn put_blocks(&self, blocks: &[(BlockId, Bytes)]) -> Result<()> {
+        if blocks.is_empty() {
+            return Ok(());
+        }
+        Err(Error::Store {
+            location: self.options.url.clone(),
+            reason: "a hub takes blocks through its 0-db gateway ([gateway] listen), not over \
+                     HTTP"
+                .into(),
+        })
+    }
+
+    async fn get_blocks(&self, ids: &[BlockId]) -> Result<Vec<Option<Bytes>>> {
+        stream::iter(ids.to_vec())
+            .map(|id| self.get_block(id))
+            .buffered(BLOCK_REQUESTS)
+            .try_collect()
+            .await
+    }
+
     async fn stats(&self) -> Result<Vec<BackendStats>> {
         Ok(vec![BackendStats {
             location: self.options.url.clone(),
             keys: None,
+            blocks: None,
             bytes: None,
         }])
     }

@@ -30,6 +30,8 @@ pub mod frames;
 mod hub_api;
 mod key;
 #[cfg(any(feature = "zdb", feature = "redis"))]
+mod layout;
+#[cfg(any(feature = "zdb", feature = "redis"))]
 mod net;
 mod reader;
 #[cfg(feature = "redis")]

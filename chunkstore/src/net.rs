@@ -21,9 +21,8 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, RedisError, Value};
 use tokio::sync::Semaphore;
 
-use crate::codec::EncodedChunk;
 use crate::error::{Error, Refusal, Result};
-use crate::key::ChunkKey;
+use crate::layout::Entry;
 
 /// Connection settings of a network store (URL parameters `timeout`, `connect-timeout`,
 /// `pool`, `in-flight`).
@@ -113,6 +112,11 @@ impl Pool {
         &self.location
     }
 
+    #[cfg(feature = "redis")]
+    pub(crate) fn options(&self) -> &NetOptions {
+        &self.options
+    }
+
     /// Runs `request` on a pooled connection, holding `bytes` of the in-flight budget.
     /// Everything, including a reconnection, happens within one connect timeout plus one
     /// request timeout.
@@ -134,17 +138,17 @@ impl Pool {
         }
     }
 
-    /// Writes chunks in pipelines of at most `SET_PIPELINE_BYTES`, `pool` of them at once;
-    /// `write` sends one group.
-    pub(crate) async fn write_groups<F, Fut>(&self, chunks: &[EncodedChunk], write: F) -> Result<()>
+    /// Writes entries in pipelines of at most `SET_PIPELINE_BYTES` of values, `pool` of
+    /// them at once; `write` sends one group.
+    pub(crate) async fn write_groups<F, Fut>(&self, entries: &[Entry], write: F) -> Result<()>
     where
-        F: Fn(Vec<EncodedChunk>) -> Fut,
+        F: Fn(Vec<Entry>) -> Fut,
         Fut: Future<Output = Result<()>>,
     {
         // Owned groups: a stream of borrowed ones trips the compiler's Send inference.
-        let groups: Vec<Vec<EncodedChunk>> = by_bytes(chunks, SET_PIPELINE_BYTES)
+        let groups: Vec<Vec<Entry>> = by_bytes(entries, SET_PIPELINE_BYTES)
             .into_iter()
-            .map(<[EncodedChunk]>::to_vec)
+            .map(<[Entry]>::to_vec)
             .collect();
         stream::iter(groups)
             .map(write)
@@ -153,16 +157,16 @@ impl Pool {
             .await
     }
 
-    /// Which of `keys` (each behind `prefix`) the server holds: `EXISTS` one key per
-    /// command, as 0-db requires, pipelined.
-    pub(crate) async fn exists_many(&self, prefix: &[u8], keys: &[ChunkKey]) -> Result<Vec<bool>> {
+    /// Which of `keys` (as stored) the server holds: `EXISTS` one key per command, as 0-db
+    /// requires, pipelined.
+    pub(crate) async fn exists_many(&self, keys: &[Vec<u8>]) -> Result<Vec<bool>> {
         let mut found = Vec::with_capacity(keys.len());
         for group in keys.chunks(EXISTS_PIPELINE) {
             let counts: Vec<i64> = self
                 .run(group.len() * 64, |mut conn| {
                     let mut pipe = redis::pipe();
                     for key in group {
-                        pipe.cmd("EXISTS").arg(prefixed(prefix, key));
+                        pipe.cmd("EXISTS").arg(key);
                     }
                     async move { pipe.query_async(&mut conn).await }
                 })
@@ -179,28 +183,25 @@ impl Pool {
         Ok(found)
     }
 
-    /// The values of `keys` (each behind `prefix`): `MGET`s of `READ_GROUP` keys, `pool` of
-    /// them at once, in order.
-    pub(crate) async fn get_many(
-        &self,
-        prefix: &[u8],
-        keys: &[ChunkKey],
-    ) -> Result<Vec<Option<Bytes>>> {
-        let groups: Vec<Vec<ChunkKey>> = keys.chunks(READ_GROUP).map(<[_]>::to_vec).collect();
+    /// The values of `keys` (as stored): `MGET`s of `READ_GROUP` keys, `pool` of them at
+    /// once, in order.
+    pub(crate) async fn get_many(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Bytes>>> {
+        // Owned groups: a stream of borrowed ones trips the compiler's Send inference.
+        let groups: Vec<Vec<Vec<u8>>> = keys.chunks(READ_GROUP).map(<[_]>::to_vec).collect();
         let found: Vec<Vec<Option<Bytes>>> = stream::iter(groups)
-            .map(|group| async move { self.mget(prefix, &group).await })
+            .map(|group| async move { self.mget(&group).await })
             .buffered(self.options.pool)
             .try_collect()
             .await?;
         Ok(found.into_iter().flatten().collect())
     }
 
-    async fn mget(&self, prefix: &[u8], group: &[ChunkKey]) -> Result<Vec<Option<Bytes>>> {
+    async fn mget(&self, group: &[Vec<u8>]) -> Result<Vec<Option<Bytes>>> {
         let values: Vec<Value> = self
             .run(read_budget(group.len()), |mut conn| {
                 let mut mget = redis::cmd("MGET");
                 for key in group {
-                    mget.arg(prefixed(prefix, key));
+                    mget.arg(key);
                 }
                 async move { mget.query_async(&mut conn).await }
             })
@@ -382,45 +383,30 @@ const SET_PIPELINE_BYTES: usize = 8 << 20;
 
 /// Keys per read request (`MGET`): well under 0-db's limit of 1023, and few enough that a
 /// reply stays a few tens of MiB with large chunks.
-const READ_GROUP: usize = 64;
+pub(crate) const READ_GROUP: usize = 64;
 
 /// Commands per pipeline of existence checks.
 const EXISTS_PIPELINE: usize = 10_000;
 
-/// `<prefix><32-byte key>`: the key as stored (0-db: no prefix; Redis: `namespace:`).
-pub(crate) fn prefixed(prefix: &[u8], key: &ChunkKey) -> Vec<u8> {
-    [prefix, &key.as_bytes()[..]].concat()
-}
-
 /// What a read of `keys` keys is charged against the in-flight budget: the sizes are not
 /// known before the reply, so the average chunk size stands in for them.
-fn read_budget(keys: usize) -> usize {
+pub(crate) fn read_budget(keys: usize) -> usize {
     keys * (512 << 10)
 }
 
-/// The chunks without repeated keys (first occurrence kept).
-pub(crate) fn distinct(chunks: &[EncodedChunk]) -> Vec<EncodedChunk> {
-    let mut seen = std::collections::HashSet::with_capacity(chunks.len());
-    chunks
-        .iter()
-        .filter(|c| seen.insert(c.key()))
-        .cloned()
-        .collect()
-}
-
-/// Groups chunks so that each group's values add up to at most `limit` bytes.
-pub(crate) fn by_bytes(chunks: &[EncodedChunk], limit: usize) -> Vec<&[EncodedChunk]> {
+/// Groups entries so that each group's values add up to at most `limit` bytes.
+pub(crate) fn by_bytes(entries: &[Entry], limit: usize) -> Vec<&[Entry]> {
     let mut groups = Vec::new();
     let (mut start, mut bytes) = (0, 0);
-    for (i, chunk) in chunks.iter().enumerate() {
-        if i > start && bytes + chunk.len() > limit {
-            groups.push(&chunks[start..i]);
+    for (i, (_, value)) in entries.iter().enumerate() {
+        if i > start && bytes + value.len() > limit {
+            groups.push(&entries[start..i]);
             (start, bytes) = (i, 0);
         }
-        bytes += chunk.len();
+        bytes += value.len();
     }
-    if start < chunks.len() {
-        groups.push(&chunks[start..]);
+    if start < entries.len() {
+        groups.push(&entries[start..]);
     }
     groups
 }
@@ -490,6 +476,8 @@ pub(crate) fn classify(text: &str) -> Classified {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec::EncodedChunk;
+    use crate::layout::chunk_entries;
 
     fn kind(text: &str) -> Option<Refusal> {
         match classify(text) {
@@ -567,19 +555,20 @@ mod tests {
         let chunks: Vec<EncodedChunk> = (0..10)
             .map(|i| codec.encode(&crate::Chunk::new(noise(1000 + i))).unwrap())
             .collect();
-        let groups = by_bytes(&chunks, 100);
+        let entries = chunk_entries(b"", &chunks);
+        let groups = by_bytes(&entries, 100);
         assert_eq!(
             groups.len(),
             10,
             "each chunk alone when one exceeds the limit"
         );
-        let groups = by_bytes(&chunks, 10_000);
+        let groups = by_bytes(&entries, 10_000);
         assert!(
             groups
                 .iter()
-                .all(|g| g.iter().map(|c| c.len()).sum::<usize>() <= 10_000)
+                .all(|g| g.iter().map(|(_, v)| v.len()).sum::<usize>() <= 10_000)
         );
-        assert_eq!(groups.concat(), chunks);
+        assert_eq!(groups.concat(), entries);
         assert!(by_bytes(&[], 10).is_empty());
     }
 }

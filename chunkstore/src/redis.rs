@@ -1,6 +1,9 @@
 //! Redis and Valkey backends: one server (`redis://`, `rediss://`) or a Redis Cluster
 //! (`redis+cluster://`), with an optional namespace that becomes a key prefix
-//! (`<namespace>:<32-byte key>`), so several stores can share one database.
+//! (`<namespace>:<32-byte key>`), so several stores can share one database. Blocks live
+//! beside the chunks under `[<namespace>:]block/<id>` (see `layout`), and are read with
+//! `GETRANGE`, so that whatever a shared server holds under a block's key, no more than
+//! one byte past the largest block comes back.
 
 use std::path::PathBuf;
 
@@ -15,10 +18,15 @@ use redis::{
 };
 use tokio::sync::OnceCell;
 
+use crate::blocks::{BlockId, MAX_BLOCK_SIZE};
 use crate::codec::EncodedChunk;
 use crate::error::{Error, Result};
 use crate::key::ChunkKey;
-use crate::net::{Classified, NetOptions, Pool, classify, distinct, prefixed, server_text};
+use crate::layout::{
+    Entry, block_entries, block_key, check_block, chunk_entries, distinct, is_block_key,
+    is_chunk_key, prefixed,
+};
+use crate::net::{Classified, NetOptions, Pool, READ_GROUP, classify, read_budget, server_text};
 use crate::store::{BackendStats, ChunkStore};
 use crate::url::{encode_component, url_host};
 
@@ -183,16 +191,30 @@ impl RedisStore {
         })
     }
 
-    async fn set_group(&self, group: &[EncodedChunk]) -> Result<()> {
-        let bytes = group.iter().map(EncodedChunk::len).sum();
+    fn chunk_keys(&self, keys: &[ChunkKey]) -> Vec<Vec<u8>> {
+        keys.iter().map(|k| prefixed(&self.prefix, k)).collect()
+    }
+
+    fn block_keys(&self, ids: &[BlockId]) -> Vec<Vec<u8>> {
+        ids.iter().map(|id| block_key(&self.prefix, id)).collect()
+    }
+
+    async fn put_entries(&self, entries: Vec<Entry>) -> Result<()> {
+        self.pool
+            .write_groups(&distinct(entries), |group| async move {
+                self.set_group(&group).await
+            })
+            .await
+    }
+
+    async fn set_group(&self, group: &[Entry]) -> Result<()> {
+        let bytes = group.iter().map(|(_, value)| value.len()).sum();
         let replies: Vec<Value> = self
             .pool
             .run(bytes, |mut conn| {
                 let mut pipe = redis::pipe();
-                for chunk in group {
-                    pipe.cmd("SET")
-                        .arg(prefixed(&self.prefix, &chunk.key()))
-                        .arg(&chunk.bytes()[..]);
+                for (key, value) in group {
+                    pipe.cmd("SET").arg(key).arg(&value[..]);
                 }
                 async move { pipe.query_async(&mut conn).await }
             })
@@ -203,18 +225,43 @@ impl RedisStore {
         }
     }
 
-    /// Keys of this store's namespace, counted with `SCAN` (or `DBSIZE` without one).
-    async fn count_keys(&self) -> Result<u64> {
-        if self.prefix.is_empty() {
-            return self
-                .pool
-                .run(1, |mut conn| async move {
-                    redis::cmd("DBSIZE").query_async(&mut conn).await
-                })
-                .await;
-        }
+    /// Bounded reads of `READ_GROUP` keys per pipeline, `pool` pipelines at once, in order.
+    async fn get_ranges(&self, keys: &[Vec<u8>]) -> Result<Vec<Vec<u8>>> {
+        // Owned groups: a stream of borrowed ones trips the compiler's Send inference.
+        let groups: Vec<Vec<Vec<u8>>> = keys.chunks(READ_GROUP).map(<[_]>::to_vec).collect();
+        let found: Vec<Vec<Vec<u8>>> = stream::iter(groups)
+            .map(|group| async move {
+                let values: Vec<Vec<u8>> = self
+                    .pool
+                    .run(read_budget(group.len()), |mut conn| {
+                        let mut pipe = redis::pipe();
+                        for key in &group {
+                            pipe.add_command(get_range(key));
+                        }
+                        async move { pipe.query_async(&mut conn).await }
+                    })
+                    .await?;
+                if values.len() != group.len() {
+                    return Err(self.pool.protocol(format!(
+                        "{} replies to {} GETRANGE",
+                        values.len(),
+                        group.len()
+                    )));
+                }
+                Ok(values)
+            })
+            .buffered(self.pool.options().pool)
+            .try_collect()
+            .await?;
+        Ok(found.into_iter().flatten().collect())
+    }
+
+    /// Chunks and blocks of this store, counted with `SCAN` (of the namespace's keys, or
+    /// of the whole database without one) and told apart by their shape. Keys of neither
+    /// shape (another program's) are left out.
+    async fn count_keys(&self) -> Result<(u64, u64)> {
         let pattern = [glob_escape(&self.prefix), b"*".to_vec()].concat();
-        let (mut cursor, mut count) = (0u64, 0u64);
+        let (mut cursor, mut chunks, mut blocks) = (0u64, 0u64, 0u64);
         loop {
             let (next, keys): (u64, Vec<Vec<u8>>) = self
                 .pool
@@ -228,13 +275,69 @@ impl RedisStore {
                     async move { scan.query_async(&mut conn).await }
                 })
                 .await?;
-            count += keys.len() as u64;
+            for key in &keys {
+                if is_chunk_key(&self.prefix, key) {
+                    chunks += 1;
+                } else if is_block_key(&self.prefix, key) {
+                    blocks += 1;
+                }
+            }
             if next == 0 {
-                return Ok(count);
+                return Ok((chunks, blocks));
             }
             cursor = next;
         }
     }
+}
+
+/// `GETRANGE <key> 0 <MAX_BLOCK_SIZE>`: the value, cut one byte past the largest block
+/// (the end is inclusive), so that an oversized value is seen without being read whole.
+/// A missing key reads as empty.
+fn get_range(key: &[u8]) -> redis::Cmd {
+    let mut cmd = redis::cmd("GETRANGE");
+    cmd.arg(key).arg(0).arg(MAX_BLOCK_SIZE);
+    cmd
+}
+
+/// Blocks from their bounded reads: an empty read is a block only if its key exists, which
+/// `exists` is asked for those reads alone (a block is never empty in practice, so this
+/// costs a round trip only when some are missing).
+async fn blocks_from_ranges<F, Fut>(
+    location: &str,
+    ids: &[BlockId],
+    keys: &[Vec<u8>],
+    values: Vec<Vec<u8>>,
+    exists: F,
+) -> Result<Vec<Option<Bytes>>>
+where
+    F: FnOnce(Vec<Vec<u8>>) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<bool>>>,
+{
+    let empty: Vec<usize> = (0..values.len())
+        .filter(|&i| values[i].is_empty())
+        .collect();
+    let present = if empty.is_empty() {
+        Vec::new()
+    } else {
+        exists(empty.iter().map(|&i| keys[i].clone()).collect()).await?
+    };
+    if present.len() != empty.len() {
+        return Err(Error::Protocol {
+            location: location.to_owned(),
+            message: format!("{} answers to {} EXISTS", present.len(), empty.len()),
+        });
+    }
+    let mut present = present.into_iter();
+    ids.iter()
+        .zip(values)
+        .map(|(id, value)| {
+            if value.is_empty() {
+                return Ok(present.next().unwrap_or(false).then(Bytes::new));
+            }
+            check_block(location, id, value.len())?;
+            Ok(Some(Bytes::from(value)))
+        })
+        .collect()
 }
 
 /// Escapes the glob characters of a `SCAN MATCH` pattern.
@@ -260,25 +363,41 @@ impl ChunkStore for RedisStore {
     }
 
     async fn has_many(&self, keys: &[ChunkKey]) -> Result<Vec<bool>> {
-        self.pool.exists_many(&self.prefix, keys).await
+        self.pool.exists_many(&self.chunk_keys(keys)).await
     }
 
     async fn put_many(&self, chunks: &[EncodedChunk]) -> Result<()> {
-        self.pool
-            .write_groups(&distinct(chunks), |group| async move {
-                self.set_group(&group).await
-            })
-            .await
+        self.put_entries(chunk_entries(&self.prefix, chunks)).await
     }
 
     async fn get_many(&self, keys: &[ChunkKey]) -> Result<Vec<Option<Bytes>>> {
-        self.pool.get_many(&self.prefix, keys).await
+        self.pool.get_many(&self.chunk_keys(keys)).await
+    }
+
+    async fn has_blocks(&self, ids: &[BlockId]) -> Result<Vec<bool>> {
+        self.pool.exists_many(&self.block_keys(ids)).await
+    }
+
+    async fn put_blocks(&self, blocks: &[(BlockId, Bytes)]) -> Result<()> {
+        self.put_entries(block_entries(self.location(), &self.prefix, blocks)?)
+            .await
+    }
+
+    async fn get_blocks(&self, ids: &[BlockId]) -> Result<Vec<Option<Bytes>>> {
+        let keys = self.block_keys(ids);
+        let values = self.get_ranges(&keys).await?;
+        blocks_from_ranges(self.location(), ids, &keys, values, |keys| async move {
+            self.pool.exists_many(&keys).await
+        })
+        .await
     }
 
     async fn stats(&self) -> Result<Vec<BackendStats>> {
+        let (chunks, blocks) = self.count_keys().await?;
         Ok(vec![BackendStats {
             location: self.location().to_owned(),
-            keys: Some(self.count_keys().await?),
+            keys: Some(chunks),
+            blocks: Some(blocks),
             bytes: None,
         }])
     }
@@ -404,21 +523,12 @@ impl ChunkStore for ClusterStore {
     }
 
     async fn has_many(&self, keys: &[ChunkKey]) -> Result<Vec<bool>> {
-        let commands = keys
-            .iter()
-            .map(|key| command("EXISTS", prefixed(&self.prefix, key), None))
-            .collect();
-        let counts: Vec<i64> = self.each(commands).await?;
-        Ok(counts.into_iter().map(|n| n > 0).collect())
+        self.exists(keys.iter().map(|k| prefixed(&self.prefix, k)).collect())
+            .await
     }
 
     async fn put_many(&self, chunks: &[EncodedChunk]) -> Result<()> {
-        let commands = chunks
-            .iter()
-            .map(|c| command("SET", prefixed(&self.prefix, &c.key()), Some(c.bytes())))
-            .collect();
-        let _: Vec<Value> = self.each(commands).await?;
-        Ok(())
+        self.set(chunk_entries(&self.prefix, chunks)).await
     }
 
     async fn get_many(&self, keys: &[ChunkKey]) -> Result<Vec<Option<Bytes>>> {
@@ -430,14 +540,54 @@ impl ChunkStore for ClusterStore {
         Ok(values.into_iter().map(|v| v.map(Bytes::from)).collect())
     }
 
-    /// `DBSIZE` summed over the primaries (all keys, whatever their namespace).
+    async fn has_blocks(&self, ids: &[BlockId]) -> Result<Vec<bool>> {
+        self.exists(ids.iter().map(|id| block_key(&self.prefix, id)).collect())
+            .await
+    }
+
+    async fn put_blocks(&self, blocks: &[(BlockId, Bytes)]) -> Result<()> {
+        self.set(block_entries(&self.location, &self.prefix, blocks)?)
+            .await
+    }
+
+    async fn get_blocks(&self, ids: &[BlockId]) -> Result<Vec<Option<Bytes>>> {
+        let keys: Vec<Vec<u8>> = ids.iter().map(|id| block_key(&self.prefix, id)).collect();
+        let values: Vec<Vec<u8>> = self
+            .each(keys.iter().map(|k| get_range(k)).collect())
+            .await?;
+        blocks_from_ranges(&self.location, ids, &keys, values, |keys| self.exists(keys)).await
+    }
+
+    /// `DBSIZE` summed over the primaries: all keys, whatever their namespace, blocks
+    /// included (telling them apart would take a `SCAN` of every primary).
     async fn stats(&self) -> Result<Vec<BackendStats>> {
         let keys: Vec<u64> = self.each(vec![redis::cmd("DBSIZE")]).await?;
         Ok(vec![BackendStats {
             location: self.location.clone(),
             keys: keys.first().copied(),
+            blocks: None,
             bytes: None,
         }])
+    }
+}
+
+impl ClusterStore {
+    async fn exists(&self, keys: Vec<Vec<u8>>) -> Result<Vec<bool>> {
+        let commands = keys
+            .into_iter()
+            .map(|key| command("EXISTS", key, None))
+            .collect();
+        let counts: Vec<i64> = self.each(commands).await?;
+        Ok(counts.into_iter().map(|n| n > 0).collect())
+    }
+
+    async fn set(&self, entries: Vec<Entry>) -> Result<()> {
+        let commands = entries
+            .into_iter()
+            .map(|(key, value)| command("SET", key, Some(&value)))
+            .collect();
+        let _: Vec<Value> = self.each(commands).await?;
+        Ok(())
     }
 }
 

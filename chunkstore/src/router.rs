@@ -17,14 +17,21 @@
 //!   key is reported absent only when every backend asked answered that it does not.
 //! * `repair` copies every given key to each of its replicas that lacks it, from any backend
 //!   whose copy verifies; replicas that cannot be reached are counted, not fatal.
+//!
+//! Blocks (the second key space, see `crate::blocks`) follow the same rules, placed by
+//! their ids' bytes: each backend keeps them apart from its chunks. A store cannot check a
+//! block against its id (that takes the block's own codec), so reads take the first copy
+//! found; there is no block repair.
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::future::join_all;
 
+use crate::blocks::BlockId;
 use crate::codec::{Codec, DEFAULT_LEVEL, EncodedChunk, looks_like_chunk};
 use crate::error::{Error, Result};
 use crate::key::ChunkKey;
@@ -44,6 +51,33 @@ pub struct Router {
 
 /// Each backend's answer for the keys (indexes into the caller's list) it was asked about.
 type Answers<T> = Vec<(usize, Vec<usize>, Result<Vec<T>>)>;
+
+/// What the router places: chunk keys and block ids, each by its bytes.
+trait Placed: Copy + Send + Sync + 'static {
+    fn placement(&self) -> &[u8];
+    /// How messages name it.
+    fn describe(&self) -> String;
+}
+
+impl Placed for ChunkKey {
+    fn placement(&self) -> &[u8] {
+        self.as_bytes()
+    }
+
+    fn describe(&self) -> String {
+        format!("chunk {self}")
+    }
+}
+
+impl Placed for BlockId {
+    fn placement(&self) -> &[u8] {
+        self.as_bytes()
+    }
+
+    fn describe(&self) -> String {
+        format!("block {self}")
+    }
+}
 
 /// What the backends had for one key.
 enum Fetched {
@@ -108,13 +142,13 @@ impl Router {
     }
 
     /// Every backend, best first for `key`; the first `replicas` are its replicas.
-    fn ranking(&self, key: &ChunkKey) -> Vec<usize> {
+    fn ranking(&self, key: &impl Placed) -> Vec<usize> {
         let mut scored: Vec<(u64, usize)> = self
             .ids
             .iter()
             .enumerate()
             .map(|(i, id)| {
-                let hash = blake3::keyed_hash(id, key.as_bytes());
+                let hash = blake3::keyed_hash(id, key.placement());
                 let score: [u8; 8] = hash.as_bytes()[..8]
                     .try_into()
                     .expect("a BLAKE3 hash has 32 bytes");
@@ -126,7 +160,7 @@ impl Router {
     }
 
     /// Keys (indexes) by each of their replicas.
-    fn by_replica(&self, keys: &[ChunkKey]) -> HashMap<usize, Vec<usize>> {
+    fn by_replica(&self, keys: &[impl Placed]) -> HashMap<usize, Vec<usize>> {
         let mut assigned: HashMap<usize, Vec<usize>> = HashMap::new();
         for (i, key) in keys.iter().enumerate() {
             for &backend in &self.ranking(key)[..self.replicas] {
@@ -137,18 +171,19 @@ impl Router {
     }
 
     /// Runs `call` on each backend with the keys (by index into `keys`) assigned to it.
-    async fn per_backend<T, F, Fut>(
+    async fn per_backend<K, T, F, Fut>(
         &self,
-        keys: &[ChunkKey],
+        keys: &[K],
         assigned: HashMap<usize, Vec<usize>>,
         call: F,
     ) -> Answers<T>
     where
-        F: Fn(Arc<dyn ChunkStore>, Vec<ChunkKey>) -> Fut,
-        Fut: std::future::Future<Output = Result<Vec<T>>>,
+        K: Placed,
+        F: Fn(Arc<dyn ChunkStore>, Vec<K>) -> Fut,
+        Fut: Future<Output = Result<Vec<T>>>,
     {
         let calls = assigned.into_iter().map(|(backend, indexes)| {
-            let subset: Vec<ChunkKey> = indexes.iter().map(|&i| keys[i]).collect();
+            let subset: Vec<K> = indexes.iter().map(|&i| keys[i]).collect();
             let future = call(Arc::clone(&self.backends[backend]), subset);
             async move { (backend, indexes, future.await) }
         });
@@ -172,13 +207,19 @@ impl Router {
             .collect()
     }
 
-    /// Fetches every key from the first backend, in ranking order, whose copy passes
-    /// `accept`.
-    async fn fetch(
+    /// Fetches every key with `get` from the first backend, in ranking order, whose copy
+    /// passes `accept`.
+    async fn fetch<K, G, Fut>(
         &self,
-        keys: &[ChunkKey],
-        mut accept: impl FnMut(&ChunkKey, &Bytes) -> bool,
-    ) -> Vec<Fetched> {
+        keys: &[K],
+        get: G,
+        mut accept: impl FnMut(&K, &Bytes) -> bool,
+    ) -> Vec<Fetched>
+    where
+        K: Placed,
+        G: Fn(Arc<dyn ChunkStore>, Vec<K>) -> Fut,
+        Fut: Future<Output = Result<Vec<Option<Bytes>>>>,
+    {
         let rankings: Vec<Vec<usize>> = keys.iter().map(|k| self.ranking(k)).collect();
         let mut found: Vec<Option<Bytes>> = vec![None; keys.len()];
         let mut damaged = vec![false; keys.len()];
@@ -195,11 +236,7 @@ impl Router {
             if assigned.is_empty() {
                 break;
             }
-            let answers = self
-                .per_backend(keys, assigned, |backend, subset| async move {
-                    backend.get_many(&subset).await
-                })
-                .await;
+            let answers = self.per_backend(keys, assigned, &get).await;
             for (_, indexes, answer) in answers {
                 match answer {
                     Ok(values) => {
@@ -228,38 +265,26 @@ impl Router {
             .collect()
     }
 
-    fn unavailable(&self, key: &ChunkKey, errors: &[String]) -> Error {
+    fn unavailable(&self, key: &impl Placed, errors: &[String]) -> Error {
         Error::Unavailable {
             location: self.location.clone(),
-            reason: format!("chunk {key}: {}", errors.join("; ")),
+            reason: format!("{}: {}", key.describe(), errors.join("; ")),
         }
-    }
-}
-
-#[async_trait]
-impl ChunkStore for Router {
-    fn location(&self) -> &str {
-        &self.location
-    }
-
-    /// Every backend's routes: a reader opens them all and, with the same rendezvous
-    /// hashing, looks first where each chunk was placed.
-    fn routes(&self) -> Vec<String> {
-        self.backends.iter().flat_map(|b| b.routes()).collect()
     }
 
     /// Stored means: on at least `write_quorum` of the key's replicas (see the module
-    /// documentation). Only the replicas are asked, so a chunk sitting on some other backend
-    /// is reported absent and a writer stores it where it belongs.
-    async fn has_many(&self, keys: &[ChunkKey]) -> Result<Vec<bool>> {
+    /// documentation). Only the replicas are asked (with `has`), so a copy sitting on some
+    /// other backend is reported absent and a writer stores it where it belongs.
+    async fn present<K, H, Fut>(&self, keys: &[K], has: H) -> Result<Vec<bool>>
+    where
+        K: Placed,
+        H: Fn(Arc<dyn ChunkStore>, Vec<K>) -> Fut,
+        Fut: Future<Output = Result<Vec<bool>>>,
+    {
         let mut copies = vec![0usize; keys.len()];
         let mut answered = vec![false; keys.len()];
         let mut errors: Vec<Vec<String>> = vec![Vec::new(); keys.len()];
-        let answers = self
-            .per_backend(keys, self.by_replica(keys), |backend, subset| async move {
-                backend.has_many(&subset).await
-            })
-            .await;
+        let answers = self.per_backend(keys, self.by_replica(keys), has).await;
         for (_, indexes, answer) in answers {
             match answer {
                 Ok(present) => {
@@ -278,20 +303,27 @@ impl ChunkStore for Router {
         Ok(copies.into_iter().map(|n| n >= self.write_quorum).collect())
     }
 
-    async fn put_many(&self, chunks: &[EncodedChunk]) -> Result<()> {
-        let keys: Vec<ChunkKey> = chunks.iter().map(EncodedChunk::key).collect();
+    /// Writes each item (keyed by `key`) to its replicas with `put`; succeeds when every
+    /// item has `write_quorum` acknowledgements.
+    async fn write<K, V, P, Fut>(&self, items: &[V], key: impl Fn(&V) -> K, put: P) -> Result<()>
+    where
+        K: Placed,
+        V: Clone,
+        P: Fn(Arc<dyn ChunkStore>, Vec<V>) -> Fut,
+        Fut: Future<Output = Result<()>>,
+    {
+        let keys: Vec<K> = items.iter().map(key).collect();
         let calls = self
             .by_replica(&keys)
             .into_iter()
             .map(|(backend, indexes)| {
-                let subset: Vec<EncodedChunk> =
-                    indexes.iter().map(|&i| chunks[i].clone()).collect();
-                let store = Arc::clone(&self.backends[backend]);
-                async move { (indexes, store.put_many(&subset).await) }
+                let subset: Vec<V> = indexes.iter().map(|&i| items[i].clone()).collect();
+                let written = put(Arc::clone(&self.backends[backend]), subset);
+                async move { (indexes, written.await) }
             });
-        let mut acks = vec![0usize; chunks.len()];
+        let mut acks = vec![0usize; items.len()];
         let mut errors: Vec<Error> = Vec::new();
-        let mut failed: Vec<Vec<usize>> = vec![Vec::new(); chunks.len()]; // into `errors`
+        let mut failed: Vec<Vec<usize>> = vec![Vec::new(); items.len()]; // into `errors`
         for (indexes, result) in join_all(calls).await {
             match result {
                 Ok(()) => indexes.iter().for_each(|&i| acks[i] += 1),
@@ -304,7 +336,7 @@ impl ChunkStore for Router {
         let Some(i) = acks.iter().position(|&n| n < self.write_quorum) else {
             return Ok(());
         };
-        // A refusal (full, read-only, ...) by one of this chunk's replicas says more than
+        // A refusal (full, read-only, ...) by one of this item's replicas says more than
         // "a backend was down".
         if let Some(&refusal) = failed[i].iter().find(|&&e| !errors[e].is_unavailable()) {
             return Err(errors.swap_remove(refusal));
@@ -313,8 +345,8 @@ impl ChunkStore for Router {
         Err(Error::Unavailable {
             location: self.location.clone(),
             reason: format!(
-                "chunk {} stored on {} of {} replicas, {} required: {}",
-                keys[i],
+                "{} stored on {} of {} replicas, {} required: {}",
+                keys[i].describe(),
                 acks[i],
                 self.replicas,
                 self.write_quorum,
@@ -322,11 +354,40 @@ impl ChunkStore for Router {
             ),
         })
     }
+}
+
+#[async_trait]
+impl ChunkStore for Router {
+    fn location(&self) -> &str {
+        &self.location
+    }
+
+    /// Every backend's routes: a reader opens them all and, with the same rendezvous
+    /// hashing, looks first where each chunk was placed.
+    fn routes(&self) -> Vec<String> {
+        self.backends.iter().flat_map(|b| b.routes()).collect()
+    }
+
+    async fn has_many(&self, keys: &[ChunkKey]) -> Result<Vec<bool>> {
+        self.present(keys, |backend, subset| async move {
+            backend.has_many(&subset).await
+        })
+        .await
+    }
+
+    async fn put_many(&self, chunks: &[EncodedChunk]) -> Result<()> {
+        self.write(chunks, EncodedChunk::key, |backend, subset| async move {
+            backend.put_many(&subset).await
+        })
+        .await
+    }
 
     /// Fails over past copies whose header or size is visibly wrong; full verification
     /// (decompressing and hashing) is left to the reader, which does it anyway.
     async fn get_many(&self, keys: &[ChunkKey]) -> Result<Vec<Option<Bytes>>> {
-        let fetched = self.fetch(keys, |_, bytes| looks_like_chunk(bytes)).await;
+        let fetched = self
+            .fetch(keys, get_chunks, |_, bytes| looks_like_chunk(bytes))
+            .await;
         keys.iter()
             .zip(fetched)
             .map(|(key, fetched)| match fetched {
@@ -338,6 +399,38 @@ impl ChunkStore for Router {
                     detail: "every copy the backends hold is damaged".into(),
                 }),
                 Fetched::Unreachable(errors) => Err(self.unavailable(key, &errors)),
+            })
+            .collect()
+    }
+
+    async fn has_blocks(&self, ids: &[BlockId]) -> Result<Vec<bool>> {
+        self.present(ids, |backend, subset| async move {
+            backend.has_blocks(&subset).await
+        })
+        .await
+    }
+
+    async fn put_blocks(&self, blocks: &[(BlockId, Bytes)]) -> Result<()> {
+        self.write(
+            blocks,
+            |(id, _)| *id,
+            |backend, subset| async move { backend.put_blocks(&subset).await },
+        )
+        .await
+    }
+
+    /// The first copy found, in ranking order (a store cannot tell a damaged block).
+    async fn get_blocks(&self, ids: &[BlockId]) -> Result<Vec<Option<Bytes>>> {
+        let get = |backend: Arc<dyn ChunkStore>, subset: Vec<BlockId>| async move {
+            backend.get_blocks(&subset).await
+        };
+        let fetched = self.fetch(ids, get, |_, _| true).await;
+        ids.iter()
+            .zip(fetched)
+            .map(|(id, fetched)| match fetched {
+                Fetched::Found(bytes) => Ok(Some(bytes)),
+                Fetched::Absent | Fetched::Damaged => Ok(None),
+                Fetched::Unreachable(errors) => Err(self.unavailable(id, &errors)),
             })
             .collect()
     }
@@ -356,6 +449,7 @@ impl ChunkStore for Router {
                     all.push(BackendStats {
                         location: backend.location().to_owned(),
                         keys: None,
+                        blocks: None,
                         bytes: None,
                     });
                 }
@@ -410,7 +504,9 @@ impl ChunkStore for Router {
             wanted.dedup();
             let wanted_keys: Vec<ChunkKey> = wanted.iter().map(|&i| batch[i]).collect();
             let fetched = self
-                .fetch(&wanted_keys, |key, bytes| codec.decode(key, bytes).is_ok())
+                .fetch(&wanted_keys, get_chunks, |key, bytes| {
+                    codec.decode(key, bytes).is_ok()
+                })
                 .await;
             let mut copies: HashMap<usize, EncodedChunk> = HashMap::new();
             for ((&i, key), fetched) in wanted.iter().zip(&wanted_keys).zip(fetched) {
@@ -442,4 +538,12 @@ impl ChunkStore for Router {
         }
         Ok(report)
     }
+}
+
+/// A backend's `get_many`, as `Router::fetch` calls it.
+async fn get_chunks(
+    backend: Arc<dyn ChunkStore>,
+    keys: Vec<ChunkKey>,
+) -> Result<Vec<Option<Bytes>>> {
+    backend.get_many(&keys).await
 }

@@ -104,9 +104,12 @@ pub trait ChunkStore: Send + Sync {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BackendStats {
     pub location: String,
-    /// Stored chunks (for a shared Redis without a namespace, all keys of the database).
+    /// Stored chunks. A backend that cannot tell its keys apart (a Redis Cluster) counts
+    /// all of them, whatever they are, and leaves `blocks` unknown.
     pub keys: Option<u64>,
-    /// Bytes the backend uses for them, where it can tell.
+    /// Stored blocks (the second key space, see [`crate::blocks`]).
+    pub blocks: Option<u64>,
+    /// Bytes the backend uses for its chunks and blocks, where it can tell.
     pub bytes: Option<u64>,
 }
 

@@ -19,16 +19,25 @@
 //! * Before writing, the keys are checked with `EXISTS` and only missing ones are sent:
 //!   0-db appends every write to disk and 2.0.7 leaks the value on an identical overwrite.
 //! * Error replies have no code word; they are matched by their text (see `net::classify`).
+//!
+//! Keys: a chunk under its 32 bytes, a block under `block/<id>` (see `layout`), in the
+//! same namespace. Key counts come from a `SCAN` of the namespace, which tells the two apart
+//! by their shape: `NSINFO`'s `entries` counts every key.
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use redis::aio::MultiplexedConnection;
 use redis::{ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo, Value};
 
+use crate::blocks::{BlockId, MAX_BLOCK_SIZE};
 use crate::codec::EncodedChunk;
 use crate::error::{Error, Result};
 use crate::key::ChunkKey;
-use crate::net::{Handshake, NetOptions, Pool, distinct};
+use crate::layout::{
+    Entry, block_entries, block_key, check_block, chunk_entries, distinct, is_block_key,
+    is_chunk_key, prefixed,
+};
+use crate::net::{Handshake, NetOptions, Pool, server_text};
 use crate::store::{BackendStats, ChunkStore};
 use crate::url::{encode_component, url_host};
 
@@ -36,6 +45,12 @@ use crate::url::{encode_component, url_host};
 pub const MAX_VALUE: usize = 8 * 1024 * 1024;
 /// Longest key 0-db accepts in user-key mode.
 pub const MAX_KEY: usize = 255;
+
+// Every block fits in a value, so a 0-db never holds a block larger than a store may.
+const _: () = assert!(MAX_BLOCK_SIZE <= MAX_VALUE);
+
+/// Chunk keys have no prefix: a 0-db namespace is the store's own.
+const PREFIX: &[u8] = b"";
 
 /// How to reach a 0-db namespace.
 #[derive(Clone, PartialEq, Eq)]
@@ -152,50 +167,64 @@ impl ChunkStore for ZdbStore {
     }
 
     async fn has_many(&self, keys: &[ChunkKey]) -> Result<Vec<bool>> {
-        self.pool.exists_many(&[], keys).await
+        self.pool.exists_many(&chunk_keys(keys)).await
     }
 
     async fn put_many(&self, chunks: &[EncodedChunk]) -> Result<()> {
-        for chunk in chunks {
-            self.check_key(chunk.key().as_bytes())?;
-            if chunk.len() > MAX_VALUE {
-                return Err(Error::TooLarge {
-                    size: chunk.len(),
-                    max: MAX_VALUE,
-                });
-            }
+        if let Some(chunk) = chunks.iter().find(|c| c.len() > MAX_VALUE) {
+            return Err(Error::TooLarge {
+                size: chunk.len(),
+                max: MAX_VALUE,
+            });
         }
-        // Never send a value the server already holds (nor the same one twice).
-        let chunks = distinct(chunks);
-        let keys: Vec<ChunkKey> = chunks.iter().map(EncodedChunk::key).collect();
-        let present = self.has_many(&keys).await?;
-        let missing: Vec<EncodedChunk> = chunks
-            .iter()
-            .zip(present)
-            .filter(|(_, present)| !present)
-            .map(|(chunk, _)| chunk.clone())
-            .collect();
-        self.pool
-            .write_groups(
-                &missing,
-                |group| async move { self.set_group(&group).await },
-            )
-            .await
+        self.put_entries(chunk_entries(PREFIX, chunks)).await
     }
 
     async fn get_many(&self, keys: &[ChunkKey]) -> Result<Vec<Option<Bytes>>> {
-        self.pool.get_many(&[], keys).await
+        self.pool.get_many(&chunk_keys(keys)).await
     }
 
+    async fn has_blocks(&self, ids: &[BlockId]) -> Result<Vec<bool>> {
+        self.pool.exists_many(&block_keys(ids)).await
+    }
+
+    async fn put_blocks(&self, blocks: &[(BlockId, Bytes)]) -> Result<()> {
+        let entries = block_entries(self.location(), PREFIX, blocks)?;
+        self.put_entries(entries).await
+    }
+
+    /// 0-db holds no value over 8 MiB, the largest block; a reply that does is refused
+    /// all the same.
+    async fn get_blocks(&self, ids: &[BlockId]) -> Result<Vec<Option<Bytes>>> {
+        let found = self.pool.get_many(&block_keys(ids)).await?;
+        for (id, block) in ids.iter().zip(&found) {
+            if let Some(block) = block {
+                check_block(self.location(), id, block.len())?;
+            }
+        }
+        Ok(found)
+    }
+
+    /// The namespace's disk use from `NSINFO`; its chunks and blocks counted by a walk.
     async fn stats(&self) -> Result<Vec<BackendStats>> {
         let info = self.nsinfo().await?;
         let number = |name: &str| nsinfo_field(&info, name).and_then(|v| v.parse::<u64>().ok());
+        let (chunks, blocks) = self.count_keys().await?;
         Ok(vec![BackendStats {
             location: self.location().to_owned(),
-            keys: number("entries"),
+            keys: Some(chunks),
+            blocks: Some(blocks),
             bytes: number("data_size_bytes"),
         }])
     }
+}
+
+fn chunk_keys(keys: &[ChunkKey]) -> Vec<Vec<u8>> {
+    keys.iter().map(|k| prefixed(PREFIX, k)).collect()
+}
+
+fn block_keys(ids: &[BlockId]) -> Vec<Vec<u8>> {
+    ids.iter().map(|id| block_key(PREFIX, id)).collect()
 }
 
 impl ZdbStore {
@@ -209,16 +238,37 @@ impl ZdbStore {
             .await
     }
 
-    async fn set_group(&self, group: &[EncodedChunk]) -> Result<()> {
-        let bytes: usize = group.iter().map(|c| c.len()).sum();
+    /// Stores the entries the namespace lacks: never a value the server already holds
+    /// (nor the same one twice).
+    async fn put_entries(&self, entries: Vec<Entry>) -> Result<()> {
+        for (key, _) in &entries {
+            self.check_key(key)?;
+        }
+        let entries = distinct(entries);
+        let keys: Vec<Vec<u8>> = entries.iter().map(|(key, _)| key.clone()).collect();
+        let present = self.pool.exists_many(&keys).await?;
+        let missing: Vec<Entry> = entries
+            .into_iter()
+            .zip(present)
+            .filter(|(_, present)| !present)
+            .map(|(entry, _)| entry)
+            .collect();
+        self.pool
+            .write_groups(
+                &missing,
+                |group| async move { self.set_group(&group).await },
+            )
+            .await
+    }
+
+    async fn set_group(&self, group: &[Entry]) -> Result<()> {
+        let bytes: usize = group.iter().map(|(_, value)| value.len()).sum();
         let sent = self
             .pool
             .run(bytes, |mut conn| {
                 let mut pipe = redis::pipe();
-                for chunk in group {
-                    pipe.cmd("SET")
-                        .arg(&chunk.key().as_bytes()[..])
-                        .arg(&chunk.bytes()[..]);
+                for (key, value) in group {
+                    pipe.cmd("SET").arg(key).arg(&value[..]);
                 }
                 async move { pipe.query_async(&mut conn).await }
             })
@@ -239,17 +289,54 @@ impl ZdbStore {
                 group.len()
             )));
         }
-        for (chunk, reply) in group.iter().zip(replies) {
+        for ((key, _), reply) in group.iter().zip(replies) {
             match reply {
                 // Stored, or already stored with the identical value.
                 Value::Nil | Value::Okay => {}
-                Value::BulkString(key) if key == chunk.key().as_bytes() => {}
+                Value::BulkString(answered) if &answered == key => {}
                 other => {
                     return Err(self.pool.protocol(format!("SET answered {other:?}")));
                 }
             }
         }
         Ok(())
+    }
+
+    /// Chunks and blocks in the namespace, by a walk of `SCAN` (0-db's: an opaque cursor,
+    /// ended by the error `No more data`). Keys of neither shape (another program's) are
+    /// left out.
+    async fn count_keys(&self) -> Result<(u64, u64)> {
+        let (mut chunks, mut blocks) = (0u64, 0u64);
+        let mut cursor: Option<Vec<u8>> = None;
+        loop {
+            let page: Option<ScanPage> = self
+                .pool
+                .run(1, |mut conn| {
+                    let mut scan = redis::cmd("SCAN");
+                    if let Some(cursor) = &cursor {
+                        scan.arg(cursor);
+                    }
+                    async move {
+                        match scan.query_async(&mut conn).await {
+                            Ok(page) => Ok(Some(page)),
+                            Err(e) if server_text(&e).contains("No more data") => Ok(None),
+                            Err(e) => Err(e),
+                        }
+                    }
+                })
+                .await?;
+            let Some((next, entries)) = page else {
+                return Ok((chunks, blocks));
+            };
+            for (key, _, _) in &entries {
+                if is_chunk_key(PREFIX, key) {
+                    chunks += 1;
+                } else if is_block_key(PREFIX, key) {
+                    blocks += 1;
+                }
+            }
+            cursor = Some(next);
+        }
     }
 
     /// The error for a SET refused as by a sequential namespace: said plainly when `NSINFO`
@@ -268,6 +355,9 @@ impl ZdbStore {
         }
     }
 }
+
+/// A page of 0-db's `SCAN`: the next cursor, and `[key, size, timestamp]` per entry.
+type ScanPage = (Vec<u8>, Vec<(Vec<u8>, Value, Value)>);
 
 /// A `name: value` line of `NSINFO`'s text.
 fn nsinfo_field<'a>(info: &'a str, name: &str) -> Option<&'a str> {

@@ -5,7 +5,10 @@ mod common;
 
 use std::time::Duration;
 
+use chunkstore::BlockId;
 use common::TestHub;
+use testkit::RedisServer;
+use testkit::peers::Zdb;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -80,9 +83,28 @@ fn bulk(data: &[u8]) -> Vec<u8> {
     out
 }
 
+/// A hub whose chunk store is the real 0-db `zdb`.
+async fn on_zdb(zdb: &Zdb) -> TestHub {
+    TestHub::open(&format!(
+        "[store]\nurl = \"zdb://127.0.0.1:{}/default\"\n",
+        zdb.port()
+    ))
+    .await
+}
+
 #[tokio::test]
 async fn the_replies_clients_check_and_the_refusals() {
-    let hub = TestHub::open("").await;
+    replies_and_refusals(TestHub::open("").await).await;
+}
+
+/// The same through a hub whose blocks are in a real 0-db, beside its chunks.
+#[tokio::test]
+async fn the_replies_clients_check_on_a_zdb_store() {
+    let Some(zdb) = Zdb::start() else { return };
+    replies_and_refusals(on_zdb(&zdb).await).await;
+}
+
+async fn replies_and_refusals(hub: TestHub) {
     let token = hub.token("alice");
     let (address, _gateway) = hub.gateway().await;
     let mut c = Client::connect(address).await;
@@ -229,7 +251,21 @@ async fn garbage_and_oversize_values_cost_one_connection_only() {
 
 #[tokio::test]
 async fn blocks_stored_through_the_gateway_are_readable_over_http() {
-    let hub = TestHub::open("").await;
+    blocks_over_http(TestHub::open("").await).await;
+}
+
+/// The same with the blocks in a real redis-server.
+#[tokio::test]
+async fn blocks_in_a_redis_store_are_readable_over_http() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let toml = format!("[store]\nurl = \"{}/0?namespace=hub\"\n", server.url());
+    blocks_over_http(TestHub::open(&toml).await).await;
+    assert!(server.dbsize() > 0, "the blocks went to redis");
+}
+
+async fn blocks_over_http(hub: TestHub) {
     let token = hub.token("alice");
     let (address, _gateway) = hub.gateway().await;
     let mut c = Client::connect(address).await;
@@ -249,4 +285,28 @@ async fn blocks_stored_through_the_gateway_are_readable_over_http() {
         404
     );
     assert_eq!(hub.get("/api/v1/blocks/zz").await.status, 400);
+
+    // A hub as a store: its blocks read over HTTP, none written that way.
+    let (http, _server) = hub.serve().await;
+    let store = chunkstore::open(&format!("http://{http}/api/v1/chunks"))
+        .await
+        .unwrap();
+    let id = BlockId::from_slice(&id).unwrap();
+    let absent = BlockId::from_slice(&[0; 16]).unwrap();
+    assert_eq!(
+        store.has_blocks(&[id, absent]).await.unwrap(),
+        [true, false]
+    );
+    assert_eq!(
+        store.get_blocks(&[id, absent]).await.unwrap(),
+        [Some(bytes::Bytes::from(block.clone())), None]
+    );
+    let err = store
+        .put_blocks(&[(absent, bytes::Bytes::from_static(b"x"))])
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("0-db gateway"), "{err}");
+    // A chunk key with the block's bytes is no chunk.
+    let as_key = chunkstore::ChunkKey::from_bytes(id.as_bytes().try_into().unwrap());
+    assert!(!store.has(as_key).await.unwrap());
 }

@@ -11,7 +11,7 @@ use crate::ui::{self, Ui};
 
 #[derive(clap::Subcommand)]
 pub enum Command {
-    /// Key counts and sizes of each backend of the store.
+    /// Chunk and block counts and sizes of each backend of the store.
     Stats {
         #[command(flatten)]
         store: StoreArgs,
@@ -33,10 +33,18 @@ pub async fn run(command: Command, config: &Config, ui: &Ui) -> Result<()> {
             let store = crate::stores::for_writing(store.store.as_deref(), config).await?;
             for backend in store.stats().await? {
                 let show = |n: Option<u64>, f: fn(u64) -> String| n.map_or("?".into(), f);
+                // A backend that cannot tell blocks from chunks counts its keys.
+                let keys = match (backend.keys, backend.blocks) {
+                    (Some(keys), None) => format!("{} keys", ui::count(keys)),
+                    (keys, blocks) => format!(
+                        "{} chunks\t{} blocks",
+                        show(keys, ui::count),
+                        show(blocks, ui::count)
+                    ),
+                };
                 println!(
-                    "{}\t{} chunks\t{}",
+                    "{}\t{keys}\t{}",
                     backend.location,
-                    show(backend.keys, ui::count),
                     show(backend.bytes, ui::bytes)
                 );
             }

@@ -133,6 +133,23 @@ impl TestHub {
         (address, stop.drop_guard())
     }
 
+    /// Serves the hub's HTTP interface on a free loopback port; its address. It stops with
+    /// the returned token (dropped: stopped).
+    pub async fn serve(&self) -> (std::net::SocketAddr, tokio_util::sync::DropGuard) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let stop = tokio_util::sync::CancellationToken::new();
+        let app = hub::router(Arc::clone(&self.hub))
+            .into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let stopped = stop.clone();
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stopped.cancelled_owned())
+                .await
+        });
+        (address, stop.drop_guard())
+    }
+
     /// A token minted by this hub for `user`.
     pub fn token(&self, user: &str) -> String {
         self.hub

@@ -534,7 +534,8 @@ mod tests {
     fn sample() -> (tempfile::TempDir, LegacyFlist) {
         let mut tree = legacy::Tree::new(legacy::Entry::directory(0o755)).unwrap();
         tree.insert(b"a", legacy::Entry::directory(0o755)).unwrap();
-        tree.insert(b"a/b", legacy::Entry::directory(0o700)).unwrap();
+        tree.insert(b"a/b", legacy::Entry::directory(0o700))
+            .unwrap();
         tree.insert(b"a/b/f", file(BLOCK_SIZE + 10)).unwrap();
         let link = |target: &[u8]| legacy::Entry {
             kind: Kind::Symlink {
@@ -550,9 +551,8 @@ mod tests {
         let path = dir.path().join("x.flist");
         let out = std::fs::File::create(&path).unwrap();
         zero::write(&tree, &BTreeMap::new(), out).unwrap();
-        let flist =
-            LegacyFlist::open(&path, legacy::Format::ZeroFlist, &legacy::Limits::default())
-                .unwrap();
+        let flist = LegacyFlist::open(&path, legacy::Format::ZeroFlist, &legacy::Limits::default())
+            .unwrap();
         (dir, flist)
     }
 
@@ -572,12 +572,20 @@ mod tests {
         assert!(flist.lookup(b"a/x").is_none());
         let f = flist.resolve(b"up").unwrap();
         assert_eq!(f.name, b"f", "through two links");
-        assert_eq!(f.node.kind, NodeKind::Regular { size: BLOCK_SIZE + 10 });
+        assert_eq!(
+            f.node.kind,
+            NodeKind::Regular {
+                size: BLOCK_SIZE + 10
+            }
+        );
         assert!(flist.resolve(b"loop").is_none(), "a loop ends");
         assert!(flist.resolve(b"a-z/x").is_none(), "a file has no entries");
         let spans = flist.spans(f).unwrap();
         assert_eq!(
-            spans.iter().map(|s| (s.offset, s.length)).collect::<Vec<_>>(),
+            spans
+                .iter()
+                .map(|s| (s.offset, s.length))
+                .collect::<Vec<_>>(),
             [(0, BLOCK_SIZE as u32), (BLOCK_SIZE, 10)]
         );
         let mut walked = Vec::new();

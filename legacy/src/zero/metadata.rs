@@ -42,7 +42,9 @@ impl Backend {
             reason: format!("the backend metadata {reason}"),
         };
         let value: Value = serde_json::from_str(text).map_err(|_| bad("is not JSON"))?;
-        let object = value.as_object().ok_or_else(|| bad("is not a JSON object"))?;
+        let object = value
+            .as_object()
+            .ok_or_else(|| bad("is not a JSON object"))?;
         let text_field = |name: &str| match object.get(name) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),

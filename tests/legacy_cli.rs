@@ -19,6 +19,11 @@ use common::hub::*;
 use common::*;
 use legacy::{BLOCK_SIZE, Entry, Kind, Tree, fl, zero};
 
+/// Encoded blocks by id.
+type Blocks = BTreeMap<Vec<u8>, Vec<u8>>;
+/// A format's block encoder.
+type Encode<B> = fn(&[u8]) -> legacy::Result<(B, Vec<u8>)>;
+
 /// A source tree: a file over three 512 KiB windows, one of exactly one window, an empty
 /// one, two files with the same content, nested directories, a symlink, a read-only file;
 /// every time in whole seconds (the legacy formats keep no more).
@@ -68,9 +73,9 @@ fn set_mtime(path: &Path, secs: i64) {
 /// blocks by id.
 fn legacy_tree<B: Clone>(
     root: &Path,
-    encode: fn(&[u8]) -> legacy::Result<(B, Vec<u8>)>,
+    encode: Encode<B>,
     id: fn(&B) -> Vec<u8>,
-) -> (Tree<B>, BTreeMap<Vec<u8>, Vec<u8>>) {
+) -> (Tree<B>, Blocks) {
     let mut blocks = BTreeMap::new();
     let mut tree: Option<Tree<B>> = None;
     for entry in walkdir::WalkDir::new(root).sort_by_file_name() {
@@ -130,7 +135,7 @@ fn legacy_tree<B: Clone>(
 }
 
 /// A 0-flist of `root` (with `metadata`) and its blocks.
-fn zero_flist(root: &Path, metadata: &[(&str, &str)]) -> (Vec<u8>, BTreeMap<Vec<u8>, Vec<u8>>) {
+fn zero_flist(root: &Path, metadata: &[(&str, &str)]) -> (Vec<u8>, Blocks) {
     let (tree, blocks) = legacy_tree(root, zero::encode, |b: &zero::Block| b.id.to_vec());
     let metadata = metadata
         .iter()
@@ -142,7 +147,7 @@ fn zero_flist(root: &Path, metadata: &[(&str, &str)]) -> (Vec<u8>, BTreeMap<Vec<
 }
 
 /// An fl file of `root` (with `routes`) and its blocks.
-fn fl_file(root: &Path, routes: &[fl::Route]) -> (Vec<u8>, BTreeMap<Vec<u8>, Vec<u8>>) {
+fn fl_file(root: &Path, routes: &[fl::Route]) -> (Vec<u8>, Blocks) {
     let (tree, blocks) = legacy_tree(root, fl::encode, |b: &fl::Block| b.id.to_vec());
     let mut file = Vec::new();
     fl::write(&tree, &BTreeMap::new(), routes, &mut file).unwrap();
@@ -199,14 +204,7 @@ fn hub_with_gateway() -> (HubServer, u16, String) {
 }
 
 /// Sends `blocks` through the gateway, then publishes `file` as `name`.
-fn publish(
-    hub: &HubServer,
-    port: u16,
-    token: &str,
-    blocks: &BTreeMap<Vec<u8>, Vec<u8>>,
-    name: &str,
-    file: Vec<u8>,
-) {
+fn publish(hub: &HubServer, port: u16, token: &str, blocks: &Blocks, name: &str, file: Vec<u8>) {
     let mut gateway = Resp::connect(port);
     let auth = gateway.call(&[b"AUTH", token.as_bytes()]);
     assert!(
@@ -240,7 +238,7 @@ struct Format {
     name: &'static str,
     /// The file name it is published as.
     file: &'static str,
-    make: fn(&Path) -> (Vec<u8>, BTreeMap<Vec<u8>, Vec<u8>>),
+    make: fn(&Path) -> (Vec<u8>, Blocks),
     /// The id of the block a window is stored as.
     block_id: fn(&[u8]) -> Vec<u8>,
 }
@@ -360,7 +358,7 @@ fn an_fl_file_is_read_through_the_hub_it_is_published_on() {
 }
 
 /// Stores `blocks` in the block space of the dir store at `url`.
-fn put_blocks(url: &str, blocks: &BTreeMap<Vec<u8>, Vec<u8>>) {
+fn put_blocks(url: &str, blocks: &Blocks) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let store = chunkstore::open(url).await.unwrap();

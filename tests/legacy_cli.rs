@@ -476,3 +476,44 @@ fn broken_legacy_files_are_refused_by_what_is_wrong() {
     let err = fails(flisthub(w, args!["cat", odd_file, "etc/conf"]));
     assert!(err.contains("port that is not a number"), "{err}");
 }
+
+/// What the real producers make, published as 0-hub's users publish it (blocks through the
+/// gateway, then the file), read back whole through the hub: `zflist putdir` and commit
+/// (no backend written), and `rfs pack` (routes naming the gateway).
+#[test]
+fn files_the_real_tools_made_are_read_through_the_hub() {
+    let (hub, port, token) = hub_with_gateway();
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let src = w.join("src");
+    source_tree(&src);
+    let backend = format!(r#"{{"host": "127.0.0.1", "port": {port}, "token": "{token}"}}"#);
+    if let Some(zflist) = testkit::peers::Zflist::with_backend(Some(backend)) {
+        let made = w.join("zflist.flist");
+        zflist.ok(&["init"]);
+        zflist.ok(&["putdir", &src.to_string_lossy(), "/"]);
+        zflist.ok(&["commit", &made.to_string_lossy()]);
+        let file = std::fs::read(&made).unwrap();
+        publish(&hub, port, &token, &Blocks::new(), "zflist.flist", file);
+        let url = format!("{}/alice/zflist.flist", hub.url);
+        let inspect = json(&ok(flisthub(w, args!["inspect", url, "--json"])));
+        assert!(inspect.get("backend").is_none(), "zflist wrote no backend");
+        let dest = w.join("from-zflist");
+        ok(flisthub(w, args!["extract", url, dest]));
+        assert_same_tree(&src, &dest, &nothing);
+    }
+    let fl = w.join("rfs.fl");
+    let store = format!("zdb://alice:{token}@127.0.0.1:{port}/flists");
+    if let Some(packed) = testkit::peers::rfs_pack(&fl, &store, &src) {
+        assert!(
+            packed.status.success(),
+            "rfs pack: {}",
+            String::from_utf8_lossy(&packed.stderr)
+        );
+        publish(&hub, port, &token, &Blocks::new(), "rfs.fl", std::fs::read(&fl).unwrap());
+        let url = format!("{}/alice/rfs.fl", hub.url);
+        let dest = w.join("from-rfs");
+        ok(flisthub(w, args!["extract", url, dest]));
+        assert_same_tree(&src, &dest, &nothing);
+    }
+}

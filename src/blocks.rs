@@ -40,17 +40,18 @@ pub async fn for_reading(
     }
     let mut sources = Sources::default();
     if let Some(hub) = &local.hub {
-        sources.push(ALL, Ok(Arc::new(HubBlocks::new(hub)?)));
+        let blocks = HubBlocks::new(hub)?;
+        sources.push(ALL, blocks.location.clone(), Ok(Arc::new(blocks)));
     }
     // When the hub is asked first, a backend or route that cannot be used only means one
     // place less to look; without it, it is the file's only word on where its blocks are.
     let own = own_sources(flist);
     match own {
-        Ok(own) => sources.0.extend(own.0),
+        Ok(own) => sources.extend(own),
         Err(e) if local.hub.is_some() => tracing::debug!("the file's own stores: {e:#}"),
         Err(e) => return Err(e),
     }
-    if sources.0.is_empty() {
+    if sources.ranged.is_empty() {
         let store = crate::stores::for_writing(None, config).await?;
         return Ok(Arc::new(StoreBlocks(store)));
     }
@@ -61,13 +62,19 @@ pub async fn for_reading(
 fn own_sources(flist: &LegacyFlist) -> Result<Sources> {
     let mut sources = Sources::default();
     if let Some(backend) = flist.backend()? {
-        sources.push(ALL, zdb_backend(&backend));
+        let namespace = backend.namespace.as_deref().unwrap_or("default");
+        let shown = format!("zdb://{}:{}/{namespace}", backend.host, backend.port);
+        sources.push(ALL, shown, zdb_backend(&backend));
     }
     let routes = flist
         .routes()
         .map_err(|e| anyhow!("the file's routes: {e}"))?;
     for route in routes {
-        sources.push(route.start..=route.end, zdb_route(route));
+        sources.push(
+            route.start..=route.end,
+            without_password(&route.url),
+            zdb_route(route),
+        );
     }
     Ok(sources)
 }
@@ -137,33 +144,66 @@ fn zdb(options: ZdbOptions) -> Result<Arc<dyn BlockSource>, String> {
 /// Sources asked in order, each for the blocks whose id starts with a byte of its range and
 /// that no source before it had (an fl file's overlapping routes are replicas).
 #[derive(Default)]
-struct Sources(Vec<Ranged>);
+struct Sources {
+    ranged: Vec<Ranged>,
+    /// Where they all are, for messages.
+    location: String,
+}
 
 struct Ranged {
     range: RangeInclusive<u8>,
+    /// Where it is, without secrets.
+    shown: String,
     /// Why the source cannot be used, kept to explain a block no other source had.
     source: Result<Arc<dyn BlockSource>, String>,
 }
 
 impl Sources {
-    fn push(&mut self, range: RangeInclusive<u8>, source: Result<Arc<dyn BlockSource>, String>) {
-        self.0.push(Ranged { range, source });
+    fn push(
+        &mut self,
+        range: RangeInclusive<u8>,
+        shown: String,
+        source: Result<Arc<dyn BlockSource>, String>,
+    ) {
+        if !self.location.is_empty() {
+            self.location.push_str(", ");
+        }
+        self.location.push_str(&shown);
+        self.ranged.push(Ranged {
+            range,
+            shown,
+            source,
+        });
+    }
+
+    fn extend(&mut self, other: Sources) {
+        for ranged in other.ranged {
+            self.push(ranged.range, ranged.shown, ranged.source);
+        }
+    }
+}
+
+/// `url` with its password, if any, replaced by `***`.
+pub fn without_password(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
     }
 }
 
 #[async_trait]
 impl BlockSource for Sources {
     fn location(&self) -> &str {
-        match self.0.as_slice() {
-            [only] => only.source.as_ref().map_or("a route", |s| s.location()),
-            _ => "any of the file's stores",
-        }
+        &self.location
     }
 
     async fn get_blocks(&self, ids: &[BlockId]) -> chunkstore::Result<Vec<Option<Bytes>>> {
         let mut found: Vec<Option<Bytes>> = vec![None; ids.len()];
         let mut failure: Option<chunkstore::Error> = None;
-        for ranged in &self.0 {
+        for ranged in &self.ranged {
             let wanted: Vec<usize> = (0..ids.len())
                 .filter(|&i| found[i].is_none() && ranged.range.contains(&ids[i].as_bytes()[0]))
                 .collect();
@@ -174,7 +214,7 @@ impl BlockSource for Sources {
                 Ok(source) => source,
                 Err(reason) => {
                     failure.get_or_insert_with(|| chunkstore::Error::Store {
-                        location: "a route".into(),
+                        location: ranged.shown.clone(),
                         reason: reason.clone(),
                     });
                     continue;
@@ -322,5 +362,57 @@ mod tests {
         ] {
             assert!(zdb_route(&route(refused)).is_err(), "{refused}");
         }
+    }
+
+    /// A dir store holding `blocks`, as a source.
+    async fn dir_with(dir: &std::path::Path, blocks: &[(BlockId, &[u8])]) -> Arc<dyn BlockSource> {
+        let store = chunkstore::open(&format!("dir://{}", dir.display()))
+            .await
+            .unwrap();
+        let blocks: Vec<(BlockId, Bytes)> = blocks
+            .iter()
+            .map(|(id, b)| (*id, Bytes::copy_from_slice(b)))
+            .collect();
+        store.put_blocks(&blocks).await.unwrap();
+        Arc::new(StoreBlocks(store))
+    }
+
+    #[tokio::test]
+    async fn routes_by_first_byte_then_the_next_replica() {
+        let id = |first: u8| {
+            let mut bytes = [7u8; 32];
+            bytes[0] = first;
+            BlockId::from_slice(&bytes).unwrap()
+        };
+        let (low, high, gone) = (id(0x10), id(0xf0), id(0x20));
+        let dirs = tempfile::tempdir().unwrap();
+        let a = dir_with(&dirs.path().join("a"), &[(low, b"low in a")]).await;
+        let b = dir_with(
+            &dirs.path().join("b"),
+            &[(low, b"low in b"), (high, b"high")],
+        )
+        .await;
+        let mut sources = Sources::default();
+        sources.push(0..=0x7f, "a".into(), Ok(a));
+        sources.push(ALL, "b".into(), Ok(b));
+        let got = sources.get_blocks(&[high, low, gone]).await.unwrap();
+        assert_eq!(
+            got[0].as_deref(),
+            Some(&b"high"[..]),
+            "only b's range holds it"
+        );
+        assert_eq!(
+            got[1].as_deref(),
+            Some(&b"low in a"[..]),
+            "the first route first"
+        );
+        assert_eq!(got[2], None, "missing where it should be");
+        assert_eq!(sources.location(), "a, b");
+
+        // A route that cannot be used explains a block nobody else had.
+        sources.push(0x20..=0x2f, "s3://bucket".into(), Err("not read".into()));
+        let err = sources.get_blocks(&[gone]).await.unwrap_err();
+        assert!(err.to_string().contains("s3://bucket"), "{err}");
+        assert!(sources.get_blocks(&[low]).await.unwrap()[0].is_some());
     }
 }

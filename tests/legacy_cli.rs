@@ -510,7 +510,14 @@ fn files_the_real_tools_made_are_read_through_the_hub() {
             "rfs pack: {}",
             String::from_utf8_lossy(&packed.stderr)
         );
-        publish(&hub, port, &token, &Blocks::new(), "rfs.fl", std::fs::read(&fl).unwrap());
+        publish(
+            &hub,
+            port,
+            &token,
+            &Blocks::new(),
+            "rfs.fl",
+            std::fs::read(&fl).unwrap(),
+        );
         let url = format!("{}/alice/rfs.fl", hub.url);
         let dest = w.join("from-rfs");
         ok(flisthub(w, args!["extract", url, dest]));

@@ -108,21 +108,18 @@ fn stores(flist: &LegacyFlist) -> (Option<String>, Result<Vec<String>, String>) 
         .map(|routes| {
             routes
                 .iter()
-                .map(|r| format!("{:02x}-{:02x} {}", r.start, r.end, without_password(&r.url)))
+                .map(|r| {
+                    format!(
+                        "{:02x}-{:02x} {}",
+                        r.start,
+                        r.end,
+                        crate::blocks::without_password(&r.url)
+                    )
+                })
                 .collect()
         })
         .map_err(|e| e.to_string());
     (backend, routes)
-}
-
-fn without_password(url: &str) -> String {
-    match reqwest::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        _ => url.to_owned(),
-    }
 }
 
 fn legacy(args: &Args, local: &LocalFlist, size: u64, flist: &LegacyFlist) -> Result<()> {

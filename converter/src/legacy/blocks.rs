@@ -45,12 +45,10 @@ pub enum LegacyBlock {
 
 impl LegacyBlock {
     pub fn id(&self) -> BlockId {
-        let id: &[u8] = match self {
-            LegacyBlock::Zero(b) => &b.id,
-            LegacyBlock::Fl(b) => &b.id,
-        };
-        // 16 and 32 bytes are both BlockId lengths.
-        BlockId::from_slice(id).expect("legacy block ids are 16 or 32 bytes")
+        match self {
+            LegacyBlock::Zero(b) => BlockId::from(b.id),
+            LegacyBlock::Fl(b) => BlockId::from(b.id),
+        }
     }
 
     /// The plaintext of `sealed`, checked by the format's codec and against the `length`

@@ -308,7 +308,7 @@ impl Builder {
         entry: &legacy::Entry<B>,
         wrap: fn(B) -> LegacyBlock,
     ) -> legacy::Result<()> {
-        count(&mut self.totals, entry);
+        self.totals.count(entry);
         let blocks: Vec<LegacyBlock> = match &entry.kind {
             Kind::File { blocks, .. } => blocks.iter().map(|&b| wrap(b)).collect(),
             _ => Vec::new(),
@@ -323,19 +323,6 @@ impl Builder {
             end: 0,
         });
         Ok(())
-    }
-}
-
-fn count<B>(totals: &mut legacy::Totals, entry: &legacy::Entry<B>) {
-    match &entry.kind {
-        Kind::Directory => totals.directories += 1,
-        Kind::File { size, blocks } => {
-            totals.files += 1;
-            totals.bytes += size;
-            totals.blocks += blocks.len() as u64;
-        }
-        Kind::Symlink { .. } => totals.symlinks += 1,
-        Kind::Special(_) => totals.specials += 1,
     }
 }
 

@@ -45,8 +45,7 @@ pub async fn for_reading(
     }
     // When the hub is asked first, a backend or route that cannot be used only means one
     // place less to look; without it, it is the file's only word on where its blocks are.
-    let own = own_sources(flist);
-    match own {
+    match own_sources(flist) {
         Ok(own) => sources.extend(own),
         Err(e) if local.hub.is_some() => tracing::debug!("the file's own stores: {e:#}"),
         Err(e) => return Err(e),

@@ -284,9 +284,15 @@ async fn check_md5(http: &reqwest::Client, url: &str, md5: &str) -> Result<()> {
     Ok(())
 }
 
+/// The largest flist a download may be: the readers' own bound on a database
+/// ([`legacy::Limits`]), far above the hub's default upload limit of 1 GiB.
+const DOWNLOAD_LIMIT: u64 = 2 << 30;
+
 /// An flist named on the command line.
 pub struct LocalFlist {
     pub path: PathBuf,
+    /// The argument as given (the URL of a download), for messages.
+    pub shown: String,
     /// The hub it was downloaded from (`scheme://host[:port]`), for reading its chunks
     /// through the hub's chunk API when the flist names no store.
     pub hub: Option<String>,
@@ -295,7 +301,8 @@ pub struct LocalFlist {
 }
 
 /// A local file as it is, or a hub URL downloaded to a temporary file and checked against
-/// the hub's `.md5` when the hub has one.
+/// the `Repr-Digest` of the answer, else the hub's `.md5` when the hub has one. flisthub's
+/// own format is asked for (`Accept`); a hub answers a 0-flist or fl file it hosts as it is.
 pub async fn local_flist(flist: &Path) -> Result<LocalFlist> {
     let Some(url) = flist
         .to_str()
@@ -303,6 +310,7 @@ pub async fn local_flist(flist: &Path) -> Result<LocalFlist> {
     else {
         return Ok(LocalFlist {
             path: flist.to_owned(),
+            shown: flist.display().to_string(),
             hub: None,
             _download: None,
         });
@@ -322,6 +330,12 @@ pub async fn local_flist(flist: &Path) -> Result<LocalFlist> {
     if !response.status().is_success() {
         bail!("downloading {url}: {}", response.status());
     }
+    if response
+        .content_length()
+        .is_some_and(|n| n > DOWNLOAD_LIMIT)
+    {
+        bail!("{url}: larger than {DOWNLOAD_LIMIT} bytes, more than an flist can be");
+    }
     // The digest of the body actually sent (a negotiated download is not what `.md5`
     // describes); older hubs send none, and `.md5` is checked instead.
     let announced = response
@@ -334,11 +348,16 @@ pub async fn local_flist(flist: &Path) -> Result<LocalFlist> {
         .suffix(".flist")
         .tempfile()?;
     let (mut md5, mut sha256) = (Md5::new(), Sha256::new());
+    let mut received = 0u64;
     while let Some(piece) = response
         .chunk()
         .await
         .with_context(|| format!("downloading {url}"))?
     {
+        received += piece.len() as u64;
+        if received > DOWNLOAD_LIMIT {
+            bail!("{url}: larger than {DOWNLOAD_LIMIT} bytes, more than an flist can be");
+        }
         md5.update(&piece);
         sha256.update(&piece);
         file.write_all(&piece)?;
@@ -359,6 +378,7 @@ pub async fn local_flist(flist: &Path) -> Result<LocalFlist> {
     let path = file.into_temp_path();
     Ok(LocalFlist {
         path: path.to_path_buf(),
+        shown: url.to_owned(),
         hub: Some(hub),
         _download: Some(path),
     })

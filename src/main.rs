@@ -2,9 +2,11 @@
 
 #![forbid(unsafe_code)]
 
+mod blocks;
 mod client;
 mod commands;
 mod config;
+mod formats;
 mod stores;
 mod ui;
 
@@ -40,7 +42,7 @@ struct Cli {
 enum Command {
     /// Pack a directory or a tar archive (plain, gzip or zstd; `-` for stdin) into an flist.
     Pack(commands::pack::Args),
-    /// List the entries of an flist, like `ls -l`.
+    /// List the entries of an flist (flisthub's, a 0-flist or an fl file), like `ls -l`.
     Ls(commands::ls::Args),
     /// Show an flist's metadata and totals.
     Inspect(commands::inspect::Args),
@@ -109,8 +111,8 @@ fn main() -> ExitCode {
         tokio::spawn(stop_on_signals(cancel.clone(), stop_tx));
         match cli.command {
             Command::Pack(args) => commands::pack::run(args, &config, &ui, cancel).await,
-            Command::Ls(args) => commands::ls::run(args),
-            Command::Inspect(args) => commands::inspect::run(args),
+            Command::Ls(args) => commands::ls::run(args).await,
+            Command::Inspect(args) => commands::inspect::run(args).await,
             Command::Cat(args) => commands::cat::run(args, &config).await,
             Command::Extract(args) => commands::extract::run(args, &config, &ui, cancel).await,
             Command::Merge(args) => commands::merge::run(args, &ui),

@@ -14,6 +14,18 @@ pub enum Error {
     #[error(transparent)]
     Store(#[from] chunkstore::Error),
 
+    /// A 0-flist or fl file that cannot be read (its messages name no local path).
+    #[error(transparent)]
+    Legacy(#[from] legacy::Error),
+
+    /// A block a legacy file names that its source does not hold.
+    #[error("block {id} is not in {location}")]
+    MissingBlock { id: String, location: String },
+
+    /// A block that does not decode with its key, or not to the length the file says.
+    #[error("block {id}: {reason}")]
+    BadBlock { id: String, reason: String },
+
     #[error("{path}: {source}")]
     Io {
         path: String,

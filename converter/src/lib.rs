@@ -7,6 +7,8 @@
 //!   Docker daemon (see the `image` module).
 //! * [`extract`] recreates a tree from an flist, verifying every chunk.
 //! * [`cat`] streams one file of an flist.
+//! * [`extract_legacy`] and [`cat_legacy`] do the same for 0-flist and fl files (see
+//!   [`LegacyFlist`]), reading their blocks from a [`BlockSource`].
 //!
 //! All are async functions that do their work on blocking threads; [`Progress`] exposes
 //! live counters for progress bars and job events.
@@ -18,6 +20,7 @@ mod error;
 mod extract;
 mod guard;
 mod image;
+mod legacy;
 mod pack;
 mod pipe;
 mod progress;
@@ -34,13 +37,14 @@ use chunkstore::ChunkStore;
 use flist::Source;
 use tokio::runtime::Handle;
 
-pub use cat::cat;
+pub use cat::{cat, cat_legacy};
 pub use error::{Error, Result, escape};
 pub use extract::{ExtractOptions, ExtractSummary};
 pub use image::{
     Credentials, Egress, ImageConfig, ImageFailure, ImageRequest, ImageSource, ImageSummary,
     OpenedImage, Platform, flist_name, open_image, pack_image, registry_of, repository_of,
 };
+pub use legacy::{BlockSource, BlockSpan, LegacyBlock, LegacyFlist, StoreBlocks, read_blocks};
 pub use pack::{LateMetadata, Limits, PackOptions, PackSummary, README_LIMIT};
 pub use pipe::{PipeReader, pipe};
 pub use progress::Progress;
@@ -122,7 +126,22 @@ pub async fn extract(
     progress: Arc<Progress>,
 ) -> Result<ExtractSummary> {
     let runtime = Handle::current();
-    blocking(move || extract::extract_tree(&flist, &dest, store, runtime, options, progress)).await
+    blocking(move || extract::extract_native(&flist, &dest, store, runtime, options, progress))
+        .await
+}
+
+/// Recreates the tree of a 0-flist or fl file under `dest`, reading its blocks from
+/// `blocks`, with the safety and the problem reports of [`extract`].
+pub async fn extract_legacy(
+    flist: Arc<LegacyFlist>,
+    dest: PathBuf,
+    blocks: Arc<dyn BlockSource>,
+    options: ExtractOptions,
+    progress: Arc<Progress>,
+) -> Result<ExtractSummary> {
+    let runtime = Handle::current();
+    blocking(move || extract::extract_legacy(&flist, &dest, blocks, runtime, options, progress))
+        .await
 }
 
 /// Asks a running pipeline to stop. Pipelines check it between entries and chunks, then

@@ -227,7 +227,13 @@ fn convert_class(e: &converter::Error) -> Class {
         C::Store(e) => store_class(e),
         C::Cancelled => Class::Unavailable,
         C::Image { failure, .. } => image_class(*failure),
-        C::Io { .. } | C::Extract { .. } | C::Worker(_) => Class::Internal,
+        // The hub converts into flists; it reads no legacy file through the converter.
+        C::Io { .. }
+        | C::Extract { .. }
+        | C::Worker(_)
+        | C::Legacy(_)
+        | C::MissingBlock { .. }
+        | C::BadBlock { .. } => Class::Internal,
     }
 }
 

@@ -4,7 +4,6 @@
 //! file of Cap'n Proto objects; zflist, g8ufs) and rfs `fl` (`.fl`: SQLite; rfs 2.x).
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::Path;
 
 use flist::{Flist, NodeKind, Walk};
@@ -27,37 +26,23 @@ pub enum Format {
 }
 
 impl Format {
-    /// Tells a file's format from its first bytes: a gzip stream is a 0-flist, an SQLite
-    /// file with the native format's application id is native, any other SQLite file an
-    /// `fl` (each then checked by its own reader).
+    /// Tells a file's format from its first bytes ([`legacy::detect`]: a gzip stream is a
+    /// 0-flist, an SQLite file with the native format's application id is native, any other
+    /// SQLite file an `fl`), each then checked by its own reader.
     pub fn detect(path: &Path) -> Result<Format> {
-        let mut head = [0u8; 100];
-        let mut file = std::fs::File::open(path).map_err(|e| Error::io(path.display(), e))?;
-        let mut read = 0;
-        while read < head.len() {
-            match file.read(&mut head[read..]) {
-                Ok(0) => break,
-                Ok(n) => read += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(Error::io(path.display(), e)),
-            }
+        let detected = legacy::detect_file(path).map_err(|e| match e {
+            legacy::Error::Io { source, .. } => Error::io(path.display(), source),
+            other => Error::BadRequest(other.to_string()),
+        })?;
+        match detected {
+            Some(legacy::Format::Native) => Ok(Format::Native),
+            Some(legacy::Format::ZeroFlist) => Ok(Format::ZeroFlist),
+            Some(legacy::Format::Fl) => Ok(Format::Fl),
+            None => Err(Error::BadRequest(
+                "not an flist: neither flisthub's format, nor a 0-flist (gzip), nor an rfs fl (SQLite)"
+                    .into(),
+            )),
         }
-        let head = &head[..read];
-        if head.starts_with(&[0x1f, 0x8b]) {
-            return Ok(Format::ZeroFlist);
-        }
-        if head.len() == 100 && head.starts_with(b"SQLite format 3\0") {
-            let application_id = i32::from_be_bytes([head[68], head[69], head[70], head[71]]);
-            return Ok(if application_id == flist::APPLICATION_ID {
-                Format::Native
-            } else {
-                Format::Fl
-            });
-        }
-        Err(Error::BadRequest(
-            "not an flist: neither flisthub's format, nor a 0-flist (gzip), nor an rfs fl (SQLite)"
-                .into(),
-        ))
     }
 
     /// The name in the database and in answers.

@@ -416,3 +416,68 @@ async fn a_block_whose_chunk_is_lost_is_an_error_not_nil() {
         "a damaged flist's block is an error"
     );
 }
+
+/// A 0-flist and an fl file hosted as they came are their own bodies, whatever the request
+/// accepts: asking for flisthub's format (as `flisthub` does) gets the hosted bytes with
+/// their own media type, never a 406, and `.md5` describes them.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hosted_legacy_file_answers_a_request_for_the_native_format() {
+    let hub = TestHub::open(NO_AUTH).await;
+    hub.hub.renditions().start(GATEWAY).unwrap();
+    // Nothing but names: no block to send before publishing.
+    fn names_only<B>() -> legacy::Tree<B> {
+        let mut tree = legacy::Tree::new(legacy::Entry::directory(0o755)).unwrap();
+        tree.insert(b"etc", legacy::Entry::directory(0o755))
+            .unwrap();
+        let empty = legacy::Entry {
+            kind: Kind::File {
+                size: 0,
+                blocks: Vec::new(),
+            },
+            ..legacy::Entry::directory(0o644)
+        };
+        tree.insert(b"etc/empty", empty).unwrap();
+        tree
+    }
+    let mut zero_file = Vec::new();
+    zero::write(&names_only(), &BTreeMap::new(), &mut zero_file).unwrap();
+    let mut fl_file = Vec::new();
+    fl::write(&names_only(), &BTreeMap::new(), &[], &mut fl_file).unwrap();
+    for (name, hosted) in [("zero.flist", zero_file), ("rfs.fl", fl_file)] {
+        let up = hub.upload_flist(None, name, &hosted).await;
+        assert_eq!(up.status, 200, "{}", up.text());
+        let path = format!("/Administrator/{name}");
+        for accept in [
+            "application/vnd.flisthub.flist",
+            "application/vnd.flisthub.flist, */*;q=0",
+        ] {
+            let answer = hub
+                .send(
+                    axum::http::Request::get(&path)
+                        .header("accept", accept)
+                        .body(axum::body::Body::empty())
+                        .unwrap(),
+                )
+                .await;
+            assert_eq!(answer.status, 200, "{name}, Accept: {accept}");
+            assert!(answer.body == hosted, "{name}: the hosted bytes");
+            assert_eq!(
+                answer.headers["content-type"], "application/octet-stream",
+                "{name}: not labelled as flisthub's format"
+            );
+            assert_eq!(answer.headers["vary"], "Accept");
+        }
+        let md5 = hub
+            .send(
+                axum::http::Request::get(format!("{path}.md5"))
+                    .header("accept", "application/vnd.flisthub.flist")
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(md5.text().trim(), {
+            use md5::Digest;
+            hex::encode(md5::Md5::digest(&hosted))
+        });
+    }
+}

@@ -34,6 +34,7 @@
 
 #![forbid(unsafe_code)]
 
+mod detect;
 mod error;
 pub mod fl;
 mod native;
@@ -42,6 +43,7 @@ mod tree;
 pub mod window;
 pub mod zero;
 
+pub use detect::{Format, HEAD_LEN, detect, detect_file};
 pub use error::{Error, Result};
 pub use tree::{BLOCK_SIZE, Entry, Kind, Special, Totals, Tree, block_count};
 

@@ -111,7 +111,8 @@ impl Totals {
         Ok(totals)
     }
 
-    pub(crate) fn count<B>(&mut self, entry: &Entry<B>) {
+    /// Adds one entry.
+    pub fn count<B>(&mut self, entry: &Entry<B>) {
         match &entry.kind {
             Kind::Directory => self.directories += 1,
             Kind::File { size, blocks } => {

@@ -5,12 +5,13 @@ use anyhow::Result;
 use converter::{ExtractOptions, Progress};
 
 use crate::StoreArgs;
+use crate::formats::Opened;
 use crate::ui::{self, Ui};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The flist: a file, or its URL on a hub (downloaded, and checked against the hub's
-    /// `.md5`).
+    /// The flist (flisthub's, a 0-flist or an fl file): a file, or its URL on a hub
+    /// (downloaded, and checked against the hub's digest of it).
     flist: PathBuf,
     /// Directory to recreate the tree in (created if missing).
     dest: PathBuf,
@@ -31,9 +32,12 @@ pub async fn run(
     cancel: converter::Cancel,
 ) -> Result<()> {
     let local = crate::client::local_flist(&args.flist).await?;
-    let flist = local.path.clone();
-    let store = crate::stores::for_reading(args.store.store.as_deref(), config, &local).await?;
-    let total = flist::Flist::open(&flist)?.totals()?.bytes;
+    let named = args.store.store.as_deref();
+    let opened = crate::formats::open(&local)?;
+    let total = match &opened {
+        Opened::Native => flist::Flist::open(&local.path)?.totals()?.bytes,
+        Opened::Legacy(flist) => flist.totals().bytes,
+    };
     let progress = Arc::new(Progress::default());
     let summary = {
         let _bar = ui.track(&progress, |p| &p.content_bytes, Some(total), "extracting");
@@ -46,7 +50,18 @@ pub async fn run(
             cancel,
             ..ExtractOptions::default()
         };
-        converter::extract(flist, args.dest.clone(), store, options, progress).await?
+        let dest = args.dest.clone();
+        match opened {
+            Opened::Native => {
+                let store = crate::stores::for_reading(named, config, &local).await?;
+                let flist = local.path.clone();
+                converter::extract(flist, dest, store, options, progress).await?
+            }
+            Opened::Legacy(flist) => {
+                let blocks = crate::blocks::for_reading(named, config, &local, &flist).await?;
+                converter::extract_legacy(flist, dest, blocks, options, progress).await?
+            }
+        }
     };
     for warning in &summary.warnings {
         ui.say(format!("warning: {warning}"));

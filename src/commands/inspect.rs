@@ -1,53 +1,72 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
+use converter::LegacyFlist;
 use flist::Flist;
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
+use crate::client::LocalFlist;
+use crate::formats::Opened;
 use crate::ui;
 
 #[derive(clap::Args)]
 pub struct Args {
+    /// The flist (flisthub's, a 0-flist or an fl file): a file, or its URL on a hub.
     flist: PathBuf,
     /// Print metadata and totals as JSON.
     #[arg(long)]
     json: bool,
 }
 
-pub fn run(args: Args) -> Result<()> {
-    let flist = Flist::open(&args.flist)?;
-    let metadata = flist.metadata()?;
-    let totals = flist.totals()?;
-    let size = std::fs::metadata(&args.flist)?.len();
-    if args.json {
-        // JSON metadata values are shown parsed, others as strings (as 0-hub's API does).
-        let metadata: Map<String, Value> = metadata
-            .iter()
-            .map(|(k, v)| {
-                let value = serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_owned()));
-                (k.to_owned(), value)
-            })
-            .collect();
-        let report = serde_json::json!({
-            "flist": args.flist.display().to_string(),
-            "size": size,
-            "metadata": metadata,
-            "totals": totals,
-        });
-        println!("{}", serde_json::to_string_pretty(&report)?);
-        return Ok(());
+pub async fn run(args: Args) -> Result<()> {
+    let local = crate::client::local_flist(&args.flist).await?;
+    let size = std::fs::metadata(&local.path)?.len();
+    match crate::formats::open(&local)? {
+        Opened::Native => native(&args, &local, size),
+        Opened::Legacy(flist) => legacy(&args, &local, size, &flist),
     }
-    println!(
-        "flist        {} ({})",
-        args.flist.display(),
-        ui::bytes(size)
-    );
-    for (key, value) in metadata.iter() {
+}
+
+/// JSON metadata values parsed, others as strings (as 0-hub's API shows them).
+fn metadata_json<'a>(metadata: impl Iterator<Item = (&'a str, &'a str)>) -> Map<String, Value> {
+    metadata
+        .map(|(k, v)| {
+            let value = serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_owned()));
+            (k.to_owned(), value)
+        })
+        .collect()
+}
+
+fn header(local: &LocalFlist, size: u64) {
+    println!("flist        {} ({})", local.shown, ui::bytes(size));
+}
+
+fn print_metadata<'a>(metadata: impl Iterator<Item = (&'a str, &'a str)>) {
+    for (key, value) in metadata {
         println!(
             "{key:<12} {}",
             crate::commands::ls::printable(value.as_bytes())
         );
     }
+}
+
+fn native(args: &Args, local: &LocalFlist, size: u64) -> Result<()> {
+    let flist = Flist::open(&local.path)?;
+    let metadata = flist.metadata()?;
+    let totals = flist.totals()?;
+    if args.json {
+        let report = json!({
+            "flist": local.shown,
+            "format": "native",
+            "size": size,
+            "metadata": metadata_json(metadata.iter()),
+            "totals": totals,
+        });
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    header(local, size);
+    print_metadata(metadata.iter());
     println!("files        {}", ui::count(totals.files));
     println!("directories  {}", ui::count(totals.directories));
     println!("symlinks     {}", ui::count(totals.symlinks));
@@ -62,6 +81,108 @@ pub fn run(args: Args) -> Result<()> {
         "chunks       {} ({} distinct)",
         ui::count(totals.chunks),
         ui::count(totals.unique_chunks)
+    );
+    Ok(())
+}
+
+/// Where a legacy file says its blocks are: a 0-flist's backend (its password left out),
+/// or an fl file's routes (theirs too), or why they cannot be used.
+fn stores(flist: &LegacyFlist) -> (Option<String>, Result<Vec<String>, String>) {
+    let backend = match flist.backend() {
+        Ok(Some(b)) => Some(format!(
+            "zdb://{}:{}/{}{}",
+            b.host,
+            b.port,
+            b.namespace.as_deref().unwrap_or("default"),
+            if b.password.is_some() {
+                " (with a password)"
+            } else {
+                ""
+            }
+        )),
+        Ok(None) => None,
+        Err(e) => Some(format!("unusable: {e}")),
+    };
+    let routes = flist
+        .routes()
+        .map(|routes| {
+            routes
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{:02x}-{:02x} {}",
+                        r.start,
+                        r.end,
+                        crate::blocks::without_password(&r.url)
+                    )
+                })
+                .collect()
+        })
+        .map_err(|e| e.to_string());
+    (backend, routes)
+}
+
+fn legacy(args: &Args, local: &LocalFlist, size: u64, flist: &LegacyFlist) -> Result<()> {
+    let format = crate::formats::name(flist.format());
+    let metadata = flist
+        .metadata()
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()));
+    let totals = flist.totals();
+    let (backend, routes) = stores(flist);
+    if args.json {
+        let mut report = json!({
+            "flist": local.shown,
+            "format": format,
+            "size": size,
+            "metadata": metadata_json(metadata),
+            "totals": {
+                "files": totals.files,
+                "directories": totals.directories,
+                "symlinks": totals.symlinks,
+                "specials": totals.specials,
+                "bytes": totals.bytes,
+                "blocks": totals.blocks,
+                "distinct_blocks": flist.distinct_blocks(),
+            },
+        });
+        if let Some(backend) = backend {
+            report["backend"] = backend.into();
+        }
+        report["routes"] = match routes {
+            Ok(routes) => routes.into(),
+            Err(e) => json!({ "unusable": e }),
+        };
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    header(local, size);
+    println!("format       {format}");
+    print_metadata(metadata);
+    if let Some(backend) = backend {
+        println!("backend      {backend}");
+    }
+    match routes {
+        Ok(routes) => {
+            for route in routes {
+                println!("route        {route}");
+            }
+        }
+        Err(e) => println!("routes       unusable: {e}"),
+    }
+    println!("files        {}", ui::count(totals.files));
+    println!("directories  {}", ui::count(totals.directories));
+    println!("symlinks     {}", ui::count(totals.symlinks));
+    println!("special      {}", ui::count(totals.specials));
+    println!(
+        "bytes        {} ({})",
+        ui::count(totals.bytes),
+        ui::bytes(totals.bytes)
+    );
+    println!(
+        "blocks       {} ({} distinct)",
+        ui::count(totals.blocks),
+        ui::count(flist.distinct_blocks())
     );
     Ok(())
 }

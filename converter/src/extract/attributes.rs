@@ -9,16 +9,17 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::Mutex;
 
-use flist::{Entry, Flist, NodeKind, Walk};
+use flist::{Entry, NodeKind, Walk};
 use rustix::fs::{AtFlags, Mode, Timespec, Timestamps, UTIME_OMIT};
 
 use super::dest::Dest;
+use super::source::Tree;
 use super::{Problems, show};
 use crate::error::Result;
 
 /// Second pass: owners, modes, xattrs and times; directories after their contents.
 pub(super) struct Attributes<'a> {
-    pub(super) flist: &'a Flist,
+    pub(super) flist: &'a dyn Tree,
     pub(super) dest: Dest,
     pub(super) preserve_owner: bool,
     /// The umask entries were created under, if known.
@@ -36,7 +37,7 @@ impl Attributes<'_> {
         let mut done: HashSet<u64> = HashSet::new();
         let mut files: Vec<(Vec<u8>, Entry)> = Vec::new();
         let flist = self.flist;
-        flist.walk(|path, entry| {
+        flist.walk(&mut |path, entry| {
             if self.failed.contains(path) {
                 return Ok(Walk::SkipChildren);
             }

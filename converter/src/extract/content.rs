@@ -1,8 +1,8 @@
-//! The content of regular files: worker threads take batches of chunks (of one file or of
-//! many small ones), read them through the chunk reader (one `get_many` per batch, each
-//! chunk decoded and checked against its key and length on the worker's own thread, so that
-//! decoding and hashing use every core) and write them at their offsets into the files the
-//! walk created and left open.
+//! The content of regular files: worker threads take batches of spans (of one file or of
+//! many small ones), read them (one store request per batch: chunks through the chunk
+//! reader, or legacy blocks; each decoded and checked against its key and length on the
+//! worker's own thread, so that decoding and hashing use every core) and write them at their
+//! offsets into the files the walk created and left open.
 
 use std::collections::HashSet;
 use std::fs::File;
@@ -10,10 +10,9 @@ use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use chunkstore::ChunkReader;
-use flist::ChunkRef;
 use tokio::runtime::Handle;
 
+use super::source::{Content, Origin, Span};
 use super::{Problems, show};
 use crate::Cancel;
 use crate::progress::Progress;
@@ -39,17 +38,17 @@ impl Target {
     }
 }
 
-/// One chunk to read and write.
+/// One span to read and write.
 pub(super) struct Piece {
     pub(super) target: Arc<Target>,
     pub(super) seq: usize,
-    pub(super) chunk: ChunkRef,
+    pub(super) span: Span,
 }
 
 /// What the workers share with the walk.
 #[derive(Clone)]
 pub(super) struct Shared {
-    pub(super) reader: ChunkReader,
+    pub(super) content: Content,
     pub(super) runtime: Handle,
     pub(super) problems: Arc<Mutex<Problems>>,
     /// Inodes whose content could not be written completely.
@@ -64,8 +63,8 @@ impl Shared {
             if self.cancel.is_cancelled() {
                 continue; // drain without work so the walk can finish
             }
-            let spans: Vec<_> = batch.iter().map(|p| crate::cat::span(&p.chunk)).collect();
-            let read = match self.runtime.block_on(self.reader.read_chunks(&spans)) {
+            let spans: Vec<Span> = batch.iter().map(|p| p.span).collect();
+            let read = match self.runtime.block_on(self.content.read(&spans)) {
                 Ok(read) => read,
                 Err(e) => {
                     let problem = e.to_string();
@@ -83,13 +82,13 @@ impl Shared {
                     piece
                         .target
                         .file
-                        .write_all_at(&data, piece.chunk.offset)
+                        .write_all_at(&data, piece.span.offset)
                         .map_err(|e| format!("writing: {e}"))
                 });
                 match written {
                     Ok(()) => {
                         Progress::add(&self.progress.chunks, 1);
-                        Progress::add(&self.progress.content_bytes, u64::from(piece.chunk.length));
+                        Progress::add(&self.progress.content_bytes, u64::from(piece.span.length));
                     }
                     Err(problem) => self.fail(piece, &problem),
                 }
@@ -108,13 +107,17 @@ impl Shared {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(target.ino);
+        let what = match piece.span.origin {
+            Origin::Chunk(_) => "chunk",
+            Origin::Block(_) => "block",
+        };
         Problems::push(
             &self.problems,
             format!(
-                "{} (chunk {} at offset {}): {problem}",
+                "{} ({what} {} at offset {}): {problem}",
                 show(&target.path),
                 piece.seq,
-                piece.chunk.offset
+                piece.span.offset
             ),
         );
     }

@@ -1,9 +1,11 @@
-//! Flists back into directory trees.
+//! Flists back into directory trees: native flists, and 0-flist and fl files (see `source`
+//! for what differs: where the content comes from).
 //!
 //! Two passes over the flist. The first creates every entry (directories private to the
 //! extracting user for now, files at their final size) and hands each new file's open handle
-//! and chunks to worker threads (see `content`), which read the chunks in batches through the
-//! chunk reader, verified, and write them at their offsets. The second (see `attributes`)
+//! and spans to worker threads (see `content`), which read them in batches (chunks through
+//! the chunk reader, or legacy blocks), verified, and write them at their offsets. The
+//! second (see `attributes`)
 //! sets ownership (when run as root), modes, extended attributes and times, and removes the
 //! files whose content could not be written completely.
 //!
@@ -23,6 +25,7 @@
 mod attributes;
 mod content;
 mod dest;
+mod source;
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
@@ -41,9 +44,11 @@ use tokio::runtime::Handle;
 
 use crate::Cancel;
 use crate::error::{Error, Result};
+use crate::legacy::{BlockSource, LegacyFlist};
 use crate::progress::Progress;
 use content::{Piece, Target};
 use dest::{Dest, make_dir, make_file, make_node, replacing};
+use source::{Content, Tree};
 
 /// A batch holds at most this many plaintext bytes or chunks (fewer files when open file
 /// handles are scarce, see [`files_per_batch`]).
@@ -92,7 +97,8 @@ impl Problems {
     }
 }
 
-pub(crate) fn extract_tree(
+/// Recreates the native flist at `flist` under `dest`, reading chunks from `store`.
+pub(crate) fn extract_native(
     flist: &Path,
     dest: &Path,
     store: Arc<dyn ChunkStore>,
@@ -100,8 +106,34 @@ pub(crate) fn extract_tree(
     options: ExtractOptions,
     progress: Arc<Progress>,
 ) -> Result<ExtractSummary> {
-    let started = Instant::now();
     let flist = Flist::open(flist)?;
+    let content = Content::Chunks(ChunkReader::new(store));
+    extract_tree(&flist, content, dest, runtime, options, progress)
+}
+
+/// Recreates a 0-flist or fl file under `dest`, reading blocks from `blocks`.
+pub(crate) fn extract_legacy(
+    flist: &LegacyFlist,
+    dest: &Path,
+    blocks: Arc<dyn BlockSource>,
+    runtime: Handle,
+    options: ExtractOptions,
+    progress: Arc<Progress>,
+) -> Result<ExtractSummary> {
+    let content = Content::Blocks(blocks);
+    extract_tree(flist, content, dest, runtime, options, progress)
+}
+
+/// Recreates `flist` under `dest`, its files' content read from `content`.
+fn extract_tree(
+    flist: &dyn Tree,
+    content: Content,
+    dest: &Path,
+    runtime: Handle,
+    options: ExtractOptions,
+    progress: Arc<Progress>,
+) -> Result<ExtractSummary> {
+    let started = Instant::now();
     let preserve_owner = options
         .preserve_owner
         .unwrap_or_else(|| rustix::process::geteuid().is_root());
@@ -119,7 +151,7 @@ pub(crate) fn extract_tree(
         n => n,
     };
     let shared = content::Shared {
-        reader: ChunkReader::new(store),
+        content,
         runtime,
         problems: Arc::default(),
         incomplete: Arc::default(),
@@ -142,7 +174,7 @@ pub(crate) fn extract_tree(
     let mut summary = ExtractSummary::default();
     let mut failed: HashSet<Vec<u8>> = HashSet::new();
     let mut creator = Creator {
-        flist: &flist,
+        flist,
         dest: Dest::new(Arc::clone(&root)),
         links: Dest::new(Arc::clone(&root)),
         batches,
@@ -165,7 +197,7 @@ pub(crate) fn extract_tree(
     let incomplete =
         std::mem::take(&mut *shared.incomplete.lock().unwrap_or_else(|e| e.into_inner()));
     let attributes = attributes::Attributes {
-        flist: &flist,
+        flist,
         dest: Dest::new(Arc::clone(&root)),
         preserve_owner,
         umask: process_umask(),
@@ -220,7 +252,7 @@ fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
 
 /// First pass: creates every entry and queues the content of every file.
 struct Creator<'a> {
-    flist: &'a Flist,
+    flist: &'a dyn Tree,
     dest: Dest,
     /// Where the first names of hardlinked files are looked up, apart from `dest` so that
     /// the walk's directory stack stays as it is.
@@ -249,7 +281,7 @@ impl Creator<'_> {
         let mut batch = Batch::default();
         let mut cancelled = false;
         let flist = self.flist;
-        flist.walk(|path, entry| {
+        flist.walk(&mut |path, entry| {
             if self.cancel.is_cancelled() {
                 cancelled = true;
                 return Ok(Walk::SkipChildren);
@@ -310,26 +342,26 @@ impl Creator<'_> {
         match &entry.node.kind {
             NodeKind::Directory => make_dir(&dir, name)?,
             NodeKind::Regular { size } => {
-                let chunks = self.flist.chunks(entry)?;
+                let spans = self.flist.spans(entry)?;
                 let file = make_file(&dir, name, mode)?;
-                // Sized now, so that chunks can be written at their offsets in any order.
-                if chunks.len() > 1 {
+                // Sized now, so that spans can be written at their offsets in any order.
+                if spans.len() > 1 {
                     rustix::fs::ftruncate(&file, *size)?;
                 }
                 self.summary.files += 1;
                 self.summary.bytes += size;
-                if chunks.is_empty() {
+                if spans.is_empty() {
                     return Ok(());
                 }
-                // The handle goes to the workers, and closes after the file's last chunk.
+                // The handle goes to the workers, and closes after the file's last span.
                 let target = Arc::new(Target::new(path, entry.ino, File::from(file)));
                 batch.files += 1;
-                for (seq, chunk) in chunks.into_iter().enumerate() {
-                    batch.bytes += u64::from(chunk.length);
+                for (seq, span) in spans.into_iter().enumerate() {
+                    batch.bytes += u64::from(span.length);
                     batch.pieces.push(Piece {
                         target: Arc::clone(&target),
                         seq,
-                        chunk,
+                        span,
                     });
                     if batch.bytes >= BATCH_BYTES
                         || batch.pieces.len() >= BATCH_CHUNKS

@@ -4,6 +4,8 @@
 
 use serde_json::Value;
 
+use crate::error::{Error, Result};
+
 /// Where the blocks of a 0-flist can be read: the `backend` metadata that zflist, g8ufs and
 /// Zero-OS read. Anyone holding the flist can read it, so it should carry no write secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +30,47 @@ impl Backend {
         object.insert("host".into(), self.host.as_str().into());
         object.insert("port".into(), self.port.into());
         zflist_json(&Value::Object(object))
+    }
+
+    /// The `backend` metadata as g8ufs reads it: `host` a string, `port` a number (a port
+    /// given as a string is refused, as g8ufs refuses it), `namespace` and `password`
+    /// optional strings. A backend reached through a local socket (`zflist metadata backend
+    /// --socket`, written as port 0) is [`Error::LocalRoute`]: no other machine reads it.
+    pub fn from_json(text: &str) -> Result<Backend> {
+        let bad = |reason: &str| Error::Corrupt {
+            format: "0-flist",
+            reason: format!("the backend metadata {reason}"),
+        };
+        let value: Value = serde_json::from_str(text).map_err(|_| bad("is not JSON"))?;
+        let object = value
+            .as_object()
+            .ok_or_else(|| bad("is not a JSON object"))?;
+        let text_field = |name: &str| match object.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(bad(&format!("has a {name} that is not a string"))),
+        };
+        let host = text_field("host")?.filter(|h| !h.is_empty());
+        let port = match object.get("port") {
+            Some(Value::Number(n)) => n.as_u64(),
+            None => None,
+            Some(_) => return Err(bad("has a port that is not a number")),
+        };
+        if object.contains_key("socket") || port == Some(0) {
+            return Err(Error::LocalRoute {
+                url: format!("unix socket {}", text_field("socket")?.unwrap_or_default()),
+            });
+        }
+        let host = host.ok_or_else(|| bad("names no host"))?;
+        let port = port
+            .and_then(|p| u16::try_from(p).ok())
+            .ok_or_else(|| bad("names no port from 1 to 65535"))?;
+        Ok(Backend {
+            host,
+            port,
+            namespace: text_field("namespace")?.filter(|n| !n.is_empty()),
+            password: text_field("password")?.filter(|p| !p.is_empty()),
+        })
     }
 }
 
@@ -95,6 +138,26 @@ mod tests {
             backend.to_json(),
             r#"{"namespace": "ns", "password": "pw", "host": "h.example", "port": 9900}"#
         );
+        assert_eq!(Backend::from_json(&backend.to_json()).unwrap(), backend);
+        let plain = Backend::from_json(r#"{"host": "h", "port": 9900}"#).unwrap();
+        assert_eq!((plain.namespace, plain.password), (None, None));
+        for bad in [
+            r#"{"host": "h", "port": "9900"}"#,
+            r#"{"host": "h"}"#,
+            r#"{"port": 9900}"#,
+            r#"{"host": "h", "port": 70000}"#,
+            r#"["h", 9900]"#,
+            "not json",
+        ] {
+            assert!(
+                matches!(Backend::from_json(bad), Err(Error::Corrupt { .. })),
+                "{bad}"
+            );
+        }
+        assert!(matches!(
+            Backend::from_json(r#"{"host": "h", "port": 0, "socket": "/run/zdb.sock"}"#),
+            Err(Error::LocalRoute { .. })
+        ));
         let entrypoint = serde_json::json!(["/bin/sh", "-c", "x y"]);
         assert_eq!(zflist_json(&entrypoint), r#"["/bin/sh", "-c", "x y"]"#);
         let ports = serde_json::json!({"tcp/80": 80, "udp/53": 5353});

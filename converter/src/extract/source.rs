@@ -1,0 +1,138 @@
+//! What an extraction recreates, whatever the format: the tree (walked in the same order
+//! twice, see `Creator` and `Attributes`), each file's content as spans to read, and where
+//! the workers read them (chunks through the chunk reader, or legacy blocks).
+
+use std::io;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use chunkstore::{ChunkKey, ChunkReader, ChunkSpan};
+use flist::{Entry, Flist, Walk, Xattr};
+
+use super::CreateError;
+use crate::error::{Error, Result};
+use crate::legacy::{BlockSource, BlockSpan, LegacyFlist};
+
+/// A piece of a file's content: where it goes, and what to read.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Span {
+    pub(super) offset: u64,
+    pub(super) length: u32,
+    pub(super) origin: Origin,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Origin {
+    Chunk(ChunkKey),
+    Block(BlockSpan),
+}
+
+/// The tree to recreate.
+pub(super) trait Tree {
+    /// Visits every entry, the root first (path `""`), each directory before its entries.
+    fn walk(&self, visit: &mut dyn FnMut(&[u8], &Entry) -> flist::Result<Walk>) -> Result<()>;
+
+    /// The spans of a regular file, in order. A file whose content cannot be described is
+    /// a problem of that file ([`CreateError::Io`]); a broken flist stops everything.
+    fn spans(&self, file: &Entry) -> Result<Vec<Span>, CreateError>;
+
+    fn xattrs(&self, ino: u64) -> flist::Result<Vec<Xattr>>;
+}
+
+impl Tree for Flist {
+    fn walk(&self, visit: &mut dyn FnMut(&[u8], &Entry) -> flist::Result<Walk>) -> Result<()> {
+        Ok(Flist::walk(self, visit)?)
+    }
+
+    fn spans(&self, file: &Entry) -> Result<Vec<Span>, CreateError> {
+        Ok(self
+            .chunks(file)?
+            .into_iter()
+            .map(|chunk| Span {
+                offset: chunk.offset,
+                length: chunk.length,
+                origin: Origin::Chunk(ChunkKey::from(chunk.key)),
+            })
+            .collect())
+    }
+
+    fn xattrs(&self, ino: u64) -> flist::Result<Vec<Xattr>> {
+        Flist::xattrs(self, ino)
+    }
+}
+
+impl Tree for LegacyFlist {
+    fn walk(&self, visit: &mut dyn FnMut(&[u8], &Entry) -> flist::Result<Walk>) -> Result<()> {
+        Ok(self.walk_from(self.root(), visit)?)
+    }
+
+    fn spans(&self, file: &Entry) -> Result<Vec<Span>, CreateError> {
+        let spans = LegacyFlist::spans(self, file)
+            .map_err(|e| CreateError::Io(io::Error::other(e.to_string())))?;
+        Ok(spans
+            .into_iter()
+            .map(|span| Span {
+                offset: span.offset,
+                length: span.length,
+                origin: Origin::Block(span),
+            })
+            .collect())
+    }
+
+    /// The legacy formats keep no extended attributes.
+    fn xattrs(&self, _ino: u64) -> flist::Result<Vec<Xattr>> {
+        Ok(Vec::new())
+    }
+}
+
+/// Where the workers read spans: each kind of [`Tree`] comes with its own.
+#[derive(Clone)]
+pub(super) enum Content {
+    Chunks(ChunkReader),
+    Blocks(Arc<dyn BlockSource>),
+}
+
+impl Content {
+    /// The verified plaintext of each span, read in one batch: the outer error is the
+    /// store's (the whole batch failed), the inner ones are per span.
+    pub(super) async fn read(&self, spans: &[Span]) -> Result<Vec<Result<Bytes>>> {
+        match self {
+            Content::Chunks(reader) => {
+                let chunks: Vec<ChunkSpan> = spans
+                    .iter()
+                    .filter_map(|s| match s.origin {
+                        Origin::Chunk(key) => Some(ChunkSpan {
+                            key,
+                            length: s.length,
+                        }),
+                        Origin::Block(_) => None,
+                    })
+                    .collect();
+                mismatch(chunks.len(), spans.len())?;
+                let read = reader.read_chunks(&chunks).await?;
+                Ok(read.into_iter().map(|r| r.map_err(Error::from)).collect())
+            }
+            Content::Blocks(source) => {
+                let blocks: Vec<BlockSpan> = spans
+                    .iter()
+                    .filter_map(|s| match s.origin {
+                        Origin::Block(block) => Some(block),
+                        Origin::Chunk(_) => None,
+                    })
+                    .collect();
+                mismatch(blocks.len(), spans.len())?;
+                crate::legacy::read_blocks(source.as_ref(), &blocks).await
+            }
+        }
+    }
+}
+
+/// The extraction pairs each tree with its own content: anything else is a bug here.
+fn mismatch(kept: usize, asked: usize) -> Result<()> {
+    if kept != asked {
+        return Err(Error::Worker(
+            "chunks and legacy blocks asked of the same reader".into(),
+        ));
+    }
+    Ok(())
+}

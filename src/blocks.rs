@@ -136,7 +136,10 @@ fn zdb_route(route: &Route) -> Result<Arc<dyn BlockSource>, String> {
 }
 
 fn zdb(options: ZdbOptions) -> Result<Arc<dyn BlockSource>, String> {
-    let store = ZdbStore::new(options).map_err(|e| e.to_string())?;
+    // The file's own 0-db holds its blocks as zflist and rfs wrote them.
+    let store = ZdbStore::new(options)
+        .map_err(|e| e.to_string())?
+        .with_bare_block_ids();
     Ok(Arc::new(StoreBlocks(Arc::new(store))))
 }
 

@@ -34,8 +34,7 @@ use crate::codec::EncodedChunk;
 use crate::error::{Error, Result};
 use crate::key::ChunkKey;
 use crate::layout::{
-    Entry, block_entries, block_key, check_block, chunk_entries, distinct, is_block_key,
-    is_chunk_key, prefixed,
+    Entry, block_key, check_block, chunk_entries, distinct, is_block_key, is_chunk_key, prefixed,
 };
 use crate::net::{Handshake, NetOptions, Pool, server_text};
 use crate::store::{BackendStats, ChunkStore};
@@ -86,6 +85,8 @@ impl std::fmt::Debug for ZdbOptions {
 pub struct ZdbStore {
     pool: Pool,
     namespace: String,
+    /// Blocks under their bare ids, not `block/<id>` ([`ZdbStore::with_bare_block_ids`]).
+    bare_block_ids: bool,
 }
 
 impl ZdbStore {
@@ -115,6 +116,7 @@ impl ZdbStore {
         Ok(ZdbStore {
             pool: Pool::new(location, client, Some(handshake), options.net),
             namespace: options.namespace,
+            bare_block_ids: false,
         })
     }
 
@@ -185,18 +187,26 @@ impl ChunkStore for ZdbStore {
     }
 
     async fn has_blocks(&self, ids: &[BlockId]) -> Result<Vec<bool>> {
-        self.pool.exists_many(&block_keys(ids)).await
+        self.pool.exists_many(&self.block_keys(ids)).await
     }
 
     async fn put_blocks(&self, blocks: &[(BlockId, Bytes)]) -> Result<()> {
-        let entries = block_entries(self.location(), PREFIX, blocks)?;
+        for (id, block) in blocks {
+            check_block(self.location(), id, block.len())?;
+        }
+        let ids: Vec<BlockId> = blocks.iter().map(|(id, _)| *id).collect();
+        let entries = self
+            .block_keys(&ids)
+            .into_iter()
+            .zip(blocks.iter().map(|(_, block)| block.clone()))
+            .collect();
         self.put_entries(entries).await
     }
 
     /// 0-db holds no value over 8 MiB, the largest block; a reply that does is refused
     /// all the same.
     async fn get_blocks(&self, ids: &[BlockId]) -> Result<Vec<Option<Bytes>>> {
-        let found = self.pool.get_many(&block_keys(ids)).await?;
+        let found = self.pool.get_many(&self.block_keys(ids)).await?;
         for (id, block) in ids.iter().zip(&found) {
             if let Some(block) = block {
                 check_block(self.location(), id, block.len())?;
@@ -223,11 +233,25 @@ fn chunk_keys(keys: &[ChunkKey]) -> Vec<Vec<u8>> {
     keys.iter().map(|k| prefixed(PREFIX, k)).collect()
 }
 
-fn block_keys(ids: &[BlockId]) -> Vec<Vec<u8>> {
-    ids.iter().map(|id| block_key(PREFIX, id)).collect()
-}
-
 impl ZdbStore {
+    /// Blocks under their bare ids, as zflist and rfs write them and the node readers read
+    /// them, in a namespace of their own: for reading the blocks of a 0-flist or fl file
+    /// from the 0-db its backend or routes name. Such a namespace is no chunk store (a
+    /// 32-byte id there could be a chunk's key).
+    pub fn with_bare_block_ids(mut self) -> ZdbStore {
+        self.bare_block_ids = true;
+        self
+    }
+
+    fn block_keys(&self, ids: &[BlockId]) -> Vec<Vec<u8>> {
+        ids.iter()
+            .map(|id| match self.bare_block_ids {
+                true => id.as_bytes().to_vec(),
+                false => block_key(PREFIX, id),
+            })
+            .collect()
+    }
+
     async fn nsinfo(&self) -> Result<String> {
         self.pool
             .run(1, |mut conn| {

@@ -15,6 +15,15 @@ use crate::config::LimitsConfig;
 use crate::error::{Error, Result};
 use crate::inspect::Stats;
 
+/// The bounds of the legacy readers, from the hub's limits.
+pub fn legacy_limits(limits: &LimitsConfig) -> legacy::Limits {
+    legacy::Limits {
+        archive_bytes: limits.flist_size,
+        entries: limits.entries,
+        ..legacy::Limits::default()
+    }
+}
+
 /// The format of an flist file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -97,11 +106,7 @@ impl AnyFlist {
     /// Opens the flist at `path`, of `format`, within `limits` (a file that came from
     /// outside is checked by its reader as it is opened).
     pub fn open(path: &Path, format: Format, limits: &LimitsConfig) -> Result<AnyFlist> {
-        let legacy_limits = legacy::Limits {
-            archive_bytes: limits.flist_size,
-            entries: limits.entries,
-            ..legacy::Limits::default()
-        };
+        let legacy_limits = legacy_limits(limits);
         Ok(match format {
             Format::Native => AnyFlist::Native(Flist::open(path)?),
             Format::ZeroFlist => AnyFlist::ZeroFlist(ZeroFlist::open_with(path, &legacy_limits)?),

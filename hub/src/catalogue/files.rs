@@ -10,14 +10,16 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use bytes::Bytes;
 use chunkstore::{BlockId, ChunkKey, ChunkSpan};
+use converter::{BlockSource, BlockSpan, LegacyFlist};
+use flist::{Entry, NodeKind};
 use futures_util::{Stream, StreamExt, TryStreamExt, stream};
-use legacy::{BLOCK_SIZE, fl, zero};
 
 use super::Catalogue;
 use crate::error::{Error, Result};
-use crate::formats::AnyFlist;
+use crate::formats::{Format, legacy_limits};
 use crate::names::quote;
 use crate::namespace::Resolved;
 use crate::renditions::Renditions;
@@ -45,8 +47,8 @@ pub struct InnerFile {
 #[derive(Debug, Clone)]
 enum Content {
     Chunks(Vec<ChunkSpan>),
-    ZeroBlocks(Vec<zero::Block>),
-    FlBlocks(Vec<fl::Block>),
+    /// A hosted 0-flist's or fl file's blocks, each with its place in the file.
+    Blocks(Vec<BlockSpan>),
 }
 
 impl Catalogue {
@@ -57,7 +59,7 @@ impl Catalogue {
         let format = self.resolve(repository, name).await?.digest.format;
         let limits = self.limits.clone();
         let shown_path = wanted.clone();
-        let find = move |file: &Path| find(&AnyFlist::open(file, format, &limits)?, &shown_path);
+        let find = move |file: &Path| find(file, format, &limits, &shown_path);
         let (flist, found) = self
             .namespace
             .open_file(|| self.resolve(repository, name), find)
@@ -104,25 +106,18 @@ impl Catalogue {
                 let pieces = self.reader.stream(covering).map_err(Error::from);
                 return window(pieces, offset - first, end.saturating_sub(offset)).boxed();
             }
-            Content::ZeroBlocks(blocks) => legacy_blocks(
-                Arc::clone(&self.renditions),
-                blocks
-                    .iter()
-                    .map(|b| (BlockId::from(b.id), Key::Zero(b.key))),
-                file.size,
-                offset,
-                end,
-            ),
-            Content::FlBlocks(blocks) => legacy_blocks(
-                Arc::clone(&self.renditions),
-                blocks.iter().map(|b| (BlockId::from(b.id), Key::Fl(b.key))),
-                file.size,
-                offset,
-                end,
-            ),
+            Content::Blocks(spans) => {
+                legacy_blocks(Arc::clone(&self.renditions), spans, offset, end)
+            }
         };
-        let skip = offset % BLOCK_SIZE;
-        window(units, skip, end.saturating_sub(offset)).boxed()
+        let first = match &file.content {
+            Content::Blocks(spans) => spans
+                .iter()
+                .find(|s| s.offset + u64::from(s.length) > offset)
+                .map_or(offset, |s| s.offset),
+            Content::Chunks(_) => offset,
+        };
+        window(units, offset - first, end.saturating_sub(offset)).boxed()
     }
 }
 
@@ -159,71 +154,54 @@ enum Found {
     Other(&'static str),
 }
 
-fn find(flist: &AnyFlist, path: &str) -> Result<Option<FoundEntry>> {
-    match flist {
-        AnyFlist::Native(flist) => {
-            let Some(entry) = flist.lookup(path.as_bytes())? else {
-                return Ok(None);
-            };
-            let kind = match entry.node.kind {
-                flist::NodeKind::Regular { size } => Found::File {
-                    size,
-                    content: Content::Chunks(
-                        flist
-                            .chunks(&entry)?
-                            .into_iter()
-                            .map(|c| ChunkSpan {
-                                key: ChunkKey::from(c.key),
-                                length: c.length,
-                            })
-                            .collect(),
-                    ),
-                },
-                ref other => Found::Other(kind_words(other.kind())),
-            };
-            Ok(Some(FoundEntry {
-                kind,
-                mode: entry.node.mode,
-                mtime: entry.node.mtime.secs,
-            }))
-        }
-        AnyFlist::ZeroFlist(file) => {
-            find_legacy(|visit| file.walk(visit), path, Content::ZeroBlocks)
-        }
-        AnyFlist::Fl(file) => find_legacy(|visit| file.walk(visit), path, Content::FlBlocks),
-    }
-}
-
-/// The entry at `path` of a legacy file, found by walking it (its readers have no index
-/// by path).
-fn find_legacy<B: Clone>(
-    walk: impl FnOnce(
-        &mut dyn FnMut(&[u8], &legacy::Entry<B>) -> legacy::Result<()>,
-    ) -> legacy::Result<()>,
+/// The entry at `path` of the flist file at `file`, of `format`.
+fn find(
+    file: &Path,
+    format: Format,
+    limits: &crate::config::LimitsConfig,
     path: &str,
-    content: fn(Vec<B>) -> Content,
 ) -> Result<Option<FoundEntry>> {
-    let mut found = None;
-    walk(&mut |at, entry| {
-        if found.is_none() && at == path.as_bytes() {
-            let kind = match &entry.kind {
-                legacy::Kind::File { size, blocks } => Found::File {
-                    size: *size,
-                    content: content(blocks.clone()),
-                },
-                legacy::Kind::Directory => Found::Other("a directory"),
-                legacy::Kind::Symlink { .. } => Found::Other("a symbolic link"),
-                legacy::Kind::Special(_) => Found::Other("a special file"),
-            };
-            found = Some(FoundEntry {
-                kind,
-                mode: entry.mode,
-                mtime: entry.mtime,
-            });
-        }
-        Ok(())
-    })?;
-    Ok(found)
+    let found = |entry: Entry, content: &dyn Fn(&Entry) -> Result<Content>| {
+        let kind = match entry.node.kind {
+            NodeKind::Regular { size } => Found::File {
+                size,
+                content: content(&entry)?,
+            },
+            ref other => Found::Other(kind_words(other.kind())),
+        };
+        Ok(Some(FoundEntry {
+            kind,
+            mode: entry.node.mode,
+            mtime: entry.node.mtime.secs,
+        }))
+    };
+    if format == Format::Native {
+        let flist = flist::Flist::open(file)?;
+        let Some(entry) = flist.lookup(path.as_bytes())? else {
+            return Ok(None);
+        };
+        return found(entry, &|entry| {
+            Ok(Content::Chunks(
+                flist
+                    .chunks(entry)?
+                    .into_iter()
+                    .map(|c| ChunkSpan {
+                        key: ChunkKey::from(c.key),
+                        length: c.length,
+                    })
+                    .collect(),
+            ))
+        });
+    }
+    let legacy_format = match format {
+        Format::ZeroFlist => legacy::Format::ZeroFlist,
+        _ => legacy::Format::Fl,
+    };
+    let flist = LegacyFlist::open(file, legacy_format, &legacy_limits(limits))?;
+    let Some(entry) = flist.lookup(path.as_bytes()).cloned() else {
+        return Ok(None);
+    };
+    found(entry, &|entry| Ok(Content::Blocks(flist.spans(entry)?)))
 }
 
 fn kind_words(kind: flist::Kind) -> &'static str {
@@ -253,74 +231,56 @@ fn covering_spans(spans: &[ChunkSpan], offset: u64, end: u64) -> (u64, Vec<Chunk
     (first.unwrap_or(offset), covering)
 }
 
-/// The key that opens a legacy block.
-#[derive(Clone, Copy)]
-enum Key {
-    Zero([u8; 16]),
-    Fl([u8; 32]),
+/// The blocks the hub serves (renditions', then those clients stored), as the converter's
+/// legacy readers take them.
+struct ServedBlocks(Arc<Renditions>);
+
+#[async_trait]
+impl BlockSource for ServedBlocks {
+    fn location(&self) -> &str {
+        "this hub's blocks"
+    }
+
+    async fn get_blocks(&self, ids: &[BlockId]) -> chunkstore::Result<Vec<Option<Bytes>>> {
+        self.0
+            .served_blocks(ids)
+            .await
+            .map_err(|e| chunkstore::Error::Store {
+                location: self.location().to_owned(),
+                reason: e.to_string(),
+            })
+    }
 }
 
-/// The blocks covering bytes `offset..end` of a legacy file of `size` bytes, decoded and
-/// checked, fetched [`BLOCK_BATCH`] at a time.
+/// The blocks covering bytes `offset..end` of a legacy file, decoded and checked,
+/// fetched [`BLOCK_BATCH`] at a time.
 fn legacy_blocks(
     renditions: Arc<Renditions>,
-    blocks: impl Iterator<Item = (BlockId, Key)>,
-    size: u64,
+    spans: &[BlockSpan],
     offset: u64,
     end: u64,
 ) -> stream::BoxStream<'static, Result<Bytes>> {
-    let first = offset / BLOCK_SIZE;
-    let covering: Vec<(u64, BlockId, Key)> = blocks
-        .enumerate()
-        .map(|(i, (id, key))| (i as u64, id, key))
-        .skip(first as usize)
-        .take_while(|(i, _, _)| i * BLOCK_SIZE < end)
+    let covering: Vec<BlockSpan> = spans
+        .iter()
+        .filter(|s| s.offset + u64::from(s.length) > offset && s.offset < end)
+        .copied()
         .collect();
-    let batches: Vec<Vec<(u64, BlockId, Key)>> =
-        covering.chunks(BLOCK_BATCH).map(<[_]>::to_vec).collect();
+    let batches: Vec<Vec<BlockSpan>> = covering.chunks(BLOCK_BATCH).map(<[_]>::to_vec).collect();
+    let source = Arc::new(ServedBlocks(renditions));
     stream::iter(batches)
         .then(move |batch| {
-            let renditions = Arc::clone(&renditions);
+            let source = Arc::clone(&source);
             async move {
-                let ids: Vec<BlockId> = batch.iter().map(|(_, id, _)| *id).collect();
-                let sealed = renditions.served_blocks(&ids).await?;
-                tokio::task::spawn_blocking(move || {
-                    batch
-                        .into_iter()
-                        .zip(sealed)
-                        .map(|((index, id, key), sealed)| open_block(index, id, key, sealed, size))
-                        .collect::<Result<Vec<Bytes>>>()
-                })
-                .await?
+                let decoded = converter::read_blocks(source.as_ref(), &batch).await?;
+                let blocks: Vec<Result<Bytes>> = decoded
+                    .into_iter()
+                    .map(|block| block.map_err(Error::from))
+                    .collect();
+                Ok::<_, Error>(stream::iter(blocks))
             }
         })
-        .map_ok(|blocks| stream::iter(blocks.into_iter().map(Ok)))
         .try_flatten()
         .boxed()
-}
-
-/// Block `index` of a file of `size` bytes, opened and checked.
-fn open_block(
-    index: u64,
-    id: BlockId,
-    key: Key,
-    sealed: Option<Bytes>,
-    size: u64,
-) -> Result<Bytes> {
-    let sealed = sealed.ok_or_else(|| Error::NotFound(format!("missing block {}", id.to_hex())))?;
-    let plain = match key {
-        Key::Zero(key) => zero::decode(&sealed, &key)?,
-        Key::Fl(key) => fl::decode(&sealed, &key)?,
-    };
-    let expected = (size - index * BLOCK_SIZE).min(BLOCK_SIZE);
-    if plain.len() as u64 != expected {
-        return Err(Error::Internal(format!(
-            "block {} holds {} bytes, the file needs {expected} there",
-            id.to_hex(),
-            plain.len()
-        )));
-    }
-    Ok(Bytes::from(plain))
 }
 
 /// Of a stream of consecutive pieces, the `take` bytes after the first `skip`.

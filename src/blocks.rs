@@ -9,22 +9,17 @@
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
 use async_trait::async_trait;
 use bytes::Bytes;
-use chunkstore::{BlockId, MAX_BLOCK_SIZE, NetOptions, ZdbOptions, ZdbStore};
+use chunkstore::{BlockId, HubOptions, HubStore, NetOptions, ZdbOptions, ZdbStore};
 use converter::{BlockSource, LegacyFlist, StoreBlocks};
-use futures_util::{StreamExt, TryStreamExt};
 use legacy::fl::Route;
 use legacy::zero::Backend;
 
 use crate::client::LocalFlist;
 use crate::config::Config;
-
-/// Block requests in flight to a hub at once (its route takes one block per request).
-const HUB_REQUESTS: usize = 8;
 
 /// The sources of the blocks of `flist`, in the order they are asked (see the module
 /// documentation).
@@ -40,8 +35,11 @@ pub async fn for_reading(
     }
     let mut sources = Sources::default();
     if let Some(hub) = &local.hub {
-        let blocks = HubBlocks::new(hub)?;
-        sources.push(ALL, blocks.location.clone(), Ok(Arc::new(blocks)));
+        // The hub's block route, beside its chunk API (`chunkstore`'s hub store).
+        let api = format!("{}/api/v1/chunks", hub.trim_end_matches('/'));
+        let store = HubStore::new(HubOptions::new(api)).context("the hub's block route")?;
+        let shown = format!("{}/api/v1/blocks", hub.trim_end_matches('/'));
+        sources.push(ALL, shown, Ok(Arc::new(StoreBlocks(Arc::new(store)))));
     }
     // When the hub is asked first, a backend or route that cannot be used only means one
     // place less to look; without it, it is the file's only word on where its blocks are.
@@ -247,95 +245,6 @@ impl BlockSource for Sources {
             Some(e) if found.iter().any(Option::is_none) => Err(e),
             _ => Ok(found),
         }
-    }
-}
-
-/// A hub's `GET /api/v1/blocks/<id>`: the blocks it hosts and those it encodes for its
-/// renditions, one per request, a few requests at once.
-pub struct HubBlocks {
-    location: String,
-    http: reqwest::Client,
-}
-
-impl HubBlocks {
-    /// The block route of the hub at `hub` (`scheme://host[:port]`).
-    pub fn new(hub: &str) -> Result<HubBlocks> {
-        let http = chunkstore::http_client(
-            Some(Duration::from_secs(60)),
-            Duration::from_secs(10),
-            false,
-        )
-        .map_err(anyhow::Error::msg)
-        .context("an HTTP client for the hub")?;
-        Ok(HubBlocks {
-            location: format!("{}/api/v1/blocks", hub.trim_end_matches('/')),
-            http,
-        })
-    }
-
-    async fn get_one(&self, id: BlockId) -> chunkstore::Result<Option<Bytes>> {
-        let unavailable = |reason: String| chunkstore::Error::Unavailable {
-            location: self.location.clone(),
-            reason,
-        };
-        let mut response = self
-            .http
-            .get(format!("{}/{id}", self.location))
-            .send()
-            .await
-            .map_err(|e| unavailable(e.to_string()))?;
-        let status = response.status();
-        if status == reqwest::StatusCode::NOT_FOUND {
-            return Ok(None);
-        }
-        if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
-            return Err(unavailable(format!("block {id}: {status}")));
-        }
-        if !status.is_success() {
-            return Err(chunkstore::Error::Store {
-                location: self.location.clone(),
-                reason: format!("block {id}: {status}"),
-            });
-        }
-        let too_large = || chunkstore::Error::Store {
-            location: self.location.clone(),
-            reason: format!("block {id}: an answer larger than {MAX_BLOCK_SIZE} bytes"),
-        };
-        if response
-            .content_length()
-            .is_some_and(|n| n > MAX_BLOCK_SIZE as u64)
-        {
-            return Err(too_large());
-        }
-        let mut body = Vec::new();
-        while let Some(piece) = response
-            .chunk()
-            .await
-            .map_err(|e| unavailable(format!("block {id}: {e}")))?
-        {
-            if body.len() + piece.len() > MAX_BLOCK_SIZE {
-                return Err(too_large());
-            }
-            body.extend_from_slice(&piece);
-        }
-        Ok(Some(Bytes::from(body)))
-    }
-}
-
-#[async_trait]
-impl BlockSource for HubBlocks {
-    fn location(&self) -> &str {
-        &self.location
-    }
-
-    async fn get_blocks(&self, ids: &[BlockId]) -> chunkstore::Result<Vec<Option<Bytes>>> {
-        // The requests made first: a lazy map over `ids` would hold a closure the
-        // `Send` check of this boxed future cannot see through.
-        let requests: Vec<_> = ids.iter().map(|&id| self.get_one(id)).collect();
-        futures_util::stream::iter(requests)
-            .buffered(HUB_REQUESTS)
-            .try_collect()
-            .await
     }
 }
 

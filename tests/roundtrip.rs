@@ -515,7 +515,16 @@ fn killed_or_interrupted_packs_leave_nothing_behind() {
             .spawn()
             .unwrap();
         let mut stdin = child.stdin.take().unwrap();
-        stdin.write_all(&archive[..archive.len() / 2]).unwrap();
+        if let Err(e) = stdin.write_all(&archive[..archive.len() / 2]) {
+            // The child stopped reading before the signal: say why, from its own words.
+            drop(stdin);
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "SIG{signal}: pack stopped reading early ({e}), {:?}: {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
         std::thread::sleep(std::time::Duration::from_millis(500));
         run(Command::new("kill")
             .arg(format!("-{signal}"))

@@ -8,9 +8,11 @@ use bytes::{Bytes, BytesMut};
 use chunkstore::BlockId;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use super::Gateway;
-use super::resp::{Parser, reply};
+use super::resp::{Malformed, Parser, reply};
 use crate::auth::{Caller, Credentials};
 use crate::error::Error;
 
@@ -19,7 +21,10 @@ const READ_SIZE: usize = 256 << 10;
 /// Requests taken together, at most: a client's pipeline (rfs and libflist keep a few in
 /// flight) fits, and one batch of blocks stays small in memory.
 const BATCH_REQUESTS: usize = 64;
-const BATCH_BYTES: usize = 32 << 20;
+const BATCH_BYTES: usize = 16 << 20;
+/// Bytes of requests received and not yet answered, at most (above one batch, so that the
+/// next one arrives while the last is answered).
+const IN_FLIGHT_BYTES: usize = 2 * BATCH_BYTES;
 /// Replies buffered before they are written, whatever is still waiting to be read.
 const WRITE_AT: usize = 1 << 20;
 
@@ -89,67 +94,68 @@ impl Session {
     }
 
     /// Serves the connection until the client goes, idles past the timeout, sends what is
-    /// not a request, or the hub stops.
-    pub(super) async fn run(mut self, mut stream: TcpStream) {
-        let gateway = Arc::clone(&self.gateway);
-        let limits = &gateway.limits;
-        let parser = Parser::new(chunkstore::MAX_BLOCK_SIZE, limits.max_request);
-        let mut buf = BytesMut::with_capacity(READ_SIZE);
-        let mut need = 0usize;
-        let stop = self.gateway.stop.clone();
-        loop {
-            // Every whole request already received is answered before reading more, runs
-            // of GETs and of SETs together (one store call, one quota charge, one sync).
-            loop {
-                let mut requests = Vec::new();
-                let mut bytes = 0;
-                let mut malformed = None;
-                while requests.len() < BATCH_REQUESTS && bytes < BATCH_BYTES {
-                    match parser.next(&mut buf, &mut need) {
-                        Ok(Some(request)) => {
-                            bytes += request.iter().map(Bytes::len).sum::<usize>();
-                            requests.push(request);
-                        }
-                        Ok(None) => break,
-                        Err(e) => {
-                            malformed = Some(e);
-                            break;
-                        }
+    /// not a request, or the hub stops. Requests are received while earlier ones are being
+    /// answered (checked, stored): a pipelining client keeps both the socket and the store
+    /// busy, as it does with 0-db.
+    pub(super) async fn run(mut self, stream: TcpStream) {
+        let (read, mut write) = stream.into_split();
+        let (sender, mut received) = mpsc::channel(2 * BATCH_REQUESTS);
+        let receiving = receive(Arc::clone(&self.gateway), self.peer, read, sender);
+        let answering = self.answer_received(&mut received, &mut write);
+        tokio::pin!(receiving, answering);
+        tokio::select! {
+            // A write failed or a malformed request was answered: the connection ends.
+            () = &mut answering => {}
+            // The client is done (or idle, or the hub stops): what it sent is answered.
+            () = &mut receiving => answering.await,
+        }
+    }
+
+    /// Answers what `received` brings, in order, until it ends or a write fails. Whatever
+    /// is waiting is taken together, runs of GETs and of SETs answered at once (one store
+    /// call, one quota charge, one sync); replies are written when nothing more waits.
+    async fn answer_received(
+        &mut self,
+        received: &mut mpsc::Receiver<Received>,
+        write: &mut OwnedWriteHalf,
+    ) {
+        while let Some(first) = received.recv().await {
+            let mut requests = Vec::new();
+            let mut permits = Vec::new();
+            let mut malformed = None;
+            let mut next = Some(first);
+            while let Some(item) = next.take() {
+                match item {
+                    Received::Request(request, permit) => {
+                        requests.push(request);
+                        permits.push(permit);
+                    }
+                    Received::Malformed(e) => {
+                        malformed = Some(e);
+                        break;
                     }
                 }
-                let more = !requests.is_empty() && malformed.is_none();
-                self.answer_all(requests).await;
-                if let Some(malformed) = malformed {
-                    reply::error(&mut self.out, malformed.reply());
-                    let _ = stream.write_all(&self.out).await;
-                    tracing::debug!(peer = %self.peer, reply = malformed.reply(), "gateway: closing a connection");
-                    metrics::counter!("flisthub_gateway_malformed_total").increment(1);
-                    return;
-                }
-                if self.out.len() >= WRITE_AT && stream.write_all(&self.out.split()).await.is_err()
-                {
-                    return;
-                }
-                if !more {
-                    break;
+                let bytes: usize = permits.iter().map(|p| p.num_permits()).sum();
+                if requests.len() < BATCH_REQUESTS && bytes < BATCH_BYTES {
+                    next = received.try_recv().ok();
                 }
             }
-            if !self.out.is_empty() && stream.write_all(&self.out.split()).await.is_err() {
+            self.answer_all(requests).await;
+            drop(permits);
+            if let Some(malformed) = malformed {
+                reply::error(&mut self.out, malformed.reply());
+                let _ = write.write_all(&self.out).await;
+                tracing::debug!(peer = %self.peer, reply = malformed.reply(), "gateway: closing a connection");
+                metrics::counter!("flisthub_gateway_malformed_total").increment(1);
                 return;
             }
-            buf.reserve(need.saturating_sub(buf.len()).max(READ_SIZE));
-            let read = tokio::select! {
-                read = tokio::time::timeout(limits.idle_timeout, stream.read_buf(&mut buf)) => read,
-                _ = stop.cancelled() => return,
-            };
-            match read {
-                Ok(Ok(0) | Err(_)) => return,
-                Ok(Ok(_)) => {}
-                Err(_) => {
-                    tracing::debug!(peer = %self.peer, "gateway: idle connection closed");
-                    return;
-                }
+            let flush = received.is_empty() || self.out.len() >= WRITE_AT;
+            if flush && !self.out.is_empty() && write.write_all(&self.out.split()).await.is_err() {
+                return;
             }
+        }
+        if !self.out.is_empty() {
+            let _ = write.write_all(&self.out.split()).await;
         }
     }
 
@@ -368,6 +374,68 @@ impl Session {
     /// internals.
     fn failed(&mut self, e: &Error) {
         reply::error(&mut self.out, &e.client_message());
+    }
+}
+
+/// What the receiving side passes on: a request, with its share of the connection's
+/// in-flight budget, or why nothing more can be read.
+enum Received {
+    Request(Vec<Bytes>, OwnedSemaphorePermit),
+    Malformed(Malformed),
+}
+
+/// Reads requests from the client and passes them on, until it goes, idles past the
+/// timeout, sends what is not a request, or the hub stops. At most `IN_FLIGHT_BYTES` of
+/// requests wait to be answered: past that, the client waits, as it would for 0-db.
+async fn receive(
+    gateway: Arc<Gateway>,
+    peer: SocketAddr,
+    mut read: OwnedReadHalf,
+    sender: mpsc::Sender<Received>,
+) {
+    let limits = &gateway.limits;
+    let parser = Parser::new(chunkstore::MAX_BLOCK_SIZE, limits.max_request);
+    let budget = Arc::new(Semaphore::new(IN_FLIGHT_BYTES));
+    let mut buf = BytesMut::with_capacity(READ_SIZE);
+    let mut need = 0usize;
+    loop {
+        loop {
+            let item = match parser.next(&mut buf, &mut need) {
+                Ok(Some(request)) => {
+                    // Within u32 and the budget: the parser bounds a request to
+                    // `max_request`, below `IN_FLIGHT_BYTES`.
+                    let size = request
+                        .iter()
+                        .map(Bytes::len)
+                        .sum::<usize>()
+                        .clamp(1, IN_FLIGHT_BYTES);
+                    let Ok(permit) = Arc::clone(&budget).acquire_many_owned(size as u32).await
+                    else {
+                        return;
+                    };
+                    Received::Request(request, permit)
+                }
+                Ok(None) => break,
+                Err(e) => Received::Malformed(e),
+            };
+            let last = matches!(item, Received::Malformed(_));
+            if sender.send(item).await.is_err() || last {
+                return;
+            }
+        }
+        buf.reserve(need.saturating_sub(buf.len()).max(READ_SIZE));
+        let read = tokio::select! {
+            read = tokio::time::timeout(limits.idle_timeout, read.read_buf(&mut buf)) => read,
+            () = gateway.stop.cancelled() => return,
+        };
+        match read {
+            Ok(Ok(0) | Err(_)) => return,
+            Ok(Ok(_)) => {}
+            Err(_) => {
+                tracing::debug!(peer = %peer, "gateway: idle connection closed");
+                return;
+            }
+        }
     }
 }
 

@@ -10,9 +10,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::Gateway;
-use super::resp::{Parser, reply};
 use crate::auth::{Caller, Credentials};
 use crate::error::Error;
+use chunkstore::resp::{Parser, reply};
 
 /// Bytes read from the socket at a time.
 const READ_SIZE: usize = 256 << 10;

@@ -17,6 +17,9 @@ use chunkstore::frames::put_frame;
 use chunkstore::{Chunk, Codec};
 use testkit::tar::*;
 
+/// Seed files of one target: name, bytes.
+type Seeds = Vec<(&'static str, Vec<u8>)>;
+
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz")
 }
@@ -31,7 +34,7 @@ fn write(dir: &Path, target: &str, seeds: &[(&str, Vec<u8>)]) {
     }
 }
 
-fn tar_seeds() -> Vec<(&'static str, Vec<u8>)> {
+fn tar_seeds() -> Seeds {
     let tree = archive(&[
         dir(b"etc"),
         file(b"etc/hosts", b"127.0.0.1 localhost\n"),
@@ -62,7 +65,7 @@ fn tar_seeds() -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
-fn flist_seeds(scratch: &Path) -> Vec<(&'static str, Vec<u8>)> {
+fn flist_seeds(scratch: &Path) -> Seeds {
     use flist::{ChunkRef, FlistWriter, Node, NodeKind, Timestamp, Xattr};
     let path = scratch.join("seed.flist");
     let mut writer = FlistWriter::create(&path).unwrap();
@@ -106,7 +109,7 @@ fn flist_seeds(scratch: &Path) -> Vec<(&'static str, Vec<u8>)> {
     vec![("tree.flist", std::fs::read(&path).unwrap())]
 }
 
-fn chunk_seeds() -> (Vec<(&'static str, Vec<u8>)>, Vec<(&'static str, Vec<u8>)>) {
+fn chunk_seeds() -> (Seeds, Seeds) {
     let mut codec = Codec::new(3).unwrap();
     let text = codec
         .encode(&Chunk::new(b"hello world\n".repeat(40)))
@@ -132,7 +135,7 @@ fn chunk_seeds() -> (Vec<(&'static str, Vec<u8>)>, Vec<(&'static str, Vec<u8>)>)
     (chunks, frames)
 }
 
-fn resp_seeds() -> Vec<(&'static str, Vec<u8>)> {
+fn resp_seeds() -> Seeds {
     let seed = |piece: u8, text: &[u8]| [&[piece][..], text].concat();
     vec![
         ("get", seed(255, b"*2\r\n$3\r\nGET\r\n$4\r\nab\r\n\r\n")),
@@ -151,7 +154,7 @@ fn resp_seeds() -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
-fn legacy_seeds(scratch: &Path) -> (Vec<(&'static str, Vec<u8>)>, Vec<(&'static str, Vec<u8>)>) {
+fn legacy_seeds(scratch: &Path) -> (Seeds, Seeds) {
     let metadata = legacy_common::sample_metadata();
     let (tree, _) = legacy_common::sample_tree(legacy::zero::encode, |b| b.id.to_vec());
     let mut zero = Vec::new();
@@ -172,7 +175,7 @@ fn legacy_seeds(scratch: &Path) -> (Vec<(&'static str, Vec<u8>)>, Vec<(&'static 
     )
 }
 
-fn hub_seeds(scratch: &Path) -> (Vec<(&'static str, Vec<u8>)>, Vec<(&'static str, Vec<u8>)>) {
+fn hub_seeds(scratch: &Path) -> (Seeds, Seeds) {
     // The token target's secret and 0-hub seed (fuzz/hub/fuzz_targets/token.rs).
     let secret = scratch.join("secret");
     std::fs::write(&secret, b"flisthub fuzzing secret, public!").unwrap();

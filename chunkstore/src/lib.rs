@@ -10,6 +10,8 @@
 //!   [`open`] to get one from a URL. The embedded backend is [`DirStore`] (`dir:///path`);
 //!   [`HubStore`] reaches the chunks of a flisthub hub over its HTTP chunk API, whose
 //!   framing is in [`frames`].
+//! * [`resp`]: the requests of the 0-db protocol as a server reads them (the hub's 0-db
+//!   gateway), kept here beside the 0-db client so that it can be fuzzed without the hub.
 //!
 //! Each network backend is a cargo feature (`zdb`, `redis`, `hub`, and `tls` for
 //! `rediss://` and `https://`), so that a reader of local stores links neither Redis nor
@@ -36,6 +38,7 @@ mod net;
 mod reader;
 #[cfg(feature = "redis")]
 mod redis;
+pub mod resp;
 mod router;
 mod store;
 mod url;

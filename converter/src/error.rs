@@ -104,6 +104,7 @@ pub enum Error {
     Cancelled,
 
     /// A container image could not be had (see [`crate::ImageFailure`]).
+    #[cfg(feature = "images")]
     #[error("{message}")]
     Image {
         failure: crate::ImageFailure,
@@ -134,6 +135,7 @@ impl Error {
         }
     }
 
+    #[cfg(feature = "images")]
     pub(crate) fn image(failure: crate::ImageFailure, message: impl Into<String>) -> Error {
         Error::Image {
             failure,

@@ -19,6 +19,7 @@ mod cat;
 mod error;
 mod extract;
 mod guard;
+#[cfg(feature = "images")]
 mod image;
 mod legacy;
 mod pack;
@@ -40,6 +41,7 @@ use tokio::runtime::Handle;
 pub use cat::{cat, cat_legacy};
 pub use error::{Error, Result, escape};
 pub use extract::{ExtractOptions, ExtractSummary};
+#[cfg(feature = "images")]
 pub use image::{
     Credentials, Egress, ImageConfig, ImageFailure, ImageRequest, ImageSource, ImageSummary,
     OpenedImage, Platform, flist_name, open_image, pack_image, registry_of, repository_of,

@@ -33,6 +33,7 @@ impl Progress {
         counter.fetch_add(n, Relaxed);
     }
 
+    #[cfg(feature = "images")]
     pub(crate) fn set(counter: &AtomicU64, n: u64) {
         counter.store(n, Relaxed);
     }

@@ -9,7 +9,6 @@
 //! hash. Blocks live in the hub's chunk store, in their own key space.
 
 mod blocks;
-mod resp;
 mod session;
 
 use std::collections::HashMap;

@@ -12,9 +12,9 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use super::Gateway;
-use super::resp::{Malformed, Parser, reply};
 use crate::auth::{Caller, Credentials};
 use crate::error::Error;
+use chunkstore::resp::{Malformed, Parser, reply};
 
 /// Bytes read from the socket at a time.
 const READ_SIZE: usize = 256 << 10;

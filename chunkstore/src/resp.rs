@@ -1,6 +1,6 @@
-//! The requests and replies of the 0-db protocol (RESP2), as 0-db takes them: a request is
-//! an array of bulk strings, nothing else. Every size comes from the client and is bounded
-//! before anything is read or allocated for it.
+//! The requests and replies of the 0-db protocol (RESP2), as 0-db (and the hub's 0-db
+//! gateway) takes them: a request is an array of bulk strings, nothing else. Every size
+//! comes from the client and is bounded before anything is read or allocated for it.
 
 use bytes::{Bytes, BytesMut};
 

@@ -378,6 +378,8 @@ fn archive(files: &[(&str, String)]) -> Vec<u8> {
         let mut header = tar::Header::new_gnu();
         header.set_size(content.len() as u64);
         header.set_mode(0o644);
+        header.set_uid(0);
+        header.set_gid(0);
         header.set_entry_type(tar::EntryType::Regular);
         header.set_mtime(1_700_000_000);
         header.set_cksum();

@@ -89,6 +89,15 @@ impl Hub {
                 "recorded the facts of flists published by an older version"
             );
         }
+        let shared = namespace
+            .fill_missing_shares(crate::renditions::distinct_contents)
+            .await?;
+        if shared > 0 {
+            tracing::info!(
+                shared,
+                "recorded the contents of flists published by an older version"
+            );
+        }
         let jobs = Jobs::new(db.clone());
         let interrupted = jobs.fail_interrupted().await?;
         if interrupted > 0 {

@@ -65,7 +65,8 @@ pub use jobs::{JobStatus, Jobs};
 pub use names::{FlistName, Names, RepoName, TagName, TaglinkName};
 pub use namespace::shown as shown_name;
 pub use namespace::{
-    Change, Hit, Info, Kind, Listed, Referrer, RepositoryFigures, Resolved, Target, Totals,
+    Change, Hit, Info, Kind, Listed, Referrer, RepositoryFigures, Resolved, Share, Source, Target,
+    Totals,
 };
 pub use publish::{ArchiveUpload, Published, Publisher};
 pub use renditions::{Renditions, WindowSources};

@@ -30,7 +30,7 @@ use crate::inspect::Stats;
 use crate::jobs::{Job, Jobs};
 use crate::limits::UploadSlot;
 use crate::names::{FlistName, Names, RepoName, quote, quote_path};
-use crate::namespace::{Applied, Change, Namespace, shown};
+use crate::namespace::{Applied, Change, Namespace, Source, shown};
 use crate::renditions::Renditions;
 
 /// Metadata keys a `metadata-<key>` field cannot set: 0-hub's protected keys, and those the
@@ -208,6 +208,7 @@ impl Publisher {
             ..self.pack_options(cancel.clone())
         };
         let progress = Arc::new(Progress::default());
+        let archive = upload.source.clone();
         let pack = converter::pack_tar(
             input,
             upload.source,
@@ -233,7 +234,8 @@ impl Publisher {
             }
         };
         let windows = Some(Arc::new(summary.windows));
-        self.publish_file(caller, upload.name, staging, windows)
+        let source = Source::Archive { file: archive };
+        self.publish_file(caller, upload.name, staging, source, windows)
             .await
     }
 
@@ -325,7 +327,7 @@ impl Publisher {
         caller: &Caller,
         _slot: &UploadSlot,
         name: FlistName,
-        file: TempPath,
+        (file, file_name): (TempPath, String),
     ) -> Result<Published> {
         let store = Arc::clone(&self.store);
         let runtime = Handle::current();
@@ -335,7 +337,11 @@ impl Publisher {
             check::uploaded(&path, &limits, store.as_ref(), &runtime)
         })
         .await??;
-        self.publish_file(caller, name, file, None).await
+        let source = Source::FlistFile {
+            file: file_name,
+            pushed_from: None,
+        };
+        self.publish_file(caller, name, file, source, None).await
     }
 
     /// Layers `sources` (repository, flist name; the first wins on every path) into
@@ -390,37 +396,53 @@ impl Publisher {
         let staging = self.staging_file("merge-")?;
         let out = staging.to_path_buf();
         tokio::task::spawn_blocking(move || crate::merge::merge(opened, &out)).await??;
-        self.publish_file(caller, target, staging, None).await
+        let source = Source::Merge {
+            sources: sources
+                .iter()
+                .map(|(repository, name)| format!("{repository}/{name}"))
+                .collect(),
+        };
+        self.publish_file(caller, target, staging, source, None)
+            .await
     }
 
     /// Publishes a staged flist file as `name` of the caller's repository, now, with the
     /// facts read from it (which refuses one beyond the limits, whatever way it came in).
     /// `windows` are its files' window keys when the pack that made it hashed them (the
-    /// renditions then read nothing again).
+    /// renditions then read nothing again). `source` is how it came in.
     pub(crate) async fn publish_file(
         &self,
         caller: &Caller,
         name: FlistName,
         file: TempPath,
+        mut source: Source,
         windows: Option<Arc<FileWindows>>,
     ) -> Result<Published> {
         let blobs = Arc::clone(self.namespace.blobs());
         let limits = self.limits.clone();
-        let (staged, facts) = tokio::task::spawn_blocking(move || -> Result<_> {
+        let (staged, facts, contents) = tokio::task::spawn_blocking(move || -> Result<_> {
             let staged = blobs.stage(file)?;
-            let facts = Facts::read(staged.path(), staged.digest.format, &limits)?;
-            Ok((staged, facts))
+            let format = staged.digest.format;
+            let facts = Facts::read(staged.path(), format, &limits)?;
+            let contents = match format {
+                Format::Native => crate::renditions::distinct_contents(staged.path())?,
+                Format::ZeroFlist | Format::Fl => Vec::new(),
+            };
+            Ok((staged, facts, contents))
         })
         .await??;
+        if let Source::FlistFile { pushed_from, .. } = &mut source {
+            *pushed_from = built_from_directory(&facts);
+        }
         let (digest, stats) = (staged.digest.clone(), facts.stats);
         self.namespace
             .publish(
                 caller.repository.clone(),
                 name.clone(),
                 staged,
-                facts,
-                &caller.user,
-                now(),
+                (facts, contents),
+                source,
+                (&caller.user, now()),
             )
             .await?;
         metrics::counter!("flisthub_flists_published_total").increment(1);
@@ -434,6 +456,13 @@ impl Publisher {
             stats,
         })
     }
+}
+
+/// The directory an uploaded native flist says `flisthub push` built it from (its `source`
+/// metadata), if it says so.
+fn built_from_directory(facts: &Facts) -> Option<String> {
+    let source: flist::Source = serde_json::from_str(facts.metadata.get("source")?).ok()?;
+    (source.kind == "directory").then_some(source.name)
 }
 
 /// Sets a job's progress from a pipeline's counters, in 0-hub's words.

@@ -8,13 +8,13 @@ use std::sync::Arc;
 use axum::extract::{Path, Query};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use hub::{Kind, Listed, Preview, RepositorySummary, Result, Target, Totals};
-use maud::{Markup, PreEscaped, html};
+use hub::{Kind, Listed, RepositorySummary, Result, Target, Totals};
+use maud::{Markup, html};
 use serde::Deserialize;
 
-use crate::render::{Shell, copyable, page, path, size, time};
+use crate::render::{Shell, page, path, size, time};
 use crate::session::{LoggedIn, logged_in};
-use crate::{State, Web, errors, markdown};
+use crate::{State, Web};
 
 /// Rows a page lists.
 pub const PAGE_ROWS: usize = 50;
@@ -79,17 +79,20 @@ impl Web {
     }
 
     /// The body kept under `key`, or rendered by `render` and kept.
-    async fn cached<Fut>(&self, key: String, render: impl FnOnce() -> Fut) -> Result<Arc<str>>
+    pub(crate) async fn cached<Fut>(
+        &self,
+        key: String,
+        render: impl FnOnce() -> Fut,
+    ) -> Result<Arc<str>>
     where
         Fut: Future<Output = Result<Markup>>,
     {
         let generation = self.hub.catalogue().generation();
-        if let Some(body) = self.cache.get(generation, &key) {
-            return Ok(body);
-        }
-        let body: Arc<str> = render().await?.into_string().into();
-        self.cache.put(generation, key, Arc::clone(&body));
-        Ok(body)
+        self.cache
+            .get_or_render(generation, key, async {
+                Ok(render().await?.into_string().into())
+            })
+            .await
     }
 }
 
@@ -334,7 +337,7 @@ fn zos_url(web: &Web, repo: &str, item: &Listed) -> String {
     }
 }
 
-fn target_link(repo: &str, target: &Target) -> Markup {
+pub(crate) fn target_link(repo: &str, target: &Target) -> Markup {
     let href = match target {
         Target::Local(name) => format!("{}.md", path(&[repo, name])),
         Target::Flist { repository, name } => format!("{}.md", path(&[repository, name])),
@@ -367,152 +370,6 @@ pub async fn tag(
         })
         .await?;
     Ok(page(&web.shell(&tag, user.as_ref()), StatusCode::OK, &body))
-}
-
-/// `GET /<repo>/<file>`: `<name>.md` is the preview page of `<name>`.
-pub async fn file(
-    web: State,
-    Path((repo, file)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Result<Response> {
-    let Some(name) = file.strip_suffix(".md") else {
-        return Ok(errors::not_found(headers).await);
-    };
-    let user = logged_in(&web, &headers).await?;
-    let body = web
-        .cached(format!("/{repo}/{file}"), || async {
-            let preview = web.hub.catalogue().preview(&repo, name).await?;
-            Ok(preview_body(&web, &repo, &preview))
-        })
-        .await?;
-    Ok(page(&web.shell(name, user.as_ref()), StatusCode::OK, &body))
-}
-
-fn preview_body(web: &Web, repo: &str, p: &Preview) -> Markup {
-    let catalogue = web.hub.catalogue();
-    let resolved = &p.resolved;
-    let shown = hub::shown_name(&p.info.name, Some(resolved.digest.format));
-    let url = catalogue.url_of(repo, &shown);
-    let file_url = catalogue.url_of(
-        &resolved.repository,
-        &hub::shown_name(&resolved.name, Some(resolved.digest.format)),
-    );
-    let stats = &p.stats;
-    // What `.flist` serves by default: the 0-flist rendition once made.
-    let served = p
-        .renditions
-        .iter()
-        .find(|r| r.format.as_str() == "0-flist")
-        .unwrap_or(&resolved.digest);
-    html! {
-        h1 { a href=(path(&[repo])) { (repo) } " / " (shown) }
-        dl.facts {
-            dt { "Uploaded by" } dd { (p.author.as_deref().unwrap_or(repo)) }
-            @if let Some(target) = &p.info.target {
-                dt { "Link to" } dd { (target_link(repo, target)) }
-            }
-            dt { "Format" } dd { (resolved.digest.format.as_str()) }
-            dt { "Published" } dd { (time(resolved.mtime)) }
-            dt { "Updated" } dd { (time(p.info.updated())) }
-            dt { "Size" } dd { (size(served.size)) }
-            dt { "Contents" } dd {
-                (stats.regular) " files, " (stats.directory) " directories, "
-                (stats.symlink) " links, " (stats.special) " special; "
-                (size(stats.fullsize)) " in all"
-            }
-            dt { "md5" } dd { (copyable("md5", &served.md5)) }
-            dt { "sha256" } dd { (copyable("sha256", &served.sha256)) }
-        }
-        h2 { "URLs" }
-        dl.facts {
-            dt { "Download" } dd { (copyable("download URL", &url)) }
-            dt { "Zero-OS" } dd { (copyable("Zero-OS URL", &file_url)) }
-            dt { "Checksum" } dd { (copyable("checksum URL", &format!("{url}.md5"))) }
-            dt { "Extract" } dd { (copyable("extract command", &format!("flisthub extract {url} ./{}", shown.trim_end_matches(".flist").trim_end_matches(".fl")))) }
-            dt { "curl" } dd { (copyable("curl command", &format!("curl -fLO {url}"))) }
-            @if p.renditions.iter().any(|r| r.format.as_str() == "fl") {
-                dt { "Zero-OS (rfs)" } dd { (copyable("fl URL", &format!("{}.fl", url.trim_end_matches(".flist")))) }
-            }
-        }
-        @if !p.renditions.is_empty() {
-            h2 { "Files" }
-            p { "What " code { ".flist" } " serves by default is the 0-flist, which Zero-OS nodes read; flisthub's own clients get the native file." }
-            table {
-                thead { tr { th { "format" } th { "size" } th { "md5" } th { "sha256" } } }
-                tbody {
-                    @for file in std::iter::once(&resolved.digest).chain(&p.renditions) {
-                        tr {
-                            td { (file.format.as_str()) }
-                            td { (size(file.size)) }
-                            td { code { (file.md5) } }
-                            td { code { (file.sha256) } }
-                        }
-                    }
-                }
-            }
-        }
-        (metadata(&p.metadata))
-        @if !p.referrers.is_empty() {
-            h2 { "Links and tags pointing here" }
-            ul { @for r in &p.referrers {
-                li { @match &r.tag {
-                    Some(tag) => { a href=(path(&[&r.repository, "tags", tag])) { (r.repository) "/tags/" (tag) } " / " (r.name) },
-                    None => { a href={ (path(&[&r.repository, &r.name])) ".md" } { (r.repository) "/" (r.name) } },
-                } }
-            } }
-        }
-    }
-}
-
-/// The metadata: the keys nodes use shown for people, the others as JSON, the readme
-/// rendered.
-fn metadata(metadata: &std::collections::BTreeMap<String, serde_json::Value>) -> Markup {
-    let readme = metadata.get("readme").and_then(|v| match v {
-        serde_json::Value::String(text) => Some(text.as_str()),
-        other => other.get("readme").and_then(|r| r.as_str()),
-    });
-    let others: Vec<_> = metadata
-        .iter()
-        .filter(|(k, _)| k.as_str() != "readme")
-        .collect();
-    html! {
-        @if !others.is_empty() {
-            h2 { "Metadata" }
-            dl.facts {
-                @for (key, value) in &others {
-                    dt { (key) }
-                    dd { @match (key.as_str(), value) {
-                        ("entrypoint", serde_json::Value::Array(argv)) => {
-                            code { (argv.iter().map(|a| a.as_str().map_or_else(|| a.to_string(), str::to_owned)).collect::<Vec<_>>().join(" ")) }
-                        },
-                        ("backend" | "backend-forced", v) => {
-                            code { (backend_url(v)) }
-                        },
-                        (_, serde_json::Value::String(text)) => { code { (text) } },
-                        (_, v) => { pre { (serde_json::to_string_pretty(v).unwrap_or_default()) } },
-                    } }
-                }
-            }
-        }
-        @if let Some(readme) = readme {
-            h2 { "Readme" }
-            div.readme { (PreEscaped(markdown::render(readme))) }
-        }
-    }
-}
-
-fn backend_url(v: &serde_json::Value) -> String {
-    let field = |k: &str| {
-        v.get(k)
-            .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_owned))
-    };
-    match (field("host"), field("port")) {
-        (Some(host), Some(port)) => match field("namespace") {
-            Some(ns) if !ns.is_empty() => format!("zdb://{host}:{port}/{ns}"),
-            _ => format!("zdb://{host}:{port}"),
-        },
-        _ => v.to_string(),
-    }
 }
 
 /// `GET /search?q=`: repositories, names and tags containing the text.

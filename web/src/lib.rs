@@ -19,6 +19,7 @@ mod browse;
 mod cache;
 mod errors;
 mod markdown;
+mod preview;
 mod render;
 mod session;
 
@@ -64,7 +65,7 @@ pub fn pages(hub: Arc<Hub>) -> Router {
         )
         .route("/static/{file}", get(assets::serve))
         .route("/{repo}", get(browse::repository))
-        .route("/{repo}/{file}", get(browse::file))
+        .route("/{repo}/{file}", get(preview::file))
         .route("/{repo}/tags/{tag}", get(browse::tag))
         .fallback(errors::not_found)
         .with_state(web)

@@ -367,3 +367,208 @@ async fn forms_refuse_csrf_and_sessions_end() {
             .all(|t| t.revoked.is_some())
     );
 }
+
+/// A gzip'd tar of the files given (path, content).
+fn archive(files: &[(&str, String)]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::fast(),
+    ));
+    for (path, content) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(content.len() as u64);
+        header.set_mode(0o644);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_mtime(1_700_000_000);
+        header.set_cksum();
+        builder
+            .append_data(&mut header, path, content.as_bytes())
+            .unwrap();
+    }
+    builder.into_inner().unwrap().finish().unwrap()
+}
+
+/// The text of the `<dd>` after `<dt>label</dt>` on a page, tags removed.
+fn fact(page: &str, label: &str) -> String {
+    let start = page
+        .find(&format!("<dt>{label}</dt><dd>"))
+        .unwrap_or_else(|| panic!("no {label:?} on the page: {page}"));
+    let rest = &page[start + label.len() + 13..];
+    let dd = &rest[..rest.find("</dd>").unwrap()];
+    let mut text = String::new();
+    for (i, piece) in dd.split(['<', '>']).enumerate() {
+        if i % 2 == 0 {
+            text.push_str(piece);
+        }
+    }
+    text.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&amp;", "&")
+}
+
+#[tokio::test]
+async fn the_page_says_how_much_content_other_flists_hold() {
+    let hub = TestHub::open(AUTH).await;
+    let alice = hub.token("alice");
+    let common = "shared by two flists\n".repeat(50); // 1,050 bytes
+    let one = archive(&[("etc/common", common.clone()), ("etc/one", "1".repeat(450))]);
+    let two = archive(&[
+        ("srv/common", common.clone()),
+        ("srv/two", "2".repeat(3150)),
+    ]);
+    let lone = archive(&[("lone", "only here\n".repeat(70))]);
+    for (name, bytes) in [
+        ("one.tar.gz", &one),
+        ("two.tar.gz", &two),
+        ("lone.tar.gz", &lone),
+    ] {
+        let up = hub.upload(Some(&alice), name, bytes).await;
+        assert_eq!(up.status, 200, "{}", up.text());
+    }
+    let shared = |name: &'static str| {
+        let hub = &hub;
+        async move {
+            fact(
+                &browse(hub, &format!("/alice/{name}.md"), None).await.text(),
+                "Shared content",
+            )
+        }
+    };
+    assert_eq!(
+        shared("one.flist").await,
+        "70% of its content (1.0 KiB of 1.5 KiB) is also held by other flists on the hub"
+    );
+    assert!(shared("two.flist").await.starts_with("25% of its content"));
+    assert!(shared("lone.flist").await.starts_with("0% of its content"));
+    // A copy is the same file: it shares nothing more.
+    let promoted = hub
+        .call(
+            "POST",
+            "/api/flist/me/promote/alice/lone.flist/copy.flist",
+            Some(&alice),
+        )
+        .await;
+    assert_eq!(promoted.status, 200, "{}", promoted.text());
+    assert!(shared("copy.flist").await.starts_with("0% of its content"));
+    // When `two` goes, nothing else holds `common`.
+    let gone = hub
+        .call("DELETE", "/api/flist/me/two.flist", Some(&alice))
+        .await;
+    assert_eq!(gone.status, 200, "{}", gone.text());
+    assert!(shared("one.flist").await.starts_with("0% of its content"));
+}
+
+#[tokio::test]
+async fn the_page_says_where_an_flist_came_from() {
+    let hub = TestHub::open(AUTH).await;
+    let alice = hub.token("alice");
+    let up = hub
+        .upload(Some(&alice), "app.tar.gz", &archive(&[("a", "a\n".into())]))
+        .await;
+    assert_eq!(up.status, 200, "{}", up.text());
+    let other = hub
+        .upload(Some(&alice), "lib.tar", &archive(&[("b", "b\n".into())]))
+        .await;
+    assert_eq!(other.status, 200, "{}", other.text());
+    let source = |name: &'static str| {
+        let hub = &hub;
+        async move {
+            fact(
+                &browse(hub, &format!("/alice/{name}.md"), None).await.text(),
+                "Source",
+            )
+        }
+    };
+    assert_eq!(source("app.flist").await, "uploaded archive app.tar.gz");
+
+    let (request, _) = upload_request("POST", "/api/flist/me/merge/both", Some(&alice), "x", b"");
+    let body = r#"["alice/app.flist", "alice/lib.flist"]"#;
+    let merged = send(
+        &hub,
+        request
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(merged.status, 200, "{}", merged.text());
+    let page = browse(&hub, "/alice/both.flist.md", None).await.text();
+    assert_eq!(
+        fact(&page, "Source"),
+        "merged from alice/app.flist, alice/lib.flist"
+    );
+    assert!(
+        page.contains(r#"<a href="/alice/app.flist.md">alice/app.flist</a>"#),
+        "{page}"
+    );
+
+    let promoted = hub
+        .call(
+            "POST",
+            "/api/flist/me/promote/alice/app.flist/copy.flist",
+            Some(&alice),
+        )
+        .await;
+    assert_eq!(promoted.status, 200, "{}", promoted.text());
+    assert_eq!(
+        source("copy.flist").await,
+        "promoted from alice/app.flist (uploaded archive app.tar.gz)"
+    );
+    let pushed = flist_file(1, &[("source", r#"{"type":"directory","name":"rootfs"}"#)]);
+    let up = hub.upload_flist(Some(&alice), "built.flist", &pushed).await;
+    assert_eq!(up.status, 200, "{}", up.text());
+    assert_eq!(
+        source("built.flist").await,
+        "pushed: built by the client from rootfs and uploaded as built.flist"
+    );
+    let plain = hub
+        .upload_flist(Some(&alice), "plain.flist", &flist_file(1, &[]))
+        .await;
+    assert_eq!(plain.status, 200, "{}", plain.text());
+    assert_eq!(
+        source("plain.flist").await,
+        "uploaded flist file plain.flist"
+    );
+}
+
+#[tokio::test]
+async fn hostile_source_names_are_escaped() {
+    let hub = TestHub::open(AUTH).await;
+    let alice = hub.token("alice");
+    let hostile = "<script>alert(1)</script><img src=x onerror=alert(2)>.tar.gz";
+    let up = hub
+        .upload(Some(&alice), hostile, &archive(&[("a", "a\n".into())]))
+        .await;
+    assert_eq!(up.status, 200, "{}", up.text());
+    let name = up.json()["payload"]["name"].as_str().unwrap().to_owned();
+    let pushed = flist_file(
+        1,
+        &[(
+            "source",
+            r#"{"type":"directory","name":"<svg onload=alert(3)>"}"#,
+        )],
+    );
+    let up = hub
+        .upload_flist(Some(&alice), "pushed.flist", &pushed)
+        .await;
+    assert_eq!(up.status, 200, "{}", up.text());
+    for (page, shown) in [
+        (format!("/alice/{}.md", hub::encode_segment(&name)), hostile),
+        ("/alice/pushed.flist.md".into(), "<svg onload=alert(3)>"),
+    ] {
+        let answer = browse(&hub, &page, None).await;
+        assert_eq!(answer.status, 200, "{page}: {}", answer.text());
+        let html = answer.text();
+        assert!(fact(&html, "Source").contains(shown), "{html}");
+        for tag in tags(&html) {
+            let tag = tag.to_ascii_lowercase();
+            assert!(
+                !tag.starts_with("script>") && !tag.starts_with("img") && !tag.starts_with("svg"),
+                "{page}: a tag from the source reached the page: <{tag}>"
+            );
+        }
+    }
+}

@@ -21,7 +21,8 @@ use crate::inspect::Stats;
 use crate::inspect::{self, ContentsCache};
 use crate::names::{self, Names, quote};
 use crate::namespace::{
-    Hit, Info, Listed, Namespace, Referrer, RepositoryFigures, Resolved, Target, Totals, shown,
+    Hit, Info, Listed, Namespace, Referrer, RepositoryFigures, Resolved, Share, Source, Target,
+    Totals, shown,
 };
 use crate::renditions::Renditions;
 
@@ -93,6 +94,10 @@ pub struct Preview {
     pub referrers: Vec<Referrer>,
     /// The files made of it for Zero-OS nodes (0-flist, fl), once made.
     pub renditions: Vec<Digest256>,
+    /// How the flist it resolves to came in, when the hub recorded it.
+    pub source: Option<Source>,
+    /// How much of its content other published files hold (native files only).
+    pub share: Option<Share>,
 }
 
 /// A contents dump: kept whole (small ones are cached by the flist's sha256), or coming in
@@ -193,7 +198,8 @@ impl Catalogue {
         self.namespace.search(text, offset, limit).await
     }
 
-    /// What the preview page shows of a name.
+    /// What the preview page shows of a name: two reads, run together (the entry's
+    /// answer is usually cached).
     pub async fn preview(&self, repository: &str, name: &str) -> Result<Preview> {
         let (repo, flist) = (self.names.repository(repository)?, self.names.flist(name)?);
         let info = self.namespace.info(&repo, &flist).await?;
@@ -201,26 +207,21 @@ impl Catalogue {
             .resolved
             .clone()
             .ok_or_else(|| Error::NotFound("source not found".into()))?;
-        let facts = self.namespace.facts(&resolved.digest.sha256).await?;
-        let target = (
-            self.names.repository(&resolved.repository)?,
-            self.names.flist(&resolved.name)?,
-        );
-        let (mut author, referrers) = self.namespace.referrers(&target.0, &target.1).await?;
-        if (&repo, &flist) != (&target.0, &target.1) {
-            // A link: who made the link.
-            author = self.namespace.referrers(&repo, &flist).await?.0;
-        }
-        let renditions = self.renditions(&resolved).await?;
+        let (page, renditions) = tokio::try_join!(
+            self.namespace.page((&repo, &flist), &resolved),
+            self.renditions(&resolved)
+        )?;
         Ok(Preview {
             renditions,
             info,
-            author,
-            stats: facts.stats,
-            entries: facts.entries,
-            metadata: inspect::metadata_json(&facts.metadata, self.location.backend.as_ref()),
+            author: page.author,
+            stats: page.facts.stats,
+            entries: page.facts.entries,
+            metadata: inspect::metadata_json(&page.facts.metadata, self.location.backend.as_ref()),
             resolved,
-            referrers,
+            referrers: page.referrers,
+            source: page.source,
+            share: page.share,
         })
     }
 

@@ -148,7 +148,9 @@ pub async fn me_upload_flist(
         let file = publisher.staging_file("upload-flist-")?;
         let limit = hub.config().limits.flist_size;
         spool(&mut field, &file, limit, "flist", &mut pace).await?;
-        let published = publisher.upload_flist(&caller, &slot, name, file).await?;
+        let published = publisher
+            .upload_flist(&caller, &slot, name, (file, file_name))
+            .await?;
         return Ok(success_with(published_json(
             &hub,
             &published,

@@ -33,6 +33,7 @@ use crate::hub::Lifecycle;
 use crate::jobs::{Job, Jobs};
 use crate::limits::Limits;
 use crate::names::{FlistName, quote};
+use crate::namespace::Source;
 use crate::publish::{Published, Publisher};
 
 mod shared;
@@ -454,8 +455,12 @@ impl Images {
             .await?
             .map_err(|e| Error::io(staging.display(), e))?;
         let windows = Some(Arc::clone(&built.windows));
+        let source = Source::Image {
+            reference: built.reference.clone(),
+            digest: built.digest.clone(),
+        };
         self.publisher
-            .publish_file(caller, name, staging, windows)
+            .publish_file(caller, name, staging, source, windows)
             .await
     }
 

@@ -5,6 +5,8 @@
 use hubapi::changes::{ChangeEvent, FileRef};
 use rusqlite::Transaction;
 
+use super::share::ContentSize;
+use super::source::Source;
 use super::{log, rules};
 use crate::blobs::Digest256;
 use crate::error::Result;
@@ -23,6 +25,11 @@ pub enum Change {
         file: Digest256,
         /// What the publisher read of the file, kept with it.
         facts: Facts,
+        /// How it came in, kept with the name.
+        source: Source,
+        /// Its distinct contents with their sizes (native files; empty for hosted legacy
+        /// files), kept with the file for [`super::share`].
+        contents: Vec<ContentSize>,
     },
     /// 0-hub's `link`: `link` becomes a symlink to `source` of the same repository.
     Link {

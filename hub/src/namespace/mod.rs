@@ -20,6 +20,8 @@ pub mod change;
 mod log;
 mod read;
 mod rules;
+pub(crate) mod share;
+mod source;
 mod sql;
 mod summary;
 mod views;
@@ -40,8 +42,24 @@ use crate::formats::Format;
 use crate::names::{FlistName, RepoName, TagName, TaglinkName};
 use cache::InfoCache;
 pub use change::{Applied, Change};
+pub use share::Share;
+pub use source::Source;
 pub(crate) use sql::{blob_known, drop_rendition, insert_file};
 pub use summary::{Hit, Referrer, RepositoryFigures, Totals};
+
+/// What [`Namespace::page`] reads.
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub facts: Facts,
+    /// Who made the entry asked for (a link's maker, for a link).
+    pub author: Option<String>,
+    pub referrers: Vec<Referrer>,
+    /// How the flist it resolves to came in, when recorded.
+    pub source: Option<Source>,
+    /// Share figures of its file (native files published by this version or filled at
+    /// start).
+    pub share: Option<Share>,
+}
 pub use views::{Info, Kind, Listed, Resolved, Target, shown};
 
 pub struct Namespace {
@@ -211,21 +229,34 @@ impl Namespace {
             .await
     }
 
-    /// What points at the flist `name` of `repository`, and who made that entry.
-    pub async fn referrers(
-        &self,
-        repository: &RepoName,
-        name: &FlistName,
-    ) -> Result<(Option<String>, Vec<Referrer>)> {
-        let (repository, name) = (repository.to_string(), name.to_string());
-        self.db
+    /// What an flist's page shows beyond its name, in one read: the facts of the file
+    /// `resolved` names, where that entry came from, who made the entry asked for (a link's
+    /// maker, for a link), what points at the flist, and its share figures.
+    pub async fn page(&self, asked: (&RepoName, &FlistName), resolved: &Resolved) -> Result<Page> {
+        let asked = (asked.0.to_string(), asked.1.to_string());
+        let (repository, name) = (resolved.repository.clone(), resolved.name.clone());
+        let sha256 = resolved.digest.sha256.clone();
+        let (json, author, referrers, source, share) = self
+            .db
             .read(move |c| {
                 Ok((
-                    summary::author(c, &repository, &name)?,
+                    sql::facts(c, &sha256)?,
+                    summary::author(c, &asked.0, &asked.1)?,
                     summary::referrers(c, &repository, &name)?,
+                    sql::source(c, &repository, &name)?,
+                    share::share(c, &sha256)?,
                 ))
             })
-            .await
+            .await?;
+        let json =
+            json.ok_or_else(|| Error::Internal("a published flist without its facts".into()))?;
+        Ok(Page {
+            facts: Facts::from_json(&json)?,
+            author,
+            referrers,
+            source,
+            share,
+        })
     }
 
     /// The facts of the published file `sha256`.
@@ -265,6 +296,27 @@ impl Namespace {
             .await
     }
 
+    /// Records the contents of native files published before they were kept (see
+    /// [`share`]), read by `read` from each file. Run at start.
+    pub async fn fill_missing_shares(
+        &self,
+        read: impl Fn(&Path) -> Result<Vec<share::ContentSize>> + Send + 'static,
+    ) -> Result<usize> {
+        let blobs = Arc::clone(&self.blobs);
+        self.db
+            .write(move |conn| {
+                let missing = share::files_without(conn)?;
+                for sha in &missing {
+                    let contents = read(&blobs.path(sha))?;
+                    let tx = conn.transaction()?;
+                    share::record(&tx, sha, &contents)?;
+                    tx.commit()?;
+                }
+                Ok(missing.len())
+            })
+            .await
+    }
+
     /// Up to `limit` records of the change log after sequence number `after`.
     pub async fn changes(&self, after: u64, limit: usize) -> Result<Vec<ChangeRecord>> {
         self.db.read(move |c| log::read(c, after, limit)).await
@@ -284,15 +336,17 @@ impl Namespace {
         repository: RepoName,
         name: FlistName,
         staged: Staged,
-        facts: Facts,
-        actor: &str,
-        time: i64,
+        (facts, contents): (Facts, Vec<share::ContentSize>),
+        source: Source,
+        (actor, time): (&str, i64),
     ) -> Result<Applied> {
         let change = Change::Publish {
             repository,
             name,
             file: staged.digest.clone(),
             facts,
+            source,
+            contents,
         };
         self.run(change, Some(staged), actor, time).await
     }

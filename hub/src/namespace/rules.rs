@@ -6,6 +6,8 @@ use hubapi::changes::ChangeEvent;
 use rusqlite::Transaction;
 
 use super::change::{Change, file_ref};
+use super::share;
+use super::source::Source;
 use super::sql::{self, Row, corrupt_row, repository_id, source_not_found, user_not_found};
 use super::views::{Kind, Target, shown};
 use crate::error::{Error, Result};
@@ -24,13 +26,21 @@ pub(super) fn apply(
     let repository = change.repository().to_string();
     Ok(Some(match change {
         Change::Publish {
-            name, file, facts, ..
+            name,
+            file,
+            facts,
+            source,
+            contents,
+            ..
         } => {
             let repo = sql::ensure_repository(tx, &repository, t)?;
             sql::insert_blob(tx, file, &facts.to_json(), t)?;
+            if file.format == Format::Native {
+                share::record(tx, &file.sha256, contents)?;
+            }
             let old = sql::remove_entry(tx, repo, name)?;
             same_suffix(old.as_ref(), file.format, name)?;
-            sql::insert_regular(tx, repo, name, &file.sha256, t, actor)?;
+            sql::insert_regular(tx, repo, name, &file.sha256, (t, actor), Some(source))?;
             sql::free_blob_of(tx, old, freed, t)?;
             sql::touch(tx, repo, t)?;
             ChangeEvent::Publish {
@@ -181,9 +191,19 @@ pub(super) fn apply(
             let resolved =
                 sql::resolve(tx, source_repository, source)?.ok_or_else(source_not_found)?;
             let repo = sql::ensure_repository(tx, &repository, t)?;
+            // A copy of a copy names where the first came from, not a chain of copies.
+            let origin = match sql::source(tx, &resolved.repository, &resolved.name)? {
+                Some(Source::Promote { origin, .. }) => origin,
+                other => other.map(Box::new),
+            };
+            let copied = Source::Promote {
+                from: format!("{}/{}", resolved.repository, resolved.name),
+                origin,
+            };
             let old = sql::remove_entry(tx, repo, local)?;
             same_suffix(old.as_ref(), resolved.digest.format, local)?;
-            sql::insert_regular(tx, repo, local, &resolved.digest.sha256, t, actor)?;
+            let sha256 = &resolved.digest.sha256;
+            sql::insert_regular(tx, repo, local, sha256, (t, actor), Some(&copied))?;
             sql::free_blob_of(tx, old, freed, t)?;
             sql::touch(tx, repo, t)?;
             ChangeEvent::Promote {

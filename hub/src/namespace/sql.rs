@@ -3,6 +3,7 @@
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
+use super::source::Source;
 use super::views::{Kind, Resolved, Target};
 use crate::blobs::Digest256;
 use crate::error::{Error, Result};
@@ -332,13 +333,13 @@ pub(super) fn insert_regular(
     repo: i64,
     name: &str,
     sha256: &str,
-    t: i64,
-    actor: &str,
+    (t, actor): (i64, &str),
+    source: Option<&Source>,
 ) -> Result<()> {
     tx.execute(
-        "INSERT INTO entry (repository, name, kind, blob, mtime, author)
-         VALUES (?1, ?2, 'regular', ?3, ?4, ?5)",
-        params![repo, name, sha256, t, actor],
+        "INSERT INTO entry (repository, name, kind, blob, mtime, author, source)
+         VALUES (?1, ?2, 'regular', ?3, ?4, ?5, ?6)",
+        params![repo, name, sha256, t, actor, source.map(Source::to_json)],
     )?;
     Ok(())
 }
@@ -411,6 +412,8 @@ fn release_blob(tx: &Transaction<'_>, sha256: &str, freed: &mut Vec<String>, t: 
     if named {
         return Ok(());
     }
+    // Before the file's row, which its share row names.
+    let contents = super::share::release(tx, sha256)?;
     drop_blob(tx, sha256, freed)?;
     let renditions: Vec<String> = tx
         .prepare_cached("DELETE FROM rendition WHERE native = ?1 RETURNING sha256")?
@@ -419,10 +422,6 @@ fn release_blob(tx: &Transaction<'_>, sha256: &str, freed: &mut Vec<String>, t: 
     for rendition in renditions {
         release_blob(tx, &rendition, freed, t)?;
     }
-    let contents: Vec<Vec<u8>> = tx
-        .prepare_cached("DELETE FROM blob_content WHERE sha256 = ?1 RETURNING content")?
-        .query_map([sha256], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
     for content in contents {
         tx.prepare_cached(
             "UPDATE content_windows SET released = ?2
@@ -531,4 +530,16 @@ pub(super) fn chain(
 /// The flist `name` of `repository` resolves to, if any.
 pub(super) fn resolve(c: &Connection, repository: &str, name: &str) -> Result<Option<Resolved>> {
     Ok(chain(c, repository, name)?.1)
+}
+
+/// Where the entry `name` of `repository` came from, as recorded when it was published.
+pub(super) fn source(c: &Connection, repository: &str, name: &str) -> Result<Option<Source>> {
+    let json: Option<Option<String>> = c
+        .prepare_cached(
+            "SELECT e.source FROM entry e JOIN repository r ON r.id = e.repository
+             WHERE r.name = ?1 AND e.name = ?2",
+        )?
+        .query_row(params![repository, name], |r| r.get(0))
+        .optional()?;
+    Ok(json.flatten().as_deref().and_then(Source::from_json))
 }

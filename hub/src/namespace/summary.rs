@@ -132,8 +132,11 @@ pub(super) fn search(c: &Connection, text: &str, offset: u64, limit: u64) -> Res
 pub(super) fn referrers(c: &Connection, repository: &str, name: &str) -> Result<Vec<Referrer>> {
     let mut stmt = c.prepare_cached(
         "SELECT r.name, NULL, e.name FROM entry e JOIN repository r ON r.id = e.repository
-         WHERE e.kind = 'symlink' AND coalesce(e.target_repository, r.name) = ?1
-           AND e.target_name = ?2
+         WHERE r.name = ?1 AND e.target_name = ?2 AND e.target_repository IS NULL
+           AND e.kind = 'symlink'
+         UNION ALL
+         SELECT r.name, NULL, e.name FROM entry e JOIN repository r ON r.id = e.repository
+         WHERE e.target_name = ?2 AND e.target_repository = ?1 AND e.kind = 'symlink'
          UNION ALL
          SELECT r.name, t.name, m.name FROM tag_member m JOIN tag t ON t.id = m.tag
          JOIN repository r ON r.id = t.repository

@@ -39,6 +39,7 @@ use crate::db::{Db, now};
 use crate::error::{Error, Result};
 use crate::formats::Format;
 use crate::hub::Lifecycle;
+use crate::namespace::share::ContentSize;
 use crate::namespace::{Namespace, blob_known};
 use build::{Contents, Gateway};
 use content::{Content, ContentId, encode_block};
@@ -51,6 +52,17 @@ const SWEEP_EVERY: Duration = Duration::from_secs(600);
 const CONTENT_CACHE: usize = 1024;
 /// Decoded chunks kept for the gateway.
 const CHUNK_CACHE: u64 = 32 << 20;
+
+/// The distinct contents of the regular files of the native flist at `path`, with their
+/// sizes, as publish records them (see `namespace::share`). Blocking.
+pub(crate) fn distinct_contents(path: &std::path::Path) -> Result<Vec<ContentSize>> {
+    let contents = Contents::of(&Flist::open(path)?)?;
+    Ok(contents
+        .distinct
+        .into_iter()
+        .map(|c| (c.id, c.size))
+        .collect())
+}
 
 pub struct Renditions {
     db: Db,

@@ -5,12 +5,14 @@ mod changelog;
 mod links;
 mod publish;
 mod rename_promote;
+mod share;
 mod tags;
 
 use rusqlite::Connection;
 
 use super::change::{Applied, Change, apply};
 use super::read;
+use super::source::Source;
 use super::views::{Info, Kind, Listed};
 use crate::blobs::Digest256;
 use crate::error::{Error, Result};
@@ -83,6 +85,10 @@ impl Ns {
                 name: flist(name),
                 file: file(seed),
                 facts: facts(),
+                source: Source::Archive {
+                    file: format!("{seed}.tar"),
+                },
+                contents: Vec::new(),
             },
         )
         .unwrap()

@@ -151,6 +151,10 @@ fn repositories_differ_by_more_than_case_or_form() {
                 name: flist("app"),
                 file: file("b"),
                 facts: facts(),
+                source: Source::Archive {
+                    file: "b.tar".into(),
+                },
+                contents: Vec::new(),
             },
         );
         match refused {

@@ -196,7 +196,7 @@ impl ChunkReader {
 
     fn decode(&self, span: &ChunkSpan, stored: Option<Bytes>) -> Result<Bytes> {
         let stored = stored.ok_or(Error::Missing { key: span.key })?;
-        let data = Bytes::from(with_codec(|codec| codec.decode(&span.key, &stored))?);
+        let data = with_codec(|codec| codec.decode_shared(&span.key, &stored))?;
         let data = check_length(span, data)?;
         if let Some(cache) = &self.cache {
             let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());

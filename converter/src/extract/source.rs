@@ -2,6 +2,7 @@
 //! twice, see `Creator` and `Attributes`), each file's content as spans to read, and where
 //! the workers read them (chunks through the chunk reader, or legacy blocks).
 
+use std::collections::HashSet;
 use std::io;
 use std::sync::Arc;
 
@@ -37,6 +38,33 @@ pub(super) trait Tree {
     fn spans(&self, file: &Entry) -> Result<Vec<Span>, CreateError>;
 
     fn xattrs(&self, ino: u64) -> flist::Result<Vec<Xattr>>;
+
+    /// The inodes that have extended attributes.
+    fn xattr_inodes(&self) -> flist::Result<HashSet<u64>>;
+}
+
+/// Extended attributes, asked of the tree only for the inodes that have any (most trees
+/// have none, or few): one query in all rather than one per entry.
+pub(super) struct Xattrs<'a> {
+    tree: &'a dyn Tree,
+    inodes: HashSet<u64>,
+}
+
+impl<'a> Xattrs<'a> {
+    pub(super) fn new(tree: &'a dyn Tree) -> flist::Result<Self> {
+        Ok(Xattrs {
+            tree,
+            inodes: tree.xattr_inodes()?,
+        })
+    }
+
+    pub(super) fn of(&self, ino: u64) -> flist::Result<Vec<Xattr>> {
+        if self.inodes.contains(&ino) {
+            self.tree.xattrs(ino)
+        } else {
+            Ok(Vec::new())
+        }
+    }
 }
 
 impl Tree for Flist {
@@ -58,6 +86,10 @@ impl Tree for Flist {
 
     fn xattrs(&self, ino: u64) -> flist::Result<Vec<Xattr>> {
         Flist::xattrs(self, ino)
+    }
+
+    fn xattr_inodes(&self) -> flist::Result<HashSet<u64>> {
+        Flist::xattr_inodes(self)
     }
 }
 
@@ -82,6 +114,10 @@ impl Tree for LegacyFlist {
     /// The legacy formats keep no extended attributes.
     fn xattrs(&self, _ino: u64) -> flist::Result<Vec<Xattr>> {
         Ok(Vec::new())
+    }
+
+    fn xattr_inodes(&self) -> flist::Result<HashSet<u64>> {
+        Ok(HashSet::new())
     }
 }
 

@@ -85,7 +85,12 @@ impl Shared {
                 continue; // drain without work so the walk can finish
             }
             let spans: Vec<Span> = batch.iter().map(|p| p.span).collect();
-            let read = match self.runtime.block_on(self.content.read(&spans)) {
+            // A local store is read right here: no hop to the runtime and back.
+            let read = self
+                .content
+                .read_here(&spans)
+                .unwrap_or_else(|| self.runtime.block_on(self.content.read(&spans)));
+            let read = match read {
                 Ok(read) => read,
                 Err(e) => {
                     let problem = e.to_string();

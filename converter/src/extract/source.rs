@@ -129,21 +129,29 @@ pub(super) enum Content {
 }
 
 impl Content {
+    /// As [`read`](Self::read), on the caller's thread, where the store reads local files
+    /// (see [`ChunkReader::read_chunks_here`]); `None` where it must be asked on the runtime.
+    pub(super) fn read_here(&self, spans: &[Span]) -> Option<Result<Vec<Result<Bytes>>>> {
+        let Content::Chunks(reader) = self else {
+            return None;
+        };
+        let chunks = chunk_spans(spans);
+        if let Err(e) = mismatch(chunks.len(), spans.len()) {
+            return Some(Err(e));
+        }
+        let read = reader.read_chunks_here(&chunks)?;
+        Some(
+            read.map(|read| read.into_iter().map(|r| r.map_err(Error::from)).collect())
+                .map_err(Error::from),
+        )
+    }
+
     /// The verified plaintext of each span, read in one batch: the outer error is the
     /// store's (the whole batch failed), the inner ones are per span.
     pub(super) async fn read(&self, spans: &[Span]) -> Result<Vec<Result<Bytes>>> {
         match self {
             Content::Chunks(reader) => {
-                let chunks: Vec<ChunkSpan> = spans
-                    .iter()
-                    .filter_map(|s| match s.origin {
-                        Origin::Chunk(key) => Some(ChunkSpan {
-                            key,
-                            length: s.length,
-                        }),
-                        Origin::Block(_) => None,
-                    })
-                    .collect();
+                let chunks = chunk_spans(spans);
                 mismatch(chunks.len(), spans.len())?;
                 let read = reader.read_chunks(&chunks).await?;
                 Ok(read.into_iter().map(|r| r.map_err(Error::from)).collect())
@@ -161,6 +169,19 @@ impl Content {
             }
         }
     }
+}
+
+fn chunk_spans(spans: &[Span]) -> Vec<ChunkSpan> {
+    spans
+        .iter()
+        .filter_map(|s| match s.origin {
+            Origin::Chunk(key) => Some(ChunkSpan {
+                key,
+                length: s.length,
+            }),
+            Origin::Block(_) => None,
+        })
+        .collect()
 }
 
 /// The extraction pairs each tree with its own content: anything else is a bug here.

@@ -410,6 +410,8 @@ impl Creator<'_> {
                         batch.files = 1;
                     }
                 }
+                // Its attributes come once its content is in (see `content`).
+                return Ok(());
             }
             NodeKind::Symlink { target } => {
                 replacing(&dir, name, || {

@@ -78,7 +78,7 @@ impl ChunkReader {
     /// verified. The outer error is the store's (the whole batch failed); the inner ones are
     /// per chunk, so that a caller reading many files can tell which ones are damaged.
     pub async fn read_chunks(&self, spans: &[ChunkSpan]) -> Result<Vec<Result<Bytes>>> {
-        let (mut out, wanted) = self.from_cache(spans);
+        let (mut out, wanted) = self.cached_part(spans);
         if !wanted.is_empty() {
             let keys: Vec<ChunkKey> = wanted.iter().map(|&i| spans[i].key).collect();
             let stored = self.store.get_many(&keys).await?;
@@ -90,7 +90,7 @@ impl ChunkReader {
     /// As [`read_chunks`](Self::read_chunks), on the caller's thread, where the store reads
     /// locally (see [`ChunkStore::get_many_here`]); `None` where it does not.
     pub fn read_chunks_here(&self, spans: &[ChunkSpan]) -> Option<Result<Vec<Result<Bytes>>>> {
-        let (mut out, wanted) = self.from_cache(spans);
+        let (mut out, wanted) = self.cached_part(spans);
         if !wanted.is_empty() {
             let keys: Vec<ChunkKey> = wanted.iter().map(|&i| spans[i].key).collect();
             let filled = self
@@ -105,7 +105,7 @@ impl ChunkReader {
     }
 
     /// What the cache holds of `spans`, and the indexes of the others.
-    fn from_cache(&self, spans: &[ChunkSpan]) -> (Vec<Option<Result<Bytes>>>, Vec<usize>) {
+    fn cached_part(&self, spans: &[ChunkSpan]) -> (Vec<Option<Result<Bytes>>>, Vec<usize>) {
         let out: Vec<Option<Result<Bytes>>> = spans
             .iter()
             .map(|s| self.cached(&s.key).map(|data| check_length(s, data)))

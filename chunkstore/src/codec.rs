@@ -187,6 +187,23 @@ impl Codec {
 
     /// Decodes stored bytes and checks that they hold the content `key` names.
     pub fn decode(&mut self, key: &ChunkKey, stored: &[u8]) -> Result<Vec<u8>> {
+        Ok(match self.plain(key, stored)? {
+            Plain::Raw => stored[HEADER_LEN..].to_vec(),
+            Plain::Decompressed(data) => data,
+        })
+    }
+
+    /// As [`decode`](Self::decode), for stored bytes already shared: a raw payload is handed
+    /// out as a slice of them rather than copied (readers of many chunks copy less).
+    pub fn decode_shared(&mut self, key: &ChunkKey, stored: &Bytes) -> Result<Bytes> {
+        Ok(match self.plain(key, stored)? {
+            Plain::Raw => stored.slice(HEADER_LEN..),
+            Plain::Decompressed(data) => Bytes::from(data),
+        })
+    }
+
+    /// Checks stored bytes against `key`, decompressing them if they are compressed.
+    fn plain(&mut self, key: &ChunkKey, stored: &[u8]) -> Result<Plain> {
         let key = *key;
         let truncated = |detail: String| Error::Truncated { key, detail };
         let corrupt = |detail: String| Error::Corrupt { key, detail };
@@ -220,7 +237,7 @@ impl Codec {
             )));
         }
         let payload = &stored[HEADER_LEN..];
-        let data = if !compressed {
+        if !compressed {
             if payload.len() < declared {
                 return Err(truncated(format!(
                     "{} of {declared} payload bytes",
@@ -233,7 +250,8 @@ impl Codec {
                     payload.len() - declared
                 )));
             }
-            payload.to_vec()
+            check_key(key, payload)?;
+            Ok(Plain::Raw)
         } else {
             match zstd::zstd_safe::find_frame_compressed_size(payload) {
                 Err(_) => {
@@ -247,31 +265,44 @@ impl Codec {
                 }
                 Ok(_) => {}
             }
-            let mut data = vec![0u8; declared];
-            let n = self
+            // Into a buffer of the declared size, not zeroed first: a frame that holds more
+            // is an error, one that holds less is caught below.
+            let data = self
                 .decompressor
-                .decompress_to_buffer(payload, &mut data[..])
+                .decompress(payload, declared)
                 .map_err(|e| corrupt(format!("zstd: {e}")))?;
-            if n != declared {
+            if data.len() != declared {
                 return Err(corrupt(format!(
-                    "decompressed to {n} bytes, the header says {declared}"
+                    "decompressed to {} bytes, the header says {declared}",
+                    data.len()
                 )));
             }
-            data
-        };
-        let actual = ChunkKey::of(&data);
-        if actual != key {
-            return Err(Error::KeyMismatch { key, actual });
+            check_key(key, &data)?;
+            Ok(Plain::Decompressed(data))
         }
-        Ok(data)
     }
 
     /// Checks bytes received from outside (an upload, another store) and, if they decode to
     /// the content `key` names, makes them storable.
     pub fn verify(&mut self, key: ChunkKey, stored: Bytes) -> Result<EncodedChunk> {
-        self.decode(&key, &stored)?;
+        self.plain(&key, &stored)?;
         Ok(EncodedChunk { key, bytes: stored })
     }
+}
+
+/// What checked stored bytes hold.
+enum Plain {
+    /// The payload after the header, as stored.
+    Raw,
+    Decompressed(Vec<u8>),
+}
+
+fn check_key(key: ChunkKey, data: &[u8]) -> Result<()> {
+    let actual = ChunkKey::of(data);
+    if actual != key {
+        return Err(Error::KeyMismatch { key, actual });
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -313,6 +344,14 @@ mod tests {
             assert_eq!(encoded.bytes()[5] == CODEC_ZSTD, compressed);
             assert!(encoded.len() <= data.len() + HEADER_LEN);
             assert_eq!(codec.decode(&chunk.key(), encoded.bytes()).unwrap(), data);
+            let shared = codec.decode_shared(&chunk.key(), encoded.bytes()).unwrap();
+            assert_eq!(shared, data);
+            // A raw payload is the stored bytes themselves, not a copy.
+            let stored = encoded.bytes().as_ptr_range();
+            assert_eq!(
+                stored.contains(&shared.as_ptr()),
+                !compressed && !data.is_empty()
+            );
         }
     }
 

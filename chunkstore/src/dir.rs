@@ -375,6 +375,10 @@ impl ChunkStore for DirStore {
             .await
     }
 
+    fn get_many_here(&self, keys: &[ChunkKey]) -> Option<Result<Vec<Option<Bytes>>>> {
+        Some(keys.iter().map(|k| self.inner.get(k)).collect())
+    }
+
     async fn stats(&self) -> Result<Vec<BackendStats>> {
         self.blocking(|s| s.stats()).await
     }

@@ -78,25 +78,60 @@ impl ChunkReader {
     /// verified. The outer error is the store's (the whole batch failed); the inner ones are
     /// per chunk, so that a caller reading many files can tell which ones are damaged.
     pub async fn read_chunks(&self, spans: &[ChunkSpan]) -> Result<Vec<Result<Bytes>>> {
-        let mut out: Vec<Option<Result<Bytes>>> = spans
-            .iter()
-            .map(|s| self.cached(&s.key).map(|data| check_length(s, data)))
-            .collect();
-        let wanted: Vec<usize> = (0..spans.len()).filter(|&i| out[i].is_none()).collect();
+        let (mut out, wanted) = self.cached_part(spans);
         if !wanted.is_empty() {
             let keys: Vec<ChunkKey> = wanted.iter().map(|&i| spans[i].key).collect();
             let stored = self.store.get_many(&keys).await?;
-            if stored.len() != keys.len() {
-                return Err(Error::Protocol {
-                    location: self.store.location().to_owned(),
-                    message: format!("{} answers for {} keys", stored.len(), keys.len()),
-                });
-            }
-            for (&i, stored) in wanted.iter().zip(stored) {
-                out[i] = Some(self.decode(&spans[i], stored));
-            }
+            self.fill(spans, &mut out, &wanted, stored)?;
         }
         Ok(out.into_iter().flatten().collect())
+    }
+
+    /// As [`read_chunks`](Self::read_chunks), on the caller's thread, where the store reads
+    /// locally (see [`ChunkStore::get_many_here`]); `None` where it does not.
+    pub fn read_chunks_here(&self, spans: &[ChunkSpan]) -> Option<Result<Vec<Result<Bytes>>>> {
+        let (mut out, wanted) = self.cached_part(spans);
+        if !wanted.is_empty() {
+            let keys: Vec<ChunkKey> = wanted.iter().map(|&i| spans[i].key).collect();
+            let filled = self
+                .store
+                .get_many_here(&keys)?
+                .and_then(|stored| self.fill(spans, &mut out, &wanted, stored));
+            if let Err(e) = filled {
+                return Some(Err(e));
+            }
+        }
+        Some(Ok(out.into_iter().flatten().collect()))
+    }
+
+    /// What the cache holds of `spans`, and the indexes of the others.
+    fn cached_part(&self, spans: &[ChunkSpan]) -> (Vec<Option<Result<Bytes>>>, Vec<usize>) {
+        let out: Vec<Option<Result<Bytes>>> = spans
+            .iter()
+            .map(|s| self.cached(&s.key).map(|data| check_length(s, data)))
+            .collect();
+        let wanted = (0..spans.len()).filter(|&i| out[i].is_none()).collect();
+        (out, wanted)
+    }
+
+    /// Decodes what the store answered for the `wanted` spans into their places in `out`.
+    fn fill(
+        &self,
+        spans: &[ChunkSpan],
+        out: &mut [Option<Result<Bytes>>],
+        wanted: &[usize],
+        stored: Vec<Option<Bytes>>,
+    ) -> Result<()> {
+        if stored.len() != wanted.len() {
+            return Err(Error::Protocol {
+                location: self.store.location().to_owned(),
+                message: format!("{} answers for {} keys", stored.len(), wanted.len()),
+            });
+        }
+        for (&i, stored) in wanted.iter().zip(stored) {
+            out[i] = Some(self.decode(&spans[i], stored));
+        }
+        Ok(())
     }
 
     /// `len` bytes of `file` from `offset`, fewer at the end of the file (none past it).
@@ -196,7 +231,7 @@ impl ChunkReader {
 
     fn decode(&self, span: &ChunkSpan, stored: Option<Bytes>) -> Result<Bytes> {
         let stored = stored.ok_or(Error::Missing { key: span.key })?;
-        let data = Bytes::from(with_codec(|codec| codec.decode(&span.key, &stored))?);
+        let data = with_codec(|codec| codec.decode_shared(&span.key, &stored))?;
         let data = check_length(span, data)?;
         if let Some(cache) = &self.cache {
             let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());

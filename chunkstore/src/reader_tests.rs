@@ -141,6 +141,52 @@ async fn missing_and_corrupt_chunks_are_told_apart() {
     assert!(batch[0].is_ok() && batch[1].is_ok() && batch[2].is_err());
 }
 
+/// Read on the caller's thread, outside any runtime: the same verified content and the
+/// same per-chunk errors as through the runtime; a store without local reads says so.
+#[tokio::test]
+async fn a_local_store_is_read_on_the_callers_thread() {
+    let f = fixture(&[100, 70_000, 300]).await;
+    let reader = f.reader();
+    let absent = ChunkSpan {
+        key: ChunkKey::of(b"never stored"),
+        length: 12,
+    };
+    let mut spans = f.spans.clone();
+    spans.push(absent);
+    let first = std::fs::read(f.store.chunk_path(&f.spans[0].key)).unwrap();
+    std::fs::write(f.store.chunk_path(&f.spans[2].key), first).unwrap();
+    let here = std::thread::spawn({
+        let (reader, spans) = (reader.clone(), spans.clone());
+        move || reader.read_chunks_here(&spans)
+    })
+    .join()
+    .unwrap()
+    .expect("a dir store reads here")
+    .unwrap();
+    let there = reader.read_chunks(&spans).await.unwrap();
+    assert_eq!(here.len(), 4);
+    for (a, b) in here.iter().zip(&there) {
+        assert_eq!(a.as_ref().ok(), b.as_ref().ok());
+        assert_eq!(a.is_err(), b.is_err());
+    }
+    let whole = [
+        &here[0].as_ref().unwrap()[..],
+        &here[1].as_ref().unwrap()[..],
+    ]
+    .concat();
+    assert_eq!(whole, f.content[..70_100]);
+    assert!(matches!(here[2], Err(Error::KeyMismatch { .. })));
+    assert!(matches!(here[3], Err(Error::Missing { key }) if key == absent.key));
+
+    let counting = Counting {
+        inner: Arc::clone(&f.store),
+        asked: AtomicUsize::new(0),
+        calls: AtomicUsize::new(0),
+    };
+    let remote = ChunkReader::new(Arc::new(counting));
+    assert!(remote.read_chunks_here(&f.spans).is_none());
+}
+
 /// A store that counts the keys asked of it.
 struct Counting {
     inner: Arc<DirStore>,

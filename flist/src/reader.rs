@@ -474,6 +474,14 @@ impl Flist {
         xattrs.sort(); // already in key order; sorting a sorted list is one pass
         Ok(xattrs)
     }
+
+    /// The inodes that have extended attributes (one scan of the table's key), so that a
+    /// reader visiting every entry asks [`xattrs`](Self::xattrs) only for those.
+    pub fn xattr_inodes(&self) -> Result<HashSet<u64>> {
+        let mut stmt = self.conn.prepare("SELECT DISTINCT ino FROM xattr")?;
+        let rows = stmt.query_map([], |r| r.get::<_, i64>(0))?;
+        rows.map(|ino| checked_ino(ino?)).collect()
+    }
 }
 
 fn components(path: &[u8]) -> VecDeque<Vec<u8>> {

@@ -2,16 +2,19 @@
 //! many small ones), read them (one store request per batch: chunks through the chunk
 //! reader, or legacy blocks; each decoded and checked against its key and length on the
 //! worker's own thread, so that decoding and hashing use every core) and write them at their
-//! offsets into the files the walk created and left open.
+//! offsets into the files the walk created and left open. The worker that finishes a file
+//! sets its attributes through the same handle (see `attributes`).
 
 use std::collections::HashSet;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use flist::{Node, Xattr};
 use tokio::runtime::Handle;
 
+use super::attributes::Restore;
 use super::source::{Content, Origin, Span};
 use super::{Problems, show};
 use crate::Cancel;
@@ -25,15 +28,30 @@ pub(super) struct Target {
     pub(super) file: File,
     /// Set by the first chunk that could not be written; the file is removed afterwards.
     failed: AtomicBool,
+    /// Spans not yet written or given up: the worker that takes it to zero finishes the file.
+    left: AtomicUsize,
+    /// What to restore once the content is in.
+    node: Node,
+    xattrs: Vec<Xattr>,
 }
 
 impl Target {
-    pub(super) fn new(path: &[u8], ino: u64, file: File) -> Target {
+    pub(super) fn new(
+        path: &[u8],
+        ino: u64,
+        file: File,
+        spans: usize,
+        node: Node,
+        xattrs: Vec<Xattr>,
+    ) -> Target {
         Target {
             path: path.to_vec(),
             ino,
             file,
             failed: AtomicBool::new(false),
+            left: AtomicUsize::new(spans),
+            node,
+            xattrs,
         }
     }
 }
@@ -55,6 +73,9 @@ pub(super) struct Shared {
     pub(super) incomplete: Arc<Mutex<HashSet<u64>>>,
     pub(super) progress: Arc<Progress>,
     pub(super) cancel: Cancel,
+    pub(super) restore: Restore,
+    /// Attributes that could not be restored.
+    pub(super) warnings: Arc<Mutex<Vec<String>>>,
 }
 
 impl Shared {
@@ -64,18 +85,25 @@ impl Shared {
                 continue; // drain without work so the walk can finish
             }
             let spans: Vec<Span> = batch.iter().map(|p| p.span).collect();
-            let read = match self.runtime.block_on(self.content.read(&spans)) {
+            // A local store is read right here: no hop to the runtime and back.
+            let read = self
+                .content
+                .read_here(&spans)
+                .unwrap_or_else(|| self.runtime.block_on(self.content.read(&spans)));
+            let read = match read {
                 Ok(read) => read,
                 Err(e) => {
                     let problem = e.to_string();
                     for piece in &batch {
                         self.fail(piece, &problem);
+                        self.done(piece);
                     }
                     continue;
                 }
             };
             for (piece, data) in batch.iter().zip(read) {
                 if piece.target.failed.load(Ordering::Relaxed) {
+                    self.done(piece);
                     continue;
                 }
                 let written = data.map_err(|e| e.to_string()).and_then(|data| {
@@ -92,7 +120,28 @@ impl Shared {
                     }
                     Err(problem) => self.fail(piece, &problem),
                 }
+                self.done(piece);
             }
+        }
+    }
+
+    /// Counts a span of its file as dealt with; after the last one, a file written
+    /// completely gets its attributes.
+    fn done(&self, piece: &Piece) {
+        let target = &piece.target;
+        if target.left.fetch_sub(1, Ordering::AcqRel) != 1 || target.failed.load(Ordering::Acquire)
+        {
+            return;
+        }
+        let mut warn = |w: String| {
+            let mut warnings = self.warnings.lock().unwrap_or_else(|e| e.into_inner());
+            warnings.push(format!("{}: {w}", show(&target.path)));
+        };
+        let restored = self
+            .restore
+            .file(&target.file, &target.node, &target.xattrs, &mut warn);
+        if let Err(e) = restored {
+            Problems::push(&self.problems, format!("{}: {e}", show(&target.path)));
         }
     }
 

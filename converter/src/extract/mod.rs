@@ -1,21 +1,22 @@
 //! Flists back into directory trees: native flists, and 0-flist and fl files (see `source`
 //! for what differs: where the content comes from).
 //!
-//! Two passes over the flist. The first creates every entry (directories private to the
-//! extracting user for now, files at their final size) and hands each new file's open handle
-//! and spans to worker threads (see `content`), which read them in batches (chunks through
-//! the chunk reader, or legacy blocks), verified, and write them at their offsets. The
-//! second (see `attributes`)
-//! sets ownership (when run as root), modes, extended attributes and times, and removes the
-//! files whose content could not be written completely.
+//! One walk over the flist creates every entry (directories private to the extracting user
+//! for now, files at their final size) and hands each new file's open handle and spans to
+//! worker threads (see `content`), which read them in batches (chunks through the chunk
+//! reader, or legacy blocks), verified, write them at their offsets, and set the file's
+//! ownership, mode, extended attributes and times through the same handle once its content
+//! is in (see `attributes`). Symlinks and nodes get theirs when they are made; directories
+//! last, deepest first. Files whose content could not be written completely are removed,
+//! every name of them, before that (a second walk, only when there are any).
 //!
 //! Every operation is made relative to a directory handle opened with `O_NOFOLLOW` from its
-//! parent's, starting from the destination, and files are created with `O_CREAT | O_EXCL`: a
-//! symlink already in the destination (from an earlier extraction, or put there by someone
-//! else) is never followed, so nothing outside the destination is created or changed,
-//! whatever the flist and the destination hold. The walk is depth first, so each directory
-//! is opened once per pass (see `dest`). Entries that could not be created are skipped, with
-//! everything below them, in the second pass.
+//! parent's, starting from the destination, or through the handle of a file created with
+//! `O_CREAT | O_EXCL`: a symlink already in the destination (from an earlier extraction, or
+//! put there by someone else) is never followed, so nothing outside the destination is
+//! created or changed, whatever the flist and the destination hold. The walk is depth first,
+//! so each directory is opened once (see `dest`). Entries that could not be created are
+//! skipped, with everything below them.
 //!
 //! Problems with single entries (a missing or corrupt chunk, a device node without the right
 //! to make one) are collected, the rest of the tree is still extracted, and the result is an
@@ -46,9 +47,10 @@ use crate::Cancel;
 use crate::error::{Error, Result};
 use crate::legacy::{BlockSource, LegacyFlist};
 use crate::progress::Progress;
+use attributes::Restore;
 use content::{Piece, Target};
 use dest::{Dest, make_dir, make_file, make_node, replacing};
-use source::{Content, Tree};
+use source::{Content, Tree, Xattrs};
 
 /// A batch holds at most this many plaintext bytes or chunks (fewer files when open file
 /// handles are scarce, see [`files_per_batch`]).
@@ -150,6 +152,10 @@ fn extract_tree(
         0 => std::thread::available_parallelism().map_or(2, |n| n.get().max(2)),
         n => n,
     };
+    let restore = Restore {
+        preserve_owner,
+        umask: process_umask(),
+    };
     let shared = content::Shared {
         content,
         runtime,
@@ -157,6 +163,8 @@ fn extract_tree(
         incomplete: Arc::default(),
         progress: Arc::clone(&progress),
         cancel: options.cancel.clone(),
+        restore,
+        warnings: Arc::default(),
     };
     let (batches, batch_rx) = crossbeam_channel::bounded::<Vec<Piece>>(workers);
     let handles: Vec<_> = (0..workers)
@@ -173,16 +181,21 @@ fn extract_tree(
 
     let mut summary = ExtractSummary::default();
     let mut failed: HashSet<Vec<u8>> = HashSet::new();
+    let mut dirs = Vec::new();
+    let xattrs = Xattrs::new(flist)?;
     let mut creator = Creator {
         flist,
+        xattrs: &xattrs,
         dest: Dest::new(Arc::clone(&root)),
         links: Dest::new(Arc::clone(&root)),
         batches,
         files_per_batch: files_per_batch(workers),
+        restore,
         problems: &shared.problems,
         progress: &progress,
         cancel: &options.cancel,
         failed: &mut failed,
+        dirs: &mut dirs,
         summary: &mut summary,
     };
     let created = creator.run();
@@ -194,18 +207,22 @@ fn extract_tree(
     }
     created?;
     options.cancel.check()?;
+    summary
+        .warnings
+        .append(&mut shared.warnings.lock().unwrap_or_else(|e| e.into_inner()));
     let incomplete =
         std::mem::take(&mut *shared.incomplete.lock().unwrap_or_else(|e| e.into_inner()));
-    let attributes = attributes::Attributes {
-        flist,
-        dest: Dest::new(Arc::clone(&root)),
-        preserve_owner,
-        umask: process_umask(),
-        failed: &failed,
-        incomplete: &incomplete,
-        problems: &shared.problems,
-    };
-    attributes.run(&mut summary.warnings)?;
+    let mut dest = Dest::new(Arc::clone(&root));
+    if !incomplete.is_empty() {
+        attributes::remove_incomplete(flist, &mut dest, &failed, &incomplete, &shared.problems)?;
+    }
+    restore.directories(
+        &xattrs,
+        &mut dest,
+        &dirs,
+        &shared.problems,
+        &mut summary.warnings,
+    )?;
 
     let problems = std::mem::take(&mut *shared.problems.lock().unwrap_or_else(|e| e.into_inner()));
     if problems.count > 0 {
@@ -250,19 +267,23 @@ fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
     path
 }
 
-/// First pass: creates every entry and queues the content of every file.
+/// Creates every entry and queues the content of every file.
 struct Creator<'a> {
     flist: &'a dyn Tree,
+    xattrs: &'a Xattrs<'a>,
     dest: Dest,
     /// Where the first names of hardlinked files are looked up, apart from `dest` so that
     /// the walk's directory stack stays as it is.
     links: Dest,
     batches: crossbeam_channel::Sender<Vec<Piece>>,
     files_per_batch: usize,
+    restore: Restore,
     problems: &'a Mutex<Problems>,
     progress: &'a Progress,
     cancel: &'a Cancel,
     failed: &'a mut HashSet<Vec<u8>>,
+    /// Directories made (and the destination itself), in walk order, for their attributes.
+    dirs: &'a mut Vec<(Vec<u8>, Entry)>,
     summary: &'a mut ExtractSummary,
 }
 
@@ -287,6 +308,7 @@ impl Creator<'_> {
                 return Ok(Walk::SkipChildren);
             }
             if path.is_empty() {
+                self.dirs.push((Vec::new(), entry.clone()));
                 return Ok(Walk::Continue);
             }
             self.summary.entries += 1;
@@ -337,10 +359,15 @@ impl Creator<'_> {
     fn create(&mut self, path: &[u8], entry: &Entry, batch: &mut Batch) -> Result<(), CreateError> {
         let (dir, name) = self.dest.parent(path)?;
         // Files and nodes get their permission bits now (the umask may take some away;
-        // the second pass corrects that, and adds setuid, setgid and sticky bits).
+        // `Restore` corrects that, and adds setuid, setgid and sticky bits).
         let mode = Mode::from_raw_mode(entry.node.mode & 0o777);
-        match &entry.node.kind {
-            NodeKind::Directory => make_dir(&dir, name)?,
+        let node = &entry.node;
+        match &node.kind {
+            NodeKind::Directory => {
+                make_dir(&dir, name)?;
+                self.dirs.push((path.to_vec(), entry.clone()));
+                return Ok(());
+            }
             NodeKind::Regular { size } => {
                 let spans = self.flist.spans(entry)?;
                 let file = make_file(&dir, name, mode)?;
@@ -350,11 +377,21 @@ impl Creator<'_> {
                 }
                 self.summary.files += 1;
                 self.summary.bytes += size;
+                let xattrs = self.xattrs.of(entry.ino)?;
                 if spans.is_empty() {
+                    let mut warn = |w| self.summary.warnings.push(format!("{}: {w}", show(path)));
+                    self.restore.file(&file, node, &xattrs, &mut warn)?;
                     return Ok(());
                 }
                 // The handle goes to the workers, and closes after the file's last span.
-                let target = Arc::new(Target::new(path, entry.ino, File::from(file)));
+                let target = Arc::new(Target::new(
+                    path,
+                    entry.ino,
+                    File::from(file),
+                    spans.len(),
+                    node.clone(),
+                    xattrs,
+                ));
                 batch.files += 1;
                 for (seq, span) in spans.into_iter().enumerate() {
                     batch.bytes += u64::from(span.length);
@@ -373,6 +410,8 @@ impl Creator<'_> {
                         batch.files = 1;
                     }
                 }
+                // Its attributes come once its content is in (see `content`).
+                return Ok(());
             }
             NodeKind::Symlink { target } => {
                 replacing(&dir, name, || {
@@ -388,6 +427,10 @@ impl Creator<'_> {
             NodeKind::Fifo => make_node(&dir, name, FileType::Fifo, mode, 0, 0)?,
             NodeKind::Socket => make_node(&dir, name, FileType::Socket, mode, 0, 0)?,
         }
+        // Nothing changes a symlink or a node once made: its attributes are final now.
+        let xattrs = self.xattrs.of(entry.ino)?;
+        let mut warn = |w| self.summary.warnings.push(format!("{}: {w}", show(path)));
+        self.restore.by_name(&dir, name, node, &xattrs, &mut warn)?;
         Ok(())
     }
 }

@@ -2,6 +2,7 @@
 //! twice, see `Creator` and `Attributes`), each file's content as spans to read, and where
 //! the workers read them (chunks through the chunk reader, or legacy blocks).
 
+use std::collections::HashSet;
 use std::io;
 use std::sync::Arc;
 
@@ -37,6 +38,33 @@ pub(super) trait Tree {
     fn spans(&self, file: &Entry) -> Result<Vec<Span>, CreateError>;
 
     fn xattrs(&self, ino: u64) -> flist::Result<Vec<Xattr>>;
+
+    /// The inodes that have extended attributes.
+    fn xattr_inodes(&self) -> flist::Result<HashSet<u64>>;
+}
+
+/// Extended attributes, asked of the tree only for the inodes that have any (most trees
+/// have none, or few): one query in all rather than one per entry.
+pub(super) struct Xattrs<'a> {
+    tree: &'a dyn Tree,
+    inodes: HashSet<u64>,
+}
+
+impl<'a> Xattrs<'a> {
+    pub(super) fn new(tree: &'a dyn Tree) -> flist::Result<Self> {
+        Ok(Xattrs {
+            tree,
+            inodes: tree.xattr_inodes()?,
+        })
+    }
+
+    pub(super) fn of(&self, ino: u64) -> flist::Result<Vec<Xattr>> {
+        if self.inodes.contains(&ino) {
+            self.tree.xattrs(ino)
+        } else {
+            Ok(Vec::new())
+        }
+    }
 }
 
 impl Tree for Flist {
@@ -58,6 +86,10 @@ impl Tree for Flist {
 
     fn xattrs(&self, ino: u64) -> flist::Result<Vec<Xattr>> {
         Flist::xattrs(self, ino)
+    }
+
+    fn xattr_inodes(&self) -> flist::Result<HashSet<u64>> {
+        Flist::xattr_inodes(self)
     }
 }
 
@@ -83,6 +115,10 @@ impl Tree for LegacyFlist {
     fn xattrs(&self, _ino: u64) -> flist::Result<Vec<Xattr>> {
         Ok(Vec::new())
     }
+
+    fn xattr_inodes(&self) -> flist::Result<HashSet<u64>> {
+        Ok(HashSet::new())
+    }
 }
 
 /// Where the workers read spans: each kind of [`Tree`] comes with its own.
@@ -93,21 +129,29 @@ pub(super) enum Content {
 }
 
 impl Content {
+    /// As [`read`](Self::read), on the caller's thread, where the store reads local files
+    /// (see [`ChunkReader::read_chunks_here`]); `None` where it must be asked on the runtime.
+    pub(super) fn read_here(&self, spans: &[Span]) -> Option<Result<Vec<Result<Bytes>>>> {
+        let Content::Chunks(reader) = self else {
+            return None;
+        };
+        let chunks = chunk_spans(spans);
+        if let Err(e) = mismatch(chunks.len(), spans.len()) {
+            return Some(Err(e));
+        }
+        let read = reader.read_chunks_here(&chunks)?;
+        Some(
+            read.map(|read| read.into_iter().map(|r| r.map_err(Error::from)).collect())
+                .map_err(Error::from),
+        )
+    }
+
     /// The verified plaintext of each span, read in one batch: the outer error is the
     /// store's (the whole batch failed), the inner ones are per span.
     pub(super) async fn read(&self, spans: &[Span]) -> Result<Vec<Result<Bytes>>> {
         match self {
             Content::Chunks(reader) => {
-                let chunks: Vec<ChunkSpan> = spans
-                    .iter()
-                    .filter_map(|s| match s.origin {
-                        Origin::Chunk(key) => Some(ChunkSpan {
-                            key,
-                            length: s.length,
-                        }),
-                        Origin::Block(_) => None,
-                    })
-                    .collect();
+                let chunks = chunk_spans(spans);
                 mismatch(chunks.len(), spans.len())?;
                 let read = reader.read_chunks(&chunks).await?;
                 Ok(read.into_iter().map(|r| r.map_err(Error::from)).collect())
@@ -125,6 +169,19 @@ impl Content {
             }
         }
     }
+}
+
+fn chunk_spans(spans: &[Span]) -> Vec<ChunkSpan> {
+    spans
+        .iter()
+        .filter_map(|s| match s.origin {
+            Origin::Chunk(key) => Some(ChunkSpan {
+                key,
+                length: s.length,
+            }),
+            Origin::Block(_) => None,
+        })
+        .collect()
 }
 
 /// The extraction pairs each tree with its own content: anything else is a bug here.

@@ -46,13 +46,18 @@ fn main() {
     let bytes = (ids.len() * FILE) as f64;
 
     let runs = common::runs();
-    let (mut import_wall, mut import_cpu, mut copy_wall, mut copy_cpu) = (vec![], vec![], vec![], vec![]);
+    let (mut import_wall, mut import_cpu, mut copy_wall, mut copy_cpu) =
+        (vec![], vec![], vec![], vec![]);
     for run in 0..runs {
         let data = root.join(format!("hub-{run}"));
         let mut child = Command::new(env!("CARGO_BIN_EXE_flisthub"))
             .args(["--quiet", "import-0hub"])
             .arg(root.join("public"))
-            .args(["--blocks-from", &format!("zdb://127.0.0.1:{port}"), "--data-dir"])
+            .args([
+                "--blocks-from",
+                &format!("zdb://127.0.0.1:{port}"),
+                "--data-dir",
+            ])
             .arg(&data)
             .env_remove("FLISTHUB_CONFIG")
             .env("HOME", &root)
@@ -66,7 +71,10 @@ fn main() {
         import_cpu.push(cpu(&usage));
 
         let store = runtime
-            .block_on(chunkstore::open(&format!("dir://{}", root.join(format!("copy-{run}")).display())))
+            .block_on(chunkstore::open(&format!(
+                "dir://{}",
+                root.join(format!("copy-{run}")).display()
+            )))
             .unwrap();
         let before = cpu_seconds(std::process::id());
         let started = Instant::now();
@@ -88,8 +96,16 @@ fn main() {
         );
         wall
     };
-    println!("{flists} flists, {} blocks of {} KiB, median of {runs} runs", ids.len(), FILE >> 10);
-    let import = show("flisthub import-0hub --blocks-from", import_wall, import_cpu);
+    println!(
+        "{flists} flists, {} blocks of {} KiB, median of {runs} runs",
+        ids.len(),
+        FILE >> 10
+    );
+    let import = show(
+        "flisthub import-0hub --blocks-from",
+        import_wall,
+        import_cpu,
+    );
     let copy = show("plain pipelined block copy", copy_wall, copy_cpu);
     println!("import / copy wall time: {:.2}", import / copy);
 }
@@ -131,8 +147,11 @@ async fn make_tree(users: &Path, flists: usize, zdb: &Arc<dyn ChunkStore>) -> Ve
     }
     zdb.put_blocks(&blocks).await.unwrap();
     for r in 0..REPOSITORIES.min(flists) {
-        std::os::unix::fs::symlink(format!("f{r}.flist"), users.join(format!("repo{r}/latest.flist")))
-            .unwrap();
+        std::os::unix::fs::symlink(
+            format!("f{r}.flist"),
+            users.join(format!("repo{r}/latest.flist")),
+        )
+        .unwrap();
     }
     ids
 }

@@ -12,7 +12,6 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use chunkstore::ChunkStore;
 use common::hub::*;
 use serde_json::{Value, json};
 use testkit::peers::{Zdb, Zflist, rfs_pack};
@@ -67,7 +66,11 @@ fn fixture() -> Option<Fixture> {
     source(&src, 4);
     let store = format!("zdb://127.0.0.1:{}/default", zdb.port());
     let packed = rfs_pack(&users.join("alice/app.fl"), &store, &src)?;
-    assert!(packed.status.success(), "{}", String::from_utf8_lossy(&packed.stderr));
+    assert!(
+        packed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&packed.stderr)
+    );
     std::fs::write(users.join("alice/.keep"), b"").unwrap();
     std::fs::write(users.join("alice/bad.flist"), b"not an flist at all").unwrap();
     std::fs::create_dir(users.join("alice/notes")).unwrap();
@@ -122,7 +125,12 @@ fn set_time(path: &Path, secs: i64) {
     };
     let times = [time, time];
     let rc = unsafe {
-        libc::utimensat(libc::AT_FDCWD, c.as_ptr(), times.as_ptr(), libc::AT_SYMLINK_NOFOLLOW)
+        libc::utimensat(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            times.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
     };
     assert_eq!(rc, 0, "utimensat {}", path.display());
 }
@@ -130,7 +138,12 @@ fn set_time(path: &Path, secs: i64) {
 fn import(hub: &HubServer, users: &Path, zdb: &Zdb) -> String {
     let from = format!("zdb://127.0.0.1:{}", zdb.port());
     let out = hub
-        .cli(&["import-0hub", &users.to_string_lossy(), "--blocks-from", &from])
+        .cli(&[
+            "import-0hub",
+            &users.to_string_lossy(),
+            "--blocks-from",
+            &from,
+        ])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -173,9 +186,15 @@ fn zero_hub_listed(name: &str, path: &Path) -> Option<Value> {
         return Some(json!({"name": tag, "size": "0 KB", "updated": own.mtime(), "type": "tag"}));
     }
     if !own.file_type().is_symlink() {
-        return Some(json!({"name": name, "size": kb(own.len()), "updated": own.mtime(), "type": "regular"}));
+        return Some(
+            json!({"name": name, "size": kb(own.len()), "updated": own.mtime(), "type": "regular"}),
+        );
     }
-    let text = std::fs::read_link(path).unwrap().into_os_string().into_string().unwrap();
+    let text = std::fs::read_link(path)
+        .unwrap()
+        .into_os_string()
+        .into_string()
+        .unwrap();
     let target = std::fs::metadata(path).unwrap();
     let taglink = text.contains("/.tag-");
     Some(json!({
@@ -218,7 +237,8 @@ fn check_routes(hub: &HubServer, users: &Path) {
             match listed["type"].as_str().unwrap() {
                 "tag" => check_tag(hub, users, &repo, &name, &path),
                 "taglink" => {
-                    let (status, body) = body_json(hub.get(&format!("/api/flist/{repo}/{name}/taglink")));
+                    let (status, body) =
+                        body_json(hub.get(&format!("/api/flist/{repo}/{name}/taglink")));
                     assert_eq!((status, body), (200, json!({"target": listed["target"]})));
                 }
                 _ => check_flist(hub, &repo, &name, &path),
@@ -270,11 +290,17 @@ fn check_flist(hub: &HubServer, repo: &str, name: &str, path: &Path) {
         light["target"] = json!(text.to_string_lossy());
     }
     let (stem, suffix) = name.rsplit_once('.').unwrap();
-    let (status, answer) = body_json(hub.get(&format!("/api/flist/{repo}/{stem}/light")));
+    let (status, mut answer) = body_json(hub.get(&format!("/api/flist/{repo}/{stem}/light")));
+    // flisthub adds the file's sha256 after 0-hub's fields.
+    let sha256 = answer.as_object_mut().unwrap().shift_remove("sha256");
+    assert_eq!(sha256.unwrap().as_str().unwrap().len(), 64);
     assert_eq!((status, &answer), (200, &light), "{repo}/{name}");
     assert_eq!(keys(&answer), keys(&light));
     let served = hub.get(&format!("/{repo}/{name}")).bytes().unwrap();
-    assert!(served[..] == bytes[..], "{repo}/{name} is served byte for byte");
+    assert!(
+        served[..] == bytes[..],
+        "{repo}/{name} is served byte for byte"
+    );
     let md5 = hub.get(&format!("/{repo}/{name}.md5")).text().unwrap();
     assert_eq!(md5, format!("{}\n", md5_of(&bytes)));
     if suffix == "flist" {
@@ -290,13 +316,27 @@ fn check_blocks(hub: &HubServer, fixture: &Fixture) -> usize {
     let mut ids: Vec<chunkstore::BlockId> = Vec::new();
     for file in ["alice/a.flist", "alice/b.flist", "bob/c.flist"] {
         let flist = legacy::zero::ZeroFlist::open(&fixture.users().join(file)).unwrap();
-        ids.extend(flist.block_ids().unwrap().into_iter().map(chunkstore::BlockId::from));
+        ids.extend(
+            flist
+                .block_ids()
+                .unwrap()
+                .into_iter()
+                .map(chunkstore::BlockId::from),
+        );
     }
     let fl = legacy::fl::FlFile::open(&fixture.users().join("alice/app.fl")).unwrap();
-    ids.extend(fl.block_ids().unwrap().into_iter().map(chunkstore::BlockId::from));
+    ids.extend(
+        fl.block_ids()
+            .unwrap()
+            .into_iter()
+            .map(chunkstore::BlockId::from),
+    );
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let store = runtime
-        .block_on(chunkstore::open(&format!("dir://{}", hub.data().join("store").display())))
+        .block_on(chunkstore::open(&format!(
+            "dir://{}",
+            hub.data().join("store").display()
+        )))
         .unwrap();
     let found = runtime.block_on(store.get_blocks(&ids)).unwrap();
     for (id, block) in ids.iter().zip(found) {
@@ -341,7 +381,10 @@ fn a_zero_hub_tree_imported_answers_as_zero_hub_did() {
     let took = started.elapsed();
     for path in SKIPPED {
         let path = fixture.dir.path().join("public").join(path);
-        assert!(report.contains(&format!("{}:", path.display())), "{path:?} skipped: {report}");
+        assert!(
+            report.contains(&format!("{}:", path.display())),
+            "{path:?} skipped: {report}"
+        );
     }
     assert!(report.contains("reserved"), "{report}");
     assert!(report.contains("dangling"), "{report}");
@@ -368,14 +411,21 @@ fn a_zero_hub_tree_imported_answers_as_zero_hub_did() {
     set_time(&users.join("alice/a.flist"), T0 + 10);
     import(&hub, &users, &fixture.zdb);
 
-    // Killed at random points (up to the time a whole run took), then run to its end.
+    // Killed at random points (within the first third of the time a whole run took: a run
+    // killed late may have finished, and the runs after it have little left to do), then
+    // run to its end.
     let other = HubServer::start(CONFIG);
     let from = format!("zdb://127.0.0.1:{}", fixture.zdb.port());
-    let limit = took.as_millis().max(20) as u64;
+    let limit = (took.as_millis() / 3).max(10) as u64;
     let mut killed_running = 0;
     for _ in 0..10 {
         let mut child = other
-            .cli(&["import-0hub", &users.to_string_lossy(), "--blocks-from", &from])
+            .cli(&[
+                "import-0hub",
+                &users.to_string_lossy(),
+                "--blocks-from",
+                &from,
+            ])
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
@@ -390,5 +440,9 @@ fn a_zero_hub_tree_imported_answers_as_zero_hub_did() {
     import(&other, &users, &fixture.zdb);
     check_routes(&other, &users);
     check_blocks(&other, &fixture);
-    assert_eq!(snapshot(&other), before, "killed runs and a last one end equal");
+    assert_eq!(
+        snapshot(&other),
+        before,
+        "killed runs and a last one end equal"
+    );
 }

@@ -61,11 +61,11 @@ pub use formats::Format;
 pub use gateway::Gateway;
 pub use hub::{Hub, accounts, importer, tokens};
 pub use images::{ConvertRequest, Converted, Images};
+pub use import::blocks_source as import_blocks_source;
 pub use import::{
     ACTOR as IMPORT_ACTOR, BlockCounts, Counted, Importer, Progress as ImportProgress, Skipped,
     Summary as ImportSummary,
 };
-pub use import::blocks_source as import_blocks_source;
 pub use inspect::Stats;
 pub use jobs::{JobStatus, Jobs};
 pub use names::{FlistName, Names, RepoName, TagName, TaglinkName};

@@ -83,7 +83,11 @@ fn report(ui: &Ui, s: &hub::ImportSummary, elapsed: Duration) {
         "imported {} repositories in {:.1}s{}",
         s.repositories,
         elapsed.as_secs_f64(),
-        if s.changed() { "" } else { " (nothing changed)" }
+        if s.changed() {
+            ""
+        } else {
+            " (nothing changed)"
+        }
     ));
     ui.say(format!("  flists:      {}", counted(s.flists)));
     ui.say(format!("  symlinks:    {}", counted(s.symlinks)));
@@ -98,7 +102,10 @@ fn report(ui: &Ui, s: &hub::ImportSummary, elapsed: Duration) {
         ui::count(s.blocks_present)
     ));
     if !s.official.is_empty() {
-        ui.say(format!("  official (from the configuration): {}", s.official.join(", ")));
+        ui.say(format!(
+            "  official (from the configuration): {}",
+            s.official.join(", ")
+        ));
     }
     // What was not imported is always told, even with --quiet.
     if !s.skipped.is_empty() {

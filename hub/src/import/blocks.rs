@@ -65,7 +65,9 @@ pub async fn copy(
                 }
                 store.put_blocks(&verified).await?;
                 let bytes: usize = verified.iter().map(|(_, b)| b.len()).sum();
-                counts.copied.fetch_add(verified.len() as u64, Ordering::Relaxed);
+                counts
+                    .copied
+                    .fetch_add(verified.len() as u64, Ordering::Relaxed);
                 counts.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
                 Ok::<_, Error>(())
             })

@@ -55,12 +55,14 @@ impl Importer {
             .files_total
             .store(files.len() as u64, Ordering::Relaxed);
         let from = blocks_from.as_ref();
-        let mut prepared = std::pin::pin!(futures_util::stream::iter(files)
-            .map(|(repository, file, stored)| async move {
-                let outcome = self.prepare(file, stored, from, progress).await;
-                (repository, file, outcome)
-            })
-            .buffered(FILES_IN_FLIGHT));
+        let mut prepared = std::pin::pin!(
+            futures_util::stream::iter(files)
+                .map(|(repository, file, stored)| async move {
+                    let outcome = self.prepare(file, stored, from, progress).await;
+                    (repository, file, outcome)
+                })
+                .buffered(FILES_IN_FLIGHT)
+        );
         while let Some((repository, file, outcome)) = prepared.next().await {
             let key = (repository.to_string(), file.name.to_string());
             match outcome? {
@@ -85,7 +87,9 @@ impl Importer {
                             summary.flists.added += 1;
                             state.flists.insert(key);
                         }
-                        Err(e) => summary.skipped.push(Skipped::new(&file.path, e.to_string())),
+                        Err(e) => summary
+                            .skipped
+                            .push(Skipped::new(&file.path, e.to_string())),
                     }
                 }
                 Prepared::Skip(reason) => summary.skipped.push(Skipped::new(&file.path, reason)),
@@ -128,8 +132,8 @@ impl Importer {
         if let Some(from) = from {
             let (path, limits) = (file.path.clone(), self.limits.clone());
             let format = digest.format;
-            let ids = tokio::task::spawn_blocking(move || block_ids(&path, format, &limits))
-                .await?;
+            let ids =
+                tokio::task::spawn_blocking(move || block_ids(&path, format, &limits)).await?;
             let ids = match ids {
                 Ok(ids) => ids,
                 Err(e) => return Ok(Prepared::Skip(format!("not a valid flist: {e}"))),

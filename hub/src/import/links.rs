@@ -162,7 +162,10 @@ impl Importer {
                 if !state.tags.contains(&key) {
                     summary.skipped.push(Skipped::new(
                         &taglink.path,
-                        format!("a dangling taglink: no tag {}/{} was imported", key.0, key.1),
+                        format!(
+                            "a dangling taglink: no tag {}/{} was imported",
+                            key.0, key.1
+                        ),
                     ));
                     continue;
                 }

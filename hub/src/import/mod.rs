@@ -127,8 +127,14 @@ impl Importer {
                 state.stored.insert(repository.name.to_string(), stored);
             }
         }
-        self.import_files(&tree.repositories, blocks_from, progress, &mut state, &mut summary)
-            .await?;
+        self.import_files(
+            &tree.repositories,
+            blocks_from,
+            progress,
+            &mut state,
+            &mut summary,
+        )
+        .await?;
         self.import_links(&tree.repositories, &mut state, &mut summary)
             .await?;
         self.import_tags(&tree.repositories, &mut state, &mut summary)

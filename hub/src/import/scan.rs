@@ -106,12 +106,15 @@ pub fn scan(users: &Path, names: &Names) -> Result<Tree> {
     let mut tree = Tree::default();
     for (name, path, meta) in sorted_entries(users)? {
         if !meta.is_dir() {
-            tree.skipped
-                .push(Skipped::new(&path, "not a directory: 0-hub lists no such repository"));
+            tree.skipped.push(Skipped::new(
+                &path,
+                "not a directory: 0-hub lists no such repository",
+            ));
             continue;
         }
         let Some(name) = name.to_str() else {
-            tree.skipped.push(Skipped::new(&path, "a name that is not UTF-8"));
+            tree.skipped
+                .push(Skipped::new(&path, "a name that is not UTF-8"));
             continue;
         };
         match names.repository(name) {
@@ -142,7 +145,8 @@ fn scan_repository(
     };
     for (entry, path, meta) in sorted_entries(dir)? {
         let Some(entry) = entry.to_str() else {
-            tree.skipped.push(Skipped::new(&path, "a name that is not UTF-8"));
+            tree.skipped
+                .push(Skipped::new(&path, "a name that is not UTF-8"));
             continue;
         };
         let kind = meta.file_type();
@@ -224,7 +228,9 @@ fn scan_link(
         let taglink = Taglink {
             name: names.taglink(name).map_err(|e| e.to_string())?,
             path: path.to_owned(),
-            repository: names.repository(tag_repository).map_err(|e| e.to_string())?,
+            repository: names
+                .repository(tag_repository)
+                .map_err(|e| e.to_string())?,
             tag: names.tag(tag).map_err(|e| e.to_string())?,
             linktime,
         };
@@ -297,7 +303,10 @@ fn scan_tag(
         };
         match outcome {
             Ok(link) if link.repository.is_some() => members.push(link),
-            Ok(_) => tree.skipped.push(Skipped::new(&path, "a tag member must name ../../<repository>/<flist>")),
+            Ok(_) => tree.skipped.push(Skipped::new(
+                &path,
+                "a tag member must name ../../<repository>/<flist>",
+            )),
             Err(reason) => tree.skipped.push(Skipped::new(&path, reason)),
         }
     }

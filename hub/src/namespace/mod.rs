@@ -43,7 +43,7 @@ use crate::names::{FlistName, RepoName, TagName, TaglinkName};
 use cache::InfoCache;
 pub use change::{Applied, Change};
 pub(crate) use sql::{blob_known, drop_rendition, insert_file};
-pub use stored::{Stored, StoredEntry, StoredTag};
+pub use stored::Stored;
 pub use summary::{Hit, Referrer, RepositoryFigures, Totals};
 pub use views::{Info, Kind, Listed, Resolved, Target, shown};
 

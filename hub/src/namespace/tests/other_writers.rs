@@ -45,7 +45,12 @@ async fn kept_answers_follow_commits_made_elsewhere() {
     };
     importing.apply(change, "import", 30).await.unwrap();
     let times = vec![(tag("v1"), 7)];
-    assert!(importing.set_times(&repo("alice"), 5, times.clone()).await.unwrap());
+    assert!(
+        importing
+            .set_times(&repo("alice"), 5, times.clone())
+            .await
+            .unwrap()
+    );
     assert!(!importing.set_times(&repo("alice"), 5, times).await.unwrap());
     let stored = serving.stored(&repo("alice")).await.unwrap().unwrap();
     assert_eq!(stored.updated, 5);

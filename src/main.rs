@@ -70,6 +70,11 @@ enum Command {
     Push(commands::push::Args),
     /// Check a hub token and keep it (with the hub's URL) for push.
     Login(commands::login::Args),
+    /// Bring a 0-hub's public directory (repositories, flists, links, tags) into this hub,
+    /// and the blocks of its flists from its 0-db; rerun it at will: it changes only what
+    /// differs.
+    #[command(name = "import-0hub")]
+    Import0hub(commands::import::Args),
 }
 
 /// Options shared by the commands that read or write chunks.
@@ -130,6 +135,7 @@ fn main() -> ExitCode {
             Command::User(command) => commands::user::run(command, config),
             Command::Push(args) => commands::push::run(args, &ui, cancel).await,
             Command::Login(args) => commands::login::run(args, &ui).await,
+            Command::Import0hub(args) => commands::import::run(args, config, &ui).await,
         }
     });
     match result {

@@ -16,6 +16,11 @@ impl Ui {
         Ui { quiet }
     }
 
+    /// Whether progress and summaries are left out (`--quiet`).
+    pub fn quiet(&self) -> bool {
+        self.quiet
+    }
+
     /// Shows a progress bar driven by one counter of `progress` until the returned guard is
     /// dropped. With a `total` it is a bar with an ETA, without one a spinner with a rate.
     pub fn track(

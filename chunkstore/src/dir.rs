@@ -93,7 +93,11 @@ impl DirStore {
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => match fs::read_dir(&root) {
                 Ok(mut entries) => {
-                    if entries.next().is_some() {
+                    // The marker's own temporary file is what a crash while the layout
+                    // was being made leaves (the marker is written first).
+                    let leftover =
+                        |e: &fs::DirEntry| e.file_name().as_encoded_bytes().starts_with(b".tmp-");
+                    if entries.any(|e| !e.is_ok_and(|e| leftover(&e))) {
                         return Err(refuse(
                             "directory is not empty and not a flisthub store (no FLISTHUB-STORE file)",
                         ));
@@ -160,10 +164,9 @@ impl Inner {
         if let Some(dir) = self.root_dir.get() {
             return Ok(dir);
         }
-        let chunks = self.root.join("chunks");
-        for byte in 0..=255u8 {
-            fs::create_dir_all(chunks.join(hex::encode([byte]))).map_err(|e| self.io(e))?;
-        }
+        // The marker first: a crash after it leaves a store the next write completes; a
+        // crash before it, at most the marker's temporary file.
+        fs::create_dir_all(&self.root).map_err(|e| self.io(e))?;
         if !self.root.join(MARKER).exists() {
             let mut marker = tempfile::Builder::new()
                 .prefix(".tmp-")
@@ -174,6 +177,10 @@ impl Inner {
             marker
                 .persist(self.root.join(MARKER))
                 .map_err(|e| self.io(e.error))?;
+        }
+        let chunks = self.root.join("chunks");
+        for byte in 0..=255u8 {
+            fs::create_dir_all(chunks.join(hex::encode([byte]))).map_err(|e| self.io(e))?;
         }
         let dir = File::open(&self.root).map_err(|e| self.io(e))?;
         Ok(self.root_dir.get_or_init(|| dir))

@@ -42,6 +42,9 @@ struct Inner {
     readers: Mutex<Readers>,
     /// Signalled when a read connection is given back.
     returned: Condvar,
+    /// A read connection kept for [`Db::data_version`] alone: the version it reports moves
+    /// with every commit made through any other connection, and it makes none itself.
+    watcher: Mutex<Option<Connection>>,
 }
 
 #[derive(Default)]
@@ -66,6 +69,7 @@ impl Db {
             writer: Mutex::new(writer),
             readers: Mutex::default(),
             returned: Condvar::new(),
+            watcher: Mutex::default(),
         })))
     }
 
@@ -103,6 +107,22 @@ impl Db {
             result
         })
         .await
+    }
+
+    /// SQLite's `data_version` as one connection sees it: a number that changes whenever a
+    /// change is committed, by this process or another one. A read of shared memory, no
+    /// disk access: cheap enough to ask before every cached answer.
+    pub fn data_version(&self) -> Result<i64> {
+        let mut watcher = self.0.watcher.lock().unwrap_or_else(|p| p.into_inner());
+        let conn = match watcher.take() {
+            Some(conn) => conn,
+            None => self.open_reader()?,
+        };
+        let version = conn
+            .prepare_cached("PRAGMA data_version")?
+            .query_row([], |r| r.get(0))?;
+        *watcher = Some(conn);
+        Ok(version)
     }
 
     /// [`Db::read`] on the calling thread, for blocking contexts.

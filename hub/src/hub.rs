@@ -18,6 +18,7 @@ use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::facts::Facts;
 use crate::images::Images;
+use crate::import::Importer;
 use crate::jobs::Jobs;
 use crate::limits::Limits;
 use crate::names::Names;
@@ -118,12 +119,7 @@ impl Hub {
         let tokens = Tokens::new(db.clone(), &secret, names, config.auth.max_token_ttl);
         let accounts = Accounts::new(db.clone(), names);
         auth.set_local_administrators(accounts.administrators()?);
-        let store = match &config.store {
-            Some(store) => store.open().await?,
-            None => {
-                chunkstore::open(&format!("dir://{}", data_dir.join("store").display())).await?
-            }
-        };
+        let store = open_store(&config, &data_dir).await?;
         let location = chunk_location(&config, store.as_ref());
         let limits = Arc::new(Limits::new(&config.limits, &config.chunks, &config.images));
         let lifecycle = Lifecycle::default();
@@ -282,6 +278,55 @@ pub fn tokens(config: &Config) -> Result<Tokens> {
         names(config),
         config.auth.max_token_ttl,
     ))
+}
+
+/// The configured store, or the `dir` store in the data directory.
+async fn open_store(config: &Config, data_dir: &Path) -> Result<Arc<dyn ChunkStore>> {
+    Ok(match &config.store {
+        Some(store) => store.open().await?,
+        None => chunkstore::open(&format!("dir://{}", data_dir.join("store").display())).await?,
+    })
+}
+
+/// The import's view of a hub's data directory: its namespace and store, beside a hub
+/// serving it or not. The import stages files in a directory of its own (`import-tmp`),
+/// since a hub clears its own staging directory when it starts, and one import runs at a
+/// time (`import.lock`).
+pub async fn importer(config: &Config) -> Result<Importer> {
+    use rustix::fs::{FlockOperation, flock};
+    let data_dir = config.data_dir()?;
+    std::fs::create_dir_all(&data_dir).map_err(|e| Error::io(data_dir.display(), e))?;
+    let path = data_dir.join("import.lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io(path.display(), e))?;
+    flock(&lock, FlockOperation::NonBlockingLockExclusive).map_err(|_| {
+        Error::Config(format!(
+            "{}: another import-0hub runs on this data directory",
+            data_dir.display()
+        ))
+    })?;
+    let db = open_db(&data_dir)?;
+    let blobs = Arc::new(Blobs::open(
+        data_dir.join("flists"),
+        data_dir.join("import-tmp"),
+    )?);
+    let official = if config.server.authentication {
+        config.server.official_repositories.clone()
+    } else {
+        vec![crate::auth::ADMINISTRATOR.to_owned()]
+    };
+    Ok(Importer {
+        names: names(config),
+        namespace: Arc::new(Namespace::new(db, blobs)),
+        store: open_store(config, &data_dir).await?,
+        limits: config.limits.clone(),
+        official,
+        _lock: lock,
+    })
 }
 
 /// The account commands' view of a hub's data directory.

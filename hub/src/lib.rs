@@ -32,6 +32,7 @@ mod gateway;
 mod http;
 mod hub;
 mod images;
+mod import;
 mod inspect;
 mod jobs;
 mod limits;
@@ -58,8 +59,13 @@ pub use config::{Config, DEFAULT_CONFIG, GatewayConfig, LogFormat};
 pub use error::{Class, Error, Result};
 pub use formats::Format;
 pub use gateway::Gateway;
-pub use hub::{Hub, accounts, tokens};
+pub use hub::{Hub, accounts, importer, tokens};
 pub use images::{ConvertRequest, Converted, Images};
+pub use import::blocks_source as import_blocks_source;
+pub use import::{
+    ACTOR as IMPORT_ACTOR, BlockCounts, Counted, Importer, Progress as ImportProgress, Skipped,
+    Summary as ImportSummary,
+};
 pub use inspect::Stats;
 pub use jobs::{JobStatus, Jobs};
 pub use names::{FlistName, Names, RepoName, TagName, TaglinkName};

@@ -192,6 +192,14 @@ impl HubServer {
             .expect("flisthub token")
     }
 
+    /// `flisthub <args> --data-dir <this hub's data>` with this hub's configuration, to run
+    /// beside it.
+    pub fn cli(&self, args: &[&str]) -> Command {
+        let mut cmd = self.command();
+        cmd.args(args).arg("--data-dir").arg(self.data());
+        cmd
+    }
+
     pub fn pid(&self) -> i32 {
         self.child.as_ref().map_or(0, |c| c.id() as i32)
     }

@@ -23,6 +23,7 @@ mod rules;
 pub(crate) mod share;
 mod source;
 mod sql;
+mod stored;
 mod summary;
 mod views;
 
@@ -31,6 +32,7 @@ mod tests;
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use hubapi::changes::ChangeRecord;
 
@@ -45,6 +47,7 @@ pub use change::{Applied, Change};
 pub use share::Share;
 pub use source::Source;
 pub(crate) use sql::{blob_known, drop_rendition, insert_file};
+pub use stored::Stored;
 pub use summary::{Hit, Referrer, RepositoryFigures, Totals};
 
 /// What [`Namespace::page`] reads.
@@ -66,6 +69,10 @@ pub struct Namespace {
     db: Db,
     blobs: Arc<Blobs>,
     cache: Arc<InfoCache>,
+    /// The database's `data_version` when the cache was last checked against it: another
+    /// process (`flisthub import-0hub` beside a running hub) commits without this one
+    /// knowing, and a new version empties the cache.
+    seen_version: AtomicI64,
 }
 
 impl Namespace {
@@ -74,6 +81,19 @@ impl Namespace {
             db,
             blobs,
             cache: Arc::default(),
+            seen_version: AtomicI64::new(-1),
+        }
+    }
+
+    /// Empties the cache when the database changed since it was last looked at, whoever
+    /// changed it. A failure to tell empties it too.
+    fn follow_other_writers(&self) {
+        let version = self.db.data_version().unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot read the database's data version");
+            -2
+        });
+        if version < 0 || self.seen_version.swap(version, Ordering::SeqCst) != version {
+            self.cache.clear();
         }
     }
 
@@ -155,6 +175,7 @@ impl Namespace {
 
     /// What `light` shows of `name`.
     pub async fn info(&self, repository: &RepoName, name: &FlistName) -> Result<Info> {
+        self.follow_other_writers();
         let key = (repository.to_string(), name.to_string());
         let generation = match self.cache.get(&key) {
             Ok(info) => return Ok(info),
@@ -208,6 +229,7 @@ impl Namespace {
     /// A number that changes with every change of the namespace: what was read under one
     /// value may be kept and shown until it changes.
     pub fn generation(&self) -> u64 {
+        self.follow_other_writers();
         self.cache.generation()
     }
 
@@ -317,6 +339,36 @@ impl Namespace {
             .await
     }
 
+    /// What `repository` holds, or `None` if there is no such repository.
+    pub async fn stored(&self, repository: &RepoName) -> Result<Option<Stored>> {
+        let repository = repository.clone();
+        self.db.read(move |c| stored::read(c, &repository)).await
+    }
+
+    /// Sets the time of `repository` and of its `tags` (each a time 0-hub showed), outside
+    /// the change log: times are not changes. Whether anything changed.
+    pub async fn set_times(
+        &self,
+        repository: &RepoName,
+        updated: i64,
+        tags: Vec<(TagName, i64)>,
+    ) -> Result<bool> {
+        let repository = repository.clone();
+        let cache = Arc::clone(&self.cache);
+        self.db
+            .write(move |conn| {
+                let tx =
+                    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let tags: Vec<(String, i64)> =
+                    tags.into_iter().map(|(t, m)| (t.to_string(), m)).collect();
+                let changed = stored::set_times(&tx, &repository, updated, &tags)?;
+                tx.commit()?;
+                cache.clear();
+                Ok(changed)
+            })
+            .await
+    }
+
     /// Up to `limit` records of the change log after sequence number `after`.
     pub async fn changes(&self, after: u64, limit: usize) -> Result<Vec<ChangeRecord>> {
         self.db.read(move |c| log::read(c, after, limit)).await
@@ -390,13 +442,18 @@ impl Namespace {
         let blobs = Arc::clone(&self.blobs);
         self.db
             .write(move |conn| {
+                // IMMEDIATE: a change another process (the import) is making, whose file is
+                // placed but not yet committed, finishes before its file is judged.
+                let tx =
+                    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
                 let mut removed = 0;
                 for sha in blobs.list()? {
-                    if !blob_known(conn, &sha)? {
+                    if !blob_known(&tx, &sha)? {
                         blobs.remove(&sha);
                         removed += 1;
                     }
                 }
+                tx.commit()?;
                 Ok(removed)
             })
             .await

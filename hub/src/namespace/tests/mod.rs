@@ -3,6 +3,7 @@
 
 mod changelog;
 mod links;
+mod other_writers;
 mod publish;
 mod rename_promote;
 mod share;

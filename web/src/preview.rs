@@ -190,6 +190,7 @@ fn recorded(source: &Source) -> Markup {
             Source::FlistFile { file, pushed_from: None } => {
                 "uploaded flist file " code { (file) }
             },
+            Source::Import { path } => { "imported from 0-hub's " code { (path) } },
             Source::Merge { sources } => {
                 "merged from "
                 @for (i, source) in sources.iter().enumerate() {

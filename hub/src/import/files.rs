@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::facts::Facts;
 use crate::formats::{AnyFlist, Format};
 use crate::names::RepoName;
-use crate::namespace::Kind;
+use crate::namespace::{Kind, Source};
 
 /// Files read, checked and copied at once (their publishing stays in the tree's order).
 const FILES_IN_FLIGHT: usize = 4;
@@ -29,6 +29,9 @@ enum Prepared {
     Skip(String),
 }
 
+/// What the hub already holds under a file's name: its sha256 and time.
+type Held = (String, i64);
+
 impl Importer {
     pub(super) async fn import_files(
         &self,
@@ -38,7 +41,7 @@ impl Importer {
         state: &mut State,
         summary: &mut Summary,
     ) -> Result<()> {
-        let files: Vec<(&RepoName, &FileEntry, Option<(String, i64)>)> = repositories
+        let files: Vec<(&RepoName, &FileEntry, Option<Held>)> = repositories
             .iter()
             .flat_map(|r| r.files.iter().map(move |f| (&r.name, f)))
             .map(|(repository, file)| {
@@ -77,9 +80,11 @@ impl Importer {
                             repository.clone(),
                             file.name.clone(),
                             staged,
-                            facts,
-                            ACTOR,
-                            file.mtime,
+                            (facts, Vec::new()),
+                            Source::Import {
+                                path: format!("{repository}/{}", file.name),
+                            },
+                            (ACTOR, file.mtime),
                         )
                         .await;
                     match published {
@@ -105,7 +110,7 @@ impl Importer {
     async fn prepare(
         &self,
         file: &FileEntry,
-        stored: Option<(String, i64)>,
+        stored: Option<Held>,
         from: Option<&Arc<dyn ChunkStore>>,
         progress: &Progress,
     ) -> Result<Prepared> {

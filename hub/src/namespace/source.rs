@@ -22,6 +22,9 @@ pub enum Source {
     },
     /// A merge of other flists (`repository/name` each, the first winning on every path).
     Merge { sources: Vec<String> },
+    /// A file of a 0-hub's public directory, brought over by `flisthub import-0hub`: its
+    /// path there (`<repository>/<file>`).
+    Import { path: String },
     /// A copy of another name (promote): the name copied, and where that one came from.
     Promote {
         from: String,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::{facts, file, flist, repo, tag};
 use crate::blobs::Blobs;
 use crate::db::Db;
-use crate::namespace::{Change, Kind, Namespace};
+use crate::namespace::{Change, Kind, Namespace, Source};
 
 fn publish(seed: &str) -> Change {
     Change::Publish {
@@ -14,6 +14,10 @@ fn publish(seed: &str) -> Change {
         name: flist("a"),
         file: file(seed),
         facts: facts(),
+        source: Source::Import {
+            path: "alice/a.flist".into(),
+        },
+        contents: Vec::new(),
     }
 }
 

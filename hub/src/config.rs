@@ -475,6 +475,16 @@ impl Config {
             })
     }
 
+    /// The repositories shown as official: those configured, or `Administrator` alone when
+    /// authentication is off (every upload then lands there).
+    pub fn official_repositories(&self) -> Vec<String> {
+        if self.server.authentication {
+            self.server.official_repositories.clone()
+        } else {
+            vec![crate::auth::ADMINISTRATOR.to_owned()]
+        }
+    }
+
     /// The URL clients reach the hub at, without a trailing `/`.
     pub fn public_url(&self) -> String {
         match &self.server.public_url {

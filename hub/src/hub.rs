@@ -53,7 +53,7 @@ pub struct Hub {
     limits: Arc<Limits>,
     status: Status,
     lifecycle: Lifecycle,
-    /// Held while the hub runs: see [`lock_data_dir`].
+    /// Held while the hub runs: see [`lock_file`].
     _lock: std::fs::File,
 }
 
@@ -63,7 +63,7 @@ impl Hub {
     pub async fn open(config: Config) -> Result<Hub> {
         let data_dir = config.data_dir()?;
         std::fs::create_dir_all(&data_dir).map_err(|e| Error::io(data_dir.display(), e))?;
-        let lock = lock_data_dir(&data_dir)?;
+        let lock = lock_file(&data_dir, "serve.lock", "another flisthub serve uses")?;
         let db = open_db(&data_dir)?;
         let blobs = Arc::new(Blobs::open(data_dir.join("flists"), data_dir.join("tmp"))?);
         let namespace = Arc::new(Namespace::new(db.clone(), Arc::clone(&blobs)));
@@ -293,38 +293,20 @@ async fn open_store(config: &Config, data_dir: &Path) -> Result<Arc<dyn ChunkSto
 /// since a hub clears its own staging directory when it starts, and one import runs at a
 /// time (`import.lock`).
 pub async fn importer(config: &Config) -> Result<Importer> {
-    use rustix::fs::{FlockOperation, flock};
     let data_dir = config.data_dir()?;
     std::fs::create_dir_all(&data_dir).map_err(|e| Error::io(data_dir.display(), e))?;
-    let path = data_dir.join("import.lock");
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| Error::io(path.display(), e))?;
-    flock(&lock, FlockOperation::NonBlockingLockExclusive).map_err(|_| {
-        Error::Config(format!(
-            "{}: another import-0hub runs on this data directory",
-            data_dir.display()
-        ))
-    })?;
+    let lock = lock_file(&data_dir, "import.lock", "another import-0hub runs on")?;
     let db = open_db(&data_dir)?;
     let blobs = Arc::new(Blobs::open(
         data_dir.join("flists"),
         data_dir.join("import-tmp"),
     )?);
-    let official = if config.server.authentication {
-        config.server.official_repositories.clone()
-    } else {
-        vec![crate::auth::ADMINISTRATOR.to_owned()]
-    };
     Ok(Importer {
         names: names(config),
         namespace: Arc::new(Namespace::new(db, blobs)),
         store: open_store(config, &data_dir).await?,
         limits: config.limits.clone(),
-        official,
+        official: config.official_repositories(),
         _lock: lock,
     })
 }
@@ -336,12 +318,16 @@ pub fn accounts(config: &Config) -> Result<Accounts> {
     Ok(Accounts::new(open_db(&data_dir)?, names(config)))
 }
 
-/// One hub per data directory: a second one would clear the first one's staging files and
-/// sweep flist files it is about to name. (`flisthub token` works beside a running hub:
-/// it only touches the database, which has its own locking.)
-fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File> {
+/// Takes the lock file `name` of `data_dir` for as long as the file returned is open; when
+/// it is taken, refuses with "<data dir>: <holder> this data directory".
+///
+/// One hub per data directory (`serve.lock`): a second one would clear the first one's
+/// staging files and sweep flist files it is about to name. One import per data directory
+/// (`import.lock`). (`flisthub token` works beside both: it only touches the database, which
+/// has its own locking.)
+fn lock_file(data_dir: &Path, name: &str, holder: &str) -> Result<std::fs::File> {
     use rustix::fs::{FlockOperation, flock};
-    let path = data_dir.join("serve.lock");
+    let path = data_dir.join(name);
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -350,7 +336,7 @@ fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File> {
         .map_err(|e| Error::io(path.display(), e))?;
     flock(&file, FlockOperation::NonBlockingLockExclusive).map_err(|_| {
         Error::Config(format!(
-            "{}: another flisthub serve uses this data directory",
+            "{}: {holder} this data directory",
             data_dir.display()
         ))
     })?;

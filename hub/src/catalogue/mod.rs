@@ -121,8 +121,8 @@ pub struct Catalogue {
     namespace: Arc<Namespace>,
     renditions: Arc<Renditions>,
     contents: Arc<ContentsCache>,
-    /// `None` when authentication is off: then only `Administrator` is official.
-    official: Option<Vec<String>>,
+    /// The repositories marked official ([`Config::official_repositories`]).
+    official: Vec<String>,
     public_url: String,
     location: ChunkLocation,
     /// What files the hub holds may be (their readers are bounded by them).
@@ -145,10 +145,7 @@ impl Catalogue {
             namespace,
             renditions,
             contents: Arc::default(),
-            official: config
-                .server
-                .authentication
-                .then(|| config.server.official_repositories.clone()),
+            official: config.official_repositories(),
             public_url: config.public_url(),
             location,
             limits: config.limits.clone(),
@@ -158,10 +155,7 @@ impl Catalogue {
 
     /// Whether repository `name` is marked official.
     pub fn official(&self, name: &str) -> bool {
-        match &self.official {
-            Some(list) => list.iter().any(|r| r == name),
-            None => name == crate::auth::ADMINISTRATOR,
-        }
+        self.official.iter().any(|r| r == name)
     }
 
     /// A number that changes with every change of the namespace (what was read under one

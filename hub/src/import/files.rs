@@ -46,9 +46,7 @@ impl Importer {
             .flat_map(|r| r.files.iter().map(move |f| (&r.name, f)))
             .map(|(repository, file)| {
                 let stored = state
-                    .stored
-                    .get(repository.as_str())
-                    .and_then(|s| s.entries.get(file.name.as_str()))
+                    .entry(repository.as_str(), file.name.as_str())
                     .filter(|e| e.kind == Kind::Regular)
                     .and_then(|e| Some((e.sha256.clone()?, e.mtime)));
                 (repository, file, stored)

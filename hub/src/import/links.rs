@@ -39,15 +39,12 @@ impl Importer {
                         name: link.target.to_string(),
                     },
                 };
-                let stored = state
-                    .stored
-                    .get(repository.as_str())
-                    .and_then(|s| s.entries.get(link.name.as_str()));
-                if stored.is_some_and(|e| {
-                    e.kind == Kind::Symlink
-                        && e.target.as_ref() == Some(&target)
-                        && e.mtime == link.linktime
-                }) {
+                if state.holds_link(
+                    (repository.as_str(), link.name.as_str()),
+                    Kind::Symlink,
+                    &target,
+                    link.linktime,
+                ) {
                     summary.symlinks.unchanged += 1;
                 } else {
                     let change = match &link.repository {
@@ -173,15 +170,12 @@ impl Importer {
                     repository: key.0,
                     tag: key.1,
                 };
-                let stored = state
-                    .stored
-                    .get(repository.name.as_str())
-                    .and_then(|s| s.entries.get(taglink.name.as_str()));
-                if stored.is_some_and(|e| {
-                    e.kind == Kind::Taglink
-                        && e.target.as_ref() == Some(&target)
-                        && e.mtime == taglink.linktime
-                }) {
+                if state.holds_link(
+                    (repository.name.as_str(), taglink.name.as_str()),
+                    Kind::Taglink,
+                    &target,
+                    taglink.linktime,
+                ) {
                     summary.taglinks.unchanged += 1;
                     continue;
                 }

@@ -27,7 +27,7 @@ pub use scan::Skipped;
 use crate::config::LimitsConfig;
 use crate::error::Result;
 use crate::names::{Names, RepoName};
-use crate::namespace::{Namespace, Stored};
+use crate::namespace::{Kind, Namespace, Stored, StoredEntry, Target};
 
 /// The author recorded for every imported entry.
 pub const ACTOR: &str = "import-0hub";
@@ -99,6 +99,27 @@ pub(crate) struct State {
     pub flists: HashSet<(String, String)>,
     /// `(repository, tag)` of every tag of the tree now in the namespace.
     pub tags: HashSet<(String, String)>,
+}
+
+impl State {
+    /// What the namespace held under `name` of `repository` when the run started.
+    fn entry(&self, repository: &str, name: &str) -> Option<&StoredEntry> {
+        self.stored.get(repository)?.entries.get(name)
+    }
+
+    /// Whether `name` of `repository` already is a link of `kind` to `target` made at
+    /// `linktime`: then importing it again changes nothing.
+    fn holds_link(
+        &self,
+        (repository, name): (&str, &str),
+        kind: Kind,
+        target: &Target,
+        linktime: i64,
+    ) -> bool {
+        self.entry(repository, name).is_some_and(|e| {
+            e.kind == kind && e.target.as_ref() == Some(target) && e.mtime == linktime
+        })
+    }
 }
 
 impl Importer {

@@ -47,7 +47,7 @@ pub use change::{Applied, Change};
 pub use share::Share;
 pub use source::Source;
 pub(crate) use sql::{blob_known, drop_rendition, insert_file};
-pub use stored::Stored;
+pub use stored::{Stored, StoredEntry};
 pub use summary::{Hit, Referrer, RepositoryFigures, Totals};
 
 /// What [`Namespace::page`] reads.

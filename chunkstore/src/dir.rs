@@ -306,13 +306,19 @@ impl Inner {
     }
 
     fn put_blocks(&self, blocks: &[(BlockId, Bytes)]) -> Result<()> {
-        for (id, block) in blocks {
-            if block.len() > MAX_BLOCK_SIZE {
-                return Err(Error::BlockTooLarge {
-                    location: self.location.clone(),
-                    id: *id,
-                });
-            }
+        if let Some((id, _)) = blocks
+            .iter()
+            .find(|(_, block)| block.len() > MAX_BLOCK_SIZE)
+        {
+            return Err(Error::BlockTooLarge {
+                location: self.location.clone(),
+                id: *id,
+            });
+        }
+        // The layout (marker first) before any block directory: a store whose first write
+        // is a block, killed right after, must still open as a store.
+        self.layout()?;
+        for (id, _) in blocks {
             // Made when first needed: the block space is used by hubs that host legacy
             // files only.
             fs::create_dir_all(self.block_dir(id)).map_err(|e| self.io(e))?;
@@ -529,6 +535,27 @@ mod tests {
         assert!(store.put_blocks(&[(long, huge)]).await.is_err());
         // The store still opens, blocks directory and all.
         DirStore::open(dir.path(), DirOptions::default()).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_first_write_of_blocks_makes_the_store_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("store");
+        let store = DirStore::open(&root, DirOptions::default()).unwrap();
+        let huge = Bytes::from(vec![0; MAX_BLOCK_SIZE + 1]);
+        let blocks = [
+            (
+                BlockId::from_slice(&[1; 16]).unwrap(),
+                Bytes::from_static(b"x"),
+            ),
+            (BlockId::from_slice(&[2; 16]).unwrap(), huge),
+        ];
+        // Refused whole, before anything is made.
+        assert!(store.put_blocks(&blocks).await.is_err());
+        assert!(!root.join("blocks").exists());
+        store.put_blocks(&blocks[..1]).await.unwrap();
+        assert!(root.join(MARKER).exists());
+        DirStore::open(&root, DirOptions::default()).unwrap();
     }
 
     #[test]

@@ -1,8 +1,7 @@
 //! Writes the seed corpora of the fuzz targets (`fuzz/corpus/<target>/`,
 //! `fuzz/hub/corpus/<target>/`) from the fixtures the tests use: testkit's tar members and
-//! hostile archives, legacy's sample tree, the chunk codec and frames, the embedded
-//! configuration. The corpora are committed; this regenerates them (tokens carry fresh ids
-//! and times, so the files change on every run):
+//! hostile archives, legacy's sample tree and blocks, the chunk codec and frames, the embedded
+//! configuration. The corpora are committed; this regenerates them:
 //!
 //!     cargo test --test fuzz_seeds -- --ignored
 
@@ -10,7 +9,6 @@
 mod legacy_common;
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use bytes::BytesMut;
 use chunkstore::frames::put_frame;
@@ -175,27 +173,36 @@ fn legacy_seeds(scratch: &Path) -> (Seeds, Seeds) {
     )
 }
 
-fn hub_seeds(scratch: &Path) -> (Seeds, Seeds) {
-    // The token target's secret and 0-hub seed (fuzz/hub/fuzz_targets/token.rs).
-    let secret = scratch.join("secret");
-    std::fs::write(&secret, b"flisthub fuzzing secret, public!").unwrap();
-    let config = hub::Config::from_toml(&format!(
-        "[server]\ndata-dir = {:?}\n[auth]\nsecret-file = {secret:?}\nmax-token-ttl = \"36500d\"\n",
-        scratch.join("data"),
-    ))
-    .unwrap();
-    let tokens = hub::tokens(&config).unwrap();
-    let ttl = Duration::from_secs(100 * 365 * 86_400);
-    let (_, jwt) = tokens
-        .create("alice", &["team".into()], ttl, Some("fuzz seed"))
-        .unwrap();
+fn block_seeds() -> Seeds {
+    let plain: Vec<u8> = (0..20_000u32).map(|i| (i * 31 % 97) as u8).collect();
+    let payload = snap::raw::Encoder::new().compress_vec(&plain).unwrap();
+    // A snappy header declaring 16 MiB, twice the plaintext bound, then a literal.
+    let bomb = [&[0x80, 0x80, 0x80, 0x08][..], &[0x0c], b"bomb"].concat();
+    let with_mode = |mode: u8, bytes: &[u8]| [&[mode][..], bytes].concat();
+    vec![
+        (
+            "zero-block",
+            with_mode(0, &legacy::zero::encode(&plain).unwrap().1),
+        ),
+        (
+            "fl-block",
+            with_mode(1, &legacy::fl::encode(&plain).unwrap().1),
+        ),
+        ("zero-payload", with_mode(2, &payload)),
+        ("fl-payload", with_mode(3, &payload)),
+        ("zero-payload-bomb", with_mode(2, &bomb)),
+        ("fl-payload-empty", with_mode(3, &[0])),
+    ]
+}
+
+fn hub_seeds() -> (Seeds, Seeds) {
+    // `@JWT@` stands for a token the target's scratch hub mints (a hub token verifies only
+    // in the hub that minted it); 0-hub tokens are signed with the target's fixed seed
+    // (fuzz/hub/checks/token.rs).
     let zero_hub = hub::zero_hub_token(&[7; 32], "alice", 1_700_000_000);
     let token = vec![
-        ("jwt", format!("Bearer {jwt}").into_bytes()),
-        (
-            "jwt-active-user",
-            format!("bearer {jwt}\nteam").into_bytes(),
-        ),
+        ("jwt", b"Bearer @JWT@".to_vec()),
+        ("jwt-active-user", b"bearer @JWT@\nteam".to_vec()),
         ("zero-hub", format!("Bearer {zero_hub}").into_bytes()),
         (
             "zero-hub-mapped",
@@ -232,7 +239,8 @@ fn write_fuzz_seeds() {
     let (zero, fl) = legacy_seeds(scratch.path());
     write(&fuzz, "zero_flist", &zero);
     write(&fuzz, "fl", &fl);
-    let (token, config) = hub_seeds(scratch.path());
+    write(&fuzz, "blocks", &block_seeds());
+    let (token, config) = hub_seeds();
     write(&fuzz.join("hub"), "token", &token);
     write(&fuzz.join("hub"), "config", &config);
 }

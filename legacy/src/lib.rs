@@ -43,6 +43,23 @@ mod tree;
 pub mod window;
 pub mod zero;
 
+/// What the `blocks` fuzz target needs to reach the block decoders' inner layers with bytes
+/// of its choosing: each codec's encryption of an arbitrary payload (which `encode` only
+/// ever applies to snappy output). Built only under `cargo fuzz` (`--cfg fuzzing`).
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Seals `payload` as a 0-flist block's ciphertext (XXTEA under `key`).
+    pub fn seal_zero(payload: &[u8], key: &[u8; 16]) -> Vec<u8> {
+        crate::zero::xxtea::encrypt(payload, key)
+    }
+
+    /// Seals `payload` as an fl block's ciphertext (AES-256-GCM under `key`).
+    pub fn seal_fl(payload: &[u8], key: &[u8; 32]) -> crate::Result<Vec<u8>> {
+        crate::fl::codec::seal(payload, key)
+    }
+}
+
 pub use detect::{Format, HEAD_LEN, detect, detect_file};
 pub use error::{Error, Result};
 pub use tree::{BLOCK_SIZE, Entry, Kind, Special, Totals, Tree, block_count};

@@ -1,22 +1,9 @@
-//! The configuration file (`hub::Config::from_toml`: the embedded defaults overlaid with
-//! the text, unknown keys refused, then the cross-key checks). A refusal must be a
-//! configuration error, and an accepted text must give the same configuration again.
+//! The configuration file (the check is in `checks/config.rs`, shared with the ordinary
+//! suite's replay of the corpus).
 
 #![no_main]
 
-use hub::{Config, Error};
-use libfuzzer_sys::fuzz_target;
+#[path = "../checks/config.rs"]
+mod config;
 
-fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else {
-        return;
-    };
-    match Config::from_toml(text) {
-        Ok(config) => {
-            let again = Config::from_toml(text).expect("accepted once, accepted again");
-            assert_eq!(format!("{again:?}"), format!("{config:?}"));
-        }
-        Err(Error::Config(_)) => {}
-        Err(other) => panic!("not a configuration error: {other:?}"),
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| config::check(data));

@@ -40,12 +40,16 @@ pub fn encode(plain: &[u8]) -> Result<(Block, Vec<u8>)> {
 /// [`encode`] with a key the caller chose (any content hash of `plain` keeps equal blocks
 /// equal; the id is still BLAKE2b-256 of what is returned).
 pub fn encode_with_key(plain: &[u8], key: [u8; 32]) -> Result<(Block, Vec<u8>)> {
-    let compressed = snappy::compress(plain)?;
-    let sealed = cipher(&key)
-        .encrypt(&nonce(&key), compressed.as_slice())
-        .map_err(|_| Error::Block("AES-GCM cannot encrypt it"))?;
+    let sealed = seal(&snappy::compress(plain)?, &key)?;
     let id = blake2b_256(&sealed);
     Ok((Block { id, key }, sealed))
+}
+
+/// Encrypts a block's compressed form.
+pub(crate) fn seal(compressed: &[u8], key: &[u8; 32]) -> Result<Vec<u8>> {
+    cipher(key)
+        .encrypt(&nonce(key), compressed)
+        .map_err(|_| Error::Block("AES-GCM cannot encrypt it"))
 }
 
 /// Decodes a stored block with its key (the GCM tag authenticates it), with every length

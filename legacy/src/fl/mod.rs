@@ -6,7 +6,7 @@
 //! metadata) and `route` (which stores hold which blocks, by the first byte of their id).
 //! Blocks are encoded by [`encode`].
 
-mod codec;
+pub(crate) mod codec;
 mod read;
 mod route;
 mod write;

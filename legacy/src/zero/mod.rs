@@ -10,7 +10,7 @@ mod codec;
 mod metadata;
 mod read;
 mod write;
-mod xxtea;
+pub(crate) mod xxtea;
 
 #[rustfmt::skip]
 #[allow(warnings, clippy::all, clippy::pedantic)]

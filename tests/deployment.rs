@@ -2,15 +2,15 @@
 //! registry, no second release build):
 //! * the Dockerfile's `runtime` stage built around the binary these tests already have, on
 //!   a Debian 12 base made here (debootstrap, then `docker import` under the name the
-//!   Dockerfile expects); Redis from Debian's package in an image built on that base; both
-//!   started by Debian's `docker-compose` from `compose.yaml`'s Redis profile; the hub inside
-//!   answers health, takes an upload with a token minted inside its container, stores the
-//!   chunks in that Redis, serves the flist, and Docker reports the image's health check
-//!   healthy;
+//!   Dockerfile expects); Redis from Debian's package, and 0-db from the peer binary, in
+//!   images built on that base; each of `compose.yaml`'s profiles started by Debian's
+//!   `docker-compose`; the hub inside answers health, refuses an upload without a token,
+//!   takes one with a token minted inside its container, stores the chunks in that store and
+//!   serves the flist; Docker reports the image's health check healthy;
 //! * `systemd-analyze verify` accepts the unit.
 //!
 //! The base's root file system is made once and kept under target/tmp/deployment (a minute);
-//! a run then takes about half a minute. Everything the test starts or tags carries a unique
+//! a run then takes under a minute. Everything the test starts or tags carries a unique
 //! suffix and is removed however the test ends.
 
 mod common;
@@ -35,60 +35,49 @@ fn systemd_unit_verifies() {
     let unit = std::fs::read_to_string(format!("{REPO}/deployment/flisthub.service")).unwrap();
     assert!(unit.contains("ExecStart=/usr/local/bin/flisthub serve"));
     let unit = unit.replace("/usr/local/bin/flisthub", env!("CARGO_BIN_EXE_flisthub"));
-    let path = dir.path().join("flisthub.service");
-    std::fs::write(&path, unit).unwrap();
-    let out = Command::new("systemd-analyze")
-        .args(["verify", "--man=no"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    // Unknown or misspelt settings are only warnings: they count as failures here.
-    assert!(
-        out.status.success() && out.stderr.is_empty(),
-        "systemd-analyze verify: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let verify = |unit: &str| {
+        let path = dir.path().join("flisthub.service");
+        std::fs::write(&path, unit).unwrap();
+        let out = Command::new("systemd-analyze")
+            .args(["verify", "--man=no"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        // Unknown or misspelt settings are only warnings: they count as failures here.
+        (out.status.success() && out.stderr.is_empty())
+            .then_some(())
+            .ok_or(text(&out))
+    };
+    if let Err(e) = verify(&unit) {
+        panic!("systemd-analyze verify: {e}");
+    }
+    // The check catches a misspelt sandboxing setting, which systemd would ignore.
+    let misspelt = unit.replace("ProtectSystem=strict", "ProtectSytem=strict");
+    let refused = verify(&misspelt).expect_err("a misspelt setting passed");
+    assert!(refused.contains("ProtectSytem"), "{refused}");
 }
 
 #[test]
-fn compose_redis_variant_serves_an_upload() {
+fn compose_runs_the_hub_with_redis_and_with_0db() {
     if !docker_available() {
         eprintln!("SKIP: no Docker daemon answers `docker info`");
         return;
     }
     let started = Instant::now();
     let docker = buildkit_client();
-    let suffix = format!(
-        "{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos()
-    );
-    let hub_image = format!("flisthub-deploy-test-{suffix}:hub");
-    let redis_image = format!("flisthub-deploy-test-{suffix}:redis");
-    let port = testkit::free_port(false);
-    let mut made = Made {
-        compose: Compose {
-            project: format!("flisthub-deploy-test-{suffix}"),
-            env: vec![
-                ("FLISTHUB_IMAGE", hub_image.clone()),
-                ("REDIS_IMAGE", redis_image.clone()),
-                ("FLISTHUB_BIND", "127.0.0.1".into()),
-                ("FLISTHUB_PORT", port.to_string()),
-                ("FLISTHUB_PUBLIC_URL", format!("http://127.0.0.1:{port}")),
-            ],
-        },
-        images: Vec::new(),
-        started: false,
-    };
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let name = format!("flisthub-deploy-test-{}-{nanos}", std::process::id());
+    let image = |what: &str| format!("{name}:{what}");
+    let mut made = Made::default();
 
     if !image_exists(BASE_IMAGE) {
         let tarball = base_rootfs();
         check(
             docker_cmd("docker")
-                .args(["import"])
+                .arg("import")
                 .arg(&tarball)
                 .arg(BASE_IMAGE),
         );
@@ -96,146 +85,66 @@ fn compose_redis_variant_serves_an_upload() {
     }
     eprintln!("deployment: base image ready after {:?}", started.elapsed());
 
-    // The two images are built at once: both mostly wait for Debian's mirror.
+    // The images are built at once: they mostly wait for Debian's mirror.
     let hub_context = tempfile::tempdir().unwrap();
-    std::fs::copy(
-        env!("CARGO_BIN_EXE_flisthub"),
-        hub_context.path().join("flisthub"),
-    )
-    .unwrap();
-    made.images.push(hub_image.clone());
-    let hub_build = docker_cmd(&docker)
-        .env("DOCKER_BUILDKIT", "1")
-        .args([
-            "build",
-            "--target",
-            "runtime",
-            "--build-arg",
-            "BIN=flisthub",
-            "-f",
-        ])
-        .arg(format!("{REPO}/deployment/Dockerfile"))
-        .args(["-t", &hub_image])
-        .arg(hub_context.path())
-        .spawn()
-        .unwrap();
-    let redis_context = tempfile::tempdir().unwrap();
-    std::fs::write(
-        redis_context.path().join("Dockerfile"),
-        format!(
-            "FROM {BASE_IMAGE}\n\
-             RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y \
-             --no-install-recommends redis-server && rm -rf /var/lib/apt/lists/*\n\
-             RUN install -d -o redis -g redis /data\n\
-             WORKDIR /data\nUSER redis\n"
-        ),
-    )
-    .unwrap();
-    made.images.push(redis_image.clone());
-    let redis_build = docker_cmd(&docker)
-        .env("DOCKER_BUILDKIT", "1")
-        .args(["build", "-t", &redis_image])
-        .arg(redis_context.path())
-        .spawn()
-        .unwrap();
-    for (what, build) in [("hub", hub_build), ("redis", redis_build)] {
-        let out = build.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "building the {what} image failed: {}",
-            text(&out)
-        );
+    let binary = hub_context.path().join("flisthub");
+    std::fs::copy(env!("CARGO_BIN_EXE_flisthub"), binary).unwrap();
+    let dockerfile = format!("{REPO}/deployment/Dockerfile");
+    let target = [
+        "-f",
+        &dockerfile,
+        "--target",
+        "runtime",
+        "--build-arg",
+        "BIN=flisthub",
+    ];
+    let mut builds = vec![build(
+        &docker,
+        &mut made,
+        image("hub"),
+        &hub_context,
+        &target,
+    )];
+    let redis_context = context(&format!(
+        "FROM {BASE_IMAGE}\n\
+         RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y \
+         --no-install-recommends redis-server && rm -rf /var/lib/apt/lists/*\n\
+         RUN install -d -o redis -g redis /data\n\
+         WORKDIR /data\nUSER redis\n"
+    ));
+    builds.push(build(
+        &docker,
+        &mut made,
+        image("redis"),
+        &redis_context,
+        &[],
+    ));
+    // 0-db from the peer binary, started as 0-db's own image does (from DATADIR, INDEXDIR).
+    let zdb = testkit::peers::peer("zdb-2.0.7");
+    let zdb_context = context(&format!(
+        "FROM {BASE_IMAGE}\nCOPY zdb /usr/local/bin/zdb\n\
+         CMD [\"sh\", \"-c\", \"exec zdb --data $DATADIR --index $INDEXDIR\"]\n"
+    ));
+    if let Some(zdb) = &zdb {
+        std::fs::copy(zdb, zdb_context.path().join("zdb")).unwrap();
+        builds.push(build(&docker, &mut made, image("zdb"), &zdb_context, &[]));
+    }
+    for child in builds {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "docker build failed: {}", text(&out));
     }
     eprintln!("deployment: images built after {:?}", started.elapsed());
 
-    made.started = true;
-    check(
-        &mut made
-            .compose
-            .command(&["--profile", "redis", "up", "-d", "--no-build"]),
-    );
-    let hub = format!("http://127.0.0.1:{port}");
-    let client = common::hub::client();
-    wait_for(
-        Duration::from_secs(60),
-        "the hub's health route to answer 200",
-        || {
-            client
-                .get(format!("{hub}/api/v1/health"))
-                .send()
-                .is_ok_and(|r| r.status() == 200)
-        },
-    );
-    eprintln!("deployment: hub healthy after {:?}", started.elapsed());
-
-    // The hub runs as its own user, and a token is minted inside its container as the
-    // README says.
-    let id = check(
-        &mut made
-            .compose
-            .command(&["exec", "-T", "hub-redis", "id", "-u"]),
-    );
-    assert_eq!(String::from_utf8_lossy(&id.stdout).trim(), "10001");
-    let token = check(&mut made.compose.command(&[
-        "exec",
-        "-T",
-        "hub-redis",
-        "flisthub",
-        "token",
-        "create",
-        "--user",
-        "deploy",
-    ]));
-    let token = String::from_utf8(token.stdout).unwrap().trim().to_owned();
-
-    let tree = tempfile::tempdir().unwrap();
-    let content = noise(3 << 20, 17);
-    std::fs::create_dir(tree.path().join("bin")).unwrap();
-    std::fs::write(tree.path().join("bin/app"), &content).unwrap();
-    std::fs::write(tree.path().join("README"), b"deployed\n").unwrap();
-    let archive = tar_of(tree.path(), &["-z"]);
-    let form = reqwest::blocking::multipart::Form::new().part(
-        "file",
-        reqwest::blocking::multipart::Part::bytes(archive).file_name("app.tar.gz"),
-    );
-    let answer = client
-        .post(format!("{hub}/api/flist/me/upload"))
-        .header("Authorization", format!("Bearer {token}"))
-        .multipart(form)
-        .send()
-        .unwrap();
-    let status = answer.status();
-    let body = answer.text().unwrap();
-    assert_eq!(status, 200, "upload: {body}");
-
-    // The chunks are in the compose project's Redis, under the namespace compose.yaml gives.
-    let keys = check(
-        &mut made
-            .compose
-            .command(&["exec", "-T", "redis", "redis-cli", "dbsize"]),
-    );
+    let redis = made.up(&name, "redis", &image);
+    let container = exercise(&redis, "hub-redis");
+    // The chunks are in the project's Redis.
+    let keys = check(&mut redis.command(&["exec", "-T", "redis", "redis-cli", "dbsize"]));
     let keys: u64 = String::from_utf8_lossy(&keys.stdout)
         .trim()
         .parse()
         .unwrap();
     assert!(keys > 0, "no chunk reached Redis");
-
-    // Anyone can read it back: the flist names the hub's chunk API (compose.yaml's routes).
-    let home = tempfile::tempdir().unwrap();
-    let out = home.path().join("out");
-    let extracted = flisthub(
-        home.path(),
-        args!["extract", format!("{hub}/deploy/app.flist"), &out],
-    );
-    assert!(extracted.status.success(), "extract: {}", text(&extracted));
-    assert!(std::fs::read(out.join("bin/app")).unwrap() == content);
-
     // Docker's own view of the image's HEALTHCHECK.
-    let container = check(&mut made.compose.command(&["ps", "-q", "hub-redis"]));
-    let container = String::from_utf8(container.stdout)
-        .unwrap()
-        .trim()
-        .to_owned();
     wait_for(
         Duration::from_secs(90),
         "Docker to report the hub healthy",
@@ -247,36 +156,144 @@ fn compose_redis_variant_serves_an_upload() {
             String::from_utf8_lossy(&out.stdout).trim() == "healthy"
         },
     );
-    eprintln!("deployment: done after {:?}", started.elapsed());
+    eprintln!(
+        "deployment: Redis variant done after {:?}",
+        started.elapsed()
+    );
+
+    if zdb.is_none() {
+        return;
+    }
+    let zdb = made.up(&name, "zdb", &image);
+    exercise(&zdb, "hub-zdb");
+    // The chunks are in 0-db's `default` namespace.
+    let info = check(
+        docker_cmd("docker")
+            .args([
+                "run",
+                "--rm",
+                "--network",
+                &format!("{}_default", zdb.project),
+            ])
+            .args([&image("redis"), "redis-cli", "-h", "zdb", "-p", "9900"])
+            .args(["NSINFO", "default"]),
+    );
+    let info = String::from_utf8_lossy(&info.stdout).into_owned();
+    let entries = info.lines().find_map(|l| l.strip_prefix("entries: "));
+    assert!(
+        entries.is_some_and(|n| n.trim().parse::<u64>().unwrap_or(0) > 0),
+        "no chunk reached 0-db: {info}"
+    );
+    eprintln!(
+        "deployment: 0-db variant done after {:?}",
+        started.elapsed()
+    );
+}
+
+/// What every variant must do: answer health, run as its own user, refuse an upload
+/// without a token, take one with a token minted inside its container, and serve the flist
+/// to `flisthub extract` through its URL (the flist names the hub's chunk API, as
+/// compose.yaml's routes say). Returns the hub's container.
+fn exercise(compose: &Compose, service: &str) -> String {
+    let hub = format!("http://127.0.0.1:{}", compose.port);
+    let client = common::hub::client();
+    wait_for(
+        Duration::from_secs(60),
+        "the hub's health route to answer 200",
+        || {
+            client
+                .get(format!("{hub}/api/v1/health"))
+                .send()
+                .is_ok_and(|r| r.status() == 200)
+        },
+    );
+    let id = check(&mut compose.command(&["exec", "-T", service, "id", "-u"]));
+    assert_eq!(String::from_utf8_lossy(&id.stdout).trim(), "10001");
+
+    let tree = tempfile::tempdir().unwrap();
+    let content = noise(3 << 20, 17);
+    std::fs::create_dir(tree.path().join("bin")).unwrap();
+    std::fs::write(tree.path().join("bin/app"), &content).unwrap();
+    std::fs::write(tree.path().join("README"), b"deployed\n").unwrap();
+    let archive = tar_of(tree.path(), &["-z"]);
+    let upload = |token: Option<&str>| {
+        let form = reqwest::blocking::multipart::Form::new().part(
+            "file",
+            reqwest::blocking::multipart::Part::bytes(archive.clone()).file_name("app.tar.gz"),
+        );
+        let mut request = client.post(format!("{hub}/api/flist/me/upload"));
+        if let Some(token) = token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        let answer = request.multipart(form).send().unwrap();
+        (answer.status(), answer.text().unwrap())
+    };
+    let (status, body) = upload(None);
+    assert_eq!(status, 401, "upload without a token: {body}");
+    let flist = format!("{hub}/deploy/app.flist");
+    assert_eq!(client.get(&flist).send().unwrap().status(), 404);
+
+    let token = check(&mut compose.command(&[
+        "exec", "-T", service, "flisthub", "token", "create", "--user", "deploy",
+    ]));
+    let token = String::from_utf8(token.stdout).unwrap().trim().to_owned();
+    let (status, body) = upload(Some(&token));
+    assert_eq!(status, 200, "upload: {body}");
+
+    let home = tempfile::tempdir().unwrap();
+    let out = home.path().join("out");
+    let extracted = flisthub(home.path(), args!["extract", flist, &out]);
+    assert!(extracted.status.success(), "extract: {}", text(&extracted));
+    assert!(std::fs::read(out.join("bin/app")).unwrap() == content);
+
+    let container = check(&mut compose.command(&["ps", "-q", service]));
+    String::from_utf8(container.stdout)
+        .unwrap()
+        .trim()
+        .to_owned()
 }
 
 /// What the test made, removed when it ends, passed or not.
+#[derive(Default)]
 struct Made {
-    compose: Compose,
+    projects: Vec<Compose>,
     images: Vec<String>,
-    started: bool,
+}
+
+impl Made {
+    /// `docker-compose --profile <profile> up` in a project of its own, with the test's
+    /// images and a free loopback port.
+    fn up(&mut self, name: &str, profile: &'static str, image: &dyn Fn(&str) -> String) -> Compose {
+        let port = testkit::free_port(false);
+        let compose = Compose {
+            project: format!("{name}-{profile}"),
+            profile,
+            port,
+            env: vec![
+                ("FLISTHUB_IMAGE", image("hub")),
+                ("REDIS_IMAGE", image("redis")),
+                ("ZDB_IMAGE", image("zdb")),
+                ("FLISTHUB_BIND", "127.0.0.1".into()),
+                ("FLISTHUB_PORT", port.to_string()),
+                ("FLISTHUB_PUBLIC_URL", format!("http://127.0.0.1:{port}")),
+            ],
+        };
+        self.projects.push(compose.clone());
+        check(&mut compose.command(&["up", "-d", "--no-build"]));
+        compose
+    }
 }
 
 impl Drop for Made {
     fn drop(&mut self) {
-        if self.started {
-            if std::thread::panicking() {
-                let logs = self.compose.command(&["logs", "--no-color"]).output();
-                if let Ok(logs) = logs {
-                    eprintln!("compose logs:\n{}", text(&logs));
-                }
+        for compose in &self.projects {
+            if std::thread::panicking()
+                && let Ok(logs) = compose.command(&["logs", "--no-color"]).output()
+            {
+                eprintln!("{} logs:\n{}", compose.project, text(&logs));
             }
-            let _ = self
-                .compose
-                .command(&[
-                    "--profile",
-                    "redis",
-                    "down",
-                    "-v",
-                    "-t",
-                    "5",
-                    "--remove-orphans",
-                ])
+            let _ = compose
+                .command(&["down", "-v", "-t", "5", "--remove-orphans"])
                 .output();
         }
         for image in self.images.iter().rev() {
@@ -285,8 +302,11 @@ impl Drop for Made {
     }
 }
 
+#[derive(Clone)]
 struct Compose {
     project: String,
+    profile: &'static str,
+    port: u16,
     env: Vec<(&'static str, String)>,
 }
 
@@ -300,15 +320,43 @@ impl Compose {
             "never",
             "-p",
             &self.project,
-            "-f",
         ])
+        .arg("-f")
         .arg(format!("{REPO}/deployment/compose.yaml"))
+        .args(["--profile", self.profile])
         .args(args);
         for (key, value) in &self.env {
             cmd.env(key, value);
         }
         cmd
     }
+}
+
+/// Starts `docker build` of `context` as `tag` (with BuildKit), noting the image for removal.
+fn build(
+    docker: &str,
+    made: &mut Made,
+    tag: String,
+    context: &tempfile::TempDir,
+    args: &[&str],
+) -> std::process::Child {
+    let child = docker_cmd(docker)
+        .env("DOCKER_BUILDKIT", "1")
+        .arg("build")
+        .args(args)
+        .args(["-t", &tag])
+        .arg(context.path())
+        .spawn()
+        .unwrap();
+    made.images.push(tag);
+    child
+}
+
+/// A build context holding `dockerfile`.
+fn context(dockerfile: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("Dockerfile"), dockerfile).unwrap();
+    dir
 }
 
 /// `docker` (or another client) with a deadline, so a stuck daemon fails the test instead

@@ -366,4 +366,10 @@ async fn the_diff_lists_what_changed_from_the_indexes() {
         "{diff}"
     );
     assert_eq!(diff.matches("<tr class=\"added\"").count(), 1_000);
+
+    // A large directory comes a page at a time.
+    let second = page(&hub, "/alice/many.flist/tree/?page=2").await;
+    assert!(second.contains("1010 entries, 1001–1010 shown"), "{second}");
+    assert_eq!(second.matches("-rw-r--r--").count(), 10);
+    assert_eq!(href_of(&second, "← Previous"), "/alice/many.flist/tree/?page=1");
 }

@@ -103,10 +103,27 @@ impl Tree {
         }
     }
 
-    fn children(&self, dir: &Entry) -> Result<Vec<Entry>> {
+    /// `limit` entries of `dir` from the `offset`th, by name, and how many it holds.
+    fn children_page(
+        &self,
+        dir: &Entry,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<Entry>, usize)> {
         match self {
-            Tree::Native(flist) => Ok(flist.children(dir.ino)?),
-            Tree::Legacy(flist) => Ok(flist.children(dir).cloned().collect()),
+            Tree::Native(flist) => {
+                let (page, total) = flist.children_page(dir.ino, offset as u64, limit as u64)?;
+                Ok((page, usize::try_from(total).unwrap_or(usize::MAX)))
+            }
+            Tree::Legacy(flist) => {
+                let page = flist
+                    .children(dir)
+                    .skip(offset)
+                    .take(limit)
+                    .cloned()
+                    .collect();
+                Ok((page, flist.children(dir).count()))
+            }
         }
     }
 
@@ -241,12 +258,12 @@ fn read(tree: &Tree, path: &[u8], query: &BrowseQuery) -> Result<Read> {
     let mut total = 0;
     match query.filter.as_deref().filter(|f| !f.is_empty()) {
         None => {
-            for child in tree.children(&entry)? {
-                if wanted.contains(&total) {
-                    rows.push(TreeEntry::new(&flist_join(path, &child.name), &child));
-                }
-                total += 1;
-            }
+            let (page, all) = tree.children_page(&entry, query.offset, query.limit)?;
+            rows = page
+                .iter()
+                .map(|child| TreeEntry::new(&flist_join(path, &child.name), child))
+                .collect();
+            total = all;
         }
         Some(filter) => {
             // The part of each path below the directory is what the filter matches.

@@ -22,11 +22,7 @@ fn version(dir: &Path, v: u8) {
     let mut files: Vec<(&str, Vec<u8>, u32)> = vec![
         ("etc/motd", format!("hello v{v}\n").into_bytes(), 0o644),
         ("bin/tool", tool, 0o755),
-        (
-            "docs/<script>alert(1).txt",
-            b"inert\n".to_vec(),
-            0o644,
-        ),
+        ("docs/<script>alert(1).txt", b"inert\n".to_vec(), 0o644),
         ("docs/same.txt", b"same\n".to_vec(), 0o644),
     ];
     if v == 1 {

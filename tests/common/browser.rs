@@ -1,6 +1,7 @@
 //! A real browser for the web tests: Debian's Chromium in headless mode, driven through its
 //! own chromedriver on a free loopback port (`scripts/install-deps` installs both). Included
 //! by the browser tests with `#[path]`, beside `common`.
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -41,7 +41,7 @@ pub async fn diff(
     let result = if a.is_empty() || b.is_empty() {
         None
     } else {
-        let key = format!("/diff?{}\0{}", a, b);
+        let key = format!("/diff?{a}\0{b}");
         let body = web
             .cached(key, || async {
                 let diff = web.hub.catalogue().diff(&a, &b, DIFF_ROWS).await?;

@@ -371,5 +371,8 @@ async fn the_diff_lists_what_changed_from_the_indexes() {
     let second = page(&hub, "/alice/many.flist/tree/?page=2").await;
     assert!(second.contains("1010 entries, 1001–1010 shown"), "{second}");
     assert_eq!(second.matches("-rw-r--r--").count(), 10);
-    assert_eq!(href_of(&second, "← Previous"), "/alice/many.flist/tree/?page=1");
+    assert_eq!(
+        href_of(&second, "← Previous"),
+        "/alice/many.flist/tree/?page=1"
+    );
 }

@@ -4,15 +4,13 @@
 //! account and with a token, tokens made, used and revoked, switching identity, logging
 //! out. Each page is saved as a screenshot under `target/tmp/screenshots/`.
 
+#[path = "common/browser.rs"]
+mod browser;
 mod common;
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-
+use browser::{Browser, assert_inert, wait_for};
 use common::hub::{HubServer, raw_request};
-use fantoccini::{Client, ClientBuilder, Locator};
-use hyper_util::client::legacy::connect::HttpConnector;
+use fantoccini::{Client, Locator};
 use serde_json::json;
 
 const PASSWORD: &str = "correct horse battery";
@@ -311,140 +309,4 @@ async fn log_in(c: &Client, url: &str, name: &str, password: &str) {
         .click()
         .await
         .unwrap();
-}
-
-/// No alert is open, the page's one script is its own, and no event handler attribute,
-/// `javascript:` link or injected element reached the DOM.
-async fn assert_inert(c: &Client) {
-    assert!(c.get_alert_text().await.is_err(), "an alert fired");
-    let found = c
-        .execute(
-            "return {
-                scripts: [...document.scripts].map(s => new URL(s.src || 'inline:', location).pathname)
-                    .filter(p => !(p.startsWith('/static/app-') && p.endsWith('.js'))),
-                handlers: document.querySelectorAll('[onerror],[onload],[onclick]').length,
-                javascript: document.querySelectorAll('a[href^=\"javascript:\" i]').length,
-                injected: document.querySelectorAll('img[src=x],svg').length,
-            }",
-            vec![],
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        found,
-        json!({"scripts": [], "handlers": 0, "javascript": 0, "injected": 0})
-    );
-}
-
-/// Waits up to 10 s for `condition`.
-async fn wait_for(c: &Client, what: &str, mut condition: impl AsyncFnMut() -> bool) {
-    for _ in 0..100 {
-        if condition().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let page = c.source().await.unwrap_or_default();
-    panic!("waited 10 s for {what}; the page:\n{page}");
-}
-
-/// Headless Chromium driven by its own chromedriver on a free loopback port.
-struct Browser {
-    client: Client,
-    driver: Child,
-    runtime: tokio::runtime::Runtime,
-    _profile: tempfile::TempDir,
-}
-
-impl Browser {
-    /// `None`, after saying why, when Chromium or chromedriver is not installed
-    /// (`scripts/install-deps` installs both).
-    fn start() -> Option<Browser> {
-        for program in ["chromium", "chromedriver"] {
-            if !common::have(program) {
-                println!("SKIP: {program} is not installed (scripts/install-deps installs it)");
-                return None;
-            }
-        }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let driver = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start chromedriver");
-        let profile = tempfile::tempdir().unwrap();
-        let runtime = tokio::runtime::Runtime::new().unwrap();
-        let capabilities = json!({
-            "goog:chromeOptions": {
-                "args": [
-                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                    "--window-size=1280,900", "--lang=en-GB",
-                    format!("--user-data-dir={}", profile.path().display()),
-                ],
-                // Pages on loopback may use the clipboard without asking (the copy buttons).
-                "prefs": {"profile.content_settings.exceptions.clipboard": {
-                    "http://127.0.0.1:*,*": {"setting": 1}
-                }},
-            }
-        });
-        let serde_json::Value::Object(capabilities) = capabilities else {
-            unreachable!()
-        };
-        let client = runtime.block_on(async {
-            // chromedriver takes a moment to listen.
-            let mut last = None;
-            for _ in 0..100 {
-                match ClientBuilder::new(HttpConnector::new())
-                    .capabilities(capabilities.clone())
-                    .connect(&format!("http://127.0.0.1:{port}"))
-                    .await
-                {
-                    Ok(client) => return client,
-                    Err(e) => last = Some(e),
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            panic!("no WebDriver session: {last:?}");
-        });
-        Some(Browser {
-            client,
-            driver,
-            runtime,
-            _profile: profile,
-        })
-    }
-
-    /// Runs the browser part of a test, then closes the browser.
-    fn run(mut self, test: impl AsyncFnOnce(&Browser)) {
-        let runtime = std::mem::replace(
-            &mut self.runtime,
-            tokio::runtime::Builder::new_current_thread()
-                .build()
-                .unwrap(),
-        );
-        runtime.block_on(async {
-            test(&self).await;
-            let _ = self.client.clone().close().await;
-        });
-    }
-
-    /// Saves the page as `target/tmp/screenshots/<name>.png`.
-    async fn screenshot(&self, name: &str) {
-        let png = self.client.screenshot().await.unwrap();
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
-    }
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
-    }
 }

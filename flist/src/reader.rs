@@ -237,19 +237,52 @@ impl Flist {
 
     /// The entries of directory inode `ino`, sorted by name.
     pub fn children(&self, ino: u64) -> Result<Vec<Entry>> {
+        let (mut children, sorted) = self.children_rows(ino, 0, u64::MAX)?;
+        if !sorted {
+            children.sort_by(|a, b| a.name.cmp(&b.name));
+        }
+        Ok(children)
+    }
+
+    /// `limit` entries of directory inode `ino` from the `offset`th, by name, and how many
+    /// it holds: one page of a large directory without decoding the rest.
+    pub fn children_page(&self, ino: u64, offset: u64, limit: u64) -> Result<(Vec<Entry>, u64)> {
+        let total: i64 = self
+            .conn
+            .prepare_cached("SELECT count(*) FROM entry WHERE parent = ?1")?
+            .query_row([ino as i64], |r| r.get(0))?;
+        let (page, sorted) = self.children_rows(ino, offset, limit)?;
+        if sorted {
+            return Ok((page, total.max(0) as u64));
+        }
+        // Rows out of name order (a file from elsewhere): the whole directory, sorted.
+        let all = self.children(ino)?;
+        let total = all.len() as u64;
+        let page = all
+            .into_iter()
+            .skip(usize::try_from(offset).unwrap_or(usize::MAX))
+            .take(usize::try_from(limit).unwrap_or(usize::MAX))
+            .collect();
+        Ok((page, total))
+    }
+
+    /// Up to `limit` entries of directory inode `ino` from the `offset`th, in the order of
+    /// the index, and whether that order was by name.
+    fn children_rows(&self, ino: u64, offset: u64, limit: u64) -> Result<(Vec<Entry>, bool)> {
         // One range scan of the `entry` key joined with each child's inode: the rows come in
         // name order (checked below). No ORDER BY: with one, SQLite would re-prepare the
         // cached statement on every reuse (see `inode`).
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {}, e.name, e.ino FROM entry e LEFT JOIN inode i ON i.ino = e.ino
-             WHERE e.parent = ?1",
+             WHERE e.parent = ?1 LIMIT ?2 OFFSET ?3",
             INODE_COLUMNS
                 .split(", ")
                 .map(|c| format!("i.{c}"))
                 .collect::<Vec<_>>()
                 .join(", ")
         ))?;
-        let rows = stmt.query_map([ino as i64], |r| {
+        let clamp = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        let rows = stmt.query_map([ino as i64, clamp(limit), clamp(offset)], |r| {
             let name: Vec<u8> = r.get(12)?;
             let child: i64 = r.get(13)?;
             // LEFT JOIN: no inode row gives NULLs, reported below rather than as a type error.
@@ -278,10 +311,7 @@ impl Flist {
             sorted &= children.last().is_none_or(|last| last.name < entry.name);
             children.push(entry);
         }
-        if !sorted {
-            children.sort_by(|a, b| a.name.cmp(&b.name));
-        }
-        Ok(children)
+        Ok((children, sorted))
     }
 
     fn child(&self, dir: u64, name: &[u8]) -> Result<Option<Entry>> {

@@ -51,12 +51,15 @@ use std::sync::Arc;
 pub use accounts::{Account, Accounts, Session};
 pub use auth::{Authenticator, Caller, Credentials, zero_hub_token};
 pub use catalogue::{
-    Backend, Catalogue, ChunkLocation, Contents, InnerFile, Preview, RepositorySummary,
-    RepositoryView, Summary, Wanted, encode_segment,
+    Backend, BrowseQuery, Browsed, Catalogue, ChunkLocation, Contents, Diff, DiffRow, Difference,
+    InnerFile, Preview, RepositorySummary, RepositoryView, Summary, TreeEntry, Wanted,
+    decode_bytes, decode_text, encode_bytes, encode_segment,
 };
 pub use chunks::ChunkService;
 pub use config::{Config, DEFAULT_CONFIG, GatewayConfig, LogFormat};
 pub use error::{Class, Error, Result};
+/// The nodes of flists, as the file browser and the diff show them.
+pub use flist::{Node, NodeKind};
 pub use formats::Format;
 pub use gateway::Gateway;
 pub use hub::{Hub, accounts, importer, tokens};

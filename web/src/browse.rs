@@ -303,6 +303,9 @@ fn repository_body(
             } }
             (pager(&base, &[("sort", sort.as_str()), ("order", if descending { "desc" } else { "asc" })], page_number, more))
         }
+        @if flists.len() >= 2 {
+            (compare_form(repo, &flists))
+        }
         @if !taglinks.is_empty() {
             h2 { "Taglinks" }
             ul { @for item in &taglinks {
@@ -314,6 +317,31 @@ fn repository_body(
             ul { @for item in &tags {
                 li { a href=(path(&[repo, "tags", &item.name])) { (item.name) } " " span.muted { (time(item.updated)) } }
             } }
+        }
+    }
+}
+
+/// Two of the repository's flists to compare (`/diff`), the newest two chosen.
+fn compare_form(repo: &str, flists: &[Listed]) -> Markup {
+    let mut newest: Vec<&Listed> = flists.iter().collect();
+    newest.sort_by_key(|f| std::cmp::Reverse(f.updated));
+    let (from, to) = (&newest[1].name, &newest[0].name);
+    let choices = |id: &str, label: &str, name: &str, chosen: &str| {
+        html! {
+            label for=(id) { (label) }
+            select #(id) name=(name) {
+                @for f in flists {
+                    option value={ (repo) "/" (f.name) } selected[f.name == chosen] { (f.name) }
+                }
+            }
+        }
+    };
+    html! {
+        h2 { "Compare" }
+        form.stack action="/diff" method="get" {
+            (choices("compare-a", "From", "a", from))
+            (choices("compare-b", "To", "b", to))
+            button type="submit" { "Compare the files" }
         }
     }
 }

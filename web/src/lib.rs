@@ -17,11 +17,13 @@ mod account;
 mod assets;
 mod browse;
 mod cache;
+mod diff;
 mod errors;
 mod markdown;
 mod preview;
 mod render;
 mod session;
+mod tree;
 
 use std::sync::Arc;
 
@@ -55,6 +57,7 @@ pub fn pages(hub: Arc<Hub>) -> Router {
     Router::new()
         .route("/", get(browse::home))
         .route("/search", get(browse::search))
+        .route("/diff", get(diff::diff))
         .route("/login", get(account::login_page).post(account::login))
         .route("/logout", get(account::logout_page).post(account::logout))
         .route("/account", post(account::switch))
@@ -67,6 +70,9 @@ pub fn pages(hub: Arc<Hub>) -> Router {
         .route("/{repo}", get(browse::repository))
         .route("/{repo}/{file}", get(preview::file))
         .route("/{repo}/tags/{tag}", get(browse::tag))
+        .route("/{repo}/{file}/tree", get(tree::tree))
+        .route("/{repo}/{file}/tree/", get(tree::tree))
+        .route("/{repo}/{file}/tree/{*path}", get(tree::tree))
         .fallback(errors::not_found)
         .with_state(web)
         .layer(MapResponseLayer::new(security_headers))

@@ -50,6 +50,11 @@ fn body(web: &Web, repo: &str, p: &Preview) -> Markup {
         .unwrap_or(&resolved.digest);
     html! {
         h1 { a href=(path(&[repo])) { (repo) } " / " (shown) }
+        p.actions {
+            a href=(crate::tree::tree_url(repo, &p.info.name, b"")) { "Browse the files" }
+            " · "
+            a href={ "/diff?a=" (hub::encode_segment(&format!("{repo}/{}", p.info.name))) } { "Compare with another flist" }
+        }
         dl.facts {
             dt { "Uploaded by" } dd { (p.author.as_deref().unwrap_or(repo)) }
             dt { "Source" } dd { (source(p)) }

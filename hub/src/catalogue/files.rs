@@ -13,13 +13,14 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 use chunkstore::{BlockId, ChunkKey, ChunkSpan};
-use converter::{BlockSource, BlockSpan, LegacyFlist};
-use flist::{Entry, NodeKind};
+use converter::{BlockSource, BlockSpan};
+use flist::NodeKind;
 use futures_util::{Stream, StreamExt, TryStreamExt, stream};
 
 use super::Catalogue;
+use super::tree::{Tree, relative_path};
 use crate::error::{Error, Result};
-use crate::formats::{Format, legacy_limits};
+use crate::formats::Format;
 use crate::names::quote;
 use crate::namespace::Resolved;
 use crate::renditions::Renditions;
@@ -33,8 +34,8 @@ pub struct InnerFile {
     /// The flist the name resolved to when the file was looked up: reads go on reading
     /// that one, whatever happens to the name meanwhile.
     pub flist: Resolved,
-    /// The path inside the flist, relative, as looked up.
-    pub path: String,
+    /// The path inside the flist, relative, as looked up (bytes: names need not be UTF-8).
+    pub path: Vec<u8>,
     pub size: u64,
     /// Permission bits, as `st_mode & 0o7777`.
     pub mode: u32,
@@ -54,7 +55,7 @@ enum Content {
 impl Catalogue {
     /// The regular file at `path` inside the flist `repository/name` resolves to. The path
     /// is taken literally (a symlink is reported as one, not followed); `..` is refused.
-    pub async fn inner_file(&self, repository: &str, name: &str, path: &str) -> Result<InnerFile> {
+    pub async fn inner_file(&self, repository: &str, name: &str, path: &[u8]) -> Result<InnerFile> {
         let wanted = relative_path(path)?;
         let format = self.resolve(repository, name).await?.digest.format;
         let limits = self.limits.clone();
@@ -68,7 +69,7 @@ impl Catalogue {
             return Err(Error::NotFound(format!(
                 "{} holds no {}",
                 quote(&flist.name),
-                quote(&wanted)
+                quote(&String::from_utf8_lossy(&wanted))
             )));
         };
         let (size, content) = match found.kind {
@@ -76,7 +77,7 @@ impl Catalogue {
             Found::Other(what) => {
                 return Err(Error::Conflict(format!(
                     "{} in {} is {what}, not a regular file",
-                    quote(&wanted),
+                    quote(&String::from_utf8_lossy(&wanted)),
                     quote(&flist.name)
                 )));
             }
@@ -121,23 +122,6 @@ impl Catalogue {
     }
 }
 
-/// `path` as the formats store it: relative, without empty or `.` components.
-fn relative_path(path: &str) -> Result<String> {
-    let mut parts = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                return Err(Error::BadRequest(
-                    "a path inside an flist has no `..`".into(),
-                ));
-            }
-            part => parts.push(part),
-        }
-    }
-    Ok(parts.join("/"))
-}
-
 /// What a path names inside an flist.
 struct FoundEntry {
     kind: Found,
@@ -159,49 +143,36 @@ fn find(
     file: &Path,
     format: Format,
     limits: &crate::config::LimitsConfig,
-    path: &str,
+    path: &[u8],
 ) -> Result<Option<FoundEntry>> {
-    let found = |entry: Entry, content: &dyn Fn(&Entry) -> Result<Content>| {
-        let kind = match entry.node.kind {
-            NodeKind::Regular { size } => Found::File {
-                size,
-                content: content(&entry)?,
-            },
-            ref other => Found::Other(kind_words(other.kind())),
-        };
-        Ok(Some(FoundEntry {
-            kind,
-            mode: entry.node.mode,
-            mtime: entry.node.mtime.secs,
-        }))
-    };
-    if format == Format::Native {
-        let flist = flist::Flist::open(file)?;
-        let Some(entry) = flist.lookup(path.as_bytes())? else {
-            return Ok(None);
-        };
-        return found(entry, &|entry| {
-            Ok(Content::Chunks(
-                flist
-                    .chunks(entry)?
-                    .into_iter()
-                    .map(|c| ChunkSpan {
-                        key: ChunkKey::from(c.key),
-                        length: c.length,
-                    })
-                    .collect(),
-            ))
-        });
-    }
-    let legacy_format = match format {
-        Format::ZeroFlist => legacy::Format::ZeroFlist,
-        _ => legacy::Format::Fl,
-    };
-    let flist = LegacyFlist::open(file, legacy_format, &legacy_limits(limits))?;
-    let Some(entry) = flist.lookup(path.as_bytes()).cloned() else {
+    let tree = Tree::open(file, format, limits)?;
+    let Some(entry) = tree.lookup(path)? else {
         return Ok(None);
     };
-    found(entry, &|entry| Ok(Content::Blocks(flist.spans(entry)?)))
+    let kind = match entry.node.kind {
+        NodeKind::Regular { size } => Found::File {
+            size,
+            content: match &tree {
+                Tree::Native(flist) => Content::Chunks(
+                    flist
+                        .chunks(&entry)?
+                        .into_iter()
+                        .map(|c| ChunkSpan {
+                            key: ChunkKey::from(c.key),
+                            length: c.length,
+                        })
+                        .collect(),
+                ),
+                Tree::Legacy(flist) => Content::Blocks(flist.spans(&entry)?),
+            },
+        },
+        ref other => Found::Other(kind_words(other.kind())),
+    };
+    Ok(Some(FoundEntry {
+        kind,
+        mode: entry.node.mode,
+        mtime: entry.node.mtime.secs,
+    }))
 }
 
 fn kind_words(kind: flist::Kind) -> &'static str {
@@ -305,13 +276,6 @@ fn window(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn paths_are_relative_and_never_climb() {
-        assert_eq!(relative_path("/etc//./hosts").unwrap(), "etc/hosts");
-        assert_eq!(relative_path("").unwrap(), "");
-        assert!(relative_path("etc/../../x").is_err());
-    }
 
     #[test]
     fn covering_spans_are_those_the_range_touches() {

@@ -26,8 +26,12 @@ use crate::namespace::{
 };
 use crate::renditions::Renditions;
 
+mod diff;
 mod files;
+mod tree;
+pub use diff::{Diff, DiffRow, Difference};
 pub use files::InnerFile;
+pub use tree::{BrowseQuery, Browsed, TreeEntry};
 
 /// Change-feed records a page holds at most.
 pub const FEED_PAGE_LIMIT: usize = 1_000;
@@ -503,8 +507,14 @@ fn open_file(path: &Path) -> Result<File> {
 
 /// Percent-encodes a path segment (names may hold spaces, `#`, `?`, `%`, unicode).
 pub fn encode_segment(segment: &str) -> String {
+    encode_bytes(segment.as_bytes())
+}
+
+/// Percent-encodes bytes as a path segment: every byte but the unreserved and a few
+/// sub-delimiters, so `/` too (names inside flists need not be UTF-8).
+pub fn encode_bytes(segment: &[u8]) -> String {
     let mut out = String::with_capacity(segment.len());
-    for byte in segment.bytes() {
+    for &byte in segment {
         if byte.is_ascii_alphanumeric() || b"-._~:@!$()*+,;=".contains(&byte) {
             out.push(byte as char);
         } else {
@@ -512,4 +522,14 @@ pub fn encode_segment(segment: &str) -> String {
         }
     }
     out
+}
+
+/// The bytes a percent-encoded path segment (or path) stands for.
+pub fn decode_bytes(encoded: &str) -> Vec<u8> {
+    percent_encoding::percent_decode_str(encoded).collect()
+}
+
+/// The text a percent-encoded segment stands for, if it is UTF-8.
+pub fn decode_text(encoded: &str) -> Option<String> {
+    String::from_utf8(decode_bytes(encoded)).ok()
 }

@@ -6,28 +6,47 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use axum::body::Body;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::Response;
 use futures_util::{StreamExt, stream};
 
 use super::download::{Range, byte_range, precondition};
-use crate::error::Result;
+use crate::catalogue::{decode_bytes, decode_text};
+use crate::error::{Error, Result};
 use crate::hub::Hub;
 
 pub async fn inner_file(
     State(hub): State<Arc<Hub>>,
-    Path((repository, flist, path)): Path<(String, String, String)>,
+    uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response> {
+    // The path is read from the URI itself rather than by `Path`, which refuses a name
+    // that is not UTF-8 once decoded: names inside flists are bytes.
+    let (repository, flist, path) = uri
+        .path()
+        .strip_prefix("/api/v1/flists/")
+        .and_then(|rest| {
+            let mut parts = rest.splitn(4, '/');
+            let (repository, flist) = (parts.next()?, parts.next()?);
+            (parts.next()? == "files").then_some((repository, flist, parts.next()?))
+        })
+        .and_then(|(repository, flist, path)| {
+            Some((
+                decode_text(repository)?,
+                decode_text(flist)?,
+                decode_bytes(path),
+            ))
+        })
+        .ok_or_else(|| Error::NotFound("not found".into()))?;
     let catalogue = hub.catalogue();
     let file = catalogue.inner_file(&repository, &flist, &path).await?;
     // The flist is immutable, so the file within it is too: its sha256 and the path name
     // this content.
-    let path_hash = blake3::hash(file.path.as_bytes()).to_hex();
+    let path_hash = blake3::hash(&file.path).to_hex();
     let etag = format!("\"{}-{}\"", file.flist.digest.sha256, &path_hash[..16]);
     let modified = UNIX_EPOCH + Duration::from_secs(file.flist.mtime.max(0) as u64);
-    let basename = file.path.rsplit('/').next().unwrap_or_default();
+    let basename = file.path.rsplit(|&b| b == b'/').next().unwrap_or_default();
     let mut response = Response::builder()
         .header(header::ETAG, &etag)
         .header(header::LAST_MODIFIED, httpdate::fmt_http_date(modified))
@@ -38,7 +57,7 @@ pub async fn inner_file(
             header::CONTENT_DISPOSITION,
             format!(
                 "attachment; filename*=UTF-8''{}",
-                crate::catalogue::encode_segment(basename)
+                crate::catalogue::encode_bytes(basename)
             ),
         );
     if let Some(status) = precondition(&headers, &etag, modified) {

@@ -94,7 +94,7 @@ pub fn mark(db: &Db, blobs: &Arc<Blobs>, limits: &LimitsConfig) -> Result<Marks>
 pub fn keys_of(path: &std::path::Path, format: Format, limits: &LimitsConfig) -> Result<Vec<Item>> {
     let mut items = Vec::new();
     keys(AnyFlist::open(path, format, limits)?, &mut |item| {
-        items.push(item)
+        items.push(item);
     })?;
     Ok(items)
 }

@@ -263,13 +263,14 @@ async fn grace_zero_removes_exactly_the_chunks_no_flist_names() {
     .unwrap();
 }
 
-/// Uploads, pushes and deletes while collections with grace 0 run back to back: every flist
-/// that was published extracts completely afterwards. A push whose chunks a run took
-/// between its upload and its flist is refused (and pushed again), never published broken.
+/// Uploads, pushes and deletes while collections run back to back, with a grace period of
+/// 2 s (time enough for a push to send its flist after its chunks; with grace 0 and runs
+/// back to back, a push's chunks are collected before its flist arrives and every attempt
+/// is refused): every flist that was published extracts completely afterwards.
 #[test]
 fn collections_running_while_flists_come_and_go_take_nothing_published() {
     let hub = Arc::new(HubServer::start(
-        "[auth]\nadministrators = [\"admin\"]\n[gc]\ngrace = \"0s\"\n\
+        "[auth]\nadministrators = [\"admin\"]\n[gc]\ngrace = \"2s\"\n\
          [limits]\nwrite-rate = 10000\nwrite-burst = 10000\n",
     ));
     let (alice, admin) = (hub.token("alice", &[]), hub.token("admin", &[]));

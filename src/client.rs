@@ -190,6 +190,19 @@ impl HubClient {
         answer(response).await
     }
 
+    /// Asks the hub for a garbage collection (an administrator's token) and its report.
+    pub async fn collect(&self, dry_run: bool) -> Result<hub::GcReport> {
+        let path = format!("/api/v1/admin/gc?dry-run={dry_run}");
+        let response = self
+            .request(reqwest::Method::POST, &path)
+            // A run walks the whole store.
+            .timeout(Duration::from_secs(6 * 3600))
+            .send()
+            .await
+            .with_context(|| format!("reaching {}", self.url))?;
+        answer(response).await
+    }
+
     /// The hub's chunk API as a store that uploads with this client's token.
     pub fn chunk_store(&self) -> Result<HubStore> {
         let mut options = HubOptions::new(format!("{}/api/v1/chunks", self.url));

@@ -58,6 +58,9 @@ enum Command {
     /// Look after a chunk store: statistics, repair of replicas.
     #[command(subcommand)]
     Store(commands::store::Command),
+    /// Collect the garbage of a hub's chunk store: what no flist names and nobody stored or
+    /// asked about within the grace period ([gc] grace).
+    Gc(commands::gc::Args),
     /// Run the hub: the 0-hub-compatible HTTP API, uploads, downloads.
     Serve(commands::serve::Args),
     /// Mint, list and revoke the hub's API tokens.
@@ -131,6 +134,7 @@ fn main() -> ExitCode {
                 };
                 commands::serve::run(config, stopped).await
             }
+            Command::Gc(args) => commands::gc::run(args, config, &ui).await,
             Command::Token(command) => commands::token::run(command, config),
             Command::User(command) => commands::user::run(command, config),
             Command::Push(args) => commands::push::run(args, &ui, cancel).await,

@@ -36,8 +36,10 @@ use bytes::Bytes;
 
 use crate::blocks::{BlockId, MAX_BLOCK_SIZE};
 use crate::codec::{EncodedChunk, HEADER_LEN, MAX_CHUNK_SIZE};
+use crate::dir_forget;
 use crate::error::{Error, Result};
 use crate::key::ChunkKey;
+use crate::listing::{Cursor, Page};
 use crate::store::{BackendStats, ChunkStore};
 
 const MARKER: &str = "FLISTHUB-STORE";
@@ -329,6 +331,16 @@ impl Inner {
         self.write_all(files)
     }
 
+    /// Removes files of the store, durably when `fsync` is on; how many were there.
+    fn remove(&self, paths: impl Iterator<Item = PathBuf>) -> Result<u64> {
+        let removed = dir_forget::remove(paths).map_err(|e| self.io(e))?;
+        if removed > 0 {
+            let root = self.layout()?;
+            self.sync(root)?;
+        }
+        Ok(removed)
+    }
+
     /// Writes each `(directory, name, content)` to a temporary file in its directory, makes
     /// them durable, then renames them into place and makes that durable.
     fn write_all<'a>(
@@ -413,6 +425,42 @@ impl ChunkStore for DirStore {
     async fn get_blocks(&self, ids: &[BlockId]) -> Result<Vec<Option<Bytes>>> {
         let ids = ids.to_vec();
         self.blocking(move |s| ids.iter().map(|id| s.get_block(id)).collect())
+            .await
+    }
+
+    async fn list_chunks(&self, cursor: Option<Cursor>, limit: usize) -> Result<Page<ChunkKey>> {
+        self.blocking(move |s| {
+            dir_forget::list(&s.root, "chunks", cursor, limit, |name| {
+                let key: ChunkKey = name.parse().ok()?;
+                // Lower-case hex only, as the store writes it: one file per key.
+                (key.to_hex() == name).then_some(key)
+            })
+            .map_err(|e| s.io(e))
+        })
+        .await
+    }
+
+    async fn delete_many(&self, keys: &[ChunkKey]) -> Result<u64> {
+        let keys = keys.to_vec();
+        self.blocking(move |s| s.remove(keys.iter().map(|k| s.chunk_path(k))))
+            .await
+    }
+
+    async fn list_blocks(&self, cursor: Option<Cursor>, limit: usize) -> Result<Page<BlockId>> {
+        self.blocking(move |s| {
+            dir_forget::list(&s.root, "blocks", cursor, limit, |name| {
+                let bytes = hex::decode(name).ok()?;
+                // Lower-case hex only, as the store writes it: one file per id.
+                (hex::encode(&bytes) == name).then(|| BlockId::from_slice(&bytes))?
+            })
+            .map_err(|e| s.io(e))
+        })
+        .await
+    }
+
+    async fn delete_blocks(&self, ids: &[BlockId]) -> Result<u64> {
+        let ids = ids.to_vec();
+        self.blocking(move |s| s.remove(ids.iter().map(|id| s.block_path(id))))
             .await
     }
 }

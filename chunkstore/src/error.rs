@@ -50,6 +50,11 @@ pub enum Error {
     #[error("{location}: {reason}")]
     Store { location: String, reason: String },
 
+    /// The store cannot list or delete keys (a 0-db namespace in sequential mode, a hub
+    /// reached over HTTP): garbage collection cannot run on it.
+    #[error("{location}: cannot delete: {reason}")]
+    CannotDelete { location: String, reason: String },
+
     /// The backend cannot be reached, or did not answer in time. Worth retrying later; the
     /// hub answers 503.
     #[error("{location}: unavailable: {reason}")]

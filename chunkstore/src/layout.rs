@@ -59,6 +59,23 @@ pub(crate) fn is_chunk_key(prefix: &[u8], key: &[u8]) -> bool {
     key.len() == prefix.len() + 32 && key.starts_with(prefix)
 }
 
+/// The chunk key of a stored key under `prefix`, if it is one.
+pub(crate) fn chunk_of(prefix: &[u8], key: &[u8]) -> Option<ChunkKey> {
+    if !is_chunk_key(prefix, key) {
+        return None;
+    }
+    let bytes: [u8; 32] = key[prefix.len()..].try_into().ok()?;
+    Some(ChunkKey::from_bytes(bytes))
+}
+
+/// The block id of a stored key under `prefix`, if it is one.
+pub(crate) fn block_of(prefix: &[u8], key: &[u8]) -> Option<BlockId> {
+    if !is_block_key(prefix, key) {
+        return None;
+    }
+    BlockId::from_slice(&key[prefix.len() + BLOCK_MARKER.len()..])
+}
+
 /// The blocks as entries under their stored keys, refused whole if one is too large.
 pub(crate) fn block_entries(
     location: &str,

@@ -26,6 +26,7 @@ mod chunker;
 mod codec;
 mod config;
 mod dir;
+mod dir_forget;
 mod error;
 pub mod frames;
 #[cfg(feature = "hub")]
@@ -33,6 +34,7 @@ mod hub_api;
 mod key;
 #[cfg(any(feature = "zdb", feature = "redis"))]
 mod layout;
+mod listing;
 #[cfg(any(feature = "zdb", feature = "redis"))]
 mod net;
 mod reader;
@@ -54,6 +56,7 @@ pub use error::{Error, Refusal, Result};
 #[cfg(feature = "hub")]
 pub use hub_api::{HubOptions, HubStore, http_client};
 pub use key::ChunkKey;
+pub use listing::{Cursor, Listed, MAX_PAGE, Page, Reclaim};
 #[cfg(any(feature = "zdb", feature = "redis"))]
 pub use net::NetOptions;
 pub use reader::{ChunkReader, ChunkSpan, DEFAULT_READ_AHEAD, verify_stored};

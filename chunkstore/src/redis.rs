@@ -23,12 +23,16 @@ use crate::codec::EncodedChunk;
 use crate::error::{Error, Result};
 use crate::key::ChunkKey;
 use crate::layout::{
-    Entry, block_entries, block_key, check_block, chunk_entries, distinct, is_block_key,
-    is_chunk_key, prefixed,
+    Entry, block_entries, block_key, block_of, check_block, chunk_entries, chunk_of, distinct,
+    is_block_key, is_chunk_key, prefixed,
 };
+use crate::listing::{Cursor, Page};
 use crate::net::{Classified, NetOptions, Pool, READ_GROUP, classify, read_budget, server_text};
 use crate::store::{BackendStats, ChunkStore};
 use crate::url::{encode_component, url_host};
+
+#[path = "redis_forget.rs"]
+mod forget;
 
 /// Single-key commands in flight at once on a cluster connection.
 const CLUSTER_CONCURRENCY: usize = 256;
@@ -392,6 +396,26 @@ impl ChunkStore for RedisStore {
         .await
     }
 
+    async fn list_chunks(&self, cursor: Option<Cursor>, limit: usize) -> Result<Page<ChunkKey>> {
+        let prefix = self.prefix.clone();
+        self.list(cursor, limit, move |key| chunk_of(&prefix, key))
+            .await
+    }
+
+    async fn delete_many(&self, keys: &[ChunkKey]) -> Result<u64> {
+        self.delete(self.chunk_keys(keys)).await
+    }
+
+    async fn list_blocks(&self, cursor: Option<Cursor>, limit: usize) -> Result<Page<BlockId>> {
+        let prefix = self.prefix.clone();
+        self.list(cursor, limit, move |key| block_of(&prefix, key))
+            .await
+    }
+
+    async fn delete_blocks(&self, ids: &[BlockId]) -> Result<u64> {
+        self.delete(self.block_keys(ids)).await
+    }
+
     async fn stats(&self) -> Result<Vec<BackendStats>> {
         let (chunks, blocks) = self.count_keys().await?;
         Ok(vec![BackendStats {
@@ -556,6 +580,28 @@ impl ChunkStore for ClusterStore {
             .each(keys.iter().map(|k| get_range(k)).collect())
             .await?;
         blocks_from_ranges(&self.location, ids, &keys, values, |keys| self.exists(keys)).await
+    }
+
+    async fn list_chunks(&self, cursor: Option<Cursor>, limit: usize) -> Result<Page<ChunkKey>> {
+        let prefix = self.prefix.clone();
+        self.list(cursor, limit, move |key| chunk_of(&prefix, key))
+            .await
+    }
+
+    async fn delete_many(&self, keys: &[ChunkKey]) -> Result<u64> {
+        self.delete(keys.iter().map(|k| prefixed(&self.prefix, k)).collect())
+            .await
+    }
+
+    async fn list_blocks(&self, cursor: Option<Cursor>, limit: usize) -> Result<Page<BlockId>> {
+        let prefix = self.prefix.clone();
+        self.list(cursor, limit, move |key| block_of(&prefix, key))
+            .await
+    }
+
+    async fn delete_blocks(&self, ids: &[BlockId]) -> Result<u64> {
+        self.delete(ids.iter().map(|id| block_key(&self.prefix, id)).collect())
+            .await
     }
 
     /// `DBSIZE` summed over the primaries: all keys, whatever their namespace, blocks

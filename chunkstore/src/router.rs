@@ -18,6 +18,10 @@
 //! * `repair` copies every given key to each of its replicas that lacks it, from any backend
 //!   whose copy verifies; replicas that cannot be reached are counted, not fatal.
 //!
+//! * Listing walks the backends one after the other (a key is listed once per backend
+//!   holding it); deleting deletes from every backend, replica or not (a copy left on a
+//!   backend that is no replica would otherwise come back through read fail-over).
+//!
 //! Blocks (the second key space, see `crate::blocks`) follow the same rules, placed by
 //! their ids' bytes: each backend keeps them apart from its chunks. A store cannot check a
 //! block against its id (that takes the block's own codec), so reads take the first copy
@@ -35,6 +39,7 @@ use crate::blocks::BlockId;
 use crate::codec::{Codec, DEFAULT_LEVEL, EncodedChunk, looks_like_chunk};
 use crate::error::{Error, Result};
 use crate::key::ChunkKey;
+use crate::listing::{Cursor, Page, Reclaim};
 use crate::store::{BackendStats, ChunkStore, RepairReport};
 
 /// Keys per round of a repair.
@@ -466,6 +471,42 @@ impl ChunkStore for Router {
             .collect()
     }
 
+    async fn list_chunks(&self, cursor: Option<Cursor>, limit: usize) -> Result<Page<ChunkKey>> {
+        self.walk(cursor, |backend, inner| async move {
+            backend.list_chunks(inner, limit).await
+        })
+        .await
+    }
+
+    async fn delete_many(&self, keys: &[ChunkKey]) -> Result<u64> {
+        self.everywhere(|backend| async move { backend.delete_many(keys).await })
+            .await
+    }
+
+    async fn list_blocks(&self, cursor: Option<Cursor>, limit: usize) -> Result<Page<BlockId>> {
+        self.walk(cursor, |backend, inner| async move {
+            backend.list_blocks(inner, limit).await
+        })
+        .await
+    }
+
+    async fn delete_blocks(&self, ids: &[BlockId]) -> Result<u64> {
+        self.everywhere(|backend| async move { backend.delete_blocks(ids).await })
+            .await
+    }
+
+    /// Freed at once only if every backend frees at once.
+    fn reclaim(&self) -> Reclaim {
+        match self.backends.iter().all(|b| b.reclaim() == Reclaim::AtOnce) {
+            true => Reclaim::AtOnce,
+            false => Reclaim::OnCompaction,
+        }
+    }
+
+    fn parts(&self) -> Vec<Arc<dyn ChunkStore>> {
+        self.backends.clone()
+    }
+
     async fn repair(&self, keys: &[ChunkKey]) -> Result<RepairReport> {
         let mut seen = HashSet::with_capacity(keys.len());
         let keys: Vec<ChunkKey> = keys.iter().copied().filter(|k| seen.insert(*k)).collect();
@@ -537,6 +578,75 @@ impl ChunkStore for Router {
             }
         }
         Ok(report)
+    }
+}
+
+impl Router {
+    /// A page of the walk through every backend in turn: the cursor is the backend's place
+    /// (4 bytes) and that backend's own cursor.
+    async fn walk<K, L, Fut>(&self, cursor: Option<Cursor>, list: L) -> Result<Page<K>>
+    where
+        L: Fn(Arc<dyn ChunkStore>, Option<Cursor>) -> Fut,
+        Fut: Future<Output = Result<Page<K>>>,
+    {
+        let (mut backend, mut inner) = match cursor {
+            None => (0, None),
+            Some(cursor) => {
+                let bytes = cursor.as_bytes();
+                let place = bytes
+                    .get(..4)
+                    .and_then(|b| <[u8; 4]>::try_from(b).ok())
+                    .map(u32::from_be_bytes)
+                    .filter(|&place| (place as usize) < self.backends.len())
+                    .ok_or_else(|| Error::Store {
+                        location: self.location.clone(),
+                        reason: "not a cursor of this store".into(),
+                    })?;
+                // No more than the place: that backend's walk starts.
+                let inner = (bytes.len() > 4).then(|| Cursor::from_bytes(bytes[4..].to_vec()));
+                (place as usize, inner)
+            }
+        };
+        loop {
+            let page = list(Arc::clone(&self.backends[backend]), inner).await?;
+            match page.next {
+                Some(next) => {
+                    let place = (backend as u32).to_be_bytes();
+                    return Ok(Page {
+                        items: page.items,
+                        next: Some(Cursor::from_bytes([&place[..], next.as_bytes()].concat())),
+                    });
+                }
+                None if backend + 1 < self.backends.len() => {
+                    // This backend is done: the next one starts with the next page (a page
+                    // holds keys of one backend only).
+                    let place = (backend as u32 + 1).to_be_bytes();
+                    if !page.items.is_empty() {
+                        return Ok(Page {
+                            items: page.items,
+                            next: Some(Cursor::from_bytes(place.to_vec())),
+                        });
+                    }
+                    (backend, inner) = (backend + 1, None);
+                }
+                None => return Ok(page),
+            }
+        }
+    }
+
+    /// Runs a delete on every backend; the count of keys gone, summed over the backends.
+    /// Every backend is tried; the first error is returned after.
+    async fn everywhere<'a, D, Fut>(&'a self, delete: D) -> Result<u64>
+    where
+        D: Fn(Arc<dyn ChunkStore>) -> Fut,
+        Fut: Future<Output = Result<u64>> + 'a,
+    {
+        let results = join_all(self.backends.iter().map(|b| delete(Arc::clone(b)))).await;
+        let mut deleted = 0;
+        for result in results {
+            deleted += result?;
+        }
+        Ok(deleted)
     }
 }
 

@@ -5,6 +5,7 @@ use crate::blocks::BlockId;
 use crate::codec::EncodedChunk;
 use crate::error::{Error, Result};
 use crate::key::ChunkKey;
+use crate::listing::{Cursor, Page, Reclaim};
 
 /// A content-addressed chunk store.
 ///
@@ -92,6 +93,51 @@ pub trait ChunkStore: Send + Sync {
         Error::Store {
             location: self.location().to_owned(),
             reason: "this store keeps chunks only, not the blocks of 0-flist and fl files".into(),
+        }
+    }
+
+    /// Chunk keys from `cursor` on (`None`: from the start), about `limit` of them (see
+    /// [`crate::listing`] for what a walk promises).
+    async fn list_chunks(&self, cursor: Option<Cursor>, limit: usize) -> Result<Page<ChunkKey>> {
+        let _ = (cursor, limit);
+        Err(self.cannot_forget())
+    }
+
+    /// Deletes chunks; a key the store does not hold is no error. Returns how many of them
+    /// were there and are gone.
+    async fn delete_many(&self, keys: &[ChunkKey]) -> Result<u64> {
+        let _ = keys;
+        Err(self.cannot_forget())
+    }
+
+    /// Block ids from `cursor` on, as [`list_chunks`](Self::list_chunks).
+    async fn list_blocks(&self, cursor: Option<Cursor>, limit: usize) -> Result<Page<BlockId>> {
+        let _ = (cursor, limit);
+        Err(self.cannot_forget())
+    }
+
+    /// Deletes blocks, as [`delete_many`](Self::delete_many).
+    async fn delete_blocks(&self, ids: &[BlockId]) -> Result<u64> {
+        let _ = ids;
+        Err(self.cannot_forget())
+    }
+
+    /// When a delete frees the space it held.
+    fn reclaim(&self) -> Reclaim {
+        Reclaim::AtOnce
+    }
+
+    /// The backends a store is made of (a router's), for work done backend by backend;
+    /// empty for a store that is one backend.
+    fn parts(&self) -> Vec<std::sync::Arc<dyn ChunkStore>> {
+        Vec::new()
+    }
+
+    /// The refusal of a store that cannot list or delete its keys.
+    fn cannot_forget(&self) -> Error {
+        Error::CannotDelete {
+            location: self.location().to_owned(),
+            reason: "this kind of store cannot list or delete its keys".into(),
         }
     }
 

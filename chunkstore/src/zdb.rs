@@ -34,8 +34,10 @@ use crate::codec::EncodedChunk;
 use crate::error::{Error, Result};
 use crate::key::ChunkKey;
 use crate::layout::{
-    Entry, block_key, check_block, chunk_entries, distinct, is_block_key, is_chunk_key, prefixed,
+    Entry, block_key, block_of, check_block, chunk_entries, chunk_of, distinct, is_block_key,
+    is_chunk_key, prefixed,
 };
+use crate::listing::{Cursor, Listed, Page, Reclaim, page_size};
 use crate::net::{Handshake, NetOptions, Pool, server_text};
 use crate::store::{BackendStats, ChunkStore};
 use crate::url::{encode_component, url_host};
@@ -215,6 +217,38 @@ impl ChunkStore for ZdbStore {
         Ok(found)
     }
 
+    async fn list_chunks(&self, cursor: Option<Cursor>, limit: usize) -> Result<Page<ChunkKey>> {
+        if self.bare_block_ids {
+            return Err(self.cannot_forget());
+        }
+        self.list(cursor, limit, |key| chunk_of(PREFIX, key)).await
+    }
+
+    async fn delete_many(&self, keys: &[ChunkKey]) -> Result<u64> {
+        if self.bare_block_ids {
+            return Err(self.cannot_forget());
+        }
+        self.delete(chunk_keys(keys)).await
+    }
+
+    async fn list_blocks(&self, cursor: Option<Cursor>, limit: usize) -> Result<Page<BlockId>> {
+        let bare = self.bare_block_ids;
+        self.list(cursor, limit, |key| match bare {
+            true => BlockId::from_slice(key),
+            false => block_of(PREFIX, key),
+        })
+        .await
+    }
+
+    async fn delete_blocks(&self, ids: &[BlockId]) -> Result<u64> {
+        self.delete(self.block_keys(ids)).await
+    }
+
+    /// 0-db appends a deletion to its files: the space comes back when they are compacted.
+    fn reclaim(&self) -> Reclaim {
+        Reclaim::OnCompaction
+    }
+
     /// The namespace's disk use from `NSINFO`; its chunks and blocks counted by a walk.
     async fn stats(&self) -> Result<Vec<BackendStats>> {
         let info = self.nsinfo().await?;
@@ -326,32 +360,12 @@ impl ZdbStore {
         Ok(())
     }
 
-    /// Chunks and blocks in the namespace, by a walk of `SCAN` (0-db's: an opaque cursor,
-    /// ended by the error `No more data`). Keys of neither shape (another program's) are
-    /// left out.
+    /// Chunks and blocks in the namespace, by a walk of `SCAN`. Keys of neither shape
+    /// (another program's) are left out.
     async fn count_keys(&self) -> Result<(u64, u64)> {
         let (mut chunks, mut blocks) = (0u64, 0u64);
         let mut cursor: Option<Vec<u8>> = None;
-        loop {
-            let page: Option<ScanPage> = self
-                .pool
-                .run(1, |mut conn| {
-                    let mut scan = redis::cmd("SCAN");
-                    if let Some(cursor) = &cursor {
-                        scan.arg(cursor);
-                    }
-                    async move {
-                        match scan.query_async(&mut conn).await {
-                            Ok(page) => Ok(Some(page)),
-                            Err(e) if server_text(&e).contains("No more data") => Ok(None),
-                            Err(e) => Err(e),
-                        }
-                    }
-                })
-                .await?;
-            let Some((next, entries)) = page else {
-                return Ok((chunks, blocks));
-            };
+        while let Some((next, entries)) = self.scan(cursor.as_deref()).await? {
             for (key, _, _) in &entries {
                 if is_chunk_key(PREFIX, key) {
                     chunks += 1;
@@ -361,6 +375,135 @@ impl ZdbStore {
             }
             cursor = Some(next);
         }
+        Ok((chunks, blocks))
+    }
+
+    /// One `SCAN` (0-db's: an opaque cursor, the walk ended by the error `No more data`,
+    /// entries in write order, deleted ones left out); `None` at the end.
+    async fn scan(&self, cursor: Option<&[u8]>) -> Result<Option<ScanPage>> {
+        self.pool
+            .run(1, |mut conn| {
+                let mut scan = redis::cmd("SCAN");
+                if let Some(cursor) = cursor {
+                    scan.arg(cursor);
+                }
+                async move {
+                    match scan.query_async(&mut conn).await {
+                        Ok(page) => Ok(Some(page)),
+                        Err(e) if server_text(&e).contains("No more data") => Ok(None),
+                        Err(e) => Err(e),
+                    }
+                }
+            })
+            .await
+    }
+
+    /// The keys `wanted` picks out of the namespace, from `cursor` on: `SCAN`s until
+    /// `limit` were found or the namespace ends. A `SCAN` answers as many entries as fit in
+    /// a few milliseconds, whatever is asked: a page cut short goes on from its last
+    /// entry's own cursor (`KEYCUR`), which `SCAN` continues after.
+    async fn list<K>(
+        &self,
+        cursor: Option<Cursor>,
+        limit: usize,
+        wanted: impl Fn(&[u8]) -> Option<K>,
+    ) -> Result<Page<K>> {
+        let limit = page_size(limit);
+        let mut cursor = cursor.map(|c| c.as_bytes().to_vec());
+        let mut items = Vec::new();
+        loop {
+            let Some((next, entries)) = self.scan(cursor.as_deref()).await? else {
+                return Ok(Page { items, next: None });
+            };
+            let mut last = None;
+            for (key, size, written) in entries {
+                if items.len() == limit {
+                    break;
+                }
+                if let Some(item) = wanted(&key) {
+                    items.push(Listed {
+                        key: item,
+                        size: number(&size).map(|n| n as u64),
+                        written: number(&written),
+                    });
+                }
+                last = Some(key);
+            }
+            cursor = Some(next);
+            if items.len() == limit {
+                // Cut short, or not: the walk goes on right after the last entry taken.
+                if let Some(last) = last {
+                    cursor = Some(self.key_cursor(&last).await?);
+                }
+                return Ok(Page {
+                    items,
+                    next: cursor.map(Cursor::from_bytes),
+                });
+            }
+        }
+    }
+
+    /// `KEYCUR <key>`: the `SCAN` cursor of an entry.
+    async fn key_cursor(&self, key: &[u8]) -> Result<Vec<u8>> {
+        self.pool
+            .run(1, |mut conn| {
+                let mut keycur = redis::cmd("KEYCUR");
+                keycur.arg(key);
+                async move { keycur.query_async(&mut conn).await }
+            })
+            .await
+    }
+
+    /// Deletes keys, one `DEL` each (0-db takes one key), pipelined; a key not there
+    /// (`Key not found`) is no error. A namespace in sequential mode cannot delete by key.
+    async fn delete(&self, keys: Vec<Vec<u8>>) -> Result<u64> {
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        let info = self.nsinfo().await?;
+        if nsinfo_field(&info, "mode") == Some("sequential") {
+            return Err(Error::CannotDelete {
+                location: self.location().to_owned(),
+                reason: format!(
+                    "namespace {:?} is in sequential mode, where keys are ids, not chunk keys",
+                    self.namespace
+                ),
+            });
+        }
+        let mut deleted = 0;
+        for group in keys.chunks(DELETE_PIPELINE) {
+            let replies: Vec<Value> = self
+                .pool
+                .run(group.len() * 64, |mut conn| {
+                    let mut pipe = redis::pipe();
+                    pipe.ignore_errors();
+                    for key in group {
+                        pipe.cmd("DEL").arg(key);
+                    }
+                    async move { pipe.query_async(&mut conn).await }
+                })
+                .await?;
+            if replies.len() != group.len() {
+                return Err(self.pool.protocol(format!(
+                    "{} replies to {} DEL",
+                    replies.len(),
+                    group.len()
+                )));
+            }
+            for reply in replies {
+                match reply {
+                    Value::Okay => deleted += 1,
+                    Value::ServerError(e) => {
+                        let e = redis::RedisError::from(e);
+                        if !server_text(&e).contains("Key not found") {
+                            return Err(self.pool.refused(&e));
+                        }
+                    }
+                    other => return Err(self.pool.protocol(format!("DEL answered {other:?}"))),
+                }
+            }
+        }
+        Ok(deleted)
     }
 
     /// The error for a SET refused as by a sequential namespace: said plainly when `NSINFO`
@@ -377,6 +520,17 @@ impl ZdbStore {
             },
             _ => refused,
         }
+    }
+}
+
+/// `DEL`s per pipeline.
+const DELETE_PIPELINE: usize = 1000;
+
+/// An integer of a `SCAN` entry.
+fn number(value: &Value) -> Option<i64> {
+    match value {
+        Value::Int(n) => Some(*n),
+        _ => None,
     }
 }
 

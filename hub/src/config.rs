@@ -26,6 +26,7 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub auth: AuthConfig,
     pub jobs: JobsConfig,
+    pub gc: GcConfig,
     pub chunks: ChunksConfig,
     pub images: ImagesConfig,
     pub gateway: GatewayConfig,
@@ -254,6 +255,18 @@ impl<'de> Deserialize<'de> for ByteSize {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         size(d).map(ByteSize)
     }
+}
+
+/// Garbage collection (`hub::gc`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct GcConfig {
+    /// How often `serve` collects; zero: never by itself.
+    #[serde(deserialize_with = "duration")]
+    pub interval: Duration,
+    /// How long a chunk seen (stored, or found present) is kept unreferenced.
+    #[serde(deserialize_with = "duration")]
+    pub grace: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]

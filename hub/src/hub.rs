@@ -17,6 +17,7 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::facts::Facts;
+use crate::gc::{Collector, Fence, Tracked};
 use crate::images::Images;
 use crate::import::Importer;
 use crate::jobs::Jobs;
@@ -28,14 +29,16 @@ use crate::renditions::Renditions;
 use crate::status::Status;
 use crate::tokens::{self, Tokens};
 
-/// What background work shares: a signal that the hub is stopping, and the tracker of
-/// tasks that shutdown waits for.
-#[derive(Clone, Default)]
+/// What background work shares: a signal that the hub is stopping, the tracker of tasks
+/// that shutdown waits for, and the garbage collector's fence.
+#[derive(Clone)]
 pub struct Lifecycle {
     /// Cancelled when the hub stops: background jobs give up.
     pub shutdown: CancellationToken,
     /// Background jobs, awaited at shutdown.
     pub tasks: TaskTracker,
+    /// What operations in progress and publishes hold against the collector (`gc`).
+    pub fence: Arc<Fence>,
 }
 
 pub struct Hub {
@@ -52,6 +55,7 @@ pub struct Hub {
     accounts: Accounts,
     limits: Arc<Limits>,
     status: Status,
+    collector: Arc<Collector>,
     lifecycle: Lifecycle,
     /// Held while the hub runs: see [`lock_file`].
     _lock: std::fs::File,
@@ -119,10 +123,26 @@ impl Hub {
         let tokens = Tokens::new(db.clone(), &secret, names, config.auth.max_token_ttl);
         let accounts = Accounts::new(db.clone(), names);
         auth.set_local_administrators(accounts.administrators()?);
-        let store = open_store(&config, &data_dir).await?;
+        let raw_store = open_store(&config, &data_dir).await?;
+        let fence = Fence::new(db.clone());
+        let store: Arc<dyn ChunkStore> =
+            Arc::new(Tracked::new(Arc::clone(&raw_store), Arc::clone(&fence)));
+        let collector = Arc::new(Collector::new(
+            db.clone(),
+            Arc::clone(&blobs),
+            raw_store,
+            Arc::clone(&fence),
+            config.limits.clone(),
+            config.gc.clone(),
+            data_dir.clone(),
+        ));
         let location = chunk_location(&config, store.as_ref());
         let limits = Arc::new(Limits::new(&config.limits, &config.chunks, &config.images));
-        let lifecycle = Lifecycle::default();
+        let lifecycle = Lifecycle {
+            shutdown: CancellationToken::default(),
+            tasks: TaskTracker::default(),
+            fence,
+        };
         let renditions = Arc::new(Renditions::new(
             db.clone(),
             Arc::clone(&namespace),
@@ -168,6 +188,7 @@ impl Hub {
             tokens,
             accounts,
             limits,
+            collector,
             lifecycle,
             names,
             config,
@@ -237,6 +258,11 @@ impl Hub {
         &self.status
     }
 
+    /// The garbage collector of the data directory.
+    pub fn collector(&self) -> &Arc<Collector> {
+        &self.collector
+    }
+
     pub(crate) fn lifecycle(&self) -> &Lifecycle {
         &self.lifecycle
     }
@@ -295,7 +321,11 @@ async fn open_store(config: &Config, data_dir: &Path) -> Result<Arc<dyn ChunkSto
 pub async fn importer(config: &Config) -> Result<Importer> {
     let data_dir = config.data_dir()?;
     std::fs::create_dir_all(&data_dir).map_err(|e| Error::io(data_dir.display(), e))?;
-    let lock = lock_file(&data_dir, "import.lock", "another import-0hub runs on")?;
+    let lock = lock_file(
+        &data_dir,
+        "import.lock",
+        "another import-0hub (or a garbage collection) runs on",
+    )?;
     let db = open_db(&data_dir)?;
     let blobs = Arc::new(Blobs::open(
         data_dir.join("flists"),
@@ -309,6 +339,37 @@ pub async fn importer(config: &Config) -> Result<Importer> {
         official: config.official_repositories(),
         _lock: lock,
     })
+}
+
+/// A garbage collection of a data directory: asked of the hub serving it, if one does
+/// (through its `gc.sock`); else run here, with `serve.lock` held so that no hub starts
+/// meanwhile. Also says whether a serving hub ran it.
+pub async fn collect(config: &Config, dry_run: bool) -> Result<(crate::gc::Report, bool)> {
+    let data_dir = config.data_dir()?;
+    std::fs::create_dir_all(&data_dir).map_err(|e| Error::io(data_dir.display(), e))?;
+    let lock = match lock_file(&data_dir, "serve.lock", "a flisthub serve uses") {
+        Ok(lock) => lock,
+        Err(Error::Config(_)) => {
+            return Ok((crate::gc::control::ask(&data_dir, dry_run).await?, true));
+        }
+        Err(e) => return Err(e),
+    };
+    let db = open_db(&data_dir)?;
+    let blobs = Arc::new(Blobs::open(data_dir.join("flists"), data_dir.join("tmp"))?);
+    let store = open_store(config, &data_dir).await?;
+    let collector = Collector::new(
+        db.clone(),
+        blobs,
+        store,
+        Fence::new(db),
+        config.limits.clone(),
+        config.gc.clone(),
+        data_dir,
+    );
+    let report = collector.run(dry_run).await?;
+    collector.flush().await;
+    drop(lock);
+    Ok((report, false))
 }
 
 /// The account commands' view of a hub's data directory.
@@ -325,7 +386,7 @@ pub fn accounts(config: &Config) -> Result<Accounts> {
 /// staging files and sweep flist files it is about to name. One import per data directory
 /// (`import.lock`). (`flisthub token` works beside both: it only touches the database, which
 /// has its own locking.)
-fn lock_file(data_dir: &Path, name: &str, holder: &str) -> Result<std::fs::File> {
+pub(crate) fn lock_file(data_dir: &Path, name: &str, holder: &str) -> Result<std::fs::File> {
     use rustix::fs::{FlockOperation, flock};
     let path = data_dir.join(name);
     let file = std::fs::OpenOptions::new()

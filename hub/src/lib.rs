@@ -29,6 +29,7 @@ mod error;
 mod facts;
 mod formats;
 mod gateway;
+mod gc;
 mod http;
 mod hub;
 mod images;
@@ -62,7 +63,8 @@ pub use error::{Class, Error, Result};
 pub use flist::{Node, NodeKind};
 pub use formats::Format;
 pub use gateway::Gateway;
-pub use hub::{Hub, accounts, importer, tokens};
+pub use gc::{BackendReport, Collector, Counted as GcCounted, Report as GcReport, Tally};
+pub use hub::{Hub, accounts, collect, importer, tokens};
 pub use images::{ConvertRequest, Converted, Images};
 pub use import::blocks_source as import_blocks_source;
 pub use import::{

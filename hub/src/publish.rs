@@ -199,6 +199,8 @@ impl Publisher {
         input: impl Read + Send + 'static,
         job: Option<&Job>,
     ) -> Result<Published> {
+        // What the pack stores is kept by the collector until it is published (or fails).
+        let _operation = self.lifecycle.fence.operation();
         let staging = self.staging_file("upload-")?;
         let cancel = Cancel::default();
         let _guard = CancelOnDrop(cancel.clone());
@@ -353,6 +355,7 @@ impl Publisher {
         target: FlistName,
         sources: &[(RepoName, FlistName)],
     ) -> Result<Published> {
+        let _operation = self.lifecycle.fence.operation();
         let mut seen = HashSet::new();
         if let Some((repository, name)) = sources.iter().find(|s| !seen.insert(*s)) {
             return Err(Error::BadRequest(format!(
@@ -435,6 +438,16 @@ impl Publisher {
             *pushed_from = built_from_directory(&facts);
         }
         let (digest, stats) = (staged.digest.clone(), facts.stats);
+        // A collection going on keeps what this flist names, from here to the commit.
+        let fence = Arc::clone(&self.lifecycle.fence);
+        let _publishing = fence.publishing().await;
+        crate::gc::Collector::protect(
+            &fence,
+            staged.path().to_owned(),
+            digest.format,
+            self.limits.clone(),
+        )
+        .await?;
         self.namespace
             .publish(
                 caller.repository.clone(),

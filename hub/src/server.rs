@@ -76,6 +76,13 @@ pub async fn serve_with(
 
     let housekeeping = tokio::spawn(housekeeping(Arc::clone(&hub)));
     let lifecycle = hub.lifecycle().clone();
+    let collector = hub.collector().schedule();
+    // Without it, `flisthub gc --data-dir` cannot reach this hub (and says so): no reason
+    // not to serve.
+    let control =
+        crate::gc::control::listen(Arc::clone(hub.collector()), &hub.config().data_dir()?)
+            .inspect_err(|e| tracing::warn!(error = %e, "no garbage collection socket"))
+            .ok();
     let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel();
     let server = accept::serve(
         listener,
@@ -93,6 +100,10 @@ pub async fn serve_with(
         _ = stopped_rx => {}
         served = &mut server => {
             housekeeping.abort();
+            collector.abort();
+            if let Some(control) = &control {
+        control.abort();
+    }
             return served.map_err(Error::from);
         }
     }
@@ -118,6 +129,11 @@ pub async fn serve_with(
         let _ = tokio::time::timeout(Duration::from_secs(10), lifecycle.tasks.wait()).await;
     }
     housekeeping.abort();
+    collector.abort();
+    if let Some(control) = &control {
+        control.abort();
+    }
+    hub.collector().flush().await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -1,6 +1,7 @@
 pub mod cat;
 pub mod convert;
 pub mod extract;
+pub mod gc;
 pub mod import;
 pub mod inspect;
 pub mod login;

@@ -7,6 +7,7 @@ mod download;
 mod drain;
 mod events;
 mod files;
+mod gc;
 mod images;
 pub mod json;
 mod metrics;
@@ -211,6 +212,7 @@ fn routes(hub: Arc<Hub>, pages: Option<Router>) -> Router {
         .route(v1::BLOCK, get(chunks::get_block))
         .route(v1::FLIST_FILE, get(files::inner_file))
         .route(v1::CONVERT, post(images::convert))
+        .route(v1::ADMIN_GC, get(gc::reports).post(gc::run))
         .route("/metrics", get(v1::metrics))
         // Downloads (reference section 5.4).
         .route("/{repo}/{file}", get(download::repository_file))

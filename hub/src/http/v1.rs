@@ -29,6 +29,7 @@ pub const CHUNK: &str = "/api/v1/chunks/{key}";
 pub const BLOCK: &str = "/api/v1/blocks/{id}";
 pub const CONVERT: &str = "/api/v1/convert";
 pub const FLIST_FILE: &str = "/api/v1/flists/{repo}/{flist}/files/{*path}";
+pub const ADMIN_GC: &str = "/api/v1/admin/gc";
 
 /// Every `/api/v1` route, as the router mounts it and `openapi.json` must describe it.
 #[cfg(test)]
@@ -46,6 +47,7 @@ const ROUTES: &[&str] = &[
     BLOCK,
     CONVERT,
     FLIST_FILE,
+    ADMIN_GC,
 ];
 
 /// `GET /api/v1/health`: the state of the database and of each store backend (where they

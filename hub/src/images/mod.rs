@@ -291,6 +291,7 @@ impl Images {
         job: &Job,
     ) -> Result<Converted> {
         let started = Instant::now();
+        let _operation = self.lifecycle.fence.operation();
         let image_request = self.image_request(&request)?;
         job.phase(10, format!("Pulling docker image: {}", request.image))
             .await;

@@ -1,0 +1,133 @@
+//! The mark phase: every chunk and block something the hub holds names.
+//!
+//! * every published file (the `blob` rows: flists named by entries, which links, tags and
+//!   taglinks resolve to, and renditions): a native flist's chunks; a hosted 0-flist's or
+//!   fl's blocks (a rendition's blocks are made from native chunks when a node reads them,
+//!   so it names nothing stored);
+//! * the content windows the 0-db gateway still serves (`content_windows`, kept for a
+//!   grace period after the last flist holding them went): their chunks.
+//!
+//! Uploads, conversions and merges in progress are not read here: what they stored is kept
+//! by the fence (see `fence`), and so is what a push sent before its flist arrives, by the
+//! grace period.
+
+use std::collections::HashSet;
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use chunkstore::{BlockId, ChunkKey};
+
+use super::Item;
+use crate::blobs::Blobs;
+use crate::config::LimitsConfig;
+use crate::db::Db;
+use crate::error::{Error, Result};
+use crate::formats::{AnyFlist, Format};
+
+/// What the mark phase found.
+#[derive(Default)]
+pub struct Marks {
+    pub chunks: HashSet<ChunkKey>,
+    pub blocks: HashSet<BlockId>,
+    /// Files read.
+    pub files: u64,
+}
+
+/// Reads the namespace and every file it names. Blocking.
+pub fn mark(db: &Db, blobs: &Arc<Blobs>, limits: &LimitsConfig) -> Result<Marks> {
+    let (files, windows) = db.read_now(|c| {
+        let mut stmt =
+            c.prepare("SELECT sha256, format, sha256 IN (SELECT sha256 FROM rendition) FROM blob")?;
+        let files = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, bool>(2)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut stmt = c.prepare("SELECT chunks FROM content_windows")?;
+        let windows = stmt
+            .query_map([], |r| r.get::<_, Vec<u8>>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok((files, windows))
+    })?;
+    let mut marks = Marks::default();
+    for chunks in windows {
+        // Per chunk: its 32-byte key and its 4-byte length.
+        for record in chunks.chunks_exact(36) {
+            let key: [u8; 32] = record[..32].try_into().unwrap_or_default();
+            marks.chunks.insert(ChunkKey::from_bytes(key));
+        }
+    }
+    for (sha256, format, rendition) in files {
+        let format = match format.as_str() {
+            "native" => Format::Native,
+            _ if rendition => continue,
+            "0-flist" => Format::ZeroFlist,
+            "fl" => Format::Fl,
+            other => return Err(Error::Internal(format!("a file of format {other:?}"))),
+        };
+        let path = blobs.path(&sha256);
+        let opened = match AnyFlist::open(&path, format, limits) {
+            Ok(opened) => opened,
+            // Deleted since the namespace was read: it names nothing any more.
+            Err(_) if !path.exists() => continue,
+            Err(e) => return Err(e),
+        };
+        marks.files += 1;
+        keys(opened, &mut |item| match item {
+            Item::Chunk(key) => {
+                marks.chunks.insert(key);
+            }
+            Item::Block(id) => {
+                marks.blocks.insert(id);
+            }
+        })
+        .map_err(|e| Error::Internal(format!("marking {sha256}: {e}")))?;
+    }
+    Ok(marks)
+}
+
+/// The keys of one staged file about to be published, for the fence. Blocking.
+pub fn keys_of(path: &std::path::Path, format: Format, limits: &LimitsConfig) -> Result<Vec<Item>> {
+    let mut items = Vec::new();
+    keys(AnyFlist::open(path, format, limits)?, &mut |item| {
+        items.push(item);
+    })?;
+    Ok(items)
+}
+
+/// Calls `found` with every key a flist names: a native flist's chunks, a 0-flist's or an
+/// fl's blocks.
+fn keys(flist: AnyFlist, found: &mut impl FnMut(Item)) -> Result<()> {
+    let failed =
+        |e: &dyn std::fmt::Display| Error::Internal(format!("reading the keys of an flist: {e}"));
+    let ids: Vec<Option<BlockId>> = match flist {
+        AnyFlist::Native(flist) => {
+            return flist
+                .chunk_keys(|key| {
+                    found(Item::Chunk(ChunkKey::from_bytes(key)));
+                    ControlFlow::Continue(())
+                })
+                .map_err(|e| failed(&e));
+        }
+        AnyFlist::ZeroFlist(zero) => zero
+            .block_ids()
+            .map_err(|e| failed(&e))?
+            .iter()
+            .map(|id| BlockId::from_slice(id))
+            .collect(),
+        AnyFlist::Fl(fl) => fl
+            .block_ids()
+            .map_err(|e| failed(&e))?
+            .iter()
+            .map(|id| BlockId::from_slice(id))
+            .collect(),
+    };
+    ids.into_iter()
+        .flatten()
+        .for_each(|id| found(Item::Block(id)));
+    Ok(())
+}

@@ -59,7 +59,7 @@ pub use config::{Config, DEFAULT_CONFIG, GatewayConfig, LogFormat};
 pub use error::{Class, Error, Result};
 pub use formats::Format;
 pub use gateway::Gateway;
-pub use hub::{Hub, accounts, importer, tokens};
+pub use hub::{Hub, LocalHub, accounts, importer, local_hub, tokens};
 pub use images::{ConvertRequest, Converted, Images};
 pub use import::blocks_source as import_blocks_source;
 pub use import::{

@@ -292,13 +292,22 @@ pub fn local_hub(config: &Config, store: &dyn ChunkStore, from_config: bool) -> 
         let written = store
             .location()
             .strip_prefix("dir://")
-            .and_then(|path| std::fs::canonicalize(path).ok());
-        written.is_some() && written == std::fs::canonicalize(default_store(&data_dir)).ok()
+            .and_then(|path| resolved(Path::new(path)));
+        written.is_some() && written == resolved(&default_store(&data_dir))
     };
     is_the_hubs.then(|| LocalHub {
         location: chunk_location(config, store),
         serving: serving(&data_dir),
         data_dir,
+    })
+}
+
+/// `path` with its links resolved, when it or its parent exists (a `dir` store makes its
+/// directory at the first write).
+fn resolved(path: &Path) -> Option<PathBuf> {
+    std::fs::canonicalize(path).ok().or_else(|| {
+        let parent = std::fs::canonicalize(path.parent()?).ok()?;
+        Some(parent.join(path.file_name()?))
     })
 }
 

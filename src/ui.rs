@@ -132,3 +132,52 @@ pub fn rate(bytes: u64, elapsed: Duration) -> String {
     let secs = elapsed.as_secs_f64().max(1e-9);
     format!("{:.0} MB/s", bytes as f64 / 1e6 / secs)
 }
+
+/// `rows` as aligned columns: each column as wide as its widest cell (counted in
+/// characters), two spaces between columns, the last column unpadded. Tab-separated text
+/// misaligns as soon as a cell is longer than a tab stop.
+pub fn columns<S: AsRef<str>>(rows: &[Vec<S>]) -> String {
+    let mut widths: Vec<usize> = Vec::new();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            let width = cell.as_ref().chars().count();
+            match widths.get_mut(i) {
+                Some(w) => *w = (*w).max(width),
+                None => widths.push(width),
+            }
+        }
+    }
+    let mut out = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            let cell = cell.as_ref();
+            line.push_str(cell);
+            if i + 1 < row.len() {
+                let pad = widths[i] - cell.chars().count() + 2;
+                line.extend(std::iter::repeat_n(' ', pad));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn columns_are_as_wide_as_their_widest_cell() {
+        let rows = vec![
+            vec!["ID", "USER", "NOTE"],
+            vec!["0123456789abcdef", "al", ""],
+            vec!["1", "ünïcode-user", "x"],
+        ];
+        assert_eq!(
+            super::columns(&rows),
+            "ID                USER          NOTE\n\
+             0123456789abcdef  al\n\
+             1                 ünïcode-user  x\n"
+        );
+    }
+}

@@ -630,7 +630,20 @@ fn issuers_memberof_and_zero_hub_tokens_grant_what_they_say() {
     assert!(!out.status.success());
     let out = hub.token_command(&["list"]);
     let listing = String::from_utf8_lossy(&out.stdout);
-    assert!(listing.starts_with("ID\tUSER"), "{listing}");
+    let heading: Vec<&str> = listing.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        heading,
+        [
+            "ID", "USER", "MEMBEROF", "CREATED", "EXPIRES", "STATE", "NOTE"
+        ]
+    );
+    // Aligned: each row's second column starts where the heading's does.
+    let user_column = listing.find("USER").unwrap();
+    for row in listing.lines().skip(1) {
+        let id_end = row.find(' ').unwrap();
+        let start = id_end + row[id_end..].find(|c: char| c != ' ').unwrap();
+        assert_eq!(start, user_column, "{listing}");
+    }
     assert!(listing.contains("revoked"), "{listing}");
 }
 

@@ -209,7 +209,7 @@ fn a_default_hub_refuses_registries_on_private_addresses_however_named() {
     let (status, body) = convert(&hub, &token, json!({"image": image}));
     assert_eq!(status, 202, "{body}");
     let id = body["id"].as_str().unwrap();
-    let failed = wait_job(&hub, id);
+    let failed = wait_job(&hub, &token, id);
     assert_eq!(failed["state"], "failed");
     let error = failed["error"].as_str().unwrap();
     assert!(
@@ -357,7 +357,7 @@ fn redirects_for_blobs_only_and_no_remote_answer_shown() {
     assert!(message(&body).contains("answered 500"), "{body}");
     let (_, body) = convert(&listed, &token, json!({"image": image("failing")}));
     let id = body["id"].as_str().unwrap();
-    let failed = wait_job(&listed, id);
+    let failed = wait_job(&listed, &token, id);
     assert_eq!(failed["state"], "failed");
     let seen = format!("{body} {failed} {:?} {}", events(&listed, id), listed.log());
     assert!(

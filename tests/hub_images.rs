@@ -78,7 +78,7 @@ fn the_docker_route_as_0_hub_clients_call_it_and_the_job_it_leaves() {
 
     // The job it ran is on record, and its events replay the end of 0-hub's sequence.
     let id = payload["jobid"].as_str().unwrap();
-    let status = job(&hub, id);
+    let status = job(&hub, &token, id);
     assert_eq!(
         (status["kind"].as_str(), status["state"].as_str()),
         (Some("docker"), Some("succeeded"))
@@ -219,7 +219,7 @@ fn private_registries_with_credentials_from_the_request_or_the_config() {
     );
     let (status, body) = convert(&hub, &token, json!({"image": image}));
     assert_eq!(status, 202, "{body}");
-    let failed = wait_job(&hub, body["id"].as_str().unwrap());
+    let failed = wait_job(&hub, &token, body["id"].as_str().unwrap());
     assert_eq!(failed["state"], "failed");
     assert!(
         failed["error"].as_str().unwrap().contains("credentials"),
@@ -233,7 +233,7 @@ fn private_registries_with_credentials_from_the_request_or_the_config() {
     );
     assert_eq!(status, 202);
     assert_eq!(
-        wait_job(&hub, body["id"].as_str().unwrap())["state"],
+        wait_job(&hub, &token, body["id"].as_str().unwrap())["state"],
         "failed"
     );
     let (status, body) = convert(
@@ -243,7 +243,7 @@ fn private_registries_with_credentials_from_the_request_or_the_config() {
     );
     assert_eq!(status, 202);
     let id = body["id"].as_str().unwrap().to_owned();
-    let done = wait_job(&hub, &id);
+    let done = wait_job(&hub, &token, &id);
     assert_eq!(done["state"], "succeeded", "{done}");
     assert_eq!(done["name"], "mine.flist");
     assert_eq!(
@@ -341,8 +341,8 @@ fn limits_shared_conversions_cancellation_timeouts_and_restarts() {
     let seen = events(&hub, &second);
     let last = seen.last().unwrap();
     assert_eq!(last["status"], "info", "{seen:?}");
-    let a = wait_job(&hub, &first);
-    let b = wait_job(&hub, &second);
+    let a = wait_job(&hub, &alice, &first);
+    let b = wait_job(&hub, &bob, &second);
     assert_eq!(
         (a["state"].as_str(), b["state"].as_str()),
         (Some("succeeded"), Some("succeeded")),
@@ -381,10 +381,10 @@ fn limits_shared_conversions_cancellation_timeouts_and_restarts() {
     };
     assert_eq!(cancel(&bob).0, 403);
     assert_eq!(cancel(&alice).0, 202);
-    let gone = wait_job(&hub, &cancelled);
+    let gone = wait_job(&hub, &alice, &cancelled);
     assert_eq!(gone["state"], "cancelled", "{gone}");
     assert_eq!(cancel(&alice).0, 409);
-    let timed_out = wait_job(&hub, &stuck);
+    let timed_out = wait_job(&hub, &alice, &stuck);
     assert_eq!(timed_out["state"], "failed");
     assert!(
         timed_out["error"]
@@ -400,10 +400,10 @@ fn limits_shared_conversions_cancellation_timeouts_and_restarts() {
     let (_, during) = convert(&hub, &alice, json!({"image": small, "name": "during"}));
     let during = during["id"].as_str().unwrap().to_owned();
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(job(&hub, &during)["state"], "running");
+    assert_eq!(job(&hub, &alice, &during)["state"], "running");
     hub.restart();
     registry.resume();
-    let after = job(&hub, &during);
+    let after = job(&hub, &alice, &during);
     assert_eq!(after["state"], "failed", "{after}");
     assert!(
         after["error"].as_str().unwrap().contains("interrupted"),
@@ -419,7 +419,7 @@ fn limits_shared_conversions_cancellation_timeouts_and_restarts() {
     // And the hub converts again.
     let (_, again) = convert(&hub, &alice, json!({"image": small, "name": "after"}));
     assert_eq!(
-        wait_job(&hub, again["id"].as_str().unwrap())["state"],
+        wait_job(&hub, &alice, again["id"].as_str().unwrap())["state"],
         "succeeded"
     );
 }

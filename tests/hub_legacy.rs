@@ -39,16 +39,7 @@ fn upload_flist(
     file_name: &str,
     bytes: Vec<u8>,
 ) -> (u16, serde_json::Value) {
-    let form = reqwest::blocking::multipart::Form::new().part(
-        "file",
-        reqwest::blocking::multipart::Part::bytes(bytes).file_name(file_name.to_owned()),
-    );
-    body_json(
-        hub.with(Method::POST, "/api/flist/me/upload-flist", token)
-            .multipart(form)
-            .send()
-            .unwrap(),
-    )
+    body_json(hub.upload_to("/api/flist/me/upload-flist", token, file_name, bytes))
 }
 
 #[test]

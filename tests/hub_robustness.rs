@@ -299,7 +299,13 @@ fn kill_9_during_an_upload_and_a_job_leaves_nothing_half_done() {
     assert_eq!(status, 200, "{started}");
     let job = started["jobid"].as_str().unwrap().to_owned();
     wait_until("the job to run", Duration::from_secs(30), || {
-        body_json(hub.get(&format!("/api/v1/jobs/{job}"))).1["state"] == "running"
+        body_json(
+            hub.with(Method::GET, &format!("/api/v1/jobs/{job}"), &token)
+                .send()
+                .unwrap(),
+        )
+        .1["state"]
+            == "running"
     });
 
     hub.kill9();
@@ -325,7 +331,11 @@ fn kill_9_during_an_upload_and_a_job_leaves_nothing_half_done() {
         ["kept.flist"],
         "nothing of the interrupted work is visible"
     );
-    let (_, status) = body_json(hub.get(&format!("/api/v1/jobs/{job}")));
+    let (_, status) = body_json(
+        hub.with(Method::GET, &format!("/api/v1/jobs/{job}"), &token)
+            .send()
+            .unwrap(),
+    );
     assert_eq!(status["state"], "failed");
     assert!(
         status["error"].as_str().unwrap().contains("interrupted"),
@@ -498,8 +508,15 @@ fn job_progress_reaches_every_listener() {
     // After the end: the outcome again (0-hub answered 404), and the job's record.
     let late = events(&hub.get(&format!("/listen/{job}")).text().unwrap());
     assert_eq!(late.last().unwrap()["status"], "info");
-    let (_, record) = body_json(hub.get(&format!("/api/v1/jobs/{job}")));
+    // The record is its owner's; anonymous callers get what an unknown id gets.
+    assert_eq!(hub.get(&format!("/api/v1/jobs/{job}")).status(), 401);
+    let (_, record) = body_json(
+        hub.with(Method::GET, &format!("/api/v1/jobs/{job}"), &token)
+            .send()
+            .unwrap(),
+    );
     assert_eq!(record["state"], "succeeded");
+    assert_eq!(record["message"], "Image ready !");
     assert_eq!(record["result"]["filename"], "big.flist");
     let (_, mine) = body_json(
         hub.with(Method::GET, "/api/v1/jobs", &token)

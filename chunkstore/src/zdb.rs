@@ -1,6 +1,6 @@
 //! The 0-db (zdb) backend.
 //!
-//! 0-db speaks RESP but is not Redis (see `shared/spec/0-db-reference.md`); this client
+//! 0-db speaks RESP but is not Redis (what it accepts: `docs/0-db.md`); this client
 //! keeps to the subset both agree on and normalises the rest:
 //!
 //! * RESP2 only; nothing is sent on connect but an optional `AUTH <admin password>` (one

@@ -55,8 +55,9 @@ pub enum Error {
 
     /// Some chunks (or blocks) an uploaded flist names are not in the store (400).
     #[error(
-        "unauthorized upload, contents is not fully present on backend: {missing} of {checked} {what} are missing (first: {})",
-        first.join(", ")
+        "unauthorized upload, contents is not fully present on backend: {missing} of {checked} {what} are missing (first: {}); {}",
+        first.join(", "),
+        remedy(what)
     )]
     MissingChunks {
         /// `chunks` or `blocks`.
@@ -277,5 +278,14 @@ fn store_message(e: &chunkstore::Error) -> String {
             "the chunk store is unavailable; nothing was published, try again later".into()
         }
         _ => "internal error; the hub's log has the details".into(),
+    }
+}
+
+/// What to do about an flist whose chunks (or blocks) the store lacks.
+fn remedy(what: &str) -> &'static str {
+    if what == "blocks" {
+        "send the blocks to the hub's 0-db gateway first"
+    } else {
+        "publish with `flisthub push`, which sends the chunks the hub lacks and then the flist, or send them to POST /api/v1/chunks first"
     }
 }

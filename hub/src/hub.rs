@@ -67,7 +67,7 @@ impl Hub {
     pub async fn open(config: Config) -> Result<Hub> {
         let data_dir = config.data_dir()?;
         std::fs::create_dir_all(&data_dir).map_err(|e| Error::io(data_dir.display(), e))?;
-        let lock = lock_file(&data_dir, "serve.lock", "another flisthub serve uses")?;
+        let lock = lock_file(&data_dir, SERVE_LOCK, "another flisthub serve uses")?;
         let db = open_db(&data_dir)?;
         let blobs = Arc::new(Blobs::open(data_dir.join("flists"), data_dir.join("tmp"))?);
         let namespace = Arc::new(Namespace::new(db.clone(), Arc::clone(&blobs)));
@@ -292,6 +292,66 @@ fn chunk_location(config: &Config, store: &dyn ChunkStore) -> ChunkLocation {
     ChunkLocation { routes, backend }
 }
 
+/// The hub of a data directory, as a command writing into its store sees it.
+#[derive(Debug)]
+pub struct LocalHub {
+    pub data_dir: PathBuf,
+    /// What that hub records in the flists it publishes: where their chunks can be read.
+    pub location: ChunkLocation,
+    /// Whether a hub serves the data directory now.
+    pub serving: bool,
+}
+
+/// The hub of `config`'s data directory, when a hub has served it and `store` is the store
+/// it keeps its chunks in: the store of `[store]` when the command opened that one
+/// (`from_config`), else a `dir` store at `<data dir>/store` (the store of a hub without
+/// `[store]`).
+pub fn local_hub(config: &Config, store: &dyn ChunkStore, from_config: bool) -> Option<LocalHub> {
+    let data_dir = config.data_dir().ok()?;
+    // `serve.lock` is made by the first `serve`: commands used without a hub stay as they are.
+    if !data_dir.join(SERVE_LOCK).exists() {
+        return None;
+    }
+    let is_the_hubs = if config.store.is_some() {
+        from_config
+    } else {
+        let written = store
+            .location()
+            .strip_prefix("dir://")
+            .and_then(|path| resolved(Path::new(path)));
+        written.is_some() && written == resolved(&default_store(&data_dir))
+    };
+    is_the_hubs.then(|| LocalHub {
+        location: chunk_location(config, store),
+        serving: serving(&data_dir),
+        data_dir,
+    })
+}
+
+/// `path` with its links resolved, when it or its parent exists (a `dir` store makes its
+/// directory at the first write).
+fn resolved(path: &Path) -> Option<PathBuf> {
+    std::fs::canonicalize(path).ok().or_else(|| {
+        let parent = std::fs::canonicalize(path.parent()?).ok()?;
+        Some(parent.join(path.file_name()?))
+    })
+}
+
+/// Whether a hub holds `serve.lock` of `data_dir`. Asked with a shared lock, which a
+/// serving hub's exclusive one refuses; the file is not created.
+fn serving(data_dir: &Path) -> bool {
+    use rustix::fs::{FlockOperation, flock};
+    std::fs::File::open(data_dir.join(SERVE_LOCK))
+        .is_ok_and(|file| flock(&file, FlockOperation::NonBlockingLockShared).is_err())
+}
+
+/// Held by the hub serving a data directory.
+const SERVE_LOCK: &str = "serve.lock";
+
+fn default_store(data_dir: &Path) -> PathBuf {
+    data_dir.join("store")
+}
+
 /// The token commands' view of a hub's data directory: its database and signing secret.
 pub fn tokens(config: &Config) -> Result<Tokens> {
     let data_dir = config.data_dir()?;
@@ -310,7 +370,7 @@ pub fn tokens(config: &Config) -> Result<Tokens> {
 async fn open_store(config: &Config, data_dir: &Path) -> Result<Arc<dyn ChunkStore>> {
     Ok(match &config.store {
         Some(store) => store.open().await?,
-        None => chunkstore::open(&format!("dir://{}", data_dir.join("store").display())).await?,
+        None => chunkstore::open(&format!("dir://{}", default_store(data_dir).display())).await?,
     })
 }
 

@@ -287,6 +287,9 @@ fn read_status(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobStatus> {
 
 /// A job being run. Finish it with [`Job::succeed`] or [`Job::fail`]; dropped unfinished
 /// (its task panicked or was cancelled), it is recorded as failed.
+/// The message of a job that succeeded: 0-hub's last progress event.
+pub const FINISHED_MESSAGE: &str = "Image ready !";
+
 pub struct Job {
     jobs: Jobs,
     tx: watch::Sender<JobStatus>,
@@ -383,18 +386,22 @@ impl Job {
         let id = self.id();
         let result_json = result.as_ref().map(|r| r.to_string());
         let error_text = error.clone();
-        let progress = if state == State::Succeeded {
-            100
+        let (progress, message) = if state == State::Succeeded {
+            // What the last event of `/listen` says too.
+            (100, FINISHED_MESSAGE.to_owned())
         } else {
-            self.tx.borrow().progress
+            // The phase it ended in: live progress is not recorded as it goes.
+            let live = self.tx.borrow();
+            (live.progress, live.message.clone())
         };
+        let recorded_message = message.clone();
         let recorded = self
             .jobs
             .db
             .write(move |c| {
                 c.execute(
-                    "UPDATE job SET state = ?2, finished = ?3, result = ?4, error = ?5, progress = ?6 WHERE id = ?1",
-                    params![id, state.as_str(), finished, result_json, error_text, progress],
+                    "UPDATE job SET state = ?2, finished = ?3, result = ?4, error = ?5, progress = ?6, message = ?7 WHERE id = ?1",
+                    params![id, state.as_str(), finished, result_json, error_text, progress, recorded_message],
                 )?;
                 Ok(())
             })
@@ -404,6 +411,7 @@ impl Job {
             s.state = state;
             s.finished = Some(finished);
             s.progress = progress;
+            s.message = message;
             s.result = result;
             s.error = error;
         });
@@ -418,6 +426,7 @@ impl Drop for Job {
             return;
         }
         let id = self.id();
+        let message = self.tx.borrow().message.clone();
         self.tx.send_modify(|s| {
             s.state = State::Failed;
             s.error = Some("the job stopped unexpectedly".into());
@@ -427,8 +436,8 @@ impl Drop for Job {
         let record = move || {
             db.write_now(|c| {
                 c.execute(
-                    "UPDATE job SET state = 'failed', finished = ?2, error = 'the job stopped unexpectedly' WHERE id = ?1",
-                    params![id, now()],
+                    "UPDATE job SET state = 'failed', finished = ?2, message = ?3, error = 'the job stopped unexpectedly' WHERE id = ?1",
+                    params![id, now(), message],
                 )?;
                 Ok(())
             })

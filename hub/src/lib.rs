@@ -64,7 +64,7 @@ pub use flist::{Node, NodeKind};
 pub use formats::Format;
 pub use gateway::Gateway;
 pub use gc::{BackendReport, Collector, Counted as GcCounted, Report as GcReport, Tally};
-pub use hub::{Hub, accounts, collect, importer, tokens};
+pub use hub::{Hub, LocalHub, accounts, collect, importer, local_hub, tokens};
 pub use images::{ConvertRequest, Converted, Images};
 pub use import::blocks_source as import_blocks_source;
 pub use import::{

@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use chunkstore::ChunkStore;
 use converter::{Cancel, FileWindows, LateMetadata, PackOptions, Progress};
-use flist::Metadata;
 use tempfile::TempPath;
 use tokio::runtime::Handle;
 
@@ -294,16 +293,7 @@ impl Publisher {
     /// How the hub packs what it converts: its limits, and the routes (and 0-hub's
     /// `backend`) that tell readers where the chunks are.
     pub(crate) fn pack_options(&self, cancel: Cancel) -> PackOptions {
-        let mut metadata = Metadata::new();
-        if !self.location.routes.is_empty() {
-            metadata.set_routes(&self.location.routes);
-        }
-        if let Some(backend) = &self.location.backend {
-            metadata.set(
-                "backend",
-                serde_json::to_string(backend).unwrap_or_default(),
-            );
-        }
+        let metadata = self.location.metadata();
         let limits = &self.limits;
         PackOptions {
             limits: converter::Limits {

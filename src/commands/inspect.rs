@@ -37,16 +37,48 @@ fn metadata_json<'a>(metadata: impl Iterator<Item = (&'a str, &'a str)>) -> Map<
         .collect()
 }
 
-fn header(local: &LocalFlist, size: u64) {
-    println!("flist        {} ({})", local.shown, ui::bytes(size));
-}
+/// The lines of the report, label and value, printed in two aligned columns (metadata
+/// keys are as long as their writers make them).
+#[derive(Default)]
+struct Lines(Vec<Vec<String>>);
 
-fn print_metadata<'a>(metadata: impl Iterator<Item = (&'a str, &'a str)>) {
-    for (key, value) in metadata {
-        println!(
-            "{key:<12} {}",
-            crate::commands::ls::printable(value.as_bytes())
+impl Lines {
+    fn add(&mut self, label: &str, value: impl Into<String>) {
+        self.0.push(vec![label.to_owned(), value.into()]);
+    }
+
+    fn header(local: &LocalFlist, size: u64) -> Lines {
+        let mut lines = Lines::default();
+        lines.add("flist", format!("{} ({})", local.shown, ui::bytes(size)));
+        lines
+    }
+
+    fn metadata<'a>(&mut self, metadata: impl Iterator<Item = (&'a str, &'a str)>) {
+        use crate::commands::ls::printable;
+        for (key, value) in metadata {
+            let row = vec![printable(key.as_bytes()), printable(value.as_bytes())];
+            self.0.push(row);
+        }
+    }
+
+    fn counts(&mut self, counts: &[(&str, u64)]) {
+        for (label, n) in counts {
+            self.add(label, ui::count(*n));
+        }
+    }
+
+    /// The bytes of the files, and the pieces (chunks or blocks) that hold them.
+    fn sizes(&mut self, bytes: u64, pieces: &str, total: u64, distinct: u64) {
+        self.add(
+            "bytes",
+            format!("{} ({})", ui::count(bytes), ui::bytes(bytes)),
         );
+        let (total, distinct) = (ui::count(total), ui::count(distinct));
+        self.add(pieces, format!("{total} ({distinct} distinct)"));
+    }
+
+    fn print(self) {
+        print!("{}", ui::columns(&self.0));
     }
 }
 
@@ -65,23 +97,17 @@ fn native(args: &Args, local: &LocalFlist, size: u64) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
     }
-    header(local, size);
-    print_metadata(metadata.iter());
-    println!("files        {}", ui::count(totals.files));
-    println!("directories  {}", ui::count(totals.directories));
-    println!("symlinks     {}", ui::count(totals.symlinks));
-    println!("special      {}", ui::count(totals.specials));
-    println!("hardlinks    {}", ui::count(totals.hardlinks));
-    println!(
-        "bytes        {} ({})",
-        ui::count(totals.bytes),
-        ui::bytes(totals.bytes)
-    );
-    println!(
-        "chunks       {} ({} distinct)",
-        ui::count(totals.chunks),
-        ui::count(totals.unique_chunks)
-    );
+    let mut lines = Lines::header(local, size);
+    lines.metadata(metadata.iter());
+    lines.counts(&[
+        ("files", totals.files),
+        ("directories", totals.directories),
+        ("symlinks", totals.symlinks),
+        ("special", totals.specials),
+        ("hardlinks", totals.hardlinks),
+    ]);
+    lines.sizes(totals.bytes, "chunks", totals.chunks, totals.unique_chunks);
+    lines.print();
     Ok(())
 }
 
@@ -156,33 +182,28 @@ fn legacy(args: &Args, local: &LocalFlist, size: u64, flist: &LegacyFlist) -> Re
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
     }
-    header(local, size);
-    println!("format       {format}");
-    print_metadata(metadata);
+    let mut lines = Lines::header(local, size);
+    lines.add("format", format);
+    lines.metadata(metadata);
     if let Some(backend) = backend {
-        println!("backend      {backend}");
+        lines.add("backend", backend);
     }
     match routes {
         Ok(routes) => {
             for route in routes {
-                println!("route        {route}");
+                lines.add("route", route);
             }
         }
-        Err(e) => println!("routes       unusable: {e}"),
+        Err(e) => lines.add("routes", format!("unusable: {e}")),
     }
-    println!("files        {}", ui::count(totals.files));
-    println!("directories  {}", ui::count(totals.directories));
-    println!("symlinks     {}", ui::count(totals.symlinks));
-    println!("special      {}", ui::count(totals.specials));
-    println!(
-        "bytes        {} ({})",
-        ui::count(totals.bytes),
-        ui::bytes(totals.bytes)
-    );
-    println!(
-        "blocks       {} ({} distinct)",
-        ui::count(totals.blocks),
-        ui::count(flist.distinct_blocks())
-    );
+    lines.counts(&[
+        ("files", totals.files),
+        ("directories", totals.directories),
+        ("symlinks", totals.symlinks),
+        ("special", totals.specials),
+    ]);
+    let distinct = flist.distinct_blocks();
+    lines.sizes(totals.bytes, "blocks", totals.blocks, distinct);
+    lines.print();
     Ok(())
 }

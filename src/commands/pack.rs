@@ -49,9 +49,18 @@ pub async fn run(
     ui: &Ui,
     cancel: converter::Cancel,
 ) -> Result<()> {
-    let store = crate::stores::for_writing(args.store.store.as_deref(), config).await?;
+    let named = args.store.store.as_deref();
+    let store = crate::stores::for_writing(named, config).await?;
     let location = store.location().to_owned();
+    // Packed into the store of a hub on this machine: the flist records where that hub
+    // serves the chunks, as the flists it publishes do, so that it reads anywhere once
+    // published with `upload-flist`.
+    let local_hub = hub::local_hub(config, store.as_ref(), named.is_none());
     let options = PackOptions {
+        metadata: local_hub
+            .as_ref()
+            .map(|hub| hub.location.metadata())
+            .unwrap_or_default(),
         level: args.level,
         limits: Limits {
             max_entries: args.max_entries,
@@ -65,15 +74,32 @@ pub async fn run(
         ..PackOptions::default()
     };
     let summary = pack_source(&args.source, args.output.clone(), store, options, ui).await?;
+    let hub_note = local_hub.as_ref().map(hub_note);
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&Report::new(&summary, &args.output, &location))?
-        );
+        let mut report = Report::new(&summary, &args.output, &location);
+        report.hub = hub_note.as_deref();
+        println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         report(ui, &summary, &args.output, &location);
+        if let Some(note) = &hub_note {
+            ui.say(format!("  hub      {note}"));
+        }
     }
     Ok(())
+}
+
+/// What the summary says of a pack into a hub's own store.
+fn hub_note(hub: &hub::LocalHub) -> String {
+    let state = if hub.serving {
+        "the running hub's store"
+    } else {
+        "the store of the hub (not running now)"
+    };
+    format!(
+        "{state} of {}; the flist records {} as where its chunks are",
+        hub.data_dir.display(),
+        hub.location.routes.join(", ")
+    )
 }
 
 /// Packs a directory, a tar archive or `-` (a tar stream on stdin) into `out`, with a
@@ -156,6 +182,9 @@ struct Report<'a> {
     stored_chunks: u64,
     stored_bytes: u64,
     seconds: f64,
+    /// Set when the store is a hub's on this machine (see `hub_note`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hub: Option<&'a str>,
 }
 
 impl<'a> Report<'a> {
@@ -171,6 +200,7 @@ impl<'a> Report<'a> {
             stored_chunks: s.chunks - s.new_chunks,
             stored_bytes: s.stored_bytes,
             seconds: s.elapsed.as_secs_f64(),
+            hub: None,
         }
     }
 }

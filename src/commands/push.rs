@@ -24,8 +24,8 @@ pub struct Args {
     image: Option<String>,
     #[command(flatten)]
     image_source: SourceArgs,
-    /// The flist's name on the hub (`.flist` is added if missing). Default for an image:
-    /// the name 0-hub gives it.
+    /// The flist's name on the hub (`.flist` is added if missing). Required with SOURCE (a
+    /// directory, an archive or `-`); with --image, default: the name 0-hub gives it.
     #[arg(long, required_unless_present = "image")]
     name: Option<String>,
     #[command(flatten)]

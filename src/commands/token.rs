@@ -95,27 +95,33 @@ pub fn run(command: Command, mut config: hub::Config) -> Result<()> {
                 println!("{}", serde_json::to_string_pretty(&list)?);
                 return Ok(());
             }
-            println!("ID\tUSER\tMEMBEROF\tCREATED\tEXPIRES\tSTATE\tNOTE");
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs() as i64);
+            let mut rows = vec![
+                [
+                    "ID", "USER", "MEMBEROF", "CREATED", "EXPIRES", "STATE", "NOTE",
+                ]
+                .map(String::from)
+                .to_vec(),
+            ];
             for t in list {
                 let state = match t.revoked {
                     Some(at) => format!("revoked {}", show_time(at)),
                     None if t.expires <= now => "expired".into(),
                     None => "valid".into(),
                 };
-                println!(
-                    "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                rows.push(vec![
                     t.id,
                     t.user,
                     t.memberof.join(","),
                     show_time(t.created),
                     show_time(t.expires),
                     state,
-                    t.note.unwrap_or_default()
-                );
+                    t.note.unwrap_or_default(),
+                ]);
             }
+            print!("{}", crate::ui::columns(&rows));
         }
         Command::Revoke { token, user, .. } => match (token, user) {
             (_, Some(user)) => {

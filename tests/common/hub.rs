@@ -250,11 +250,16 @@ impl HubServer {
 
     /// Uploads an archive to `/api/flist/me/upload`.
     pub fn upload(&self, token: &str, file_name: &str, bytes: Vec<u8>) -> Response {
+        self.upload_to("/api/flist/me/upload", token, file_name, bytes)
+    }
+
+    /// Sends `bytes` as the form field `file` named `file_name` to `path`.
+    pub fn upload_to(&self, path: &str, token: &str, file_name: &str, bytes: Vec<u8>) -> Response {
         let form = multipart::Form::new().part(
             "file",
             multipart::Part::bytes(bytes).file_name(file_name.to_owned()),
         );
-        self.with(reqwest::Method::POST, "/api/flist/me/upload", token)
+        self.with(reqwest::Method::POST, path, token)
             .multipart(form)
             .send()
             .unwrap()

@@ -63,15 +63,17 @@ pub fn urlencoded(fields: &[(&str, &str)]) -> String {
         .join("&")
 }
 
-pub fn job(hub: &HubServer, id: &str) -> Value {
-    body_json(hub.get(&format!("/api/v1/jobs/{id}"))).1
+/// Job `id` as its owner (whose `token` this is) reads it.
+pub fn job(hub: &HubServer, token: &str, id: &str) -> Value {
+    let path = format!("/api/v1/jobs/{id}");
+    body_json(hub.with(Method::GET, &path, token).send().unwrap()).1
 }
 
 /// Polls job `id` until it has ended.
-pub fn wait_job(hub: &HubServer, id: &str) -> Value {
+pub fn wait_job(hub: &HubServer, token: &str, id: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let status = job(hub, id);
+        let status = job(hub, token, id);
         if !matches!(status["state"].as_str(), Some("queued" | "running")) {
             return status;
         }

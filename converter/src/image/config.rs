@@ -20,6 +20,9 @@ pub struct ImageConfig {
     pub os: Option<String>,
     #[serde(default)]
     pub variant: Option<String>,
+    /// When the image was made (RFC 3339), as `docker inspect` shows it.
+    #[serde(default)]
+    pub created: Option<String>,
     #[serde(default)]
     pub config: RunConfig,
 }
@@ -163,15 +166,24 @@ impl ImageConfig {
     }
 }
 
-/// The node of `/.startup.toml`: a plain file with a fixed time, so that the same image
-/// gives the same flist.
-pub(crate) fn startup_node(size: u64) -> Node {
-    Node {
-        kind: NodeKind::Regular { size },
-        mode: 0o644,
-        uid: 0,
-        gid: 0,
-        mtime: Timestamp { secs: 0, nanos: 0 },
+impl ImageConfig {
+    /// The node of `/.startup.toml`: a plain file dated when the image was made (the
+    /// configuration it is written from was fixed then), so that the same image gives the
+    /// same flist; the epoch for an image that does not say.
+    pub(crate) fn startup_node(&self, size: u64) -> Node {
+        let secs = self
+            .created
+            .as_deref()
+            .and_then(|text| humantime::parse_rfc3339_weak(text.trim_end_matches('Z')).ok())
+            .and_then(|time| time.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |since| i64::try_from(since.as_secs()).unwrap_or(0));
+        Node {
+            kind: NodeKind::Regular { size },
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            mtime: Timestamp { secs, nanos: 0 },
+        }
     }
 }
 
@@ -203,6 +215,16 @@ mod tests {
         assert_eq!(m.get("user"), Some("app"));
         assert_eq!(m.ports().unwrap().unwrap(), ["53/udp", "80/tcp"]);
         assert_eq!(m.get("labels"), Some(r#"{"org.example":"x"}"#));
+    }
+
+    #[test]
+    fn the_startup_file_is_dated_when_the_image_was_made() {
+        let made = config(r#"{"created":"2024-05-01T12:00:00.123456789Z","config":{}}"#);
+        assert_eq!(made.startup_node(3).mtime.secs, 1_714_564_800);
+        let undated = config(r#"{"config":{}}"#);
+        assert_eq!(undated.startup_node(3).mtime.secs, 0);
+        let garbled = config(r#"{"created":"yesterday","config":{}}"#);
+        assert_eq!(garbled.startup_node(3).mtime.secs, 0);
     }
 
     #[test]

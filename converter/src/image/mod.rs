@@ -338,7 +338,7 @@ impl OpenedImage {
             let content = config.startup_toml();
             vec![ExtraFile {
                 path: b".startup.toml".to_vec(),
-                node: config::startup_node(content.len() as u64),
+                node: config.startup_node(content.len() as u64),
                 content,
             }]
         } else {

@@ -53,6 +53,24 @@ pub struct ChunkLocation {
     pub backend: Option<Backend>,
 }
 
+impl ChunkLocation {
+    /// The metadata that tells a reader of an flist where its chunks are: `routes`, and
+    /// 0-hub's `backend` for a 0-db.
+    pub fn metadata(&self) -> flist::Metadata {
+        let mut metadata = flist::Metadata::new();
+        if !self.routes.is_empty() {
+            metadata.set_routes(&self.routes);
+        }
+        if let Some(backend) = &self.backend {
+            metadata.set(
+                "backend",
+                serde_json::to_string(backend).unwrap_or_default(),
+            );
+        }
+        metadata
+    }
+}
+
 /// A repository as `/api/repositories` lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RepositoryView {

@@ -104,7 +104,7 @@ fn final_events(status: &JobStatus) -> VecDeque<String> {
     }
     match (status.state, &status.result) {
         (JobState::Succeeded, Some(result)) => VecDeque::from([
-            update("Image ready !", 100),
+            update(crate::jobs::FINISHED_MESSAGE, 100),
             json(&Info {
                 status: "info",
                 info: result,

@@ -11,6 +11,8 @@ mod gc;
 mod images;
 pub mod json;
 mod metrics;
+#[cfg(test)]
+mod openapi_check;
 mod pace;
 mod response;
 mod upload;
@@ -37,6 +39,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 use crate::auth::{Caller, Credentials};
+use crate::config::LimitsConfig;
 use crate::error::Error;
 use crate::hub::Hub;
 
@@ -143,80 +146,102 @@ fn uppercase_method(mut request: Request) -> Request {
 #[derive(Clone)]
 pub struct Pages(pub Router);
 
-fn routes(hub: Arc<Hub>, pages: Option<Router>) -> Router {
-    let limits = &hub.config().limits;
+/// Every route the hub serves, as the router mounts it: the router is built from this
+/// list alone, so the test that holds `openapi.json` to it sees every route.
+fn route_table(limits: &LimitsConfig) -> Vec<(&'static str, MethodRouter<Arc<Hub>>)> {
     let upload_limit =
         DefaultBodyLimit::max(size_limit(limits.upload_size.saturating_add(FORM_OVERHEAD)));
     let flist_limit =
         DefaultBodyLimit::max(size_limit(limits.flist_size.saturating_add(FORM_OVERHEAD)));
-    let request_limit = DefaultBodyLimit::max(size_limit(limits.request_body));
-    Router::new()
-        // Public reads (reference section 5.2).
-        .route("/api/repositories", get(api::repositories))
-        .route("/api/flist", get(api::all_entries))
-        .route("/api/fileslist", get(api::fileslist))
-        .route("/api/flist/{repo}", get(api::repository))
-        .route("/api/flist/{repo}/tags/{tag}", get(api::tag))
+    vec![
+        // 0-hub's public reads (docs/api.md, "Reading").
+        ("/api/repositories", get(api::repositories)),
+        ("/api/flist", get(api::all_entries)),
+        ("/api/fileslist", get(api::fileslist)),
+        ("/api/flist/{repo}", get(api::repository)),
+        ("/api/flist/{repo}/tags/{tag}", get(api::tag)),
         // GET dumps the contents; INFO (a method of 0-hub's own) is `light`.
-        .route("/api/flist/{repo}/{flist}", any(api::flist))
-        .route("/api/flist/{repo}/{flist}/light", get(api::light))
-        .route("/api/flist/{repo}/{flist}/taglink", get(api::taglink))
-        .route("/api/flist/{repo}/{flist}/metadata", get(api::metadata))
-        // The caller's repository (reference section 5.3).
-        .route("/api/flist/me", get(api::me))
-        .route(
+        ("/api/flist/{repo}/{flist}", any(api::flist)),
+        ("/api/flist/{repo}/{flist}/light", get(api::light)),
+        ("/api/flist/{repo}/{flist}/taglink", get(api::taglink)),
+        ("/api/flist/{repo}/{flist}/metadata", get(api::metadata)),
+        // The caller's repository, 0-hub's `/api/flist/me...`.
+        ("/api/flist/me", get(api::me)),
+        (
             "/api/flist/me/upload",
             post(upload::me_upload)
                 .layer(upload_limit)
                 .get(api::me_inspect_named)
                 .delete(api::me_delete_named),
-        )
-        .route(
+        ),
+        (
             "/api/flist/me/upload-flist",
             post(upload::me_upload_flist)
                 .layer(flist_limit)
                 .get(api::me_inspect_named)
                 .delete(api::me_delete_named),
-        )
-        .route(
+        ),
+        (
             "/api/flist/me/docker",
             post(images::me_docker)
                 .get(api::me_inspect_named)
                 .delete(api::me_delete_named),
-        )
-        .route("/api/flist/me/{a}", get(api::me_inspect).delete(api::me_delete))
-        .route("/api/flist/me/{a}/link/{b}", changes(api::me_link))
-        .route("/api/flist/me/{a}/crosslink/{b}/{c}", changes(api::me_crosslink))
-        .route(
+        ),
+        (
+            "/api/flist/me/{a}",
+            get(api::me_inspect).delete(api::me_delete),
+        ),
+        ("/api/flist/me/{a}/link/{b}", changes(api::me_link)),
+        (
+            "/api/flist/me/{a}/crosslink/{b}/{c}",
+            changes(api::me_crosslink),
+        ),
+        (
             "/api/flist/me/{a}/crosstag/{b}/{c}",
             changes(api::me_crosstag).delete(api::me_crosstag),
-        )
-        .route("/api/flist/me/{a}/{b}/tag/{c}/{d}", changes(api::me_tag).delete(api::me_tag))
-        .route("/api/flist/me/{a}/rename/{b}", changes(api::me_rename))
-        .route("/api/flist/me/promote/{a}/{b}/{c}", changes(api::me_promote))
-        .route("/api/flist/me/merge/{a}", post(api::me_merge))
-        // The web form's upload and its progress events (reference section 5.5).
-        .route("/upload", post(upload::web_upload).layer(upload_limit))
-        .route("/listen/{id}", get(events::listen))
+        ),
+        (
+            "/api/flist/me/{a}/{b}/tag/{c}/{d}",
+            changes(api::me_tag).delete(api::me_tag),
+        ),
+        ("/api/flist/me/{a}/rename/{b}", changes(api::me_rename)),
+        (
+            "/api/flist/me/promote/{a}/{b}/{c}",
+            changes(api::me_promote),
+        ),
+        ("/api/flist/me/merge/{a}", post(api::me_merge)),
+        // 0-hub's web form upload and its progress events.
+        ("/upload", post(upload::web_upload).layer(upload_limit)),
+        ("/listen/{id}", get(events::listen)),
         // New in flisthub.
-        .route(v1::HEALTH, get(v1::health))
-        .route(v1::JOBS, get(v1::jobs))
-        .route(v1::JOB, get(v1::job).delete(images::cancel_job))
-        .route(v1::OPENAPI_JSON, get(v1::openapi))
-        .route(v1::CHANGES, get(v1::changes))
-        .route(v1::CHUNKS, get(chunks::info).post(chunks::upload))
-        .route(v1::CHUNKS_MISSING, post(chunks::missing))
-        .route(v1::CHUNKS_GET, post(chunks::get_many))
-        .route(v1::CHUNKS_USAGE, get(chunks::usage))
-        .route(v1::CHUNK, get(chunks::get_one))
-        .route(v1::BLOCK, get(chunks::get_block))
-        .route(v1::FLIST_FILE, get(files::inner_file))
-        .route(v1::CONVERT, post(images::convert))
-        .route(v1::ADMIN_GC, get(gc::reports).post(gc::run))
-        .route("/metrics", get(v1::metrics))
-        // Downloads (reference section 5.4).
-        .route("/{repo}/{file}", get(download::repository_file))
-        .route("/{repo}/tags/{tag}/{file}", get(download::tag_file))
+        (v1::HEALTH, get(v1::health)),
+        (v1::JOBS, get(v1::jobs)),
+        (v1::JOB, get(v1::job).delete(images::cancel_job)),
+        (v1::OPENAPI_JSON, get(v1::openapi)),
+        (v1::CHANGES, get(v1::changes)),
+        (v1::CHUNKS, get(chunks::info).post(chunks::upload)),
+        (v1::CHUNKS_MISSING, post(chunks::missing)),
+        (v1::CHUNKS_GET, post(chunks::get_many)),
+        (v1::CHUNKS_USAGE, get(chunks::usage)),
+        (v1::CHUNK, get(chunks::get_one)),
+        (v1::BLOCK, get(chunks::get_block)),
+        (v1::FLIST_FILE, get(files::inner_file)),
+        (v1::CONVERT, post(images::convert)),
+        (v1::ADMIN_GC, get(gc::reports).post(gc::run)),
+        ("/metrics", get(v1::metrics)),
+        // Downloads.
+        ("/{repo}/{file}", get(download::repository_file)),
+        ("/{repo}/tags/{tag}/{file}", get(download::tag_file)),
+    ]
+}
+
+fn routes(hub: Arc<Hub>, pages: Option<Router>) -> Router {
+    let request_limit = DefaultBodyLimit::max(size_limit(hub.config().limits.request_body));
+    route_table(&hub.config().limits)
+        .into_iter()
+        .fold(Router::new(), |router, (path, answer)| {
+            router.route(path, answer)
+        })
         .fallback_service(match &pages {
             Some(pages) => pages.clone(),
             None => Router::new().fallback(not_found),

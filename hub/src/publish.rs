@@ -24,6 +24,7 @@ use crate::db::now;
 use crate::error::{Error, Result};
 use crate::facts::{self, Facts};
 use crate::formats::{AnyFlist, Format};
+use crate::gc::Publishing;
 use crate::hub::Lifecycle;
 use crate::inspect::Stats;
 use crate::jobs::{Job, Jobs};
@@ -321,6 +322,13 @@ impl Publisher {
         name: FlistName,
         (file, file_name): (TempPath, String),
     ) -> Result<Published> {
+        // From the check that the store holds every chunk to the commit, no collection can
+        // start: one that started after the check could delete a chunk found there (a
+        // pushed chunk is seen when it is stored or found, which may be longer ago than the
+        // grace period), and the publish would then name it unnoticed. One already going
+        // on is fenced by `Collector::protect`.
+        let fence = Arc::clone(&self.lifecycle.fence);
+        let publishing = fence.publishing().await;
         let store = Arc::clone(&self.store);
         let runtime = Handle::current();
         let path = file.to_path_buf();
@@ -333,7 +341,8 @@ impl Publisher {
             file: file_name,
             pushed_from: None,
         };
-        self.publish_file(caller, name, file, source, None).await
+        self.publish_held(publishing, caller, name, file, source, None)
+            .await
     }
 
     /// Layers `sources` (repository, flist name; the first wins on every path) into
@@ -408,6 +417,24 @@ impl Publisher {
         caller: &Caller,
         name: FlistName,
         file: TempPath,
+        source: Source,
+        windows: Option<Arc<FileWindows>>,
+    ) -> Result<Published> {
+        // A collection going on keeps what this flist names, from here to the commit.
+        let fence = Arc::clone(&self.lifecycle.fence);
+        let publishing = fence.publishing().await;
+        self.publish_held(publishing, caller, name, file, source, windows)
+            .await
+    }
+
+    /// [`Publisher::publish_file`] for a caller that took the publishing guard already (it
+    /// cannot be taken twice: a collection waiting for it between would wait for ever).
+    async fn publish_held(
+        &self,
+        _publishing: Publishing<'_>,
+        caller: &Caller,
+        name: FlistName,
+        file: TempPath,
         mut source: Source,
         windows: Option<Arc<FileWindows>>,
     ) -> Result<Published> {
@@ -428,11 +455,8 @@ impl Publisher {
             *pushed_from = built_from_directory(&facts);
         }
         let (digest, stats) = (staged.digest.clone(), facts.stats);
-        // A collection going on keeps what this flist names, from here to the commit.
-        let fence = Arc::clone(&self.lifecycle.fence);
-        let _publishing = fence.publishing().await;
         crate::gc::Collector::protect(
-            &fence,
+            &self.lifecycle.fence,
             staged.path().to_owned(),
             digest.format,
             self.limits.clone(),

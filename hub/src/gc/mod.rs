@@ -30,7 +30,7 @@ use std::time::Instant;
 use chunkstore::{BlockId, ChunkKey, ChunkStore, Listed, Page};
 use serde::{Deserialize, Serialize};
 
-pub use fence::{Fence, Item, Tracked};
+pub use fence::{Fence, Item, Publishing, Tracked};
 
 use crate::blobs::Blobs;
 use crate::config::{GcConfig, LimitsConfig};

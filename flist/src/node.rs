@@ -103,6 +103,37 @@ impl Node {
         self.kind == NodeKind::Directory
     }
 
+    /// The type and mode as `ls -l` writes them: `drwxr-xr-x`, `-rwsr-xr-x`, `drwxrwxrwt`.
+    pub fn ls_mode(&self) -> String {
+        let mut out = String::with_capacity(10);
+        out.push(match self.kind {
+            NodeKind::Directory => 'd',
+            NodeKind::Regular { .. } => '-',
+            NodeKind::Symlink { .. } => 'l',
+            NodeKind::CharDevice { .. } => 'c',
+            NodeKind::BlockDevice { .. } => 'b',
+            NodeKind::Fifo => 'p',
+            NodeKind::Socket => 's',
+        });
+        // Owner, group, others; each with its special bit shown in the execute place.
+        for (shift, special, set, unset) in [
+            (6, 0o4000, 's', 'S'),
+            (3, 0o2000, 's', 'S'),
+            (0, 0o1000, 't', 'T'),
+        ] {
+            let bits = (self.mode >> shift) & 7;
+            out.push(if bits & 4 != 0 { 'r' } else { '-' });
+            out.push(if bits & 2 != 0 { 'w' } else { '-' });
+            out.push(match (bits & 1 != 0, self.mode & special != 0) {
+                (true, true) => set,
+                (false, true) => unset,
+                (true, false) => 'x',
+                (false, false) => '-',
+            });
+        }
+        out
+    }
+
     /// `size` as `ls -l` shows it: content bytes, or the target length for symlinks.
     pub fn size(&self) -> u64 {
         match &self.kind {
@@ -165,4 +196,24 @@ pub struct Totals {
     /// Chunk references, and the distinct chunk keys among them.
     pub chunks: u64,
     pub unique_chunks: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_read_as_ls_writes_them() {
+        let node = |kind, mode| Node {
+            kind,
+            ..Node::directory(mode)
+        };
+        assert_eq!(node(NodeKind::Directory, 0o755).ls_mode(), "drwxr-xr-x");
+        assert_eq!(
+            node(NodeKind::Regular { size: 0 }, 0o4755).ls_mode(),
+            "-rwsr-xr-x"
+        );
+        assert_eq!(node(NodeKind::Directory, 0o1777).ls_mode(), "drwxrwxrwt");
+        assert_eq!(node(NodeKind::Fifo, 0o2640).ls_mode(), "prw-r-S---");
+    }
 }

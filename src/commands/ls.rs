@@ -131,7 +131,7 @@ fn line(entry: &Entry) -> String {
     let mtime = humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs));
     let mut text = format!(
         "{} {:>3} {:>5} {:>5} {:>10} {} {}",
-        mode_string(entry),
+        node.ls_mode(),
         entry.nlink,
         node.uid,
         node.gid,
@@ -144,42 +144,6 @@ fn line(entry: &Entry) -> String {
         text.push_str(&printable(target));
     }
     text
-}
-
-fn mode_string(entry: &Entry) -> String {
-    let node = &entry.node;
-    let kind = match node.kind {
-        NodeKind::Directory => 'd',
-        NodeKind::Regular { .. } => '-',
-        NodeKind::Symlink { .. } => 'l',
-        NodeKind::CharDevice { .. } => 'c',
-        NodeKind::BlockDevice { .. } => 'b',
-        NodeKind::Fifo => 'p',
-        NodeKind::Socket => 's',
-    };
-    let m = node.mode;
-    let bit = |mask: u32, c: char| if m & mask != 0 { c } else { '-' };
-    let special =
-        |exec: u32, special: u32, set: char, unset: char| match (m & exec != 0, m & special != 0) {
-            (true, true) => set,
-            (false, true) => unset,
-            (true, false) => 'x',
-            (false, false) => '-',
-        };
-    [
-        kind,
-        bit(0o400, 'r'),
-        bit(0o200, 'w'),
-        special(0o100, 0o4000, 's', 'S'),
-        bit(0o040, 'r'),
-        bit(0o020, 'w'),
-        special(0o010, 0o2000, 's', 'S'),
-        bit(0o004, 'r'),
-        bit(0o002, 'w'),
-        special(0o001, 0o1000, 't', 'T'),
-    ]
-    .iter()
-    .collect()
 }
 
 /// A name as text a terminal shows safely: invalid UTF-8 replaced, control characters escaped.

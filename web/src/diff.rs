@@ -11,7 +11,7 @@ use serde::Deserialize;
 use crate::State;
 use crate::render::page;
 use crate::session::logged_in;
-use crate::tree::{entry_size, mode_string, shown, tree_url};
+use crate::tree::{entry_size, shown, tree_url};
 
 /// Rows a diff lists; the others are counted.
 pub const DIFF_ROWS: usize = 1_000;
@@ -130,7 +130,7 @@ fn diff_row(diff: &Diff, row: &DiffRow) -> Markup {
 fn side(entry: Option<&TreeEntry>) -> Markup {
     html! {
         @if let Some(entry) = entry {
-            span.mono { (mode_string(entry)) } " " (entry_size(entry))
+            span.mono { (entry.node.ls_mode()) } " " (entry_size(entry))
             " " span.muted { (entry.node.uid) ":" (entry.node.gid) }
             @if let NodeKind::Symlink { target } = &entry.node.kind { " ➔ " code { (shown(target)) } }
         }

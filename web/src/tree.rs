@@ -216,7 +216,7 @@ fn directory(place: &Place, browsed: &Browsed, filter: &str, page_number: usize)
                             (target(row))
                         }
                         td.num { (entry_size(row)) }
-                        td.mono { (mode_string(row)) }
+                        td.mono { (row.node.ls_mode()) }
                         td { (row.node.uid) ":" (row.node.gid) }
                         td.optional { (time(row.node.mtime.secs)) }
                     }
@@ -243,7 +243,7 @@ fn file(place: &Place, browsed: &Browsed, text: Option<&str>) -> Markup {
         dl.facts {
             dt { "Kind" } dd { (kind_words(&entry.node.kind)) (target(entry)) }
             dt { "Size" } dd { (entry_size(entry)) }
-            dt { "Mode" } dd.mono { (mode_string(entry)) }
+            dt { "Mode" } dd.mono { (entry.node.ls_mode()) }
             dt { "Owner" } dd { (entry.node.uid) ":" (entry.node.gid) }
             dt { "Modified" } dd { (time(entry.node.mtime.secs)) }
             @if entry.nlink > 1 { dt { "Links" } dd { (entry.nlink) " names" } }
@@ -292,72 +292,9 @@ fn kind_words(kind: &NodeKind) -> &'static str {
     }
 }
 
-/// The mode as `ls -l` writes it: `drwxr-xr-x`, `-rwsr-xr-x`, `drwxrwxrwt`.
-pub fn mode_string(entry: &TreeEntry) -> String {
-    let mode = entry.node.mode;
-    let mut out = String::with_capacity(10);
-    out.push(match entry.node.kind {
-        NodeKind::Directory => 'd',
-        NodeKind::Regular { .. } => '-',
-        NodeKind::Symlink { .. } => 'l',
-        NodeKind::CharDevice { .. } => 'c',
-        NodeKind::BlockDevice { .. } => 'b',
-        NodeKind::Fifo => 'p',
-        NodeKind::Socket => 's',
-    });
-    // Owner, group, others; each with its special bit shown in the execute place.
-    for (shift, special, set, unset) in [
-        (6, 0o4000, 's', 'S'),
-        (3, 0o2000, 's', 'S'),
-        (0, 0o1000, 't', 'T'),
-    ] {
-        let bits = (mode >> shift) & 7;
-        out.push(if bits & 4 != 0 { 'r' } else { '-' });
-        out.push(if bits & 2 != 0 { 'w' } else { '-' });
-        out.push(match (bits & 1 != 0, mode & special != 0) {
-            (true, true) => set,
-            (false, true) => unset,
-            (true, false) => 'x',
-            (false, false) => '-',
-        });
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn entry(kind: NodeKind, mode: u32) -> TreeEntry {
-        TreeEntry {
-            path: b"x".to_vec(),
-            node: hub::Node {
-                kind,
-                mode,
-                uid: 0,
-                gid: 0,
-                mtime: Default::default(),
-            },
-            nlink: 1,
-        }
-    }
-
-    #[test]
-    fn modes_read_as_ls_writes_them() {
-        assert_eq!(
-            mode_string(&entry(NodeKind::Directory, 0o755)),
-            "drwxr-xr-x"
-        );
-        assert_eq!(
-            mode_string(&entry(NodeKind::Regular { size: 0 }, 0o4755)),
-            "-rwsr-xr-x"
-        );
-        assert_eq!(
-            mode_string(&entry(NodeKind::Directory, 0o1777)),
-            "drwxrwxrwt"
-        );
-        assert_eq!(mode_string(&entry(NodeKind::Fifo, 0o2640)), "prw-r-S---");
-    }
 
     #[test]
     fn names_show_as_one_line_of_text() {

@@ -36,7 +36,7 @@ CREATE TABLE s_chunk (
     ino INTEGER NOT NULL, seq INTEGER NOT NULL, start INTEGER NOT NULL,
     length INTEGER NOT NULL, key BLOB NOT NULL, PRIMARY KEY (ino, seq)
 ) WITHOUT ROWID;
-CREATE TABLE s_implicit (ino INTEGER PRIMARY KEY);
+CREATE TABLE s_undescribed (ino INTEGER PRIMARY KEY);
 CREATE TABLE s_xattr (
     ino INTEGER NOT NULL, name BLOB NOT NULL, value BLOB NOT NULL, PRIMARY KEY (ino, name)
 ) WITHOUT ROWID;
@@ -45,10 +45,12 @@ CREATE TABLE s_xattr (
 /// Staging SQLite page cache, in KiB. Bounds the writer's memory whatever the tree size.
 const STAGING_CACHE_KIB: i64 = 16 * 1024;
 
-/// Directories created because an entry arrived before its parent (and the root, until an
-/// entry gives its attributes) get this mode and the newest mtime of the tree unless the
-/// directory shows up later. GNU tar would use the umask and the current time, which would
-/// make the result depend on when it was made; the epoch would date the tree to 1970.
+/// Directories created because an entry arrived before its parent get this mode and the
+/// epoch as their time unless the directory shows up later (GNU tar would use the umask and
+/// the current time, which would make the result depend on when it was made; umoci, the
+/// reference for images, gives the epoch too). The root, when no entry describes it, takes
+/// the newest mtime of the tree instead: it becomes the extract's destination, which would
+/// otherwise be dated 1970.
 const IMPLICIT_DIR_MODE: u32 = 0o755;
 
 /// An inode of the flist being written. Only meaningful for the writer that returned it.
@@ -100,7 +102,7 @@ impl FlistWriter {
             next_ino: ROOT,
             parent_cache: None,
         };
-        let root = writer.insert_implicit_dir()?;
+        let root = writer.insert_undescribed_root()?;
         writer
             .conn
             .execute("INSERT INTO s_entry VALUES (x'', 0, x'', ?1)", [root])?;
@@ -213,7 +215,7 @@ impl FlistWriter {
     pub fn finish(mut self) -> Result<Totals> {
         self.conn.execute_batch(
             "UPDATE s_inode SET mtime = (SELECT MAX(mtime) FROM s_inode), mtime_nsec = 0
-             WHERE ino IN (SELECT ino FROM s_implicit);
+             WHERE ino IN (SELECT ino FROM s_undescribed);
              COMMIT",
         )?;
         self.number_inodes()?;
@@ -402,7 +404,7 @@ impl FlistWriter {
             None => {
                 let (parent_key, name) = split_key(key);
                 let parent = self.ensure_dir(parent_key, path)?;
-                let ino = self.insert_implicit_dir()?;
+                let ino = self.insert_inode(&Node::directory(IMPLICIT_DIR_MODE))?;
                 self.put_entry(key, parent, name, ino, None)?;
                 ino
             }
@@ -477,18 +479,18 @@ impl FlistWriter {
     }
 
     /// Gives an existing directory new attributes and xattrs (a directory given again).
-    /// A directory no entry has described yet (see [`IMPLICIT_DIR_MODE`]).
-    fn insert_implicit_dir(&mut self) -> Result<i64> {
+    /// The root, until an entry describes it (see [`IMPLICIT_DIR_MODE`]).
+    fn insert_undescribed_root(&mut self) -> Result<i64> {
         let ino = self.insert_inode(&Node::directory(IMPLICIT_DIR_MODE))?;
         self.conn
-            .prepare_cached("INSERT INTO s_implicit VALUES (?1)")?
+            .prepare_cached("INSERT INTO s_undescribed VALUES (?1)")?
             .execute([ino])?;
         Ok(ino)
     }
 
     fn update_attributes(&mut self, ino: i64, node: &Node, xattrs: &[Xattr]) -> Result<()> {
         self.conn
-            .prepare_cached("DELETE FROM s_implicit WHERE ino = ?1")?
+            .prepare_cached("DELETE FROM s_undescribed WHERE ino = ?1")?
             .execute([ino])?;
         self.conn
             .prepare_cached(

@@ -20,16 +20,7 @@ async fn send(hub: &TestHub, request: Request<Body>) -> Answer {
         .oneshot(request)
         .await
         .unwrap();
-    let status = response.status();
-    let headers = response.headers().clone();
-    let body = axum::body::to_bytes(response.into_body(), 1 << 30)
-        .await
-        .unwrap();
-    Answer {
-        status,
-        headers,
-        body,
-    }
+    Answer::read(response).await
 }
 
 /// A browser's GET, with a cookie header if given.

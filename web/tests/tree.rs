@@ -24,16 +24,7 @@ async fn get(hub: &TestHub, path: &str, html: bool) -> Answer {
         .oneshot(request.body(Body::empty()).unwrap())
         .await
         .unwrap();
-    let status = response.status();
-    let headers = response.headers().clone();
-    let body = axum::body::to_bytes(response.into_body(), 1 << 30)
-        .await
-        .unwrap();
-    Answer {
-        status,
-        headers,
-        body,
-    }
+    Answer::read(response).await
 }
 
 async fn page(hub: &TestHub, path: &str) -> String {

@@ -25,6 +25,20 @@ pub struct Answer {
 }
 
 impl Answer {
+    /// What a router answered, its body read whole.
+    pub async fn read(response: axum::response::Response) -> Answer {
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 30)
+            .await
+            .unwrap();
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
     pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&self.body)))
@@ -64,16 +78,7 @@ impl TestHub {
             .oneshot(request)
             .await
             .unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = axum::body::to_bytes(response.into_body(), 1 << 30)
-            .await
-            .unwrap();
-        Answer {
-            status,
-            headers,
-            body,
-        }
+        Answer::read(response).await
     }
 
     /// `method path`, with a bearer token if given.

@@ -14,11 +14,13 @@
 //               [data-job-log]       a list (<ol>/<ul>): one <li> per phase, in order
 //               [data-job-state]     "running", "succeeded" or "failed"
 //               [data-job-error]     unhidden, with the hub's error message, on failure
+//               [data-job-done]      unhidden on success (a link to the result)
 //             and sets root.dataset.jobState to the same state.
 //     options, all optional:
 //       result(info)   the URL to go to on success (info: the hub's `info` object, with
-//                      `filename`); default: root's data-job-result with "{name}"
-//                      replaced by the encoded filename; nothing (stay) if neither.
+//                      `filename` for uploads, `file` for image conversions); default:
+//                      root's data-job-result with "{name}" replaced by the encoded
+//                      name; nothing (stay) if neither.
 //       onUpdate(progress, message), onDone(info), onError(message): called as it goes.
 //
 //   Declarative use, no script of the page's own (the CSP forbids inline script): every
@@ -40,6 +42,7 @@
     const log = part("log");
     const stateShown = part("state");
     const errorShown = part("error");
+    const doneShown = part("done");
     let lastLogged = null;
     let finished = false;
     let errors = 0;
@@ -70,8 +73,10 @@
     const resultUrl = (info) => {
       if (options.result) return options.result(info);
       const template = root.dataset.jobResult;
-      if (!template || !info || typeof info.filename !== "string") return null;
-      return template.split("{name}").join(encodeURIComponent(info.filename));
+      // Uploads name their flist `filename`, image conversions `file`.
+      const name = info && (typeof info.filename === "string" ? info.filename : info.file);
+      if (!template || typeof name !== "string") return null;
+      return template.split("{name}").join(encodeURIComponent(name));
     };
 
     setState("running");
@@ -94,6 +99,7 @@
         source.close();
         if (progress) progress.value = 100;
         setState("succeeded");
+        if (doneShown) doneShown.hidden = false;
         if (options.onDone) options.onDone(data.info);
         const url = resultUrl(data.info);
         if (url) window.location.assign(url);

@@ -310,3 +310,212 @@ async fn log_in(c: &Client, url: &str, name: &str, password: &str) {
         .await
         .unwrap();
 }
+
+/// Records, in `sessionStorage` (which outlives the navigation to the flist's page), every
+/// value the upload page's progress bars and log take while it runs.
+const RECORD_PROGRESS: &str = "
+    const record = () => {
+        const value = (s) => { const e = document.querySelector(s); return e ? e.value : null; };
+        const seen = JSON.parse(sessionStorage.getItem('seen') || '{\"sent\": [], \"built\": []}');
+        seen.sent.push(value('[data-transfer-progress]'));
+        seen.built.push(value('[data-job-progress]'));
+        seen.log = [...document.querySelectorAll('[data-job-log] li')].map(l => l.textContent);
+        sessionStorage.setItem('seen', JSON.stringify(seen));
+    };
+    new MutationObserver(record).observe(document.body,
+        {subtree: true, childList: true, attributes: true, characterData: true});";
+
+/// Follows the link with `text`.
+async fn follow(c: &Client, text: &str) {
+    c.find(Locator::LinkText(text))
+        .await
+        .unwrap_or_else(|e| panic!("no link {text:?}: {e}"))
+        .click()
+        .await
+        .unwrap();
+}
+
+/// The path of the page shown.
+async fn path_of(c: &Client) -> String {
+    c.current_url().await.unwrap().path().to_owned()
+}
+
+/// Chooses `file` in the page's upload form and sends it.
+async fn send_file(c: &Client, file: &std::path::Path) {
+    c.find(Locator::Id("file"))
+        .await
+        .unwrap()
+        .send_keys(file.to_str().unwrap())
+        .await
+        .unwrap();
+    c.find(Locator::Css("form[data-upload] button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+/// The text of the first shown alert of the page, once there is one.
+async fn shown_error(c: &Client, selector: &str) -> String {
+    let mut text = String::new();
+    wait_for(c, "an error on the page", async || {
+        if let Ok(e) = c.find(Locator::Css(selector)).await
+            && e.attr("hidden").await.unwrap().is_none()
+        {
+            text = e.text().await.unwrap();
+            return !text.is_empty();
+        }
+        false
+    })
+    .await;
+    text
+}
+
+#[test]
+fn upload_an_archive_follow_it_to_its_page_and_see_refusals_in_words() {
+    let Some(browser) = Browser::start() else {
+        return;
+    };
+    let hub = HubServer::start("");
+    hub.add_user("alice", PASSWORD, &[]);
+    let alice = hub.token("alice", &[]);
+    let work = tempfile::tempdir().unwrap();
+    // A tree with a name carrying markup and 3 MiB that do not compress (several progress
+    // events on the way up).
+    let tree = work.path().join("tree");
+    std::fs::create_dir_all(tree.join("etc")).unwrap();
+    std::fs::write(tree.join("etc/motd"), "hello\n").unwrap();
+    std::fs::write(tree.join("<b>bold</b> & <i>.txt"), "inert\n").unwrap();
+    let noise: Vec<u8> = (0..3u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(tree.join("blob"), &noise).unwrap();
+    // A file name carrying markup: the flist is named after its safe part, and the page
+    // shows the name sent as text.
+    let archive = work.path().join("<img src=x onerror=alert(1)>app.tar.gz");
+    std::fs::write(&archive, common::hub::tar_gz(&tree)).unwrap();
+    let broken = work.path().join("broken.tar.gz");
+    std::fs::write(&broken, b"\x1f\x8b this is no gzip stream, nor a tarball").unwrap();
+    let hostile = work.path().join("<img src=x onerror=alert(1)>.zip");
+    std::fs::write(&hostile, b"PK").unwrap();
+
+    browser.run(async |b: &Browser| {
+        let c = &b.client;
+        log_in(c, &hub.url, "alice", PASSWORD).await;
+        follow(c, "Upload").await;
+        assert_eq!(path_of(c).await, "/upload");
+        c.execute(RECORD_PROGRESS, vec![]).await.unwrap();
+        send_file(c, &archive).await;
+        let page = "/alice/img_srcx_onerroralert1app.flist.md";
+        wait_for(c, "the new flist's page", async || path_of(c).await == page).await;
+        assert_eq!(
+            c.title().await.unwrap(),
+            "img_srcx_onerroralert1app.flist · flisthub"
+        );
+        let source = c
+            .find(Locator::XPath("//dt[text()='Source']/following-sibling::dd[1]"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(
+            source,
+            "uploaded archive <img src=x onerror=alert(1)>app.tar.gz"
+        );
+        assert_inert(c).await;
+        b.screenshot("upload-done").await;
+        let seen = c
+            .execute("return JSON.parse(sessionStorage.getItem('seen'))", vec![])
+            .await
+            .unwrap();
+        let values = |key: &str| -> Vec<f64> {
+            seen[key]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|v| v.as_f64())
+                .collect()
+        };
+        let sent = values("sent");
+        assert_eq!(sent.last(), Some(&100.0), "the bytes reached 100%: {seen}");
+        assert!(values("built").contains(&100.0), "{seen}");
+        let log: Vec<&str> = seen["log"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l.as_str().unwrap())
+            .collect();
+        assert_eq!(log.last(), Some(&"Image ready !"), "{seen}");
+        // The flist is published and lists the files of the tree.
+        let contents: serde_json::Value = hub
+            .get("/api/flist/alice/img_srcx_onerroralert1app.flist")
+            .json()
+            .unwrap();
+        let mut paths: Vec<&str> = contents["content"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["path"].as_str().unwrap())
+            .collect();
+        paths.sort_unstable();
+        assert_eq!(
+            paths,
+            ["/", "/<b>bold</b> & <i>.txt", "/blob", "/etc", "/etc/motd"]
+        );
+        assert_eq!(contents["fullsize"], noise.len() + 6 + 6);
+        // Its name with markup is text in its file browser.
+        follow(c, "Browse the files").await;
+        c.find(Locator::LinkText("<b>bold</b> & <i>.txt"))
+            .await
+            .unwrap();
+        assert_inert(c).await;
+
+        // A broken archive: sent, then the conversion fails, in the hub's words.
+        c.goto(&format!("{}/upload", hub.url)).await.unwrap();
+        send_file(c, &broken).await;
+        let error = shown_error(c, "[data-job-error]").await;
+        let jobs: serde_json::Value = hub
+            .with(reqwest::Method::GET, "/api/v1/jobs", &alice)
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        let failed = jobs
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["name"] == "broken.flist")
+            .unwrap();
+        assert_eq!(failed["state"], "failed");
+        assert_eq!(error, failed["error"].as_str().unwrap());
+        assert!(!error.contains("undefined"), "{error}");
+        assert_eq!(hub.get("/api/flist/alice/broken.flist/light").status(), 404);
+        b.screenshot("upload-failed").await;
+
+        // A file the hub refuses at once: its message (the name in it escaped by the hub).
+        c.goto(&format!("{}/upload", hub.url)).await.unwrap();
+        send_file(c, &hostile).await;
+        let refused = shown_error(c, "[data-upload-error]").await;
+        assert!(
+            refused.starts_with("this file is not allowed: \"\\u{3c}img src=x onerror=alert(1)\\u{3e}.zip\""),
+            "{refused}"
+        );
+        assert_inert(c).await;
+
+        // The jobs page: both, with their outcome and a link to the flist.
+        follow(c, "Jobs").await;
+        let states: Vec<String> = {
+            let mut out = Vec::new();
+            for cell in c.find_all(Locator::Css("td[data-job-state]")).await.unwrap() {
+                out.push(cell.text().await.unwrap());
+            }
+            out
+        };
+        assert_eq!(states, ["failed", "succeeded"]);
+        b.screenshot("jobs").await;
+        follow(c, "open").await;
+        assert_eq!(path_of(c).await, page);
+    });
+}

@@ -15,15 +15,18 @@
 
 mod account;
 mod assets;
+mod bridge;
 mod browse;
 mod cache;
 mod diff;
 mod errors;
+mod jobs;
 mod markdown;
 mod preview;
 mod render;
 mod session;
 mod tree;
+mod upload;
 
 use std::sync::Arc;
 
@@ -50,10 +53,13 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
 
 /// The pages alone, for [`hub::router_with_pages`].
 pub fn pages(hub: Arc<Hub>) -> Router {
-    let web = Arc::new(Web {
+    routes(Arc::new(Web {
         hub,
         cache: cache::PageCache::default(),
-    });
+    }))
+}
+
+fn routes(web: Arc<Web>) -> Router {
     Router::new()
         .route("/", get(browse::home))
         .route("/search", get(browse::search))
@@ -62,6 +68,10 @@ pub fn pages(hub: Arc<Hub>) -> Router {
         .route("/logout", get(account::logout_page).post(account::logout))
         .route("/account", post(account::switch))
         .route("/token", get(account::token_redirect))
+        // `POST /upload` is the API's (the page's script sends the form there).
+        .route("/upload", get(upload::upload_page))
+        .route("/upload-flist", get(upload::upload_flist_page))
+        .route("/jobs", get(jobs::jobs_page))
         .route(
             "/tokens",
             get(account::tokens_page).post(account::tokens_post),
@@ -78,9 +88,18 @@ pub fn pages(hub: Arc<Hub>) -> Router {
         .layer(MapResponseLayer::new(security_headers))
 }
 
-/// The hub's whole HTTP interface with its pages.
+/// The hub's whole HTTP interface with its pages; the pages' scripts call the API as
+/// the logged-in browser through [`bridge`].
 pub fn app(hub: Arc<Hub>) -> Router {
-    hub::router_with_pages(Arc::clone(&hub), pages(hub))
+    let web = Arc::new(Web {
+        hub: Arc::clone(&hub),
+        cache: cache::PageCache::default(),
+    });
+    hub::router_with_pages(hub, routes(Arc::clone(&web)))
+        .layer(axum::middleware::from_fn_with_state(
+            web,
+            bridge::session_to_bearer,
+        ))
         .layer(axum::middleware::from_fn(errors::html_errors))
 }
 

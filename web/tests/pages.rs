@@ -563,3 +563,292 @@ async fn hostile_source_names_are_escaped() {
         }
     }
 }
+
+/// A multipart upload to an API route as a page's script sends it: the session cookie,
+/// the CSRF header when given, an `Origin` when given, no token.
+async fn script_upload(
+    hub: &TestHub,
+    path: &str,
+    cookie: Option<&str>,
+    csrf: Option<&str>,
+    origin: Option<&str>,
+    file_name: &str,
+    bytes: &[u8],
+) -> Answer {
+    let (mut request, body) = upload_request("POST", path, None, file_name, bytes);
+    if let Some(cookie) = cookie {
+        request = request.header(header::COOKIE, cookie);
+    }
+    if let Some(csrf) = csrf {
+        request = request.header("x-flisthub-csrf", csrf);
+    }
+    if let Some(origin) = origin {
+        request = request.header(header::ORIGIN, origin);
+    }
+    send(hub, request.body(Body::from(body)).unwrap()).await
+}
+
+/// Waits for a job to finish; its last state.
+async fn finished(hub: &TestHub, id: &str) -> hub::JobStatus {
+    for _ in 0..200 {
+        let job = hub.hub.jobs().get(id).await.unwrap().unwrap();
+        if job.state.finished() {
+            return job;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("job {id} did not finish in 5 s");
+}
+
+#[tokio::test]
+async fn upload_pages_are_for_logged_in_users() {
+    let hub = TestHub::open(AUTH).await;
+    hub.hub.accounts().add("alice", PASSWORD, &[]).unwrap();
+    for path in ["/upload", "/upload-flist", "/jobs"] {
+        let answer = browse(&hub, path, None).await;
+        assert_eq!(answer.status, StatusCode::SEE_OTHER, "{path}");
+        assert_eq!(answer.headers[header::LOCATION], "/login", "{path}");
+    }
+    // Anonymous pages do not offer them.
+    let home = browse(&hub, "/", None).await.text();
+    assert!(!home.contains("href=\"/upload\""), "{home}");
+
+    let (cookie, csrf) = log_in(&hub).await;
+    let upload = browse(&hub, "/upload", Some(&cookie)).await;
+    assert_eq!(upload.status, StatusCode::OK);
+    let html = upload.text();
+    for shape in [
+        "<form class=\"stack upload\" action=\"/upload\" method=\"post\" enctype=\"multipart/form-data\" data-upload=\"archive\"",
+        &format!("data-csrf=\"{csrf}\""),
+        "data-result=\"/alice/{name}.md\"",
+        "accept=\".tar.gz,.tgz,.tar.zst,.tzst,.tar\"",
+        "data-job-progress",
+        "data-job-log",
+        "href=\"/jobs\"",
+        "href=\"/upload-flist\"",
+    ] {
+        assert!(html.contains(shape), "{shape}: {html}");
+    }
+    assert_eq!(html.matches("<script").count(), 1, "the page's one script");
+    let flist = browse(&hub, "/upload-flist", Some(&cookie)).await.text();
+    for shape in [
+        "action=\"/api/flist/me/upload-flist\"",
+        "data-upload=\"flist\"",
+        "accept=\".flist,.fl\"",
+        "<div class=\"missing\" hidden data-missing",
+        "flisthub push",
+    ] {
+        assert!(flist.contains(shape), "{shape}: {flist}");
+    }
+    // The navigation leads to both, logged in.
+    let home = browse(&hub, "/", Some(&cookie)).await.text();
+    assert!(home.contains("<a href=\"/upload\">Upload</a>"), "{home}");
+    assert!(home.contains("<a href=\"/jobs\">Jobs</a>"), "{home}");
+    let jobs = browse(&hub, "/jobs", Some(&cookie)).await.text();
+    assert!(jobs.contains("None yet."), "{jobs}");
+
+    // Without its pages, the hub's GET /upload is a 404 (the API has no page).
+    let bare = hub::router(Arc::clone(&hub.hub))
+        .oneshot(Request::get("/upload").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(bare.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn the_api_takes_a_session_only_with_its_csrf_header() {
+    let hub = TestHub::open(AUTH).await;
+    hub.hub.accounts().add("alice", PASSWORD, &[]).unwrap();
+    hub.hub.accounts().add("bob", PASSWORD, &[]).unwrap();
+    let (cookie, csrf) = log_in(&hub).await;
+    let bob_csrf = {
+        let login = browse(&hub, "/login", None).await;
+        let pre = set_cookie(&login, "flisthub-csrf").unwrap();
+        let c = csrf_of(&login.text());
+        let form = format!("csrf={c}&name=bob&password=correct+horse+battery");
+        let bob = set_cookie(&post(&hub, "/login", &pre, None, &form).await, "flisthub-session")
+            .unwrap();
+        csrf_of(&browse(&hub, "/tokens", Some(&bob)).await.text())
+    };
+    let archive = common::tarball("hello");
+    // The cookie alone, another session's token, another site, no session: refused.
+    for (cookie, csrf, origin, status) in [
+        (Some(cookie.as_str()), None, None, StatusCode::UNAUTHORIZED),
+        (
+            Some(cookie.as_str()),
+            Some(bob_csrf.as_str()),
+            None,
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            Some(cookie.as_str()),
+            Some(csrf.as_str()),
+            Some("http://evil.example"),
+            StatusCode::FORBIDDEN,
+        ),
+        (None, Some(csrf.as_str()), None, StatusCode::UNAUTHORIZED),
+        (
+            Some("flisthub-session=00"),
+            Some(csrf.as_str()),
+            None,
+            StatusCode::UNAUTHORIZED,
+        ),
+    ] {
+        let answer =
+            script_upload(&hub, "/upload", cookie, csrf, origin, "app.tar.gz", &archive).await;
+        assert_eq!(answer.status, status, "{cookie:?} {csrf:?} {origin:?}");
+        assert!(answer.json()["message"].is_string(), "{}", answer.text());
+    }
+    assert!(
+        hub.hub.jobs().list("alice", 10).await.unwrap().is_empty(),
+        "refused uploads started nothing"
+    );
+
+    // The session's own token from the hub's origin: the API's answer, as alice.
+    let answer = script_upload(
+        &hub,
+        "/upload",
+        Some(&cookie),
+        Some(&csrf),
+        Some("http://hub.test"),
+        "app.tar.gz",
+        &archive,
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    let id = answer.json()["jobid"].as_str().unwrap().to_owned();
+    let job = finished(&hub, &id).await;
+    assert_eq!(job.owner, "alice");
+    assert!(job.error.is_none(), "{:?}", job.error);
+    assert_eq!(hub.get("/api/flist/alice/app.flist/light").await.status, 200);
+
+    // A bad archive: the job fails with the hub's message, and the jobs page says it.
+    let answer = script_upload(
+        &hub,
+        "/upload",
+        Some(&cookie),
+        Some(&csrf),
+        None,
+        "broken.tar.gz",
+        b"this is not a tarball at all",
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    let failed = finished(&hub, answer.json()["jobid"].as_str().unwrap()).await;
+    let error = failed.error.clone().expect("the job failed");
+    assert_eq!(hub.get("/api/flist/alice/broken.flist/light").await.status, 404);
+    let jobs = browse(&hub, "/jobs", Some(&cookie)).await.text();
+    assert!(jobs.contains(&format!("<span class=\"error\">{error}</span>")), "{error}: {jobs}");
+    assert!(jobs.contains("<a href=\"/alice/app.flist.md\" data-job-done>open</a>"), "{jobs}");
+    assert!(jobs.contains("<td data-job-state>succeeded</td>"), "{jobs}");
+    assert!(jobs.contains("<td data-job-state>failed</td>"), "{jobs}");
+    assert!(!jobs.contains("data-job=\""), "nothing runs: {jobs}");
+}
+
+#[tokio::test]
+async fn jobs_page_follows_running_jobs_and_escapes_what_they_say() {
+    let hub = TestHub::open(AUTH).await;
+    hub.hub.accounts().add("alice", PASSWORD, &[]).unwrap();
+    let (cookie, _) = log_in(&hub).await;
+    let jobs = hub.hub.jobs();
+    let running = jobs
+        .create("docker", "alice", "alice", "run<b>.flist", None)
+        .await
+        .unwrap();
+    running.start().await.unwrap();
+    running.progress(42, "pulling <img src=x onerror=alert(1)>".into());
+    let failed = jobs
+        .create("upload", "alice", "alice", "x.flist", None)
+        .await
+        .unwrap();
+    failed
+        .fail("bad entry <script>alert(2)</script>".into())
+        .await
+        .unwrap();
+    // Another user's job is not listed.
+    jobs.create("upload", "bob", "bob", "bobs.flist", None)
+        .await
+        .unwrap();
+
+    let page = browse(&hub, "/jobs", Some(&cookie)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let html = page.text();
+    assert!(
+        html.contains(&format!("<tr data-job=\"{}\">", running.id())),
+        "{html}"
+    );
+    assert!(html.contains("<progress data-job-progress max=\"100\" value=\"42\">"), "{html}");
+    assert!(html.contains("pulling &lt;img src=x onerror=alert(1)&gt;"), "{html}");
+    assert!(html.contains("run&lt;b&gt;.flist"), "{html}");
+    assert!(html.contains("bad entry &lt;script&gt;alert(2)&lt;/script&gt;"), "{html}");
+    assert!(!html.contains("bobs.flist"), "{html}");
+    assert!(!tags(&html).iter().any(|t| t.starts_with("img")), "{html}");
+    assert_eq!(html.matches("<script").count(), 1, "{html}");
+}
+
+/// A native flist naming one chunk the hub's store does not hold.
+fn flist_with_missing_chunk() -> (Vec<u8>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x.flist");
+    let mut writer = flist::FlistWriter::create(&path).unwrap();
+    let node = flist::Node {
+        kind: flist::NodeKind::Regular { size: 10 },
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+        mtime: flist::Timestamp::default(),
+    };
+    let inode = writer.add(b"data", &node, &[]).unwrap();
+    let key = [7u8; 32];
+    writer
+        .add_chunk(
+            inode,
+            0,
+            &flist::ChunkRef {
+                key,
+                offset: 0,
+                length: 10,
+            },
+        )
+        .unwrap();
+    writer.finish().unwrap();
+    (std::fs::read(&path).unwrap(), hex::encode(key))
+}
+
+#[tokio::test]
+async fn upload_flist_refusal_for_missing_chunks_is_explained() {
+    let hub = TestHub::open(AUTH).await;
+    hub.hub.accounts().add("alice", PASSWORD, &[]).unwrap();
+    let (cookie, csrf) = log_in(&hub).await;
+    let upload = async |name: &str, bytes: &[u8]| {
+        let path = "/api/flist/me/upload-flist";
+        script_upload(&hub, path, Some(&cookie), Some(&csrf), None, name, bytes).await
+    };
+    let (flist, key) = flist_with_missing_chunk();
+    let answer = upload("app.flist", &flist).await;
+    // What the page's script reads: the hub's message and the missing chunks.
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.text());
+    let body = answer.json();
+    let message = body["message"].as_str().unwrap();
+    assert!(message.contains("1 of 1 chunks are missing"), "{message}");
+    assert!(message.contains("flisthub push"), "{message}");
+    assert_eq!(body["payload"]["missing"], 1);
+    assert_eq!(body["payload"]["checked"], 1);
+    assert_eq!(body["payload"]["first"], serde_json::json!([key]));
+    assert_eq!(hub.get("/api/flist/alice/app.flist/light").await.status, 404);
+    // The page holds the explanation the script fills in.
+    let page = browse(&hub, "/upload-flist", Some(&cookie)).await.text();
+    for shape in [
+        "data-missing-count",
+        "data-missing-checked",
+        "data-missing-first",
+        "sends the chunks the hub lacks first",
+    ] {
+        assert!(page.contains(shape), "{shape}: {page}");
+    }
+    // A flist whose content is there is published, and its page is where the script goes.
+    let answer = upload("good.flist", &flist_file(1, &[])).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    assert_eq!(answer.json()["payload"]["name"], "good.flist");
+    assert_eq!(browse(&hub, "/alice/good.flist.md", None).await.status, StatusCode::OK);
+}

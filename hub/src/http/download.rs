@@ -81,6 +81,15 @@ pub async fn repository_file(
     to_pages(pages, request).await
 }
 
+/// `GET /upload`: 0-hub's upload page, where the API takes the form's POST: the web
+/// pages' answer when they are mounted, 404 otherwise.
+pub async fn page(
+    Extension(pages): Extension<Option<Pages>>,
+    request: Request,
+) -> Result<Response> {
+    to_pages(pages, request).await
+}
+
 /// The answer of the web pages, when mounted.
 async fn to_pages(pages: Option<Pages>, request: Request) -> Result<Response> {
     let Some(Pages(pages)) = pages else {

@@ -211,7 +211,13 @@ fn route_table(limits: &LimitsConfig) -> Vec<(&'static str, MethodRouter<Arc<Hub
         ),
         ("/api/flist/me/merge/{a}", post(api::me_merge)),
         // 0-hub's web form upload and its progress events.
-        ("/upload", post(upload::web_upload).layer(upload_limit)),
+        // GET is the web pages' upload form (0-hub's page at the same URL).
+        (
+            "/upload",
+            post(upload::web_upload)
+                .layer(upload_limit)
+                .get(download::page),
+        ),
         ("/listen/{id}", get(events::listen)),
         // New in flisthub.
         (v1::HEALTH, get(v1::health)),

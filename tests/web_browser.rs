@@ -414,7 +414,9 @@ fn upload_an_archive_follow_it_to_its_page_and_see_refusals_in_words() {
             "img_srcx_onerroralert1app.flist · flisthub"
         );
         let source = c
-            .find(Locator::XPath("//dt[text()='Source']/following-sibling::dd[1]"))
+            .find(Locator::XPath(
+                "//dt[text()='Source']/following-sibling::dd[1]",
+            ))
             .await
             .unwrap()
             .text()
@@ -499,7 +501,9 @@ fn upload_an_archive_follow_it_to_its_page_and_see_refusals_in_words() {
         send_file(c, &hostile).await;
         let refused = shown_error(c, "[data-upload-error]").await;
         assert!(
-            refused.starts_with("this file is not allowed: \"\\u{3c}img src=x onerror=alert(1)\\u{3e}.zip\""),
+            refused.starts_with(
+                "this file is not allowed: \"\\u{3c}img src=x onerror=alert(1)\\u{3e}.zip\""
+            ),
             "{refused}"
         );
         assert_inert(c).await;
@@ -508,7 +512,11 @@ fn upload_an_archive_follow_it_to_its_page_and_see_refusals_in_words() {
         follow(c, "Jobs").await;
         let states: Vec<String> = {
             let mut out = Vec::new();
-            for cell in c.find_all(Locator::Css("td[data-job-state]")).await.unwrap() {
+            for cell in c
+                .find_all(Locator::Css("td[data-job-state]"))
+                .await
+                .unwrap()
+            {
                 out.push(cell.text().await.unwrap());
             }
             out

@@ -666,8 +666,11 @@ async fn the_api_takes_a_session_only_with_its_csrf_header() {
         let pre = set_cookie(&login, "flisthub-csrf").unwrap();
         let c = csrf_of(&login.text());
         let form = format!("csrf={c}&name=bob&password=correct+horse+battery");
-        let bob = set_cookie(&post(&hub, "/login", &pre, None, &form).await, "flisthub-session")
-            .unwrap();
+        let bob = set_cookie(
+            &post(&hub, "/login", &pre, None, &form).await,
+            "flisthub-session",
+        )
+        .unwrap();
         csrf_of(&browse(&hub, "/tokens", Some(&bob)).await.text())
     };
     let archive = common::tarball("hello");
@@ -694,8 +697,16 @@ async fn the_api_takes_a_session_only_with_its_csrf_header() {
             StatusCode::UNAUTHORIZED,
         ),
     ] {
-        let answer =
-            script_upload(&hub, "/upload", cookie, csrf, origin, "app.tar.gz", &archive).await;
+        let answer = script_upload(
+            &hub,
+            "/upload",
+            cookie,
+            csrf,
+            origin,
+            "app.tar.gz",
+            &archive,
+        )
+        .await;
         assert_eq!(answer.status, status, "{cookie:?} {csrf:?} {origin:?}");
         assert!(answer.json()["message"].is_string(), "{}", answer.text());
     }
@@ -720,7 +731,10 @@ async fn the_api_takes_a_session_only_with_its_csrf_header() {
     let job = finished(&hub, &id).await;
     assert_eq!(job.owner, "alice");
     assert!(job.error.is_none(), "{:?}", job.error);
-    assert_eq!(hub.get("/api/flist/alice/app.flist/light").await.status, 200);
+    assert_eq!(
+        hub.get("/api/flist/alice/app.flist/light").await.status,
+        200
+    );
 
     // A bad archive: the job fails with the hub's message, and the jobs page says it.
     let answer = script_upload(
@@ -736,10 +750,19 @@ async fn the_api_takes_a_session_only_with_its_csrf_header() {
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
     let failed = finished(&hub, answer.json()["jobid"].as_str().unwrap()).await;
     let error = failed.error.clone().expect("the job failed");
-    assert_eq!(hub.get("/api/flist/alice/broken.flist/light").await.status, 404);
+    assert_eq!(
+        hub.get("/api/flist/alice/broken.flist/light").await.status,
+        404
+    );
     let jobs = browse(&hub, "/jobs", Some(&cookie)).await.text();
-    assert!(jobs.contains(&format!("<span class=\"error\">{error}</span>")), "{error}: {jobs}");
-    assert!(jobs.contains("<a href=\"/alice/app.flist.md\" data-job-done>open</a>"), "{jobs}");
+    assert!(
+        jobs.contains(&format!("<span class=\"error\">{error}</span>")),
+        "{error}: {jobs}"
+    );
+    assert!(
+        jobs.contains("<a href=\"/alice/app.flist.md\" data-job-done>open</a>"),
+        "{jobs}"
+    );
     assert!(jobs.contains("<td data-job-state>succeeded</td>"), "{jobs}");
     assert!(jobs.contains("<td data-job-state>failed</td>"), "{jobs}");
     assert!(!jobs.contains("data-job=\""), "nothing runs: {jobs}");
@@ -777,10 +800,19 @@ async fn jobs_page_follows_running_jobs_and_escapes_what_they_say() {
         html.contains(&format!("<tr data-job=\"{}\">", running.id())),
         "{html}"
     );
-    assert!(html.contains("<progress data-job-progress max=\"100\" value=\"42\">"), "{html}");
-    assert!(html.contains("pulling &lt;img src=x onerror=alert(1)&gt;"), "{html}");
+    assert!(
+        html.contains("<progress data-job-progress max=\"100\" value=\"42\">"),
+        "{html}"
+    );
+    assert!(
+        html.contains("pulling &lt;img src=x onerror=alert(1)&gt;"),
+        "{html}"
+    );
     assert!(html.contains("run&lt;b&gt;.flist"), "{html}");
-    assert!(html.contains("bad entry &lt;script&gt;alert(2)&lt;/script&gt;"), "{html}");
+    assert!(
+        html.contains("bad entry &lt;script&gt;alert(2)&lt;/script&gt;"),
+        "{html}"
+    );
     assert!(!html.contains("bobs.flist"), "{html}");
     assert!(!tags(&html).iter().any(|t| t.starts_with("img")), "{html}");
     assert_eq!(html.matches("<script").count(), 1, "{html}");
@@ -835,7 +867,10 @@ async fn upload_flist_refusal_for_missing_chunks_is_explained() {
     assert_eq!(body["payload"]["missing"], 1);
     assert_eq!(body["payload"]["checked"], 1);
     assert_eq!(body["payload"]["first"], serde_json::json!([key]));
-    assert_eq!(hub.get("/api/flist/alice/app.flist/light").await.status, 404);
+    assert_eq!(
+        hub.get("/api/flist/alice/app.flist/light").await.status,
+        404
+    );
     // The page holds the explanation the script fills in.
     let page = browse(&hub, "/upload-flist", Some(&cookie)).await.text();
     for shape in [
@@ -850,5 +885,8 @@ async fn upload_flist_refusal_for_missing_chunks_is_explained() {
     let answer = upload("good.flist", &flist_file(1, &[])).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
     assert_eq!(answer.json()["payload"]["name"], "good.flist");
-    assert_eq!(browse(&hub, "/alice/good.flist.md", None).await.status, StatusCode::OK);
+    assert_eq!(
+        browse(&hub, "/alice/good.flist.md", None).await.status,
+        StatusCode::OK
+    );
 }

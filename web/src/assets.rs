@@ -1,12 +1,18 @@
 //! The stylesheet and the script, embedded in the binary and served under names that carry
 //! a hash of their bytes: a new build changes the name, so they are cached for a year.
+//! The script is its source files in `static/` joined: each page loads one script, and
+//! each file keeps one job (`jobs.js`: the job follower the upload and conversion pages
+//! share).
 
 use axum::extract::Path;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 const CSS: &str = include_str!("../static/app.css");
-const JS: &str = include_str!("../static/app.js");
+const JS: &str = concat!(
+    include_str!("../static/app.js"),
+    include_str!("../static/jobs.js")
+);
 
 /// FNV-1a of the bytes: names that change when the bytes do (not a security property).
 const fn fnv(bytes: &[u8]) -> u64 {

@@ -72,7 +72,9 @@ pub use import::{
     Summary as ImportSummary,
 };
 pub use inspect::Stats;
-pub use jobs::{JobStatus, Jobs};
+pub use jobs::{JobStatus, Jobs, State as JobState};
+/// Registry credentials for one conversion (never recorded, logged or shown).
+pub use converter::Credentials as RegistryCredentials;
 pub use names::{FlistName, Names, RepoName, TagName, TaglinkName};
 pub use namespace::shown as shown_name;
 pub use namespace::{

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use fantoccini::{Client, ClientBuilder};
+use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::json;
 
@@ -46,7 +46,30 @@ pub async fn wait_for(c: &Client, what: &str, mut condition: impl AsyncFnMut() -
     panic!("waited 10 s for {what}; the page:\n{page}");
 }
 
-/// Headless Chromium driven by its own chromedriver on a free loopback port.
+/// Fills and sends the login form with an account and password.
+pub async fn log_in(c: &Client, url: &str, name: &str, password: &str) {
+    c.goto(&format!("{url}/login")).await.unwrap();
+    c.find(Locator::Id("name"))
+        .await
+        .unwrap()
+        .send_keys(name)
+        .await
+        .unwrap();
+    c.find(Locator::Id("password"))
+        .await
+        .unwrap()
+        .send_keys(password)
+        .await
+        .unwrap();
+    c.find(Locator::XPath("//input[@id='password']/../button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+/// Headless Chromium driven by its own chromedriver
+ on a free loopback port.
 pub struct Browser {
     pub client: Client,
     driver: Child,

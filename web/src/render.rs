@@ -33,6 +33,10 @@ pub fn page(shell: &Shell<'_>, status: StatusCode, body: &str) -> Response {
                     a.brand href="/" { "flisthub" }
                     nav aria-label="Main" {
                         a href="/" { "Repositories" }
+                        @if shell.user.is_some() {
+                            a href="/docker-convert" { "Convert an image" }
+                            a href="/merge" { "Merge" }
+                        }
                         form.search action="/search" method="get" role="search" {
                             label for="q" hidden { "Search" }
                             input #q type="search" name="q" placeholder="Search flists, tags, repositories";

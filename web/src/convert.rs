@@ -245,7 +245,8 @@ fn job_body(web: &Web, user: &LoggedIn, job: &JobStatus) -> Markup {
             progress data-job-progress max="100" value=(job.progress) { (job.progress) "%" }
             p data-job-message aria-live="polite" { (job.message) }
             h2 { "Phases" }
-            ol.log data-job-log {}
+            // Filled live by the follower; an ended job shows the phase it ended in.
+            ol.log data-job-log { @if !running { li { (job.message) } } }
             p.error data-job-error role="alert" hidden[ended.is_none()] { (ended.unwrap_or_default()) }
             @match job.state {
                 JobState::Succeeded => {

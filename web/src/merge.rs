@@ -22,7 +22,7 @@ use crate::{State, Web};
 pub const SOURCE_HITS: usize = 20;
 /// Hits read to find them (repositories and tags are among the hits, and are skipped).
 const SEARCHED: u64 = 200;
-/// The longest text searched, and the longest source named (`repo/name`).
+/// The longest text searched.
 const TEXT_LIMIT: usize = 512;
 
 /// `GET /merge`: the form (logged-in users only).
@@ -128,13 +128,15 @@ pub async fn merge(
             "sources" => text.lines().collect(),
             _ => continue,
         };
-        for line in lines.into_iter().map(str::trim).filter(|l| !l.is_empty()) {
-            // Bounded before anything else reads it: the hub refuses too many anyway.
-            if sources.len() > web.hub.config().limits.merge_sources || line.len() > TEXT_LIMIT {
-                break;
-            }
-            sources.push(line.to_owned());
-        }
+        // As many as were sent (the body is bounded by `limits.request-body`): the hub
+        // refuses more than it merges, saying how many came.
+        sources.extend(
+            lines
+                .into_iter()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_owned),
+        );
     }
     let names: Vec<&str> = sources.iter().map(String::as_str).collect();
     match web.hub.merge(&user.caller, &target, &names).await {

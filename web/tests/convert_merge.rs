@@ -197,6 +197,22 @@ async fn the_conversion_form_refuses_and_never_shows_credentials() {
     );
 }
 
+/// What `/merge/sources?q=` answers.
+async fn found(hub: &TestHub, q: &str) -> serde_json::Value {
+    let path = format!("/merge/sources?q={q}");
+    let answer = browse(hub, &path, None).await;
+    assert_eq!(answer.status, StatusCode::OK, "{path}");
+    answer.json()
+}
+
+async fn merged(hub: &TestHub) -> bool {
+    hub.hub
+        .catalogue()
+        .resolve("alice", "merged.flist")
+        .await
+        .is_ok()
+}
+
 #[tokio::test]
 async fn merges_keep_the_order_and_refuse_what_the_hub_refuses() {
     let hub = TestHub::open("").await;
@@ -216,29 +232,20 @@ async fn merges_keep_the_order_and_refuse_what_the_hub_refuses() {
     assert!(html.contains("the one higher in the list wins"));
 
     // The search: flists only, bounded, `repo/` lists a repository.
-    let found = |q: &str| {
-        let path = format!("/merge/sources?q={q}");
-        async move {
-            let answer = browse(&hub, &path, None).await;
-            assert_eq!(answer.status, StatusCode::OK, "{path}");
-            answer.json()
-        }
-    };
     let both = serde_json::json!([
         {"source": "alice/base.flist", "kind": "regular"},
         {"source": "alice/top.flist", "kind": "regular"}
     ]);
-    assert_eq!(found("flist").await, both);
-    assert_eq!(found("alice/").await, both);
-    assert_eq!(found("ali/top").await, serde_json::json!([{"source": "alice/top.flist", "kind": "regular"}]));
-    assert_eq!(found("bob/top").await, serde_json::json!([]));
-    assert_eq!(found("alice").await, serde_json::json!([]), "a repository is not a source");
-    assert_eq!(found("").await, serde_json::json!([]));
+    assert_eq!(found(&hub, "flist").await, both);
+    assert_eq!(found(&hub, "alice/").await, both);
+    assert_eq!(found(&hub, "ali/top").await, serde_json::json!([{"source": "alice/top.flist", "kind": "regular"}]));
+    assert_eq!(found(&hub, "bob/top").await, serde_json::json!([]));
+    assert_eq!(found(&hub, "alice").await, serde_json::json!([]), "a repository is not a source");
+    assert_eq!(found(&hub, "").await, serde_json::json!([]));
     let long = browse(&hub, &format!("/merge/sources?q={}", "a".repeat(600)), None).await;
     assert_eq!(long.status, StatusCode::BAD_REQUEST);
 
     // Refusals: nothing published, the choices shown again (escaped).
-    let merged = || async { hub.hub.catalogue().resolve("alice", "merged.flist").await.is_ok() };
     let refusals: [(Vec<(&str, &str)>, StatusCode, &str); 4] = [
         (vec![("target", "merged")], StatusCode::BAD_REQUEST, "no source found"),
         (
@@ -270,7 +277,7 @@ async fn merges_keep_the_order_and_refuse_what_the_hub_refuses() {
             }
         }
         assert!(!html.contains("<gone>"), "{html}");
-        assert!(!merged().await);
+        assert!(!merged(&hub).await);
     }
     let many: Vec<(&str, &str)> = std::iter::repeat_n(("source", "alice/base.flist"), 70)
         .chain([("target", "merged"), ("csrf", csrf.as_str())])
@@ -282,7 +289,7 @@ async fn merges_keep_the_order_and_refuse_what_the_hub_refuses() {
         post(&hub, "/merge", &cookie, None, &forged).await.status,
         StatusCode::FORBIDDEN
     );
-    assert!(!merged().await);
+    assert!(!merged(&hub).await);
 
     // The picker's order (and the lines of the form without script) is the precedence:
     // the first source's `a` wins.

@@ -12,9 +12,9 @@
 mod browser;
 mod common;
 
-use browser::{Browser, assert_inert, log_in, wait_for};
+use browser::{Browser, assert_inert, click, fill, log_in, text, wait_for};
 use common::hub::{HubServer, tar_gz};
-use common::images::{PRIVATE_NETWORKS, job, push_image};
+use common::images::{PRIVATE_NETWORKS, assert_kept_nowhere, job, push_image};
 use common::{args, flisthub, ok};
 use fantoccini::{Client, Locator};
 use testkit::RegistryServer;
@@ -36,30 +36,6 @@ fn platform() -> &'static str {
 /// Runs blocking client calls (reqwest's blocking client) off the browser's runtime.
 fn outside<T: Send>(work: impl FnOnce() -> T + Send) -> T {
     std::thread::scope(|scope| scope.spawn(work).join().unwrap())
-}
-
-async fn fill(c: &Client, id: &str, text: &str) {
-    let field = c.find(Locator::Id(id)).await.unwrap();
-    field.clear().await.unwrap();
-    field.send_keys(text).await.unwrap();
-}
-
-async fn click(c: &Client, css: &str) {
-    c.find(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("nothing matches {css}: {e}"))
-        .click()
-        .await
-        .unwrap();
-}
-
-async fn text(c: &Client, css: &str) -> String {
-    c.find(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("nothing matches {css}: {e}"))
-        .text()
-        .await
-        .unwrap()
 }
 
 /// Fills the conversion form and sends it; the job's id, from the page it leads to.
@@ -166,22 +142,9 @@ fn convert_watch_cancel_fail_and_merge() {
         c.goto(&format!("{}/docker-convert/{first}", hub.url))
             .await
             .unwrap();
-        let mut everything = c.source().await.unwrap().into_bytes();
-        everything.extend(record.to_string().into_bytes());
-        everything.extend(hub.log().into_bytes());
-        for file in walkdir::WalkDir::new(hub.data())
-            .into_iter()
-            .flatten()
-            .filter(|e| e.file_type().is_file())
-        {
-            everything.extend(std::fs::read(file.path()).unwrap());
-        }
-        for secret in [SECRET, USERNAME] {
-            assert!(
-                !everything.windows(secret.len()).any(|w| w == secret.as_bytes()),
-                "{secret} was kept or shown"
-            );
-        }
+        let mut seen = c.source().await.unwrap().into_bytes();
+        seen.extend(record.to_string().into_bytes());
+        assert_kept_nowhere(&hub, seen, &[SECRET, USERNAME]);
 
         // 2. Cancelled from its page while it waits for the registry.
         registry.pause();

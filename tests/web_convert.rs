@@ -88,7 +88,10 @@ fn convert_watch_cancel_fail_and_merge() {
 
     // Two flists to merge: `etc/motd` in both, one file only in each.
     let sources = tempfile::tempdir().unwrap();
-    for (name, motd, only) in [("base", "base motd\n", "only-base"), ("top", "top motd\n", "only-top")] {
+    for (name, motd, only) in [
+        ("base", "base motd\n", "only-base"),
+        ("top", "top motd\n", "only-top"),
+    ] {
         let dir = sources.path().join(name);
         std::fs::create_dir_all(dir.join("etc")).unwrap();
         std::fs::write(dir.join("etc/motd"), motd).unwrap();

@@ -112,10 +112,9 @@ impl From<CancelRefused> for crate::error::Error {
             CancelRefused::NotCancellable => {
                 Error::Conflict("only image conversions can be cancelled".into())
             }
-            CancelRefused::Finished(state) => Error::Conflict(format!(
-                "the job has already ended ({})",
-                state.as_str()
-            )),
+            CancelRefused::Finished(state) => {
+                Error::Conflict(format!("the job has already ended ({})", state.as_str()))
+            }
         }
     }
 }

@@ -85,8 +85,7 @@ pub async fn text(c: &Client, css: &str) -> String {
         .unwrap()
 }
 
-/// Headless Chromium driven by its own chromedriver
- on a free loopback port.
+/// Headless Chromium driven by its own chromedriver on a free loopback port.
 pub struct Browser {
     pub client: Client,
     driver: Child,

@@ -25,7 +25,12 @@ use crate::session::{LoggedIn, check_form, logged_in, writer};
 use crate::{State, Web};
 
 /// The platforms offered (besides the hub's default): the ones Zero-OS nodes run.
-pub const PLATFORMS: [&str; 4] = ["linux/amd64", "linux/arm64", "linux/arm/v7", "linux/riscv64"];
+pub const PLATFORMS: [&str; 4] = [
+    "linux/amd64",
+    "linux/arm64",
+    "linux/arm/v7",
+    "linux/riscv64",
+];
 /// How long a cancel waits for its job to end before showing the job's page.
 const CANCEL_WAIT: Duration = Duration::from_secs(5);
 /// The longest username or password taken (registries' tokens are a few KiB at most).
@@ -156,11 +161,7 @@ async fn convert(
 /// `GET /docker-convert/<id>`: the job's page, for its owner: live progress while it runs
 /// (the page's script follows it and goes to the flist's page at the end), its outcome
 /// once it has ended.
-pub async fn job_page(
-    web: State,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Result<Response> {
+pub async fn job_page(web: State, headers: HeaderMap, Path(id): Path<String>) -> Result<Response> {
     let Some(user) = logged_in(&web, &headers).await? else {
         return Ok(Redirect::to("/login").into_response());
     };
@@ -215,7 +216,12 @@ fn job_body(web: &Web, user: &LoggedIn, job: &JobStatus) -> Markup {
         .and_then(|r| r.get("platform"))
         .and_then(|p| p.as_str())
         .map_or_else(
-            || format!("the hub's default ({})", web.hub.config().images.default_platform),
+            || {
+                format!(
+                    "the hub's default ({})",
+                    web.hub.config().images.default_platform
+                )
+            },
             str::to_owned,
         );
     let flist = format!("{}.md", path(&[&job.repository, &job.name]));

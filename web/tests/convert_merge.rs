@@ -70,10 +70,16 @@ async fn the_conversion_form_refuses_and_never_shows_credentials() {
     assert_eq!(page.headers[header::CACHE_CONTROL], "no-store");
     let html = page.text();
     for field in ["image", "platform", "name", "username", "password"] {
-        assert!(html.contains(&format!("name=\"{field}\"")), "{field}: {html}");
+        assert!(
+            html.contains(&format!("name=\"{field}\"")),
+            "{field}: {html}"
+        );
     }
     for platform in ["linux/amd64", "linux/arm64"] {
-        assert!(html.contains(&format!("<option value=\"{platform}\"")), "{html}");
+        assert!(
+            html.contains(&format!("<option value=\"{platform}\"")),
+            "{html}"
+        );
     }
     assert!(html.contains("type=\"password\" name=\"password\""));
     // Every page links to the new ones once logged in.
@@ -85,8 +91,16 @@ async fn the_conversion_form_refuses_and_never_shows_credentials() {
     // words, the image kept, the credentials gone.
     let secret_fields = [("username", USERNAME), ("password", SECRET)];
     let refusals: [(&[(&str, &str)], StatusCode, &str); 5] = [
-        (&[("image", "<b>x</b>")], StatusCode::BAD_REQUEST, "is not an image reference"),
-        (&[("image", "")], StatusCode::BAD_REQUEST, "missing docker image name"),
+        (
+            &[("image", "<b>x</b>")],
+            StatusCode::BAD_REQUEST,
+            "is not an image reference",
+        ),
+        (
+            &[("image", "")],
+            StatusCode::BAD_REQUEST,
+            "missing docker image name",
+        ),
         (
             &[("image", "alpine:3.20"), ("platform", "linux/s390x")],
             StatusCode::BAD_REQUEST,
@@ -120,7 +134,10 @@ async fn the_conversion_form_refuses_and_never_shows_credentials() {
         );
         let image = fields[0].1;
         if !image.is_empty() {
-            assert!(html.contains(&format!("value=\"{}\"", escaped(image))), "{html}");
+            assert!(
+                html.contains(&format!("value=\"{}\"", escaped(image))),
+                "{html}"
+            );
         }
     }
     assert!(jobs_of(&hub, "alice").await.is_empty());
@@ -150,8 +167,14 @@ async fn the_conversion_form_refuses_and_never_shows_credentials() {
     ]);
     let started = post(&hub, "/docker-convert", &cookie, None, &body).await;
     assert_eq!(started.status, StatusCode::SEE_OTHER, "{}", started.text());
-    let location = started.headers[header::LOCATION].to_str().unwrap().to_owned();
-    let id = location.strip_prefix("/docker-convert/").unwrap().to_owned();
+    let location = started.headers[header::LOCATION]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let id = location
+        .strip_prefix("/docker-convert/")
+        .unwrap()
+        .to_owned();
     let deadline = Instant::now() + Duration::from_secs(20);
     let job = loop {
         let job = hub.hub.jobs().get(&id).await.unwrap().unwrap();
@@ -165,14 +188,19 @@ async fn the_conversion_form_refuses_and_never_shows_credentials() {
     assert_eq!(job.name, "mine.flist");
     assert_eq!(
         job.request,
-        Some(serde_json::json!({"image": "127.0.0.1:9/none/app:v1", "platform": "linux/arm64", "credentials": true}))
+        Some(
+            serde_json::json!({"image": "127.0.0.1:9/none/app:v1", "platform": "linux/arm64", "credentials": true})
+        )
     );
     let error = job.error.clone().unwrap();
     let page = browse(&hub, &location, Some(&cookie)).await;
     assert_eq!(page.status, StatusCode::OK);
     let html = page.text();
     assert!(html.contains(&escaped(&error)), "{error}: {html}");
-    assert!(!html.contains("data-convert-job="), "a finished job is not followed");
+    assert!(
+        !html.contains("data-convert-job="),
+        "a finished job is not followed"
+    );
     assert!(!html.contains("/cancel\""), "no cancel button once ended");
     // The credentials are in no page and no record.
     let record = serde_json::to_string(&jobs_of(&hub, "alice").await).unwrap();
@@ -192,7 +220,9 @@ async fn the_conversion_form_refuses_and_never_shows_credentials() {
     let forged = post(&hub, &cancel, &cookie, None, "csrf=0").await;
     assert_eq!(forged.status, StatusCode::FORBIDDEN);
     assert_eq!(
-        browse(&hub, "/docker-convert/no-such-job", Some(&cookie)).await.status,
+        browse(&hub, "/docker-convert/no-such-job", Some(&cookie))
+            .await
+            .status,
         StatusCode::NOT_FOUND
     );
 }
@@ -218,7 +248,10 @@ async fn merges_keep_the_order_and_refuse_what_the_hub_refuses() {
     let hub = TestHub::open("").await;
     hub.hub.accounts().add("alice", PASSWORD, &[]).unwrap();
     let alice = hub.token("alice");
-    for (name, content) in [("base.tar.gz", "from base"), ("top.tar.gz", "from top, longer")] {
+    for (name, content) in [
+        ("base.tar.gz", "from base"),
+        ("top.tar.gz", "from top, longer"),
+    ] {
         let answer = hub.upload(Some(&alice), name, &tarball(content)).await;
         assert_eq!(answer.status, 200, "{}", answer.text());
     }
@@ -226,7 +259,12 @@ async fn merges_keep_the_order_and_refuse_what_the_hub_refuses() {
     let page = browse(&hub, "/merge", Some(&cookie)).await;
     assert_eq!(page.status, StatusCode::OK);
     let html = page.text();
-    for part in ["id=\"merge-search\"", "id=\"merge-chosen\"", "name=\"target\"", "name=\"sources\""] {
+    for part in [
+        "id=\"merge-search\"",
+        "id=\"merge-chosen\"",
+        "name=\"target\"",
+        "name=\"sources\"",
+    ] {
         assert!(html.contains(part), "{part}: {html}");
     }
     assert!(html.contains("the one higher in the list wins"));
@@ -238,28 +276,51 @@ async fn merges_keep_the_order_and_refuse_what_the_hub_refuses() {
     ]);
     assert_eq!(found(&hub, "flist").await, both);
     assert_eq!(found(&hub, "alice/").await, both);
-    assert_eq!(found(&hub, "ali/top").await, serde_json::json!([{"source": "alice/top.flist", "kind": "regular"}]));
+    assert_eq!(
+        found(&hub, "ali/top").await,
+        serde_json::json!([{"source": "alice/top.flist", "kind": "regular"}])
+    );
     assert_eq!(found(&hub, "bob/top").await, serde_json::json!([]));
-    assert_eq!(found(&hub, "alice").await, serde_json::json!([]), "a repository is not a source");
+    assert_eq!(
+        found(&hub, "alice").await,
+        serde_json::json!([]),
+        "a repository is not a source"
+    );
     assert_eq!(found(&hub, "").await, serde_json::json!([]));
     let long = browse(&hub, &format!("/merge/sources?q={}", "a".repeat(600)), None).await;
     assert_eq!(long.status, StatusCode::BAD_REQUEST);
 
     // Refusals: nothing published, the choices shown again (escaped).
     let refusals: [(Vec<(&str, &str)>, StatusCode, &str); 4] = [
-        (vec![("target", "merged")], StatusCode::BAD_REQUEST, "no source found"),
         (
-            vec![("source", "alice/base.flist"), ("source", "alice/<gone>.flist"), ("target", "merged")],
+            vec![("target", "merged")],
+            StatusCode::BAD_REQUEST,
+            "no source found",
+        ),
+        (
+            vec![
+                ("source", "alice/base.flist"),
+                ("source", "alice/<gone>.flist"),
+                ("target", "merged"),
+            ],
             StatusCode::BAD_REQUEST,
             "",
         ),
         (
-            vec![("source", "alice/base.flist"), ("source", "alice/gone.flist"), ("target", "merged")],
+            vec![
+                ("source", "alice/base.flist"),
+                ("source", "alice/gone.flist"),
+                ("target", "merged"),
+            ],
             StatusCode::NOT_FOUND,
             "does not exist",
         ),
         (
-            vec![("source", "alice/base.flist"), ("source", "alice/base.flist"), ("target", "merged")],
+            vec![
+                ("source", "alice/base.flist"),
+                ("source", "alice/base.flist"),
+                ("target", "merged"),
+            ],
             StatusCode::BAD_REQUEST,
             "given twice",
         ),
@@ -273,7 +334,10 @@ async fn merges_keep_the_order_and_refuse_what_the_hub_refuses() {
         assert!(html.contains(says), "{fields:?}: {html}");
         for (key, value) in &fields {
             if *key == "source" {
-                assert!(html.contains(&format!("value=\"{}\"", escaped(value))), "{html}");
+                assert!(
+                    html.contains(&format!("value=\"{}\"", escaped(value))),
+                    "{html}"
+                );
             }
         }
         assert!(!html.contains("<gone>"), "{html}");
@@ -283,8 +347,17 @@ async fn merges_keep_the_order_and_refuse_what_the_hub_refuses() {
         .chain([("target", "merged"), ("csrf", csrf.as_str())])
         .collect();
     let answer = post(&hub, "/merge", &cookie, None, &form(&many)).await;
-    assert_eq!(answer.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", answer.text());
-    let forged = form(&[("csrf", "0"), ("source", "alice/base.flist"), ("target", "merged")]);
+    assert_eq!(
+        answer.status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "{}",
+        answer.text()
+    );
+    let forged = form(&[
+        ("csrf", "0"),
+        ("source", "alice/base.flist"),
+        ("target", "merged"),
+    ]);
     assert_eq!(
         post(&hub, "/merge", &cookie, None, &forged).await.status,
         StatusCode::FORBIDDEN
@@ -294,15 +367,26 @@ async fn merges_keep_the_order_and_refuse_what_the_hub_refuses() {
     // The picker's order (and the lines of the form without script) is the precedence:
     // the first source's `a` wins.
     for (fields, wins) in [
-        (vec![("source", "alice/top.flist"), ("source", "alice/base.flist")], "from top, longer"),
-        (vec![("sources", "alice/base.flist\r\nalice/top.flist\r\n")], "from base"),
+        (
+            vec![
+                ("source", "alice/top.flist"),
+                ("source", "alice/base.flist"),
+            ],
+            "from top, longer",
+        ),
+        (
+            vec![("sources", "alice/base.flist\r\nalice/top.flist\r\n")],
+            "from base",
+        ),
     ] {
         let mut all = vec![("csrf", csrf.as_str()), ("target", "merged")];
         all.extend(fields.iter().copied());
         let answer = post(&hub, "/merge", &cookie, None, &form(&all)).await;
         assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.text());
         assert_eq!(answer.headers[header::LOCATION], "/alice/merged.flist.md");
-        let file = browse(&hub, "/alice/merged.flist/tree/a", None).await.text();
+        let file = browse(&hub, "/alice/merged.flist/tree/a", None)
+            .await
+            .text();
         assert!(file.contains(wins), "{wins}: {file}");
     }
 }

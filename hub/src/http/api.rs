@@ -437,7 +437,10 @@ pub async fn me_merge(
     };
     // A source that is not a string is malformed, as one without a `/` is (after the
     // count is checked, as before).
-    let sources: Vec<&str> = list.iter().map(|item| item.as_str().unwrap_or("")).collect();
+    let sources: Vec<&str> = list
+        .iter()
+        .map(|item| item.as_str().unwrap_or(""))
+        .collect();
     let published = hub.merge(&caller, &target, &sources).await?;
     Ok(success_with(super::upload::published_json(
         &hub,

@@ -31,7 +31,13 @@ pub async fn browse(hub: &TestHub, path: &str, cookie: Option<&str>) -> Answer {
 }
 
 /// A form post.
-pub async fn post(hub: &TestHub, path: &str, cookie: &str, origin: Option<&str>, form: &str) -> Answer {
+pub async fn post(
+    hub: &TestHub,
+    path: &str,
+    cookie: &str,
+    origin: Option<&str>,
+    form: &str,
+) -> Answer {
     let mut request = Request::post(path)
         .header(header::ACCEPT, "text/html")
         .header(header::COOKIE, cookie)
@@ -79,4 +85,3 @@ pub async fn log_in_as(hub: &TestHub, name: &str) -> (String, String) {
     let csrf = csrf_of(&tokens.text());
     (cookie, csrf)
 }
-

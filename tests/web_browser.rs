@@ -8,7 +8,7 @@
 mod browser;
 mod common;
 
-use browser::{Browser, assert_inert, wait_for};
+use browser::{Browser, assert_inert, log_in, wait_for};
 use common::hub::{HubServer, raw_request};
 use fantoccini::{Client, Locator};
 use serde_json::json;
@@ -286,29 +286,6 @@ fn accounts_tokens_and_sessions() {
         let who = c.find(Locator::Css("div.who b")).await.unwrap();
         assert_eq!(who.text().await.unwrap(), "bob");
     });
-}
-
-/// Fills and sends the login form with an account and password.
-async fn log_in(c: &Client, url: &str, name: &str, password: &str) {
-    c.goto(&format!("{url}/login")).await.unwrap();
-    c.find(Locator::Id("name"))
-        .await
-        .unwrap()
-        .send_keys(name)
-        .await
-        .unwrap();
-    c.find(Locator::Id("password"))
-        .await
-        .unwrap()
-        .send_keys(password)
-        .await
-        .unwrap();
-    c.find(Locator::XPath("//input[@id='password']/../button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
 }
 
 /// Records, in `sessionStorage` (which outlives the navigation to the flist's page), every

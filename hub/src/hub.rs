@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::accounts::Accounts;
-use crate::auth::Authenticator;
+use crate::auth::{Authenticator, Caller};
 use crate::blobs::Blobs;
 use crate::catalogue::{Backend, Catalogue, ChunkLocation};
 use crate::chunks::ChunkService;
@@ -24,7 +24,7 @@ use crate::jobs::Jobs;
 use crate::limits::Limits;
 use crate::names::Names;
 use crate::namespace::Namespace;
-use crate::publish::Publisher;
+use crate::publish::{Published, Publisher};
 use crate::renditions::Renditions;
 use crate::status::Status;
 use crate::tokens::{self, Tokens};
@@ -265,6 +265,42 @@ impl Hub {
 
     pub(crate) fn lifecycle(&self) -> &Lifecycle {
         &self.lifecycle
+    }
+
+    /// Merges `sources` (each `repo/name`, the first winning on every path) into `target`
+    /// in the caller's repository: the checks the API's merge and the web's merge page
+    /// share (how many sources, their names), then the merge under an upload slot.
+    pub async fn merge(
+        &self,
+        caller: &Caller,
+        target: &str,
+        sources: &[&str],
+    ) -> Result<Published> {
+        let names = self.names();
+        let target = names.flist(target)?;
+        if sources.is_empty() {
+            return Err(Error::BadRequest("no source found".into()));
+        }
+        let max = self.config.limits.merge_sources;
+        if sources.len() > max {
+            return Err(Error::TooLarge(format!(
+                "{} sources; a merge takes at most {max} (limits.merge-sources)",
+                sources.len()
+            )));
+        }
+        let sources = sources
+            .iter()
+            .map(|text| {
+                let malformed = || Error::BadRequest("malformed source filename".into());
+                let (repository, name) = text.split_once('/').ok_or_else(malformed)?;
+                if name.contains('/') {
+                    return Err(malformed());
+                }
+                Ok((names.repository(repository)?, names.flist(name)?))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let slot = self.limits.upload_slot(&caller.user).await?;
+        self.publisher.merge(caller, &slot, target, &sources).await
     }
 }
 

@@ -31,7 +31,7 @@ pub enum State {
 }
 
 impl State {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             State::Queued => "queued",
             State::Running => "running",
@@ -101,6 +101,22 @@ pub enum CancelRefused {
     Finished(State),
     /// Only image conversions stop when asked.
     NotCancellable,
+}
+
+impl From<CancelRefused> for crate::error::Error {
+    fn from(refused: CancelRefused) -> Self {
+        use crate::error::Error;
+        match refused {
+            CancelRefused::NotFound => Error::NotFound("job id not found".into()),
+            CancelRefused::NotOwner => Error::Forbidden("this job is another user's".into()),
+            CancelRefused::NotCancellable => {
+                Error::Conflict("only image conversions can be cancelled".into())
+            }
+            CancelRefused::Finished(state) => {
+                Error::Conflict(format!("the job has already ended ({})", state.as_str()))
+            }
+        }
+    }
 }
 
 impl Jobs {

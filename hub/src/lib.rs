@@ -58,6 +58,8 @@ pub use catalogue::{
 };
 pub use chunks::ChunkService;
 pub use config::{Config, DEFAULT_CONFIG, GatewayConfig, LogFormat};
+/// Registry credentials for one conversion (never recorded, logged or shown).
+pub use converter::Credentials as RegistryCredentials;
 pub use error::{Class, Error, Result};
 /// The nodes of flists, as the file browser and the diff show them.
 pub use flist::{Node, NodeKind};
@@ -72,7 +74,7 @@ pub use import::{
     Summary as ImportSummary,
 };
 pub use inspect::Stats;
-pub use jobs::{JobStatus, Jobs};
+pub use jobs::{JobStatus, Jobs, State as JobState};
 pub use names::{FlistName, Names, RepoName, TagName, TaglinkName};
 pub use namespace::shown as shown_name;
 pub use namespace::{

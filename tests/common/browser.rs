@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use fantoccini::{Client, ClientBuilder};
+use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::json;
 
@@ -44,6 +44,45 @@ pub async fn wait_for(c: &Client, what: &str, mut condition: impl AsyncFnMut() -
     }
     let page = c.source().await.unwrap_or_default();
     panic!("waited 10 s for {what}; the page:\n{page}");
+}
+
+/// Fills and sends the login form with an account and password.
+pub async fn log_in(c: &Client, url: &str, name: &str, password: &str) {
+    c.goto(&format!("{url}/login")).await.unwrap();
+    fill(c, "name", name).await;
+    fill(c, "password", password).await;
+    // The first of the page's two forms: by account (the other takes a token).
+    click(c, "form[action='/login'] button[type=submit]").await;
+}
+
+/// Replaces the text of the field with id `id`.
+pub async fn fill(c: &Client, id: &str, text: &str) {
+    let field = c
+        .find(Locator::Id(id))
+        .await
+        .unwrap_or_else(|e| panic!("no field #{id}: {e}"));
+    field.clear().await.unwrap();
+    field.send_keys(text).await.unwrap();
+}
+
+/// Clicks the first element `css` matches.
+pub async fn click(c: &Client, css: &str) {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("nothing matches {css}: {e}"))
+        .click()
+        .await
+        .unwrap();
+}
+
+/// The text of the first element `css` matches.
+pub async fn text(c: &Client, css: &str) -> String {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("nothing matches {css}: {e}"))
+        .text()
+        .await
+        .unwrap()
 }
 
 /// Headless Chromium driven by its own chromedriver on a free loopback port.

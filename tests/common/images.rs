@@ -104,3 +104,22 @@ pub fn convert(hub: &HubServer, token: &str, body: Value) -> (u16, Value) {
             .unwrap(),
     )
 }
+
+/// Panics if one of `secrets` is in `seen` (pages, answers), the hub's log or any file of
+/// its data directory (the database, flists, chunks).
+pub fn assert_kept_nowhere(hub: &HubServer, mut seen: Vec<u8>, secrets: &[&str]) {
+    for file in walkdir::WalkDir::new(hub.data())
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file())
+    {
+        seen.extend(std::fs::read(file.path()).unwrap());
+    }
+    seen.extend(hub.log().into_bytes());
+    for secret in secrets {
+        assert!(
+            !seen.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "{secret} was kept or shown"
+        );
+    }
+}

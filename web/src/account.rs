@@ -14,7 +14,7 @@ use maud::{Markup, html};
 use crate::render::{copyable, page, time};
 use crate::session::{
     ACTIVE_USER_COOKIE, CSRF_COOKIE, LoggedIn, SESSION_COOKIE, check_form, cookie, logged_in,
-    set_cookie,
+    required, set_cookie,
 };
 use crate::{State, Web};
 
@@ -23,9 +23,11 @@ const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 /// Lifetimes offered for new tokens, in days.
 const TOKEN_DAYS: [u64; 4] = [1, 7, 30, 90];
 
-type Fields = Form<HashMap<String, String>>;
+/// A form's fields.
+pub(crate) type Fields = Form<HashMap<String, String>>;
 
-fn field<'a>(fields: &'a HashMap<String, String>, name: &str) -> Option<&'a str> {
+/// A field of a form.
+pub(crate) fn field<'a>(fields: &'a HashMap<String, String>, name: &str) -> Option<&'a str> {
     fields.get(name).map(String::as_str)
 }
 
@@ -331,15 +333,6 @@ fn tokens_view(web: &Web, user: &LoggedIn, new: Option<&str>) -> Result<Response
         header::HeaderValue::from_static("no-store"),
     );
     Ok(response)
-}
-
-async fn required(web: &Web, headers: &HeaderMap) -> Result<LoggedIn> {
-    logged_in(web, headers)
-        .await?
-        .ok_or_else(|| Error::Unauthenticated {
-            message: "log in first".into(),
-            malformed: false,
-        })
 }
 
 fn random_token() -> String {

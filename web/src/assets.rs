@@ -2,7 +2,8 @@
 //! a hash of their bytes: a new build changes the name, so they are cached for a year.
 //! The script is its source files in `static/` joined: each page loads one script, and
 //! each file keeps one job (`jobs.js`: the job follower the upload and conversion pages
-//! share; `upload.js`: the upload forms).
+//! share; `upload.js`: the upload forms; `convert.js` and `merge.js`: the conversion's
+//! job page and the merge page's source picker).
 
 use axum::extract::Path;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -12,7 +13,9 @@ const CSS: &str = include_str!("../static/app.css");
 const JS: &str = concat!(
     include_str!("../static/app.js"),
     include_str!("../static/jobs.js"),
-    include_str!("../static/upload.js")
+    include_str!("../static/upload.js"),
+    include_str!("../static/convert.js"),
+    include_str!("../static/merge.js")
 );
 
 /// FNV-1a of the bytes: names that change when the bytes do (not a security property).

@@ -50,6 +50,14 @@ pub async fn html_errors(request: Request, next: Next) -> Response {
     page
 }
 
+/// The status and the message the API would answer for `error`, for a page that shows
+/// it in place (a form shown again with what the hub said).
+pub fn described(error: hub::Error) -> (StatusCode, String) {
+    let message = error.client_message();
+    let status = axum::response::IntoResponse::into_response(error).status();
+    (status, message)
+}
+
 /// A page saying what went wrong.
 pub fn error_page(status: StatusCode, message: &str, readonly: bool) -> Response {
     let title = status.canonical_reason().unwrap_or("Error");

@@ -18,10 +18,12 @@ mod assets;
 mod bridge;
 mod browse;
 mod cache;
+mod convert;
 mod diff;
 mod errors;
 mod jobs;
 mod markdown;
+mod merge;
 mod preview;
 mod render;
 mod session;
@@ -64,6 +66,14 @@ fn routes(web: Arc<Web>) -> Router {
         .route("/", get(browse::home))
         .route("/search", get(browse::search))
         .route("/diff", get(diff::diff))
+        .route(
+            "/docker-convert",
+            get(convert::form_page).post(convert::start),
+        )
+        .route("/docker-convert/{id}", get(convert::job_page))
+        .route("/docker-convert/{id}/cancel", post(convert::cancel))
+        .route("/merge", get(merge::form_page).post(merge::merge))
+        .route("/merge/sources", get(merge::sources))
         .route("/login", get(account::login_page).post(account::login))
         .route("/logout", get(account::logout_page).post(account::logout))
         .route("/account", post(account::switch))

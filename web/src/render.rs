@@ -36,6 +36,8 @@ pub fn page(shell: &Shell<'_>, status: StatusCode, body: &str) -> Response {
                         @if shell.user.is_some() {
                             a href="/upload" { "Upload" }
                             a href="/jobs" { "Jobs" }
+                            a href="/docker-convert" { "Convert an image" }
+                            a href="/merge" { "Merge" }
                         }
                         form.search action="/search" method="get" role="search" {
                             label for="q" hidden { "Search" }

@@ -52,6 +52,27 @@ pub async fn logged_in(web: &Web, headers: &HeaderMap) -> Result<Option<LoggedIn
     }
 }
 
+/// The browser's session, or the refusal of a page that needs one.
+pub async fn required(web: &Web, headers: &HeaderMap) -> Result<LoggedIn> {
+    logged_in(web, headers)
+        .await?
+        .ok_or_else(|| Error::Unauthenticated {
+            message: "log in first".into(),
+            malformed: false,
+        })
+}
+
+/// A logged-in caller who may change the namespace now: what the API asks of its
+/// `/api/flist/me...` callers (not a read-only hub, within the write rate).
+pub async fn writer(web: &Web, headers: &HeaderMap) -> Result<LoggedIn> {
+    if web.hub.config().server.readonly {
+        return Err(Error::Readonly);
+    }
+    let user = required(web, headers).await?;
+    web.hub.limits().check_write(&user.caller.user)?;
+    Ok(user)
+}
+
 /// Refuses a form post that may come from another site.
 pub fn check_form(
     web: &Web,

@@ -430,38 +430,18 @@ pub async fn me_merge(
     Path(target): Path<String>,
     body: Bytes,
 ) -> Result<Response> {
-    let names = hub.names();
-    let target = names.flist(&target)?;
+    // The target is checked first, as 0-hub's clients see it.
+    hub.names().flist(&target)?;
     let Ok(serde_json::Value::Array(list)) = serde_json::from_slice(&body) else {
         return Err(Error::BadRequest("malformed json request".into()));
     };
-    if list.is_empty() {
-        return Err(Error::BadRequest("no source found".into()));
-    }
-    let max = hub.config().limits.merge_sources;
-    if list.len() > max {
-        return Err(Error::TooLarge(format!(
-            "{} sources; a merge takes at most {max} (limits.merge-sources)",
-            list.len()
-        )));
-    }
-    let sources = list
+    // A source that is not a string is malformed, as one without a `/` is (after the
+    // count is checked, as before).
+    let sources: Vec<&str> = list
         .iter()
-        .map(|item| {
-            let malformed = || Error::BadRequest("malformed source filename".into());
-            let text = item.as_str().ok_or_else(malformed)?;
-            let (repository, name) = text.split_once('/').ok_or_else(malformed)?;
-            if name.contains('/') {
-                return Err(malformed());
-            }
-            Ok((names.repository(repository)?, names.flist(name)?))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let slot = hub.limits().upload_slot(&caller.user).await?;
-    let published = hub
-        .publisher()
-        .merge(&caller, &slot, target, &sources)
-        .await?;
+        .map(|item| item.as_str().unwrap_or(""))
+        .collect();
+    let published = hub.merge(&caller, &target, &sources).await?;
     Ok(success_with(super::upload::published_json(
         &hub,
         &published,

@@ -17,7 +17,6 @@ use super::json::{raw_with_status, success_with};
 use super::{Authenticated, Me};
 use crate::error::{Error, Result};
 use crate::hub::Hub;
-use crate::jobs::CancelRefused;
 
 /// `POST /api/flist/me/docker`: form field `image` (multipart or urlencoded), and
 /// optionally `platform`. Answers when the flist is published, with its file name in
@@ -106,27 +105,7 @@ pub async fn cancel_job(
     Authenticated(caller): Authenticated,
     Path(id): Path<String>,
 ) -> Result<Response> {
-    match hub.jobs().cancel(&id, &caller.user).await {
-        Ok(()) => {}
-        Err(CancelRefused::NotFound) => return Err(Error::NotFound("job id not found".into())),
-        Err(CancelRefused::NotOwner) => {
-            return Err(Error::Forbidden("this job is another user's".into()));
-        }
-        Err(CancelRefused::NotCancellable) => {
-            return Err(Error::Conflict(
-                "only image conversions can be cancelled".into(),
-            ));
-        }
-        Err(CancelRefused::Finished(state)) => {
-            return Err(Error::Conflict(format!(
-                "the job has already ended ({})",
-                serde_json::to_value(state)
-                    .unwrap_or_default()
-                    .as_str()
-                    .unwrap_or_default()
-            )));
-        }
-    }
+    hub.jobs().cancel(&id, &caller.user).await?;
     let status = hub.jobs().get(&id).await?;
     Ok(raw_with_status(StatusCode::ACCEPTED, &status).into_response())
 }

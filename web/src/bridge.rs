@@ -77,9 +77,8 @@ pub async fn session_to_bearer(
         let active = hub::encode_segment(active);
         cookies.push(format!("{ACTIVE_USER_COOKIE}={active}"));
     }
-    let cookie = match HeaderValue::from_str(&cookies.join("; ")) {
-        Ok(value) => value,
-        Err(_) => return Error::BadRequest("a cookie is not text".into()).into_response(),
+    let Ok(cookie) = HeaderValue::from_str(&cookies.join("; ")) else {
+        return Error::BadRequest("a cookie is not text".into()).into_response();
     };
     let headers = request.headers_mut();
     headers.remove(CSRF_HEADER);

@@ -233,13 +233,14 @@ fn copy_tree(root: &Path, dest: &Path) -> u64 {
     total
 }
 
-/// Packs a tar stream holding one 4 GiB file (a 1 MiB random block repeated, so the store
-/// stays small) from stdin.
+/// Packs a tar stream holding one 4 GiB file of random bytes from stdin: incompressible and
+/// never repeating, so that every chunk is compressed in vain, hashed and stored (a repeated
+/// block would be stored once and flatter the figure).
 fn stream_memory(scratch: &Path) -> Sample {
     const SIZE: u64 = 4 << 30;
     let store = format!("dir://{}", scratch.join("stream-store").display());
     let out = scratch.join("stream.flist");
-    let block = Rng(7).bytes(1 << 20);
+    let mut rng = Rng(7);
     let mut feed = |pipe: &mut dyn Write| {
         let mut header = tar::Header::new_gnu();
         header.set_path("big").unwrap();
@@ -250,8 +251,8 @@ fn stream_memory(scratch: &Path) -> Sample {
         header.set_mtime(0);
         header.set_cksum();
         pipe.write_all(header.as_bytes()).unwrap();
-        for _ in 0..SIZE / block.len() as u64 {
-            pipe.write_all(&block).unwrap();
+        for _ in 0..SIZE >> 20 {
+            pipe.write_all(&rng.bytes(1 << 20)).unwrap();
         }
         pipe.write_all(&[0u8; 1024]).unwrap();
     };

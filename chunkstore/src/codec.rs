@@ -202,83 +202,54 @@ impl Codec {
         })
     }
 
+    /// As [`decode`](Self::decode), into `buf` (a scratch buffer reused from chunk to chunk,
+    /// so that a reader of many chunks allocates and faults in no new memory for each): the
+    /// plaintext is the payload of `stored` itself when it is stored raw, the start of `buf`
+    /// when it is compressed.
+    pub fn decode_into<'a>(
+        &mut self,
+        key: &ChunkKey,
+        stored: &'a [u8],
+        buf: &'a mut Vec<u8>,
+    ) -> Result<&'a [u8]> {
+        match frame(key, stored)? {
+            Frame::Raw(payload) => {
+                check_key(*key, payload)?;
+                Ok(payload)
+            }
+            Frame::Zstd { payload, declared } => {
+                // zstd writes from the start of the buffer and no further than its capacity:
+                // a frame holding more than declared fails or is caught below.
+                buf.clear();
+                buf.reserve(declared);
+                self.decompressor
+                    .decompress_to_buffer(payload, buf)
+                    .map_err(|e| corrupt(*key, format!("zstd: {e}")))?;
+                check_declared(*key, buf.len(), declared)?;
+                check_key(*key, buf)?;
+                Ok(buf)
+            }
+        }
+    }
+
     /// Checks stored bytes against `key`, decompressing them if they are compressed.
     fn plain(&mut self, key: &ChunkKey, stored: &[u8]) -> Result<Plain> {
-        let key = *key;
-        let truncated = |detail: String| Error::Truncated { key, detail };
-        let corrupt = |detail: String| Error::Corrupt { key, detail };
-        if stored.len() < HEADER_LEN {
-            if !MAGIC.starts_with(&stored[..stored.len().min(4)]) {
-                return Err(Error::BadMagic { key });
+        match frame(key, stored)? {
+            Frame::Raw(payload) => {
+                check_key(*key, payload)?;
+                Ok(Plain::Raw)
             }
-            return Err(truncated(format!(
-                "{} bytes, shorter than the {HEADER_LEN}-byte header",
-                stored.len()
-            )));
-        }
-        if &stored[..4] != MAGIC {
-            return Err(Error::BadMagic { key });
-        }
-        if stored[4] != VERSION {
-            return Err(Error::UnsupportedVersion {
-                key,
-                version: stored[4],
-            });
-        }
-        let compressed = match stored[5] {
-            CODEC_RAW => false,
-            CODEC_ZSTD => true,
-            codec => return Err(Error::UnknownCodec { key, codec }),
-        };
-        let declared = u32::from_le_bytes([stored[6], stored[7], stored[8], stored[9]]) as usize;
-        if declared > MAX_CHUNK_SIZE {
-            return Err(corrupt(format!(
-                "declares {declared} bytes, more than the maximum chunk size"
-            )));
-        }
-        let payload = &stored[HEADER_LEN..];
-        if !compressed {
-            if payload.len() < declared {
-                return Err(truncated(format!(
-                    "{} of {declared} payload bytes",
-                    payload.len()
-                )));
+            Frame::Zstd { payload, declared } => {
+                // Into a buffer of the declared size, not zeroed first: a frame that holds
+                // more is an error, one that holds less is caught below.
+                let data = self
+                    .decompressor
+                    .decompress(payload, declared)
+                    .map_err(|e| corrupt(*key, format!("zstd: {e}")))?;
+                check_declared(*key, data.len(), declared)?;
+                check_key(*key, &data)?;
+                Ok(Plain::Decompressed(data))
             }
-            if payload.len() > declared {
-                return Err(corrupt(format!(
-                    "{} trailing bytes after the payload",
-                    payload.len() - declared
-                )));
-            }
-            check_key(key, payload)?;
-            Ok(Plain::Raw)
-        } else {
-            match zstd::zstd_safe::find_frame_compressed_size(payload) {
-                Err(_) => {
-                    return Err(truncated("the zstd frame is incomplete".into()));
-                }
-                Ok(n) if n != payload.len() => {
-                    return Err(corrupt(format!(
-                        "{} bytes after the zstd frame",
-                        payload.len() - n
-                    )));
-                }
-                Ok(_) => {}
-            }
-            // Into a buffer of the declared size, not zeroed first: a frame that holds more
-            // is an error, one that holds less is caught below.
-            let data = self
-                .decompressor
-                .decompress(payload, declared)
-                .map_err(|e| corrupt(format!("zstd: {e}")))?;
-            if data.len() != declared {
-                return Err(corrupt(format!(
-                    "decompressed to {} bytes, the header says {declared}",
-                    data.len()
-                )));
-            }
-            check_key(key, &data)?;
-            Ok(Plain::Decompressed(data))
         }
     }
 
@@ -288,6 +259,91 @@ impl Codec {
         self.plain(&key, &stored)?;
         Ok(EncodedChunk { key, bytes: stored })
     }
+}
+
+/// Stored bytes whose header is checked: the payload, and for a compressed one the
+/// plaintext length the header declares (not yet decompressed nor hashed).
+enum Frame<'a> {
+    Raw(&'a [u8]),
+    Zstd { payload: &'a [u8], declared: usize },
+}
+
+/// Checks every field of the header, the payload's length against it and that a compressed
+/// payload is exactly one complete zstd frame.
+fn frame<'a>(key: &ChunkKey, stored: &'a [u8]) -> Result<Frame<'a>> {
+    let key = *key;
+    let truncated = |detail: String| Error::Truncated { key, detail };
+    if stored.len() < HEADER_LEN {
+        if !MAGIC.starts_with(&stored[..stored.len().min(4)]) {
+            return Err(Error::BadMagic { key });
+        }
+        return Err(truncated(format!(
+            "{} bytes, shorter than the {HEADER_LEN}-byte header",
+            stored.len()
+        )));
+    }
+    if &stored[..4] != MAGIC {
+        return Err(Error::BadMagic { key });
+    }
+    if stored[4] != VERSION {
+        return Err(Error::UnsupportedVersion {
+            key,
+            version: stored[4],
+        });
+    }
+    let compressed = match stored[5] {
+        CODEC_RAW => false,
+        CODEC_ZSTD => true,
+        codec => return Err(Error::UnknownCodec { key, codec }),
+    };
+    let declared = u32::from_le_bytes([stored[6], stored[7], stored[8], stored[9]]) as usize;
+    if declared > MAX_CHUNK_SIZE {
+        return Err(corrupt(
+            key,
+            format!("declares {declared} bytes, more than the maximum chunk size"),
+        ));
+    }
+    let payload = &stored[HEADER_LEN..];
+    if !compressed {
+        if payload.len() < declared {
+            return Err(truncated(format!(
+                "{} of {declared} payload bytes",
+                payload.len()
+            )));
+        }
+        if payload.len() > declared {
+            return Err(corrupt(
+                key,
+                format!(
+                    "{} trailing bytes after the payload",
+                    payload.len() - declared
+                ),
+            ));
+        }
+        return Ok(Frame::Raw(payload));
+    }
+    match zstd::zstd_safe::find_frame_compressed_size(payload) {
+        Err(_) => Err(truncated("the zstd frame is incomplete".into())),
+        Ok(n) if n != payload.len() => Err(corrupt(
+            key,
+            format!("{} bytes after the zstd frame", payload.len() - n),
+        )),
+        Ok(_) => Ok(Frame::Zstd { payload, declared }),
+    }
+}
+
+fn corrupt(key: ChunkKey, detail: String) -> Error {
+    Error::Corrupt { key, detail }
+}
+
+fn check_declared(key: ChunkKey, length: usize, declared: usize) -> Result<()> {
+    if length != declared {
+        return Err(corrupt(
+            key,
+            format!("decompressed to {length} bytes, the header says {declared}"),
+        ));
+    }
+    Ok(())
 }
 
 /// What checked stored bytes hold.

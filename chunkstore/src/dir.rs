@@ -26,7 +26,7 @@
 //! `find <root>/chunks -name '.tmp-*' -mmin +60 -delete` removes them.
 
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -209,11 +209,17 @@ impl Inner {
     /// Reads a chunk file without following a symlink and without reading more than the
     /// largest chunk, whatever sits in the directory.
     fn get(&self, key: &ChunkKey) -> Result<Option<Bytes>> {
+        let mut bytes = Vec::new();
+        Ok(self.get_into(key, &mut bytes)?.then(|| Bytes::from(bytes)))
+    }
+
+    /// As [`get`](Self::get), into `buf`; whether the chunk is there.
+    fn get_into(&self, key: &ChunkKey, buf: &mut Vec<u8>) -> Result<bool> {
         let too_large = || Error::Corrupt {
             key: *key,
             detail: format!("the chunk file is larger than {MAX_STORED} bytes"),
         };
-        self.read_bounded(&self.chunk_path(key), MAX_STORED, too_large)
+        self.read_bounded(&self.chunk_path(key), MAX_STORED, too_large, buf)
     }
 
     /// A block, read as chunks are.
@@ -222,35 +228,57 @@ impl Inner {
             location: self.location.clone(),
             id: *id,
         };
-        self.read_bounded(&self.block_path(id), MAX_BLOCK_SIZE as u64, too_large)
+        let mut bytes = Vec::new();
+        let path = self.block_path(id);
+        let found = self.read_bounded(&path, MAX_BLOCK_SIZE as u64, too_large, &mut bytes)?;
+        Ok(found.then(|| Bytes::from(bytes)))
     }
 
+    /// Reads the file at `path` into `buf` (replacing its content), refusing one larger than
+    /// `max`; whether it is there.
     fn read_bounded(
         &self,
         path: &Path,
         max: u64,
         too_large: impl FnOnce() -> Error,
-    ) -> Result<Option<Bytes>> {
+        buf: &mut Vec<u8>,
+    ) -> Result<bool> {
+        buf.clear();
         let file = match fs::OpenOptions::new()
             .read(true)
             .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
             .open(path)
         {
             Ok(file) => file,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(self.io(e)),
         };
-        // Sized from the file's length: read_to_end through `take` gets no size hint and
-        // would grow the buffer in several reads (eight syscalls per chunk on extract).
-        let hint = file.metadata().map_or(0, |m| m.len()).min(max + 1);
-        let mut bytes = Vec::with_capacity(hint as usize + 1);
-        file.take(max + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|e| self.io(e))?;
-        if bytes.len() as u64 > max {
+        // Room for one byte more than the file's length, so that one read usually takes it
+        // all: a read that returns less than asked, once the length is reached, has met
+        // the end (`read_to_end` would grow its reads from 8 KiB and confirm the end with
+        // one more). A file that grew since is read on, up to one byte past `max`.
+        let size = file.metadata().map_or(0, |m| m.len()).min(max) as usize;
+        let bound = max as usize + 1;
+        buf.reserve(size + 1);
+        loop {
+            if buf.len() == buf.capacity() {
+                if buf.len() >= bound {
+                    break;
+                }
+                buf.reserve((bound - buf.len()).min(buf.len().max(64 << 10)));
+            }
+            let asked = buf.capacity() - buf.len();
+            match rustix::io::read(&file, rustix::buffer::spare_capacity(buf)) {
+                Ok(0) => break,
+                Ok(n) if n < asked && buf.len() >= size => break,
+                Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(self.io(e.into())),
+            }
+        }
+        if buf.len() as u64 > max {
             return Err(too_large());
         }
-        Ok(Some(Bytes::from(bytes)))
+        Ok(true)
     }
 
     /// Whether a block file is there (a regular file, not a symlink).
@@ -400,8 +428,8 @@ impl ChunkStore for DirStore {
             .await
     }
 
-    fn get_many_here(&self, keys: &[ChunkKey]) -> Option<Result<Vec<Option<Bytes>>>> {
-        Some(keys.iter().map(|k| self.inner.get(k)).collect())
+    fn get_here(&self, key: &ChunkKey, buf: &mut Vec<u8>) -> Option<Result<bool>> {
+        Some(self.inner.get_into(key, buf))
     }
 
     async fn stats(&self) -> Result<Vec<BackendStats>> {

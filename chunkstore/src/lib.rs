@@ -59,7 +59,7 @@ pub use key::ChunkKey;
 pub use listing::{Cursor, Listed, MAX_PAGE, Page, Reclaim};
 #[cfg(any(feature = "zdb", feature = "redis"))]
 pub use net::NetOptions;
-pub use reader::{ChunkReader, ChunkSpan, DEFAULT_READ_AHEAD, verify_stored};
+pub use reader::{ChunkReader, ChunkSpan, DEFAULT_READ_AHEAD, Scratch, verify_stored};
 #[cfg(feature = "redis")]
 pub use redis::{ClusterStore, RedisOptions, RedisStore, Server, TlsOptions};
 pub use router::Router;

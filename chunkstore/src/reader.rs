@@ -37,6 +37,14 @@ pub struct ChunkSpan {
     pub length: u32,
 }
 
+/// Buffers a thread reuses for [`ChunkReader::read_here`]: the stored bytes of the chunk
+/// last read and its decompressed plaintext. Each grows to the largest chunk read.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    stored: Vec<u8>,
+    plain: Vec<u8>,
+}
+
 /// Reads verified chunk content from a store. Cheap to clone; clones share the cache.
 #[derive(Clone)]
 pub struct ChunkReader {
@@ -87,21 +95,35 @@ impl ChunkReader {
         Ok(out.into_iter().flatten().collect())
     }
 
-    /// As [`read_chunks`](Self::read_chunks), on the caller's thread, where the store reads
-    /// locally (see [`ChunkStore::get_many_here`]); `None` where it does not.
-    pub fn read_chunks_here(&self, spans: &[ChunkSpan]) -> Option<Result<Vec<Result<Bytes>>>> {
-        let (mut out, wanted) = self.cached_part(spans);
-        if !wanted.is_empty() {
-            let keys: Vec<ChunkKey> = wanted.iter().map(|&i| spans[i].key).collect();
-            let filled = self
-                .store
-                .get_many_here(&keys)?
-                .and_then(|stored| self.fill(spans, &mut out, &wanted, stored));
-            if let Err(e) = filled {
-                return Some(Err(e));
-            }
+    /// One chunk, verified, read on the caller's thread where the store reads locally (see
+    /// [`ChunkStore::get_here`]), into `scratch`'s buffers (so that a thread reading many
+    /// chunks reuses the same memory for all of them); `None` where the store does not.
+    /// The error is the chunk's or the store's.
+    pub fn read_here<'s>(
+        &self,
+        span: &ChunkSpan,
+        scratch: &'s mut Scratch,
+    ) -> Option<Result<&'s [u8]>> {
+        if let Some(data) = self.cached(&span.key) {
+            scratch.plain.clear();
+            scratch.plain.extend_from_slice(&data);
+            return Some(check_length(span, &scratch.plain));
         }
-        Some(Ok(out.into_iter().flatten().collect()))
+        let Scratch { stored, plain } = scratch;
+        let found = match self.store.get_here(&span.key, stored)? {
+            Ok(found) => found,
+            Err(e) => return Some(Err(e)),
+        };
+        if !found {
+            return Some(Err(Error::Missing { key: span.key }));
+        }
+        let data = with_codec(|codec| codec.decode_into(&span.key, stored, plain))
+            .and_then(|data| check_length(span, data));
+        if let (Ok(data), Some(cache)) = (&data, &self.cache) {
+            let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+            cache.insert(span.key, Bytes::copy_from_slice(data));
+        }
+        Some(data)
     }
 
     /// What the cache holds of `spans`, and the indexes of the others.
@@ -241,11 +263,11 @@ impl ChunkReader {
     }
 }
 
-fn check_length(span: &ChunkSpan, data: Bytes) -> Result<Bytes> {
-    if data.len() != span.length as usize {
+fn check_length<T: AsRef<[u8]>>(span: &ChunkSpan, data: T) -> Result<T> {
+    if data.as_ref().len() != span.length as usize {
         return Err(Error::WrongLength {
             key: span.key,
-            length: data.len(),
+            length: data.as_ref().len(),
             expected: span.length,
         });
     }

@@ -157,16 +157,24 @@ async fn a_local_store_is_read_on_the_callers_thread() {
     std::fs::write(f.store.chunk_path(&f.spans[2].key), first).unwrap();
     let here = std::thread::spawn({
         let (reader, spans) = (reader.clone(), spans.clone());
-        move || reader.read_chunks_here(&spans)
+        move || {
+            // One scratch for every chunk, as a worker uses it.
+            let mut scratch = Scratch::default();
+            spans
+                .iter()
+                .map(|span| {
+                    let read = reader.read_here(span, &mut scratch);
+                    read.expect("a dir store reads here").map(<[u8]>::to_vec)
+                })
+                .collect::<Vec<_>>()
+        }
     })
     .join()
-    .unwrap()
-    .expect("a dir store reads here")
     .unwrap();
     let there = reader.read_chunks(&spans).await.unwrap();
     assert_eq!(here.len(), 4);
     for (a, b) in here.iter().zip(&there) {
-        assert_eq!(a.as_ref().ok(), b.as_ref().ok());
+        assert_eq!(a.as_deref().ok(), b.as_deref().ok());
         assert_eq!(a.is_err(), b.is_err());
     }
     let whole = [
@@ -177,6 +185,14 @@ async fn a_local_store_is_read_on_the_callers_thread() {
     assert_eq!(whole, f.content[..70_100]);
     assert!(matches!(here[2], Err(Error::KeyMismatch { .. })));
     assert!(matches!(here[3], Err(Error::Missing { key }) if key == absent.key));
+    // A chunk of another length than the file says is refused as the batch read refuses it.
+    let mut scratch = Scratch::default();
+    let short = ChunkSpan {
+        length: f.spans[0].length - 1,
+        ..f.spans[0]
+    };
+    let read = reader.read_here(&short, &mut scratch).unwrap();
+    assert!(matches!(read, Err(Error::WrongLength { .. })), "{read:?}");
 
     let counting = Counting {
         inner: Arc::clone(&f.store),
@@ -184,7 +200,7 @@ async fn a_local_store_is_read_on_the_callers_thread() {
         calls: AtomicUsize::new(0),
     };
     let remote = ChunkReader::new(Arc::new(counting));
-    assert!(remote.read_chunks_here(&f.spans).is_none());
+    assert!(remote.read_here(&f.spans[0], &mut scratch).is_none());
 }
 
 /// A store that counts the keys asked of it.

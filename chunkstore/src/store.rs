@@ -38,11 +38,14 @@ pub trait ChunkStore: Send + Sync {
     /// For each key, the stored bytes, or `None` if the store does not hold it.
     async fn get_many(&self, keys: &[ChunkKey]) -> Result<Vec<Option<Bytes>>>;
 
-    /// As [`get_many`](Self::get_many), on the caller's thread, for a store whose reads are
-    /// local file reads (the dir store): a caller that runs threads of its own and blocks
-    /// anyway (extraction) saves a hop to the runtime's blocking pool and back per batch,
-    /// which on a busy machine costs a wait for a core each time. `None`: use `get_many`.
-    fn get_many_here(&self, _keys: &[ChunkKey]) -> Option<Result<Vec<Option<Bytes>>>> {
+    /// The stored bytes of `key` read on the caller's thread into `buf` (what it held is
+    /// replaced; its allocation is reused), for a store whose reads are local file reads
+    /// (the dir store); `Ok(false)` when the store does not hold it. A caller that runs
+    /// threads of its own and reads many chunks (extraction) neither hops to the runtime's
+    /// blocking pool and back for each batch, which on a busy machine costs a wait for a
+    /// core each time, nor allocates memory for each chunk. `None`: the store is not local,
+    /// use `get_many`.
+    fn get_here(&self, _key: &ChunkKey, _buf: &mut Vec<u8>) -> Option<Result<bool>> {
         None
     }
 

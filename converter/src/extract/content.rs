@@ -1,8 +1,9 @@
 //! The content of regular files: worker threads take batches of spans (of one file or of
-//! many small ones), read them (one store request per batch: chunks through the chunk
-//! reader, or legacy blocks; each decoded and checked against its key and length on the
-//! worker's own thread, so that decoding and hashing use every core) and write them at their
-//! offsets into the files the walk created and left open. The worker that finishes a file
+//! many small ones), read them (from a local store chunk by chunk on the worker's own thread,
+//! through two buffers it reuses; from any other in one request per batch: chunks through
+//! the chunk reader, or legacy blocks; each decoded and checked against its key and length
+//! on the worker's own thread, so that decoding and hashing use every core) and write them at
+//! their offsets into the files the walk created and left open. The worker that finishes a file
 //! sets its attributes through the same handle (see `attributes`).
 
 use std::collections::HashSet;
@@ -11,6 +12,7 @@ use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use chunkstore::Scratch;
 use flist::{Node, Xattr};
 use tokio::runtime::Handle;
 
@@ -80,49 +82,79 @@ pub(super) struct Shared {
 
 impl Shared {
     pub(super) fn run(&self, batches: &crossbeam_channel::Receiver<Vec<Piece>>) {
+        let mut scratch = Scratch::default();
         for batch in batches {
             if self.cancel.is_cancelled() {
                 continue; // drain without work so the walk can finish
             }
-            let spans: Vec<Span> = batch.iter().map(|p| p.span).collect();
-            // A local store is read right here: no hop to the runtime and back.
-            let read = self
-                .content
-                .read_here(&spans)
-                .unwrap_or_else(|| self.runtime.block_on(self.content.read(&spans)));
-            let read = match read {
-                Ok(read) => read,
-                Err(e) => {
-                    let problem = e.to_string();
-                    for piece in &batch {
-                        self.fail(piece, &problem);
-                        self.done(piece);
-                    }
-                    continue;
-                }
-            };
-            for (piece, data) in batch.iter().zip(read) {
-                if piece.target.failed.load(Ordering::Relaxed) {
-                    self.done(piece);
-                    continue;
-                }
-                let written = data.map_err(|e| e.to_string()).and_then(|data| {
-                    piece
-                        .target
-                        .file
-                        .write_all_at(&data, piece.span.offset)
-                        .map_err(|e| format!("writing: {e}"))
-                });
-                match written {
-                    Ok(()) => {
-                        Progress::add(&self.progress.chunks, 1);
-                        Progress::add(&self.progress.content_bytes, u64::from(piece.span.length));
-                    }
-                    Err(problem) => self.fail(piece, &problem),
-                }
-                self.done(piece);
+            if !self.write_here(&batch, &mut scratch) {
+                self.write_fetched(&batch);
             }
         }
+    }
+
+    /// Reads and writes a batch span by span on this thread, through the same two buffers
+    /// for every chunk (no memory allocated, nor faulted in, per chunk), where the content
+    /// is local; `false`, with nothing done, where it is not (a store says so from its
+    /// first chunk on).
+    fn write_here(&self, batch: &[Piece], scratch: &mut Scratch) -> bool {
+        for (i, piece) in batch.iter().enumerate() {
+            if piece.target.failed.load(Ordering::Relaxed) {
+                self.done(piece);
+                continue;
+            }
+            let Some(data) = self.content.read_here(&piece.span, scratch) else {
+                if i == 0 {
+                    return false;
+                }
+                self.write(piece, Err("the store stopped reading locally".into()));
+                continue;
+            };
+            self.write(piece, data.map_err(|e| e.to_string()));
+        }
+        true
+    }
+
+    /// Reads a batch in one request (on the runtime for a remote store) and writes it.
+    fn write_fetched(&self, batch: &[Piece]) {
+        let spans: Vec<Span> = batch.iter().map(|p| p.span).collect();
+        let read = match self.runtime.block_on(self.content.read(&spans)) {
+            Ok(read) => read,
+            Err(e) => {
+                let problem = e.to_string();
+                for piece in batch {
+                    self.fail(piece, &problem);
+                    self.done(piece);
+                }
+                return;
+            }
+        };
+        for (piece, data) in batch.iter().zip(read) {
+            if piece.target.failed.load(Ordering::Relaxed) {
+                self.done(piece);
+                continue;
+            }
+            self.write(piece, data.as_deref().map_err(|e| e.to_string()));
+        }
+    }
+
+    /// Writes one span's content (or reports why there is none) and counts it as dealt with.
+    fn write(&self, piece: &Piece, data: Result<&[u8], String>) {
+        let written = data.and_then(|data| {
+            piece
+                .target
+                .file
+                .write_all_at(data, piece.span.offset)
+                .map_err(|e| format!("writing: {e}"))
+        });
+        match written {
+            Ok(()) => {
+                Progress::add(&self.progress.chunks, 1);
+                Progress::add(&self.progress.content_bytes, u64::from(piece.span.length));
+            }
+            Err(problem) => self.fail(piece, &problem),
+        }
+        self.done(piece);
     }
 
     /// Counts a span of its file as dealt with; after the last one, a file written

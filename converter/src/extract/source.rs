@@ -7,7 +7,7 @@ use std::io;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use chunkstore::{ChunkKey, ChunkReader, ChunkSpan};
+use chunkstore::{ChunkKey, ChunkReader, ChunkSpan, Scratch};
 use flist::{Entry, Flist, Walk, Xattr};
 
 use super::CreateError;
@@ -129,21 +129,22 @@ pub(super) enum Content {
 }
 
 impl Content {
-    /// As [`read`](Self::read), on the caller's thread, where the store reads local files
-    /// (see [`ChunkReader::read_chunks_here`]); `None` where it must be asked on the runtime.
-    pub(super) fn read_here(&self, spans: &[Span]) -> Option<Result<Vec<Result<Bytes>>>> {
-        let Content::Chunks(reader) = self else {
+    /// One span's verified plaintext, read on the caller's thread into `scratch` where the
+    /// content is local (chunks of a dir store, see [`ChunkReader::read_here`]); `None`
+    /// where it must be asked on the runtime, in batches.
+    pub(super) fn read_here<'s>(
+        &self,
+        span: &Span,
+        scratch: &'s mut Scratch,
+    ) -> Option<Result<&'s [u8]>> {
+        let (Content::Chunks(reader), Origin::Chunk(key)) = (self, span.origin) else {
             return None;
         };
-        let chunks = chunk_spans(spans);
-        if let Err(e) = mismatch(chunks.len(), spans.len()) {
-            return Some(Err(e));
-        }
-        let read = reader.read_chunks_here(&chunks)?;
-        Some(
-            read.map(|read| read.into_iter().map(|r| r.map_err(Error::from)).collect())
-                .map_err(Error::from),
-        )
+        let chunk = ChunkSpan {
+            key,
+            length: span.length,
+        };
+        Some(reader.read_here(&chunk, scratch)?.map_err(Error::from))
     }
 
     /// The verified plaintext of each span, read in one batch: the outer error is the

@@ -353,8 +353,8 @@ impl ChunkStore for Tracked {
         self.inner.get_many(keys).await
     }
 
-    fn get_many_here(&self, keys: &[ChunkKey]) -> Option<chunkstore::Result<Vec<Option<Bytes>>>> {
-        self.inner.get_many_here(keys)
+    fn get_here(&self, key: &ChunkKey, buf: &mut Vec<u8>) -> Option<chunkstore::Result<bool>> {
+        self.inner.get_here(key, buf)
     }
 
     async fn stats(&self) -> chunkstore::Result<Vec<BackendStats>> {

@@ -19,7 +19,7 @@ async fn publish(hub: &TestHub, user: &str, prefix: &str, count: usize) {
     let token = hub.token(user);
     for i in 0..count {
         let name = format!("{prefix}-{i:02}.flist");
-        let bytes = flist_file(1, &[("n", &name)]);
+        let bytes = flist_file(1, &[("n", name.as_str())]);
         let answer = hub.upload_flist(Some(&token), &name, &bytes).await;
         assert_eq!(answer.status, 200, "{}", answer.text());
         set_mtime(hub, user, &name, T0 + 60 * i as i64);

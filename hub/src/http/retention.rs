@@ -8,7 +8,7 @@ use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 
-use super::Me;
+use super::Authenticated;
 use super::gc::admin;
 use super::json::raw;
 use crate::error::{Error, Result};
@@ -53,7 +53,7 @@ pub async fn list(State(hub): State<Arc<Hub>>, Me(caller): Me) -> Result<Respons
 /// (after a run going on, if any) and answers the report.
 pub async fn run(
     State(hub): State<Arc<Hub>>,
-    Me(caller): Me,
+    Authenticated(caller): Authenticated,
     Query(query): Query<RunQuery>,
 ) -> Result<Response> {
     admin(&caller, WHAT)?;
@@ -75,7 +75,7 @@ pub async fn run(
 /// none applies).
 pub async fn get(
     State(hub): State<Arc<Hub>>,
-    Me(caller): Me,
+    Authenticated(caller): Authenticated,
     Path(repository): Path<String>,
 ) -> Result<Response> {
     admin(&caller, WHAT)?;
@@ -86,7 +86,7 @@ pub async fn get(
 /// policy, in place of the configuration's.
 pub async fn put(
     State(hub): State<Arc<Hub>>,
-    Me(caller): Me,
+    Authenticated(caller): Authenticated,
     Path(repository): Path<String>,
     body: Bytes,
 ) -> Result<Response> {
@@ -102,7 +102,7 @@ pub async fn put(
 /// configuration's applies again); 404 when there was none.
 pub async fn delete(
     State(hub): State<Arc<Hub>>,
-    Me(caller): Me,
+    Authenticated(caller): Authenticated,
     Path(repository): Path<String>,
 ) -> Result<Response> {
     admin(&caller, WHAT)?;

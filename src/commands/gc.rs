@@ -73,6 +73,15 @@ pub fn local_place(config: &hub::Config, served: bool) -> Result<String> {
     })
 }
 
+/// Prints a run's report: as JSON, or as `print` words it.
+pub fn show<R: serde::Serialize>(json: bool, report: &R, print: impl FnOnce(&R)) -> Result<()> {
+    match json {
+        true => println!("{}", serde_json::to_string_pretty(report)?),
+        false => print(report),
+    }
+    Ok(())
+}
+
 pub async fn run(args: Args, config: hub::Config, ui: &Ui) -> Result<()> {
     let dry_run = args.place.dry_run;
     let (report, where_) = match args.place.target(config)? {
@@ -82,12 +91,7 @@ pub async fn run(args: Args, config: hub::Config, ui: &Ui) -> Result<()> {
             (report, local_place(&config, served)?)
         }
     };
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-        return Ok(());
-    }
-    print(ui, &report, &where_);
-    Ok(())
+    show(args.json, &report, |report| print(ui, report, &where_))
 }
 
 fn print(ui: &Ui, report: &hub::GcReport, where_: &str) {

@@ -4,7 +4,7 @@
 
 use anyhow::Result;
 
-use super::gc::{Place, Target, local_place};
+use super::gc::{Place, Target, local_place, show};
 use crate::ui::{self, Ui};
 
 #[derive(clap::Args)]
@@ -29,12 +29,7 @@ pub async fn run(args: Args, config: hub::Config, ui: &Ui) -> Result<()> {
             (report, local_place(&config, served)?)
         }
     };
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-        return Ok(());
-    }
-    print(ui, &report, &where_);
-    Ok(())
+    show(args.json, &report, |report| print(ui, report, &where_))
 }
 
 fn print(ui: &Ui, report: &hub::RetentionReport, where_: &str) {

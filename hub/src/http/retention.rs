@@ -44,7 +44,10 @@ async fn in_force(hub: &Hub, repository: &str) -> Result<Response> {
 }
 
 /// `GET /api/v1/admin/retention`: the default policy and those of named repositories.
-pub async fn list(State(hub): State<Arc<Hub>>, Me(caller): Me) -> Result<Response> {
+pub async fn list(
+    State(hub): State<Arc<Hub>>,
+    Authenticated(caller): Authenticated,
+) -> Result<Response> {
     admin(&caller, WHAT)?;
     Ok(raw(&hub.retention().policies().await?))
 }

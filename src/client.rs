@@ -203,6 +203,23 @@ impl HubClient {
         answer(response).await
     }
 
+    /// Asks the hub to apply its retention policies (of `only`, or all; an
+    /// administrator's token) and its report.
+    pub async fn retain(&self, only: Option<&str>, dry_run: bool) -> Result<hub::RetentionReport> {
+        let mut query = vec![("dry-run", if dry_run { "true" } else { "false" })];
+        if let Some(repository) = only {
+            query.push(("repository", repository));
+        }
+        let response = self
+            .request(reqwest::Method::POST, "/api/v1/admin/retention")
+            .query(&query)
+            .timeout(Duration::from_secs(3600))
+            .send()
+            .await
+            .with_context(|| format!("reaching {}", self.url))?;
+        answer(response).await
+    }
+
     /// The hub's chunk API as a store that uploads with this client's token.
     pub fn chunk_store(&self) -> Result<HubStore> {
         let mut options = HubOptions::new(format!("{}/api/v1/chunks", self.url));

@@ -61,6 +61,9 @@ enum Command {
     /// Collect the garbage of a hub's chunk store: what no flist names and nobody stored or
     /// asked about within the grace period ([gc] grace).
     Gc(commands::gc::Args),
+    /// Apply the hub's retention policies: delete the flists no rule keeps (never one a
+    /// link or a tag points at); the chunks they free go at the next garbage collection.
+    Retention(commands::retention::Args),
     /// Run the hub: the 0-hub-compatible HTTP API, uploads, downloads.
     Serve(commands::serve::Args),
     /// Mint, list and revoke the hub's API tokens.
@@ -135,6 +138,7 @@ fn main() -> ExitCode {
                 commands::serve::run(config, stopped).await
             }
             Command::Gc(args) => commands::gc::run(args, config, &ui).await,
+            Command::Retention(args) => commands::retention::run(args, config, &ui).await,
             Command::Token(command) => commands::token::run(command, config),
             Command::User(command) => commands::user::run(command, config),
             Command::Push(args) => commands::push::run(args, &ui, cancel).await,

@@ -354,3 +354,65 @@ fn collections_running_while_flists_come_and_go_take_nothing_published() {
         extracts_identical(work.path(), &format!("{}/alice/{name}.flist", hub.url), src);
     }
 }
+
+/// `flisthub retention` beside a serving hub (through its socket), against a remote hub
+/// (with an administrator's token), and on a data directory no hub serves; with the
+/// flist a link names kept every time.
+#[test]
+fn retention_through_the_command() {
+    let hub = HubServer::start(
+        "[auth]\nadministrators = [\"admin\"]\n[retention]\ninterval = \"0s\"\n[retention.repositories]\nalice = { keep = 1 }\n",
+    );
+    let (alice, admin) = (hub.token("alice", &[]), hub.token("admin", &[]));
+    for name in ["a", "b", "c", "d"] {
+        let answer = hub.upload(&alice, &format!("{name}.tar.gz"), small_tarball(name));
+        assert_eq!(answer.status(), 200, "{}", answer.text().unwrap());
+    }
+    let linked = hub
+        .with(Method::GET, "/api/flist/me/a/link/latest", &alice)
+        .send()
+        .unwrap();
+    assert_eq!(linked.status(), 200);
+    let stdout = |out: std::process::Output| String::from_utf8(ok(out).stdout).unwrap();
+
+    // Published in the same second: the newest is the last by name, d.
+    let dry = stdout(hub.cli(&["retention", "--dry-run"]).output().unwrap());
+    assert_eq!(dry, "alice/c.flist\nalice/b.flist\n");
+    let bad = fails(hub.cli(&["retention", "--repo", "a/b"]).output().unwrap());
+    assert!(bad.contains("invalid repository name"), "{bad}");
+    let remote = json(&ok(flisthub(
+        hub.dir.path(),
+        args![
+            "retention",
+            "--hub",
+            hub.url,
+            "--token",
+            admin,
+            "--repo",
+            "alice",
+            "--json"
+        ],
+    )));
+    assert_eq!(remote["dry_run"], false);
+    assert_eq!(
+        remote["repositories"][0]["deleted"],
+        serde_json::json!(["c.flist", "b.flist"])
+    );
+    assert_eq!(
+        remote["repositories"][0]["kept_linked"],
+        serde_json::json!(["a.flist"])
+    );
+    assert_eq!(hub.get("/alice/c.flist").status(), 404);
+    assert_eq!(hub.get("/alice/latest.flist").status(), 200);
+
+    // No hub serving the data directory: the command applies the policy itself.
+    let mut hub = hub;
+    hub.sigterm();
+    assert!(hub.wait_exit());
+    let alone = json(&ok(hub.cli(&["retention", "--json"]).output().unwrap()));
+    assert_eq!(alone["deleted"], 0);
+    assert_eq!(
+        alone["repositories"][0]["kept_linked"],
+        serde_json::json!(["a.flist"])
+    );
+}

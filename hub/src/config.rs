@@ -27,6 +27,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub jobs: JobsConfig,
     pub gc: GcConfig,
+    pub retention: RetentionConfig,
     pub chunks: ChunksConfig,
     pub images: ImagesConfig,
     pub gateway: GatewayConfig,
@@ -267,6 +268,21 @@ pub struct GcConfig {
     /// How long a chunk seen (stored, or found present) is kept unreferenced.
     #[serde(deserialize_with = "duration")]
     pub grace: Duration,
+}
+
+/// Retention policies (`hub::retention`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// How often `serve` applies the policies; zero: only when asked.
+    #[serde(deserialize_with = "duration")]
+    pub interval: Duration,
+    /// The policy of every repository without one of its own.
+    #[serde(default)]
+    pub default: Option<crate::retention::Policy>,
+    /// Policies by repository.
+    #[serde(default)]
+    pub repositories: BTreeMap<String, crate::retention::Policy>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -26,6 +26,7 @@ use crate::names::Names;
 use crate::namespace::Namespace;
 use crate::publish::{Published, Publisher};
 use crate::renditions::Renditions;
+use crate::retention::Retention;
 use crate::status::Status;
 use crate::tokens::{self, Tokens};
 
@@ -56,6 +57,7 @@ pub struct Hub {
     limits: Arc<Limits>,
     status: Status,
     collector: Arc<Collector>,
+    retention: Arc<Retention>,
     lifecycle: Lifecycle,
     /// Held while the hub runs: see [`lock_file`].
     _lock: std::fs::File,
@@ -136,6 +138,12 @@ impl Hub {
             config.gc.clone(),
             data_dir.clone(),
         ));
+        let retention = Arc::new(Retention::new(
+            db.clone(),
+            Arc::clone(&namespace),
+            config.retention.clone(),
+            config.server.readonly,
+        ));
         let location = chunk_location(&config, store.as_ref());
         let limits = Arc::new(Limits::new(&config.limits, &config.chunks, &config.images));
         let lifecycle = Lifecycle {
@@ -189,6 +197,7 @@ impl Hub {
             accounts,
             limits,
             collector,
+            retention,
             lifecycle,
             names,
             config,
@@ -261,6 +270,11 @@ impl Hub {
     /// The garbage collector of the data directory.
     pub fn collector(&self) -> &Arc<Collector> {
         &self.collector
+    }
+
+    /// The retention policies and their runs.
+    pub fn retention(&self) -> &Arc<Retention> {
+        &self.retention
     }
 
     pub(crate) fn lifecycle(&self) -> &Lifecycle {
@@ -464,6 +478,43 @@ pub async fn collect(config: &Config, dry_run: bool) -> Result<(crate::gc::Repor
     );
     let report = collector.run(dry_run).await?;
     collector.flush().await;
+    drop(lock);
+    Ok((report, false))
+}
+
+/// A run of the retention policies on a data directory: asked of the hub serving it, if one
+/// does (through its `gc.sock`); else run here, with `serve.lock` held. Also says whether a
+/// serving hub ran it.
+pub async fn retain(
+    config: &Config,
+    only: Option<&str>,
+    dry_run: bool,
+) -> Result<(crate::retention::Report, bool)> {
+    let data_dir = config.data_dir()?;
+    std::fs::create_dir_all(&data_dir).map_err(|e| Error::io(data_dir.display(), e))?;
+    let only = only
+        .map(|name| names(config).repository(name))
+        .transpose()?;
+    let lock = match lock_file(&data_dir, SERVE_LOCK, "a flisthub serve uses") {
+        Ok(lock) => lock,
+        Err(Error::Config(_)) => {
+            let report = crate::gc::control::ask_retention(&data_dir, only.as_deref(), dry_run);
+            return Ok((report.await?, true));
+        }
+        Err(e) => return Err(e),
+    };
+    let db = open_db(&data_dir)?;
+    let blobs = Arc::new(Blobs::open(data_dir.join("flists"), data_dir.join("tmp"))?);
+    let namespace = Arc::new(Namespace::new(db.clone(), blobs));
+    let retention = Retention::new(
+        db,
+        namespace,
+        config.retention.clone(),
+        config.server.readonly,
+    );
+    let report = retention
+        .run(only.as_ref(), dry_run, crate::retention::ACTOR)
+        .await?;
     drop(lock);
     Ok((report, false))
 }

@@ -43,6 +43,7 @@ mod namespace;
 mod publish;
 mod pyjson;
 mod renditions;
+mod retention;
 mod server;
 mod status;
 mod tokens;
@@ -66,7 +67,7 @@ pub use flist::{Node, NodeKind};
 pub use formats::Format;
 pub use gateway::Gateway;
 pub use gc::{BackendReport, Collector, Counted as GcCounted, Report as GcReport, Tally};
-pub use hub::{Hub, LocalHub, accounts, collect, importer, local_hub, tokens};
+pub use hub::{Hub, LocalHub, accounts, collect, importer, local_hub, retain, tokens};
 pub use images::{ConvertRequest, Converted, Images};
 pub use import::blocks_source as import_blocks_source;
 pub use import::{
@@ -83,6 +84,10 @@ pub use namespace::{
 };
 pub use publish::{ArchiveUpload, Published, Publisher};
 pub use renditions::{Renditions, WindowSources};
+pub use retention::{
+    Policies as RetentionPolicies, Policy as RetentionPolicy, Report as RetentionReport,
+    RepositoryReport as RetentionRepositoryReport, Retention,
+};
 pub use server::{serve, serve_with};
 pub use status::{Component, ComponentState, Health, Status};
 pub use tokens::{TokenRecord, Tokens};

@@ -121,6 +121,12 @@ impl RepoName {
 }
 
 impl FlistName {
+    /// A name read back from the namespace, which was checked when it was made (a limit
+    /// lowered since must not make it unreachable to the hub's own changes).
+    pub(crate) fn stored(name: &str) -> Self {
+        Self(name.to_owned())
+    }
+
     /// The name without `.flist`.
     pub fn stem(&self) -> &str {
         self.0.strip_suffix(FLIST_SUFFIX).unwrap_or(&self.0)

@@ -79,10 +79,15 @@ pub async fn serve_with(
     let collector = hub.collector().schedule();
     // Without it, `flisthub gc --data-dir` cannot reach this hub (and says so): no reason
     // not to serve.
-    let control =
-        crate::gc::control::listen(Arc::clone(hub.collector()), &hub.config().data_dir()?)
-            .inspect_err(|e| tracing::warn!(error = %e, "no garbage collection socket"))
-            .ok();
+    let control = crate::gc::control::Control {
+        collector: Arc::clone(hub.collector()),
+        retention: Arc::clone(hub.retention()),
+        names: hub.names(),
+    };
+    let control = crate::gc::control::listen(control, &hub.config().data_dir()?)
+        .inspect_err(|e| tracing::warn!(error = %e, "no garbage collection socket"))
+        .ok();
+    let retention = hub.retention().schedule();
     let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel();
     let server = accept::serve(
         listener,
@@ -101,6 +106,9 @@ pub async fn serve_with(
         served = &mut server => {
             housekeeping.abort();
             collector.abort();
+            if let Some(retention) = &retention {
+                retention.abort();
+            }
             if let Some(control) = &control {
         control.abort();
     }
@@ -130,6 +138,9 @@ pub async fn serve_with(
     }
     housekeeping.abort();
     collector.abort();
+    if let Some(retention) = &retention {
+        retention.abort();
+    }
     if let Some(control) = &control {
         control.abort();
     }

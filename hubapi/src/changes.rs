@@ -105,7 +105,14 @@ pub enum ChangeEvent {
         file: FileRef,
     },
     /// `name` (an flist, a symlink or a taglink) was removed; what it pointed at stays.
-    Delete { repository: String, name: String },
+    Delete {
+        repository: String,
+        name: String,
+        /// Why, when the hub removed it by itself: the retention policy that did
+        /// (`retention: keep 10, max-age 30d`). Absent for deletes asked by a client.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
     /// A change recorded before the feed existed, in the words of the old audit log: not
     /// enough to replay.
     Audit {

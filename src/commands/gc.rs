@@ -11,52 +11,87 @@ use crate::ui::{self, Ui};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Delete nothing: report, and list, what would go.
-    #[arg(long)]
-    dry_run: bool,
-    /// The hub's data directory (default: the configuration's server.data-dir).
-    #[arg(long, value_name = "DIR", conflicts_with = "hub")]
-    data_dir: Option<PathBuf>,
-    /// A remote hub's URL, to ask it for the collection (with --token).
-    #[arg(long, requires = "token")]
-    hub: Option<String>,
-    /// An administrator's token for --hub; `-` reads it from stdin.
-    #[arg(long, requires = "hub")]
-    token: Option<String>,
+    #[command(flatten)]
+    place: Place,
     /// The report as JSON.
     #[arg(long)]
     json: bool,
 }
 
-pub async fn run(args: Args, mut config: hub::Config, ui: &Ui) -> Result<()> {
-    let (report, where_) = match &args.hub {
-        Some(url) => {
-            let client = HubClient::new(&HubArgs {
-                hub: Some(url.clone()),
-                token: args.token.clone(),
-                repo: None,
-            })?;
-            (client.collect(args.dry_run).await?, url.clone())
-        }
-        None => {
-            if let Some(dir) = args.data_dir {
-                config.server.data_dir = Some(dir);
+/// Where a maintenance run (`gc`, `retention`) happens: on a data directory (asked of the
+/// hub serving it, or run here), or on a remote hub.
+#[derive(clap::Args)]
+pub struct Place {
+    /// Delete nothing: report, and list, what would go.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The hub's data directory (default: the configuration's server.data-dir).
+    #[arg(long, value_name = "DIR", conflicts_with = "hub")]
+    data_dir: Option<PathBuf>,
+    /// A remote hub's URL, to ask it for the run (with --token).
+    #[arg(long, requires = "token")]
+    hub: Option<String>,
+    /// An administrator's token for --hub; `-` reads it from stdin.
+    #[arg(long, requires = "hub")]
+    token: Option<String>,
+}
+
+/// Where the run happens.
+pub enum Target {
+    Remote(HubClient, String),
+    Local(hub::Config),
+}
+
+impl Place {
+    /// The client of the remote hub, or the configuration with the data directory asked.
+    pub fn target(&self, mut config: hub::Config) -> Result<Target> {
+        Ok(match &self.hub {
+            Some(url) => Target::Remote(
+                HubClient::new(&HubArgs {
+                    hub: Some(url.clone()),
+                    token: self.token.clone(),
+                    repo: None,
+                })?,
+                url.clone(),
+            ),
+            None => {
+                if let Some(dir) = &self.data_dir {
+                    config.server.data_dir = Some(dir.clone());
+                }
+                Target::Local(config)
             }
-            let (report, served) = hub::collect(&config, args.dry_run).await?;
-            let dir = config.data_dir()?.display().to_string();
-            let place = match served {
-                true => format!("the hub serving {dir}"),
-                false => dir,
-            };
-            (report, place)
+        })
+    }
+}
+
+/// How a report names where the run happened.
+pub fn local_place(config: &hub::Config, served: bool) -> Result<String> {
+    let dir = config.data_dir()?.display().to_string();
+    Ok(match served {
+        true => format!("the hub serving {dir}"),
+        false => dir,
+    })
+}
+
+/// Prints a run's report: as JSON, or as `print` words it.
+pub fn show<R: serde::Serialize>(json: bool, report: &R, print: impl FnOnce(&R)) -> Result<()> {
+    match json {
+        true => println!("{}", serde_json::to_string_pretty(report)?),
+        false => print(report),
+    }
+    Ok(())
+}
+
+pub async fn run(args: Args, config: hub::Config, ui: &Ui) -> Result<()> {
+    let dry_run = args.place.dry_run;
+    let (report, where_) = match args.place.target(config)? {
+        Target::Remote(client, url) => (client.collect(dry_run).await?, url),
+        Target::Local(config) => {
+            let (report, served) = hub::collect(&config, dry_run).await?;
+            (report, local_place(&config, served)?)
         }
     };
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-        return Ok(());
-    }
-    print(ui, &report, &where_);
-    Ok(())
+    show(args.json, &report, |report| print(ui, report, &where_))
 }
 
 fn print(ui: &Ui, report: &hub::GcReport, where_: &str) {
@@ -94,4 +129,12 @@ fn print(ui: &Ui, report: &hub::GcReport, where_: &str) {
             None => ui.say(line("blocks", &backend.blocks)),
         }
     }
+    let files = &report.unreferenced_files;
+    ui.say(format!(
+        "flist files no entry names: {verb} {} ({}), {} kept by the grace period ({})",
+        ui::count(files.swept.count),
+        ui::bytes(files.swept.bytes),
+        ui::count(files.kept_by_grace.count),
+        ui::bytes(files.kept_by_grace.bytes),
+    ));
 }

@@ -9,6 +9,7 @@ pub mod ls;
 pub mod merge;
 pub mod pack;
 pub mod push;
+pub mod retention;
 pub mod serve;
 pub mod store;
 pub mod token;

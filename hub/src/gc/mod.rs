@@ -22,6 +22,7 @@
 
 pub mod control;
 mod fence;
+mod files;
 mod mark;
 
 use std::sync::Arc;
@@ -31,6 +32,7 @@ use chunkstore::{BlockId, ChunkKey, ChunkStore, Listed, Page};
 use serde::{Deserialize, Serialize};
 
 pub use fence::{Fence, Item, Publishing, Tracked};
+pub use files::FilesTally;
 
 use crate::blobs::Blobs;
 use crate::config::{GcConfig, LimitsConfig};
@@ -94,7 +96,11 @@ pub struct Report {
     /// Files whose chunks and blocks were marked.
     pub files_marked: u64,
     pub backends: Vec<BackendReport>,
-    /// Dry run: the keys that would go (`chunk <hex>`, `block <hex>`), at most 10,000.
+    /// Flist files in the data directory that no entry names (left by a crash).
+    #[serde(default)]
+    pub unreferenced_files: FilesTally,
+    /// Dry run: what would go (`chunk <hex>`, `block <hex>`, `flist <sha256>`), at most
+    /// 10,000.
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub would_go: Vec<String>,
 }
@@ -218,6 +224,9 @@ impl Collector {
         }
         let deleted = deleted.into_inner().unwrap_or_else(|p| p.into_inner());
         self.fence.forget(deleted).await?;
+        report.unreferenced_files = self
+            .sweep_files(dry_run, started, &mut report.would_go)
+            .await?;
         report.duration_ms = clock.elapsed().as_millis() as u64;
         self.keep(&report).await?;
         tracing::info!(

@@ -23,12 +23,11 @@ pub struct ReportsQuery {
     limit: Option<usize>,
 }
 
-fn admin(caller: &Caller) -> Result<()> {
+/// Refuses `caller` unless an administrator: `what` is for administrators.
+pub(super) fn admin(caller: &Caller, what: &str) -> Result<()> {
     match caller.admin {
         true => Ok(()),
-        false => Err(Error::Forbidden(
-            "garbage collection is for administrators".into(),
-        )),
+        false => Err(Error::Forbidden(format!("{what} is for administrators"))),
     }
 }
 
@@ -39,7 +38,7 @@ pub async fn run(
     Me(caller): Me,
     Query(query): Query<RunQuery>,
 ) -> Result<Response> {
-    admin(&caller)?;
+    admin(&caller, "garbage collection")?;
     if hub.config().server.readonly && !query.dry_run {
         return Err(Error::Forbidden(
             "this hub is read-only (server.readonly)".into(),
@@ -57,7 +56,7 @@ pub async fn reports(
     Me(caller): Me,
     Query(query): Query<ReportsQuery>,
 ) -> Result<Response> {
-    admin(&caller)?;
+    admin(&caller, "garbage collection")?;
     let limit = query.limit.unwrap_or(20).clamp(1, 100);
     Ok(raw(&hub.collector().reports(limit).await?))
 }

@@ -15,6 +15,7 @@ mod metrics;
 mod openapi_check;
 mod pace;
 mod response;
+mod retention;
 mod upload;
 pub mod v1;
 
@@ -234,6 +235,16 @@ fn route_table(limits: &LimitsConfig) -> Vec<(&'static str, MethodRouter<Arc<Hub
         (v1::FLIST_FILE, get(files::inner_file)),
         (v1::CONVERT, post(images::convert)),
         (v1::ADMIN_GC, get(gc::reports).post(gc::run)),
+        (
+            v1::ADMIN_RETENTION,
+            get(retention::list).post(retention::run),
+        ),
+        (
+            v1::ADMIN_RETENTION_REPO,
+            get(retention::get)
+                .put(retention::put)
+                .delete(retention::delete),
+        ),
         ("/metrics", get(v1::metrics)),
         // Downloads.
         ("/{repo}/{file}", get(download::repository_file)),

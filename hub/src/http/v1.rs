@@ -30,6 +30,8 @@ pub const BLOCK: &str = "/api/v1/blocks/{id}";
 pub const CONVERT: &str = "/api/v1/convert";
 pub const FLIST_FILE: &str = "/api/v1/flists/{repo}/{flist}/files/{*path}";
 pub const ADMIN_GC: &str = "/api/v1/admin/gc";
+pub const ADMIN_RETENTION: &str = "/api/v1/admin/retention";
+pub const ADMIN_RETENTION_REPO: &str = "/api/v1/admin/retention/{repo}";
 
 /// `GET /api/v1/health`: the state of the database and of each store backend (where they
 /// are and what went wrong for administrators only); 503 if one does not answer.

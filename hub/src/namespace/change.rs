@@ -96,6 +96,16 @@ pub enum Change {
         name: FlistName,
         or_taglink: TaglinkName,
     },
+    /// Deletes the flist `name` for a retention policy, as [`Change::Delete`] does, when it
+    /// still is the file `sha256` and no symlink or tag member names it; else refused
+    /// (409), so that a link made or a publish since the policy was read keeps it. Recorded
+    /// as a delete whose `reason` is `reason`.
+    Expire {
+        repository: RepoName,
+        name: FlistName,
+        sha256: String,
+        reason: String,
+    },
 }
 
 impl Change {
@@ -111,7 +121,8 @@ impl Change {
             | Change::Untag { repository, .. }
             | Change::Rename { repository, .. }
             | Change::Promote { repository, .. }
-            | Change::Delete { repository, .. } => repository,
+            | Change::Delete { repository, .. }
+            | Change::Expire { repository, .. } => repository,
         }
     }
 }

@@ -19,12 +19,14 @@ mod cache;
 pub mod change;
 mod log;
 mod read;
+mod retained;
 mod rules;
 pub(crate) mod share;
 mod source;
 mod sql;
 mod stored;
 mod summary;
+pub(crate) mod unused;
 mod views;
 
 #[cfg(test)]
@@ -44,6 +46,7 @@ use crate::formats::Format;
 use crate::names::{FlistName, RepoName, TagName, TaglinkName};
 use cache::InfoCache;
 pub use change::{Applied, Change};
+pub use retained::Held;
 pub use share::Share;
 pub use source::Source;
 pub(crate) use sql::{blob_known, drop_rendition, insert_file};
@@ -369,6 +372,13 @@ impl Namespace {
             .await
     }
 
+    /// The flists of `repository` as retention judges them (see [`Held`]), newest first;
+    /// `None` if there is no such repository.
+    pub async fn held(&self, repository: &str) -> Result<Option<Vec<Held>>> {
+        let repository = repository.to_owned();
+        self.db.read(move |c| retained::held(c, &repository)).await
+    }
+
     /// Up to `limit` records of the change log after sequence number `after`.
     pub async fn changes(&self, after: u64, limit: usize) -> Result<Vec<ChangeRecord>> {
         self.db.read(move |c| log::read(c, after, limit)).await
@@ -439,23 +449,10 @@ impl Namespace {
     /// Removes files of the flist store that no row names: what a crash between a file move
     /// and its commit, or between a commit and a file removal, can leave. Run at start.
     pub async fn sweep_unused_files(&self) -> Result<usize> {
-        let blobs = Arc::clone(&self.blobs);
-        self.db
-            .write(move |conn| {
-                // IMMEDIATE: a change another process (the import) is making, whose file is
-                // placed but not yet committed, finishes before its file is judged.
-                let tx =
-                    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-                let mut removed = 0;
-                for sha in blobs.list()? {
-                    if !blob_known(&tx, &sha)? {
-                        blobs.remove(&sha);
-                        removed += 1;
-                    }
-                }
-                tx.commit()?;
-                Ok(removed)
-            })
-            .await
+        let how = unused::Sweep {
+            kept_since: None,
+            dry_run: false,
+        };
+        Ok(unused::sweep(&self.db, &self.blobs, how).await?.gone.len())
     }
 }

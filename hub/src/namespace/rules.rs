@@ -233,6 +233,38 @@ pub(super) fn apply(
             ChangeEvent::Delete {
                 repository,
                 name: which.to_owned(),
+                reason: None,
+            }
+        }
+        Change::Expire {
+            name,
+            sha256,
+            reason,
+            ..
+        } => {
+            let repo = repository_id(tx, &repository)?.ok_or_else(user_not_found)?;
+            let still = sql::entry_by_id(tx, repo, name)?.is_some_and(|row| {
+                row.kind == Kind::Regular && row.digest.is_some_and(|d| d.sha256 == *sha256)
+            });
+            if !still {
+                return Err(Error::Conflict(format!(
+                    "{} changed since the retention policy was applied",
+                    quote(name)
+                )));
+            }
+            if !super::summary::referrers(tx, &repository, name)?.is_empty() {
+                return Err(Error::Conflict(format!(
+                    "{} is linked: retention keeps it",
+                    quote(name)
+                )));
+            }
+            let removed = sql::remove_entry(tx, repo, name)?;
+            sql::free_blob_of(tx, removed, freed, t)?;
+            sql::touch(tx, repo, t)?;
+            ChangeEvent::Delete {
+                repository,
+                name: name.to_string(),
+                reason: Some(reason.clone()),
             }
         }
     }))

@@ -2,6 +2,7 @@
 //! a transaction and a time, so each test states the time and checks the rows.
 
 mod changelog;
+mod expire;
 mod links;
 mod other_writers;
 mod publish;

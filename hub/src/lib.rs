@@ -42,10 +42,12 @@ mod names;
 mod namespace;
 mod publish;
 mod pyjson;
+mod quota;
 mod renditions;
 mod server;
 mod status;
 mod tokens;
+mod usage;
 
 use std::sync::Arc;
 

@@ -228,6 +228,7 @@ fn route_table(limits: &LimitsConfig) -> Vec<(&'static str, MethodRouter<Arc<Hub
         (v1::FLIST_FILE, get(files::inner_file)),
         (v1::CONVERT, post(images::convert)),
         (v1::ADMIN_GC, get(gc::reports).post(gc::run)),
+        (v1::USAGE, get(v1::usage)),
         ("/metrics", get(v1::metrics)),
         // Downloads.
         ("/{repo}/{file}", get(download::repository_file)),

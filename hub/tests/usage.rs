@@ -152,14 +152,9 @@ async fn stored(hub: &TestHub, token: &str) -> u64 {
 /// Incompressible text (zstd leaves it near its length): a chunk whose stored size is
 /// close to its content's.
 fn noise(len: usize, seed: u64) -> String {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            char::from(b'!' + (x % 90) as u8)
-        })
+    testkit::noise(len, seed)
+        .iter()
+        .map(|b| char::from(b'!' + b % 90))
         .collect()
 }
 

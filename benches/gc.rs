@@ -18,7 +18,7 @@
 //! first run that meets it). `FLISTHUB_BENCH_GC_CHUNKS` sets another store size (the
 //! flists scale with it).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -46,6 +46,9 @@ const BATCH: usize = 1_000;
 const IN_FLIGHT: usize = 8;
 
 fn main() {
+    if let Some(config) = std::env::var_os(MEASURE) {
+        return measure(Path::new(&config));
+    }
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let total = total_chunks();
     println!(
@@ -158,7 +161,10 @@ fn fill(
                     .await
                     .expect("encode task");
                     store.put_many(&chunks).await.expect("put_many");
-                    (start, chunks.iter().map(EncodedChunk::key).collect::<Vec<_>>())
+                    (
+                        start,
+                        chunks.iter().map(EncodedChunk::key).collect::<Vec<_>>(),
+                    )
                 }
             })
             .buffer_unordered(IN_FLIGHT)
@@ -202,10 +208,14 @@ async fn publish(
     std::fs::create_dir_all(&staging).expect("staging");
     for (i, own) in named.chunks(per_flist).enumerate() {
         let path = staging.join(format!("f{i}.flist"));
-        let shared = (i % 10 == 0 && i > 0).then(|| &named[(i - 1) * per_flist..][..CHUNKS_PER_FILE]);
+        let shared =
+            (i % 10 == 0 && i > 0).then(|| &named[(i - 1) * per_flist..][..CHUNKS_PER_FILE]);
         write_flist(&path, own, shared);
         let slot = hub.limits().upload_slot("bench").await.expect("slot");
-        let file = hub.publisher().staging_file("bench-").expect("staging file");
+        let file = hub
+            .publisher()
+            .staging_file("bench-")
+            .expect("staging file");
         std::fs::copy(&path, &file).expect("copy");
         let name = hub.names().flist(&format!("f{i}.flist")).expect("name");
         hub.publisher()
@@ -227,10 +237,7 @@ async fn publish(
 /// `shared` as one more file.
 fn write_flist(path: &Path, own: &[ChunkKey], shared: Option<&[ChunkKey]>) {
     let mut writer = flist::FlistWriter::create(path).expect("writer");
-    let files = own
-        .chunks(CHUNKS_PER_FILE)
-        .chain(shared)
-        .enumerate();
+    let files = own.chunks(CHUNKS_PER_FILE).chain(shared).enumerate();
     for (n, chunks) in files {
         let size = (chunks.len() * CHUNK_BYTES) as u64;
         let node = flist::Node {
@@ -269,8 +276,40 @@ struct Measured {
     max_rss_kib: i64,
 }
 
-/// Runs `flisthub gc --json` on the configuration's data directory, measured.
-fn collect(config: &PathBuf) -> Measured {
+/// Set, the bench only runs `flisthub gc` on the configuration it names and prints the
+/// measure (see [`collect`]).
+const MEASURE: &str = "FLISTHUB_BENCH_GC_MEASURE";
+
+/// Runs `flisthub gc --json` on the configuration's data directory, measured. Through a
+/// fresh copy of this program: Linux counts in a child's peak RSS the peak of the memory
+/// it was spawned from (the old address space at `exec`), and this process holds a million
+/// keys and a hub; the copy starts small, and spawns the collection from there.
+fn collect(config: &Path) -> Measured {
+    let out = tempfile::NamedTempFile::new().expect("output file");
+    let measured = Command::new(std::env::current_exe().expect("this program"))
+        .env(MEASURE, config)
+        .stdout(out.reopen().expect("output"))
+        .stderr(Stdio::inherit())
+        .status()
+        .expect("measure");
+    assert!(measured.success(), "the measured collection failed");
+    let text = std::fs::read_to_string(out.path()).expect("measure");
+    let (figures, report) = text.split_once('\n').expect("figures, then the report");
+    let figures: Vec<u64> = figures
+        .split(' ')
+        .map(|n| n.parse().expect("a figure"))
+        .collect();
+    Measured {
+        stdout: report.as_bytes().to_vec(),
+        wall: Duration::from_nanos(figures[0]),
+        cpu: Duration::from_nanos(figures[1]),
+        max_rss_kib: figures[2] as i64,
+    }
+}
+
+/// In the fresh copy: runs the collection, then prints wall and CPU nanoseconds and peak
+/// RSS (KiB) on a line, and the report after it.
+fn measure(config: &Path) {
     let out = tempfile::NamedTempFile::new().expect("output file");
     let started = Instant::now();
     let child = Command::new(env!("CARGO_BIN_EXE_flisthub"))
@@ -293,10 +332,7 @@ fn collect(config: &PathBuf) -> Measured {
         "flisthub gc failed"
     );
     let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    Measured {
-        stdout: std::fs::read(out.path()).expect("output"),
-        wall,
-        cpu: time(usage.ru_utime) + time(usage.ru_stime),
-        max_rss_kib: usage.ru_maxrss,
-    }
+    let cpu = time(usage.ru_utime) + time(usage.ru_stime);
+    println!("{} {} {}", wall.as_nanos(), cpu.as_nanos(), usage.ru_maxrss);
+    print!("{}", std::fs::read_to_string(out.path()).expect("report"));
 }

@@ -10,8 +10,8 @@ use serde::Serialize;
 
 use crate::auth::Caller;
 use crate::error::{Error, Result};
-pub use crate::quota::Usage;
 use crate::quota::Quotas;
+pub use crate::quota::Usage;
 
 /// Keys one `missing` request may ask about.
 pub const MISSING_LIMIT: usize = 10_000;

@@ -30,8 +30,8 @@ use crate::inspect::Stats;
 use crate::jobs::{Job, Jobs};
 use crate::limits::UploadSlot;
 use crate::names::{FlistName, Names, RepoName, quote, quote_path};
-use crate::quota::{Charge, Quotas};
 use crate::namespace::{Applied, Change, Namespace, Source, shown};
+use crate::quota::{Charge, Quotas};
 use crate::renditions::Renditions;
 
 /// Metadata keys a `metadata-<key>` field cannot set: 0-hub's protected keys, and those the

@@ -174,7 +174,12 @@ pub struct Charge {
 
 impl Charge {
     /// Charges a write of `count` new items of `bytes` in all; refused past the quota.
-    pub(crate) async fn take(&self, location: &str, count: usize, bytes: u64) -> chunkstore::Result<()> {
+    pub(crate) async fn take(
+        &self,
+        location: &str,
+        count: usize,
+        bytes: u64,
+    ) -> chunkstore::Result<()> {
         match self
             .quotas
             .charge(&self.identity, count as i64, bytes as i64, 0)
@@ -209,7 +214,12 @@ impl Charge {
 
     /// `failed`, or the quota's refusal if that is what made it fail.
     pub fn explain(&self, failed: Error) -> Error {
-        match self.refused.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        match self
+            .refused
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
             Some(message) => Error::Quota(message),
             None => failed,
         }

@@ -200,7 +200,10 @@ impl Usage {
             ("flisthub_usage_chunk_bytes", t.chunk_bytes as f64),
             ("flisthub_usage_blocks", t.blocks as f64),
             ("flisthub_usage_dedup_ratio", t.dedup_ratio),
-            ("flisthub_usage_computed_timestamp_seconds", snapshot.computed as f64),
+            (
+                "flisthub_usage_computed_timestamp_seconds",
+                snapshot.computed as f64,
+            ),
             (
                 "flisthub_usage_walk_seconds",
                 snapshot.duration_ms as f64 / 1000.0,

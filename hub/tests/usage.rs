@@ -9,7 +9,8 @@ use axum::http::Request;
 use common::{TestHub, flist_file, tarball};
 use serde_json::Value;
 
-const ADMIN: &str = "[auth]\nadministrators = [\"root\"]\n[server]\nofficial-repositories = [\"alice\"]\n";
+const ADMIN: &str =
+    "[auth]\nadministrators = [\"root\"]\n[server]\nofficial-repositories = [\"alice\"]\n";
 
 /// Contents of single-chunk files (each well below the smallest chunk): their byte counts.
 const ALICE_ONLY: usize = 3300;
@@ -66,7 +67,10 @@ async fn usage_tells_each_repository_its_content_and_what_only_it_holds() {
     assert_eq!(totals["content_bytes"], content);
     assert_eq!(totals["chunk_bytes"], stored);
     let ratio = totals["dedup_ratio"].as_f64().unwrap();
-    assert!((ratio - content as f64 / stored as f64).abs() < 1e-9, "{ratio}");
+    assert!(
+        (ratio - content as f64 / stored as f64).abs() < 1e-9,
+        "{ratio}"
+    );
     assert_eq!(all["identity"]["identity"], "root");
 
     // A user: its own repository only, no totals; its quota standing, which counts what
@@ -133,7 +137,9 @@ async fn usage_is_kept_until_the_namespace_changed_and_the_refresh_passed() {
     assert_eq!(second["computed"], first["computed"]);
 
     // Unchanged, whatever the refresh: kept too (a restart walks once, then keeps).
-    let hub = hub.restart(&format!("{ADMIN}[usage]\nrefresh = \"0s\"\n")).await;
+    let hub = hub
+        .restart(&format!("{ADMIN}[usage]\nrefresh = \"0s\"\n"))
+        .await;
     let root = hub.token("root");
     let third = hub.call("GET", "/api/v1/usage", Some(&root)).await.json();
     assert_eq!(third["totals"]["flists"], 2, "{third}");
@@ -202,12 +208,20 @@ async fn quotas_hold_for_archive_uploads_flist_uploads_and_conversions() {
         .upload(Some(&alice), "third.tar.gz", &tarball("tiny"))
         .await;
     assert_eq!(answer.status, 507, "{}", answer.text());
-    assert!(answer.text().contains("no archive upload is taken"), "{}", answer.text());
+    assert!(
+        answer.text().contains("no archive upload is taken"),
+        "{}",
+        answer.text()
+    );
     let answer = hub
         .upload_flist(Some(&alice), "x.flist", &flist_file(1, &[]))
         .await;
     assert_eq!(answer.status, 507, "{}", answer.text());
-    assert!(answer.text().contains("no flist upload is taken"), "{}", answer.text());
+    assert!(
+        answer.text().contains("no flist upload is taken"),
+        "{}",
+        answer.text()
+    );
     let request = Request::builder()
         .method("POST")
         .uri("/api/v1/convert")
@@ -216,7 +230,11 @@ async fn quotas_hold_for_archive_uploads_flist_uploads_and_conversions() {
         .unwrap();
     let answer = hub.send(request).await;
     assert_eq!(answer.status, 507, "{}", answer.text());
-    assert!(answer.text().contains("no image conversion is taken"), "{}", answer.text());
+    assert!(
+        answer.text().contains("no image conversion is taken"),
+        "{}",
+        answer.text()
+    );
     let jobs = hub.call("GET", "/api/v1/jobs", Some(&alice)).await.json();
     assert_eq!(jobs.as_array().map(Vec::len), Some(0), "no job: {jobs}");
     // The web form's upload too.

@@ -120,7 +120,9 @@ pub async fn usage(
 ) -> Result<Response> {
     let snapshot = hub.usage().figures().await?;
     let own = |name: &str| {
-        caller.admin || name == caller.repository.as_str() || caller.accounts.iter().any(|a| a == name)
+        caller.admin
+            || name == caller.repository.as_str()
+            || caller.accounts.iter().any(|a| a == name)
     };
     let repositories: Vec<_> = snapshot
         .repositories

@@ -434,10 +434,11 @@ impl Flist {
     /// Every chunk key of every regular file, in one pass over the chunk table, each file's
     /// chunks checked as [`chunks`](Self::chunks) checks them (numbered from 0, contiguous,
     /// adding up to the file's size). For checking a whole flist at once: much faster than
-    /// a [`chunks`](Self::chunks) call per file. `visit` may end the pass early.
+    /// a [`chunks`](Self::chunks) call per file. `visit` gets each key with its chunk's
+    /// plaintext length, and may end the pass early.
     pub fn chunk_keys(
         &self,
-        mut visit: impl FnMut([u8; 32]) -> std::ops::ControlFlow<()>,
+        mut visit: impl FnMut([u8; 32], u32) -> std::ops::ControlFlow<()>,
     ) -> Result<()> {
         let mut stmt = self.conn.prepare(
             "SELECT i.ino, i.size, c.seq, c.start, c.length, c.key
@@ -482,7 +483,7 @@ impl Flist {
             let key: [u8; 32] = key.try_into().map_err(|_| bad("key is not 32 bytes"))?;
             *count += 1;
             *offset += u64::from(length);
-            if visit(key).is_break() {
+            if visit(key, length).is_break() {
                 return Ok(());
             }
         }

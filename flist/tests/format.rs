@@ -127,7 +127,7 @@ fn writes_and_reads_every_entry_type() {
     let chunks = f.chunks(&tool).unwrap();
     assert_eq!(chunks, vec![chunk(0, 0, 100), chunk(1, 100, 50)]);
     let mut keys = Vec::new();
-    f.chunk_keys(|key| {
+    f.chunk_keys(|key, _| {
         keys.push(key);
         std::ops::ControlFlow::Continue(())
     })
@@ -498,7 +498,7 @@ fn crafted_entries_are_refused_on_read() {
         "{err}"
     );
     let err = f
-        .chunk_keys(|_| std::ops::ControlFlow::Continue(()))
+        .chunk_keys(|_, _| std::ops::ControlFlow::Continue(()))
         .unwrap_err()
         .to_string();
     assert!(
@@ -516,7 +516,7 @@ fn crafted_entries_are_refused_on_read() {
     drop(db);
     let f = Flist::open(&out).unwrap();
     let err = f
-        .chunk_keys(|_| std::ops::ControlFlow::Continue(()))
+        .chunk_keys(|_, _| std::ops::ControlFlow::Continue(()))
         .unwrap_err()
         .to_string();
     assert!(err.contains("not contiguous"), "{err}");

@@ -57,7 +57,7 @@ fn native(
         runtime.block_on(store.has_many(keys))
     });
     flist
-        .chunk_keys(|key| check.add(ChunkKey::from_bytes(key)))
+        .chunk_keys(|key, _| check.add(ChunkKey::from_bytes(key)))
         .map_err(bad)?;
     check.finish(store)
 }

@@ -1,18 +1,17 @@
 //! The chunk API's rules: which chunks the store lacks, uploads checked chunk by chunk
-//! before anything is stored, each identity's usage and quota, and reads that never serve
+//! before anything is stored, counted against each identity's quota (`quota`), and reads that never serve
 //! a chunk that does not match its key.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use chunkstore::{BlockId, ChunkKey, ChunkReader, ChunkStore, EncodedChunk};
-use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
 use crate::auth::Caller;
-use crate::config::ChunksConfig;
-use crate::db::{Db, now};
 use crate::error::{Error, Result};
+use crate::quota::Quotas;
+pub use crate::quota::Usage;
 
 /// Keys one `missing` request may ask about.
 pub const MISSING_LIMIT: usize = 10_000;
@@ -41,36 +40,21 @@ pub struct Rejected {
     pub reason: String,
 }
 
-/// What an identity stored through the chunk API.
-#[derive(Debug, Default, Serialize)]
-pub struct Usage {
-    pub identity: String,
-    /// Chunks it stored that the store did not have, and their stored bytes.
-    pub chunks: u64,
-    pub bytes: u64,
-    /// Bytes of chunks it sent, stored or not.
-    pub received: u64,
-    /// Its quota in stored bytes, if it has one.
-    pub quota: Option<u64>,
-}
-
 /// The chunk API's service: the store, and what each identity stored in it.
 pub struct ChunkService {
     store: Arc<dyn ChunkStore>,
     /// Reads what the store holds, each chunk checked before it is served.
     reader: ChunkReader,
-    db: Db,
-    config: ChunksConfig,
+    quotas: Arc<Quotas>,
 }
 
 impl ChunkService {
-    pub(crate) fn new(store: Arc<dyn ChunkStore>, db: Db, config: ChunksConfig) -> ChunkService {
+    pub(crate) fn new(store: Arc<dyn ChunkStore>, quotas: Arc<Quotas>) -> ChunkService {
         let reader = ChunkReader::new(Arc::clone(&store));
         ChunkService {
             store,
             reader,
-            db,
-            config,
+            quotas,
         }
     }
 
@@ -158,12 +142,12 @@ impl ChunkService {
         let user = identity.to_owned();
         let (count, size) = (count as i64, bytes as i64);
         tokio::spawn(async move {
-            service.charge(&user, count, size, received as i64).await?;
+            service.quotas.charge(&user, count, size, received as i64).await?;
             match store.await {
                 Ok(stored) => Ok(stored),
                 Err(e) => {
                     // Nothing of it counts against the quota if it was not stored.
-                    if let Err(refund) = service.charge(&user, -count, -size, 0).await {
+                    if let Err(refund) = service.quotas.charge(&user, -count, -size, 0).await {
                         tracing::error!(error = %refund, "giving back the quota of a failed upload");
                     }
                     Err(Error::from(e))
@@ -233,73 +217,9 @@ impl ChunkService {
         Ok(present)
     }
 
-    /// Adds to an identity's usage, refusing (and changing nothing) when new bytes would
-    /// take it past its quota. Negative amounts give back what was not stored after all.
-    async fn charge(&self, identity: &str, chunks: i64, bytes: i64, received: i64) -> Result<()> {
-        let quota = self.config.quota_of(identity);
-        let identity = identity.to_owned();
-        self.db
-            .write_relaxed(move |c| {
-                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-                let used: i64 = tx
-                    .query_row(
-                        "SELECT bytes FROM chunk_usage WHERE identity = ?1",
-                        [&identity],
-                        |r| r.get(0),
-                    )
-                    .optional()?
-                    .unwrap_or(0);
-                if let Some(quota) = quota
-                    && bytes > 0
-                    && used + bytes > quota as i64
-                {
-                    return Err(Error::Quota(format!(
-                        "{identity} has stored {used} bytes of chunks; {bytes} more would pass its quota of {quota} bytes (chunks.quota)"
-                    )));
-                }
-                tx.execute(
-                    "INSERT INTO chunk_usage (identity, chunks, bytes, received, updated)
-                     VALUES (?1, max(?2, 0), max(?3, 0), ?4, ?5)
-                     ON CONFLICT (identity) DO UPDATE SET
-                        chunks = max(chunks + ?2, 0), bytes = max(bytes + ?3, 0),
-                        received = received + ?4, updated = ?5",
-                    params![identity, chunks, bytes, received, now()],
-                )?;
-                tx.commit()?;
-                Ok(())
-            })
-            .await
-    }
-
-    /// What `identity` stored through the chunk API.
+    /// What `identity` made the hub store, and its quota.
     pub async fn chunk_usage(&self, identity: &str) -> Result<Usage> {
-        let quota = self.config.quota_of(identity);
-        let who = identity.to_owned();
-        let (chunks, bytes, received) = self
-            .db
-            .read(move |c| {
-                Ok(c.query_row(
-                    "SELECT chunks, bytes, received FROM chunk_usage WHERE identity = ?1",
-                    [&who],
-                    |r| {
-                        Ok((
-                            r.get::<_, i64>(0)?,
-                            r.get::<_, i64>(1)?,
-                            r.get::<_, i64>(2)?,
-                        ))
-                    },
-                )
-                .optional()?
-                .unwrap_or((0, 0, 0)))
-            })
-            .await?;
-        Ok(Usage {
-            identity: identity.to_owned(),
-            chunks: chunks as u64,
-            bytes: bytes as u64,
-            received: received as u64,
-            quota,
-        })
+        self.quotas.usage(identity).await
     }
 
     /// Stored chunks, each checked against its key: a chunk the store holds damaged is

@@ -28,6 +28,7 @@ pub struct Config {
     pub jobs: JobsConfig,
     pub gc: GcConfig,
     pub retention: RetentionConfig,
+    pub usage: UsageConfig,
     pub chunks: ChunksConfig,
     pub images: ImagesConfig,
     pub gateway: GatewayConfig,
@@ -225,7 +226,8 @@ fn default_zero_hub_max_age() -> Duration {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct ChunksConfig {
-    /// Stored bytes of new chunks one identity may upload; 0 for no limit.
+    /// Stored bytes of new chunks and blocks one identity may make the hub store, by any
+    /// way (`hub::quota`); 0 for no limit.
     #[serde(deserialize_with = "size")]
     pub quota: u64,
     /// Per-identity quotas, over `quota`.
@@ -283,6 +285,16 @@ pub struct RetentionConfig {
     /// Policies by repository.
     #[serde(default)]
     pub repositories: BTreeMap<String, crate::retention::Policy>,
+}
+
+/// The usage figures (`hub::usage`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct UsageConfig {
+    /// How old the figures may grow, once the namespace changed, before a walk makes them
+    /// anew.
+    #[serde(deserialize_with = "duration")]
+    pub refresh: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]

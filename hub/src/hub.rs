@@ -25,10 +25,12 @@ use crate::limits::Limits;
 use crate::names::Names;
 use crate::namespace::Namespace;
 use crate::publish::{Published, Publisher};
+use crate::quota::Quotas;
 use crate::renditions::Renditions;
 use crate::retention::Retention;
 use crate::status::Status;
 use crate::tokens::{self, Tokens};
+use crate::usage::Usage;
 
 /// What background work shares: a signal that the hub is stopping, the tracker of tasks
 /// that shutdown waits for, and the garbage collector's fence.
@@ -58,6 +60,7 @@ pub struct Hub {
     status: Status,
     collector: Arc<Collector>,
     retention: Arc<Retention>,
+    usage: Arc<Usage>,
     lifecycle: Lifecycle,
     /// Held while the hub runs: see [`lock_file`].
     _lock: std::fs::File,
@@ -127,8 +130,9 @@ impl Hub {
         auth.set_local_administrators(accounts.administrators()?);
         let raw_store = open_store(&config, &data_dir).await?;
         let fence = Fence::new(db.clone());
-        let store: Arc<dyn ChunkStore> =
-            Arc::new(Tracked::new(Arc::clone(&raw_store), Arc::clone(&fence)));
+        let tracked = Arc::new(Tracked::new(Arc::clone(&raw_store), Arc::clone(&fence)));
+        let store: Arc<dyn ChunkStore> = Arc::clone(&tracked) as Arc<dyn ChunkStore>;
+        let quotas = Arc::new(Quotas::new(db.clone(), config.chunks.clone()));
         let collector = Arc::new(Collector::new(
             db.clone(),
             Arc::clone(&blobs),
@@ -163,16 +167,22 @@ impl Hub {
             names,
             Arc::clone(&namespace),
             Arc::clone(&renditions),
-            Arc::clone(&store),
+            (tracked, Arc::clone(&quotas)),
             location.clone(),
             config.limits.clone(),
             jobs.clone(),
             lifecycle.clone(),
         ));
+        let usage = Arc::new(Usage::new(
+            db.clone(),
+            Arc::clone(&namespace),
+            config.limits.clone(),
+            config.usage.refresh,
+            config.official_repositories(),
+        ));
         let images = Arc::new(Images::new(
             config.images.clone(),
             Arc::clone(&publisher),
-            Arc::clone(&store),
             Arc::clone(&limits),
             jobs.clone(),
             lifecycle.clone(),
@@ -188,7 +198,8 @@ impl Hub {
             ),
             renditions,
             status: Status::new(db.clone(), Arc::clone(&store), jobs.clone()),
-            chunks: Arc::new(ChunkService::new(store, db, config.chunks.clone())),
+            chunks: Arc::new(ChunkService::new(store, quotas)),
+            usage,
             publisher,
             images,
             jobs,
@@ -275,6 +286,11 @@ impl Hub {
     /// The retention policies and their runs.
     pub fn retention(&self) -> &Arc<Retention> {
         &self.retention
+    }
+
+    /// What each repository's flists take in the store.
+    pub fn usage(&self) -> &Arc<Usage> {
+        &self.usage
     }
 
     pub(crate) fn lifecycle(&self) -> &Lifecycle {

@@ -42,11 +42,13 @@ mod names;
 mod namespace;
 mod publish;
 mod pyjson;
+mod quota;
 mod renditions;
 mod retention;
 mod server;
 mod status;
 mod tokens;
+mod usage;
 
 use std::sync::Arc;
 

@@ -24,13 +24,14 @@ use crate::db::now;
 use crate::error::{Error, Result};
 use crate::facts::{self, Facts};
 use crate::formats::{AnyFlist, Format};
-use crate::gc::Publishing;
+use crate::gc::{Publishing, Tracked};
 use crate::hub::Lifecycle;
 use crate::inspect::Stats;
 use crate::jobs::{Job, Jobs};
 use crate::limits::UploadSlot;
 use crate::names::{FlistName, Names, RepoName, quote, quote_path};
 use crate::namespace::{Applied, Change, Namespace, Source, shown};
+use crate::quota::{Charge, Quotas};
 use crate::renditions::Renditions;
 
 /// Metadata keys a `metadata-<key>` field cannot set: 0-hub's protected keys, and those the
@@ -115,7 +116,8 @@ pub struct Publisher {
     names: Names,
     namespace: Arc<Namespace>,
     renditions: Arc<Renditions>,
-    store: Arc<dyn ChunkStore>,
+    store: Arc<Tracked>,
+    quotas: Arc<Quotas>,
     location: ChunkLocation,
     limits: LimitsConfig,
     jobs: Jobs,
@@ -129,7 +131,7 @@ impl Publisher {
         names: Names,
         namespace: Arc<Namespace>,
         renditions: Arc<Renditions>,
-        store: Arc<dyn ChunkStore>,
+        (store, quotas): (Arc<Tracked>, Arc<Quotas>),
         location: ChunkLocation,
         limits: LimitsConfig,
         jobs: Jobs,
@@ -140,6 +142,7 @@ impl Publisher {
             namespace,
             renditions,
             store,
+            quotas,
             location,
             limits,
             jobs,
@@ -177,6 +180,20 @@ impl Publisher {
         self.namespace.apply(change, &caller.user, now()).await
     }
 
+    /// The store as an upload or a conversion of `identity` writes to it: what it stores
+    /// new is charged to the identity's quota, and refused past it (`quota`).
+    pub(crate) fn store_for(&self, identity: &str) -> (Arc<dyn ChunkStore>, Arc<Charge>) {
+        let charge = Arc::new(self.quotas.charge_to(identity));
+        let store = Arc::new(self.store.charging(Arc::clone(&charge)));
+        (store, charge)
+    }
+
+    /// Refuses (507) an identity with no room left under its quota, before `what` is
+    /// taken in.
+    pub async fn check_room(&self, identity: &str, what: &str) -> Result<()> {
+        self.quotas.check_room(identity, what).await
+    }
+
     /// A private file for something being received or built; removed when dropped.
     pub fn staging_file(&self, prefix: &str) -> Result<TempPath> {
         self.namespace.blobs().new_staging_file(prefix)
@@ -211,19 +228,20 @@ impl Publisher {
         };
         let progress = Arc::new(Progress::default());
         let archive = upload.source.clone();
+        let (store, charge) = self.store_for(&caller.user);
         let pack = converter::pack_tar(
             input,
             upload.source,
             staging.to_path_buf(),
-            Arc::clone(&self.store),
+            store,
             options,
             Arc::clone(&progress),
         );
         tokio::pin!(pack);
         let mut ticker = tokio::time::interval(PROGRESS_EVERY);
-        let summary = loop {
+        let packed = loop {
             tokio::select! {
-                result = &mut pack => break result?,
+                result = &mut pack => break result,
                 _ = ticker.tick() => {
                     if let Some(job) = job {
                         report(job, &progress, upload.size);
@@ -231,10 +249,11 @@ impl Publisher {
                 }
                 _ = self.lifecycle.shutdown.cancelled() => {
                     cancel.cancel();
-                    break (&mut pack).await?;
+                    break (&mut pack).await;
                 }
             }
         };
+        let summary = packed.map_err(|e| charge.explain(Error::from(e)))?;
         let windows = Some(Arc::new(summary.windows));
         let source = Source::Archive { file: archive };
         self.publish_file(caller, upload.name, staging, source, windows)

@@ -77,18 +77,7 @@ pub fn json(out: &Output) -> serde_json::Value {
 }
 
 /// Deterministic pseudo-random bytes.
-pub fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        out.extend_from_slice(&state.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
+pub use testkit::noise;
 
 pub fn xattrs_supported(dir: &Path) -> bool {
     let probe = dir.join(".xattr-probe");

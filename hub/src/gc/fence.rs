@@ -41,6 +41,7 @@ use rusqlite::params;
 
 use crate::db::Db;
 use crate::error::{Error, Result};
+use crate::quota::Charge;
 
 /// How often seen times are written to the database.
 pub const FLUSH_EVERY: Duration = Duration::from_secs(30);
@@ -59,6 +60,18 @@ impl Item {
         match self {
             Item::Chunk(key) => key.as_bytes().to_vec(),
             Item::Block(id) => [b"b".as_slice(), id.as_bytes()].concat(),
+        }
+    }
+
+    /// From [`Item::to_bytes`]; `None` for bytes it never makes.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Item> {
+        // By length first: a chunk key may begin with `b` too.
+        if let Ok(key) = <[u8; 32]>::try_from(bytes) {
+            return Some(Item::Chunk(ChunkKey::from_bytes(key)));
+        }
+        match bytes {
+            [b'b', id @ ..] => BlockId::from_slice(id).map(Item::Block),
+            _ => None,
         }
     }
 }
@@ -230,6 +243,60 @@ impl Fence {
             .await
     }
 
+    /// Forgets the seen times older than `before` of keys `marked` does not hold: after a
+    /// sweep that listed every key of the store, such a row names a key that is gone (deleted
+    /// behind the hub's back, or by another hub on the same store), and would stay for
+    /// ever. The rows of marked keys stay (they still count once their flists go), and so
+    /// does everything seen since `before`. Answers how many rows went.
+    pub async fn prune(&self, before: i64, marked: impl Fn(Item) -> bool) -> Result<u64> {
+        const PAGE: i64 = 10_000;
+        let mut after: Vec<u8> = Vec::new();
+        let mut pruned = 0;
+        loop {
+            let from = after.clone();
+            let page: Vec<Vec<u8>> = self
+                .db
+                .read(move |c| {
+                    let mut stmt = c.prepare_cached(
+                        "SELECT key FROM chunk_seen WHERE key > ?1 AND seen < ?2 ORDER BY key LIMIT ?3",
+                    )?;
+                    let rows = stmt.query_map(params![from, before, PAGE], |r| r.get(0))?;
+                    Ok(rows.collect::<rusqlite::Result<Vec<Vec<u8>>>>()?)
+                })
+                .await?;
+            let Some(last) = page.last() else {
+                return Ok(pruned);
+            };
+            after = last.clone();
+            let full = page.len() as i64 == PAGE;
+            let gone: Vec<Vec<u8>> = page
+                .into_iter()
+                .filter(|key| Item::from_bytes(key).is_none_or(|item| !marked(item)))
+                .collect();
+            pruned += gone.len() as u64;
+            if !gone.is_empty() {
+                self.db
+                    .write_relaxed(move |c| {
+                        let tx = c.transaction()?;
+                        {
+                            let mut delete = tx.prepare_cached(
+                                "DELETE FROM chunk_seen WHERE key = ?1 AND seen < ?2",
+                            )?;
+                            for key in &gone {
+                                delete.execute(params![key, before])?;
+                            }
+                        }
+                        tx.commit()?;
+                        Ok(())
+                    })
+                    .await?;
+            }
+            if !full {
+                return Ok(pruned);
+            }
+        }
+    }
+
     /// Starts a run: from now on, publishes mark their keys in it. Waits for publishes
     /// that began before (their commits are then visible to the mark phase).
     pub async fn open_run(&self) {
@@ -312,15 +379,48 @@ fn describe(item: Item) -> String {
     }
 }
 
-/// The hub's store, recording what it stores and finds (see the module documentation).
+/// The hub's store, recording what it stores and finds (see the module documentation);
+/// for an upload or a conversion, also charging what it writes to an identity's quota.
 pub struct Tracked {
     inner: Arc<dyn ChunkStore>,
     fence: Arc<Fence>,
+    charge: Option<Arc<Charge>>,
 }
 
 impl Tracked {
     pub fn new(inner: Arc<dyn ChunkStore>, fence: Arc<Fence>) -> Tracked {
-        Tracked { inner, fence }
+        Tracked {
+            inner,
+            fence,
+            charge: None,
+        }
+    }
+
+    /// The same store, its writes charged to `charge` (refused past the quota).
+    pub(crate) fn charging(&self, charge: Arc<Charge>) -> Tracked {
+        Tracked {
+            inner: Arc::clone(&self.inner),
+            fence: Arc::clone(&self.fence),
+            charge: Some(charge),
+        }
+    }
+
+    /// Runs `write` of `count` items of `bytes`, charged first if this store charges.
+    async fn charged<F: Future<Output = chunkstore::Result<()>>>(
+        &self,
+        count: usize,
+        bytes: u64,
+        write: F,
+    ) -> chunkstore::Result<()> {
+        let Some(charge) = &self.charge else {
+            return write.await;
+        };
+        charge.take(self.inner.location(), count, bytes).await?;
+        let written = write.await;
+        if written.is_err() {
+            charge.give_back(count, bytes).await;
+        }
+        written
     }
 }
 
@@ -344,7 +444,9 @@ impl ChunkStore for Tracked {
 
     async fn put_many(&self, chunks: &[EncodedChunk]) -> chunkstore::Result<()> {
         let _gate = self.fence.gate.read().await;
-        self.inner.put_many(chunks).await?;
+        let bytes = chunks.iter().map(|c| c.len() as u64).sum();
+        self.charged(chunks.len(), bytes, self.inner.put_many(chunks))
+            .await?;
         self.fence.saw(chunks.iter().map(|c| Item::Chunk(c.key())));
         Ok(())
     }
@@ -379,7 +481,9 @@ impl ChunkStore for Tracked {
 
     async fn put_blocks(&self, blocks: &[(BlockId, Bytes)]) -> chunkstore::Result<()> {
         let _gate = self.fence.gate.read().await;
-        self.inner.put_blocks(blocks).await?;
+        let bytes = blocks.iter().map(|(_, b)| b.len() as u64).sum();
+        self.charged(blocks.len(), bytes, self.inner.put_blocks(blocks))
+            .await?;
         self.fence
             .saw(blocks.iter().map(|(id, _)| Item::Block(*id)));
         Ok(())

@@ -33,8 +33,40 @@ pub struct Marks {
     pub files: u64,
 }
 
+/// What holds a key the walk found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holder<'a> {
+    /// A published file, by its sha256.
+    File(&'a str),
+    /// A content window the 0-db gateway still serves.
+    Window,
+}
+
 /// Reads the namespace and every file it names. Blocking.
 pub fn mark(db: &Db, blobs: &Arc<Blobs>, limits: &LimitsConfig) -> Result<Marks> {
+    let mut marks = Marks::default();
+    marks.files = walk(db, blobs, limits, &mut |_, item, _| match item {
+        Item::Chunk(key) => {
+            marks.chunks.insert(key);
+        }
+        Item::Block(id) => {
+            marks.blocks.insert(id);
+        }
+    })?;
+    Ok(marks)
+}
+
+/// Calls `found` with every key something the hub holds names (see the module
+/// documentation), with what holds it and, for a chunk, its plaintext length; a key is
+/// given once per file naming it (a native flist's files may share chunks: once per
+/// mention). Answers the number of files read. Blocking. The one walk of the hub's files:
+/// the mark phase and the usage figures (`crate::usage`) both read through it.
+pub fn walk(
+    db: &Db,
+    blobs: &Arc<Blobs>,
+    limits: &LimitsConfig,
+    found: &mut dyn FnMut(Holder<'_>, Item, Option<u32>),
+) -> Result<u64> {
     let (files, windows) = db.read_now(|c| {
         let mut stmt =
             c.prepare("SELECT sha256, format, sha256 IN (SELECT sha256 FROM rendition) FROM blob")?;
@@ -53,14 +85,19 @@ pub fn mark(db: &Db, blobs: &Arc<Blobs>, limits: &LimitsConfig) -> Result<Marks>
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok((files, windows))
     })?;
-    let mut marks = Marks::default();
     for chunks in windows {
-        // Per chunk: its 32-byte key and its 4-byte length.
+        // Per chunk: its 32-byte key and its 4-byte big-endian length.
         for record in chunks.chunks_exact(36) {
             let key: [u8; 32] = record[..32].try_into().unwrap_or_default();
-            marks.chunks.insert(ChunkKey::from_bytes(key));
+            let length: [u8; 4] = record[32..].try_into().unwrap_or_default();
+            found(
+                Holder::Window,
+                Item::Chunk(ChunkKey::from_bytes(key)),
+                Some(u32::from_be_bytes(length)),
+            );
         }
     }
+    let mut read = 0;
     for (sha256, format, rendition) in files {
         let format = match format.as_str() {
             "native" => Format::Native,
@@ -76,39 +113,33 @@ pub fn mark(db: &Db, blobs: &Arc<Blobs>, limits: &LimitsConfig) -> Result<Marks>
             Err(_) if !path.exists() => continue,
             Err(e) => return Err(e),
         };
-        marks.files += 1;
-        keys(opened, &mut |item| match item {
-            Item::Chunk(key) => {
-                marks.chunks.insert(key);
-            }
-            Item::Block(id) => {
-                marks.blocks.insert(id);
-            }
-        })
-        .map_err(|e| Error::Internal(format!("marking {sha256}: {e}")))?;
+        read += 1;
+        let holder = Holder::File(&sha256);
+        keys(opened, &mut |item, length| found(holder, item, length))
+            .map_err(|e| Error::Internal(format!("marking {sha256}: {e}")))?;
     }
-    Ok(marks)
+    Ok(read)
 }
 
 /// The keys of one staged file about to be published, for the fence. Blocking.
 pub fn keys_of(path: &std::path::Path, format: Format, limits: &LimitsConfig) -> Result<Vec<Item>> {
     let mut items = Vec::new();
-    keys(AnyFlist::open(path, format, limits)?, &mut |item| {
+    keys(AnyFlist::open(path, format, limits)?, &mut |item, _| {
         items.push(item);
     })?;
     Ok(items)
 }
 
-/// Calls `found` with every key a flist names: a native flist's chunks, a 0-flist's or an
-/// fl's blocks.
-fn keys(flist: AnyFlist, found: &mut impl FnMut(Item)) -> Result<()> {
+/// Calls `found` with every key a flist names: a native flist's chunks (with their
+/// plaintext lengths), a 0-flist's or an fl's blocks.
+fn keys(flist: AnyFlist, found: &mut impl FnMut(Item, Option<u32>)) -> Result<()> {
     let failed =
         |e: &dyn std::fmt::Display| Error::Internal(format!("reading the keys of an flist: {e}"));
     let ids: Vec<Option<BlockId>> = match flist {
         AnyFlist::Native(flist) => {
             return flist
-                .chunk_keys(|key| {
-                    found(Item::Chunk(ChunkKey::from_bytes(key)));
+                .chunk_keys(|key, length| {
+                    found(Item::Chunk(ChunkKey::from_bytes(key)), Some(length));
                     ControlFlow::Continue(())
                 })
                 .map_err(|e| failed(&e));
@@ -128,6 +159,6 @@ fn keys(flist: AnyFlist, found: &mut impl FnMut(Item)) -> Result<()> {
     };
     ids.into_iter()
         .flatten()
-        .for_each(|id| found(Item::Block(id)));
+        .for_each(|id| found(Item::Block(id), None));
     Ok(())
 }

@@ -33,6 +33,7 @@ use serde::{Deserialize, Serialize};
 
 pub use fence::{Fence, Item, Publishing, Tracked};
 pub use files::FilesTally;
+pub(crate) use mark::{Holder, walk};
 
 use crate::blobs::Blobs;
 use crate::config::{GcConfig, LimitsConfig};
@@ -227,6 +228,16 @@ impl Collector {
         report.unreferenced_files = self
             .sweep_files(dry_run, started, &mut report.would_go)
             .await?;
+        if !dry_run {
+            let pruned = self
+                .fence
+                .prune(self.cutoff(started), |item| match item {
+                    Item::Chunk(key) => marks.chunks.contains(&key),
+                    Item::Block(id) => marks.blocks.contains(&id),
+                })
+                .await?;
+            tracing::debug!(pruned, "seen times of keys gone from the store forgotten");
+        }
         report.duration_ms = clock.elapsed().as_millis() as u64;
         self.keep(&report).await?;
         tracing::info!(
@@ -316,6 +327,13 @@ impl Collector {
         }
     }
 
+    /// The cutoff now of a run that started at `started`: keys last seen before it may go.
+    fn cutoff(&self, started: i64) -> i64 {
+        let grace = now_ms().saturating_sub(self.config.grace.as_millis() as i64);
+        let oldest = self.fence.oldest_operation().unwrap_or(i64::MAX);
+        grace.min(started).min(oldest)
+    }
+
     /// Marks a staged file's keys in the run going on, if one is (see `fence`). Call with
     /// a [`Fence::publishing`] guard held until the commit.
     pub(crate) async fn protect(
@@ -380,9 +398,7 @@ impl Sweep<'_> {
 
     /// The cutoff now: keys last seen before it may go.
     fn cutoff(&self) -> i64 {
-        let grace = now_ms().saturating_sub(self.collector.config.grace.as_millis() as i64);
-        let oldest = self.collector.fence.oldest_operation().unwrap_or(i64::MAX);
-        grace.min(self.started).min(oldest)
+        self.collector.cutoff(self.started)
     }
 
     async fn batch<K: Copy>(

@@ -245,6 +245,7 @@ fn route_table(limits: &LimitsConfig) -> Vec<(&'static str, MethodRouter<Arc<Hub
                 .put(retention::put)
                 .delete(retention::delete),
         ),
+        (v1::USAGE, get(v1::usage)),
         ("/metrics", get(v1::metrics)),
         // Downloads.
         ("/{repo}/{file}", get(download::repository_file)),

@@ -45,6 +45,9 @@ pub async fn me_upload(
     let size = headers
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse().ok());
+    hub.publisher()
+        .check_room(&caller.user, "archive upload")
+        .await?;
     let mut pace = Pace::new(&hub.config().limits);
     let mut slot = Some(hub.limits().upload_slot(&caller.user).await?);
     let mut form = Form::default();
@@ -125,6 +128,9 @@ pub async fn me_upload_flist(
 ) -> Result<Response> {
     let mut multipart = multipart.map_err(|_| no_file())?;
     let original = original_name(&headers)?;
+    hub.publisher()
+        .check_room(&caller.user, "flist upload")
+        .await?;
     let mut pace = Pace::new(&hub.config().limits);
     let slot = hub.limits().upload_slot(&caller.user).await?;
     while let Some(mut field) = next_field(&mut multipart, &mut pace).await? {
@@ -170,6 +176,9 @@ pub async fn web_upload(
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response> {
     let mut multipart = multipart.map_err(|_| no_file())?;
+    hub.publisher()
+        .check_room(&caller.user, "archive upload")
+        .await?;
     let mut pace = Pace::new(&hub.config().limits);
     // Taken before the archive is received: the slots also bound what waits on disk.
     let slot = hub.limits().upload_slot(&caller.user).await?;

@@ -32,6 +32,7 @@ pub const FLIST_FILE: &str = "/api/v1/flists/{repo}/{flist}/files/{*path}";
 pub const ADMIN_GC: &str = "/api/v1/admin/gc";
 pub const ADMIN_RETENTION: &str = "/api/v1/admin/retention";
 pub const ADMIN_RETENTION_REPO: &str = "/api/v1/admin/retention/{repo}";
+pub const USAGE: &str = "/api/v1/usage";
 
 /// `GET /api/v1/health`: the state of the database and of each store backend (where they
 /// are and what went wrong for administrators only); 503 if one does not answer.
@@ -112,18 +113,52 @@ pub async fn changes(
         .await?))
 }
 
+/// `GET /api/v1/usage`: what repositories' flists take in the store (`hub::usage`), and the
+/// caller's quota. An administrator sees every repository and the hub's totals; anyone
+/// else the repositories it may act as, and no totals (they would tell about the others').
+pub async fn usage(
+    State(hub): State<Arc<Hub>>,
+    Authenticated(caller): Authenticated,
+) -> Result<Response> {
+    let snapshot = hub.usage().figures().await?;
+    let own = |name: &str| {
+        caller.admin
+            || name == caller.repository.as_str()
+            || caller.accounts.iter().any(|a| a == name)
+    };
+    let repositories: Vec<_> = snapshot
+        .repositories
+        .iter()
+        .filter(|r| own(&r.name))
+        .collect();
+    let mut answer = serde_json::json!({
+        "computed": snapshot.computed,
+        "duration_ms": snapshot.duration_ms,
+        "identity": hub.chunks().chunk_usage(&caller.user).await?,
+        "repositories": repositories,
+    });
+    if caller.admin {
+        answer["totals"] = serde_json::json!(snapshot.totals);
+    }
+    Ok(raw(&answer))
+}
+
 pub async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
 
-/// `GET /metrics`: Prometheus text format.
+/// `GET /metrics`: Prometheus text format. The usage figures are brought up to date in the
+/// background when due (a scrape never waits for a walk of every flist).
 pub async fn metrics(State(hub): State<Arc<Hub>>) -> Response {
     match super::metrics_handle() {
-        Some(handle) if hub.config().server.metrics => (
-            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-            handle.render(),
-        )
-            .into_response(),
+        Some(handle) if hub.config().server.metrics => {
+            hub.usage().refresh_in_background();
+            (
+                [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                handle.render(),
+            )
+                .into_response()
+        }
         _ => Error::NotFound("metrics are off (server.metrics)".into()).into_response(),
     }
 }

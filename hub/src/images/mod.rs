@@ -20,7 +20,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use chunkstore::ChunkStore;
 use converter::{Cancel, Credentials, Egress, ImageRequest, ImageSource, Platform, Progress};
 use serde::Serialize;
 use tempfile::TempPath;
@@ -92,7 +91,6 @@ pub struct Converted {
 pub struct Images {
     config: ImagesConfig,
     publisher: Arc<Publisher>,
-    store: Arc<dyn ChunkStore>,
     limits: Arc<Limits>,
     jobs: Jobs,
     lifecycle: Lifecycle,
@@ -103,7 +101,6 @@ impl Images {
     pub(crate) fn new(
         config: ImagesConfig,
         publisher: Arc<Publisher>,
-        store: Arc<dyn ChunkStore>,
         limits: Arc<Limits>,
         jobs: Jobs,
         lifecycle: Lifecycle,
@@ -111,7 +108,6 @@ impl Images {
         Images {
             config,
             publisher,
-            store,
             limits,
             jobs,
             lifecycle,
@@ -183,6 +179,9 @@ impl Images {
         caller: Caller,
         request: ConvertRequest,
     ) -> Result<(String, oneshot::Receiver<Result<Converted>>)> {
+        self.publisher
+            .check_room(&caller.user, "image conversion")
+            .await?;
         let slot = self.limits.conversion_slot(&caller.user)?;
         let job = self
             .jobs
@@ -320,7 +319,7 @@ impl Images {
         let staging = self.publisher.staging_file("image-")?;
         let (interest, leader) = self.conversions.join(&key);
         if leader {
-            self.spawn_conversion(&interest, opened, permit, staging);
+            self.spawn_conversion(&interest, opened, permit, (staging, caller.user.as_str()));
         } else {
             // A follower neither converts nor holds a turn.
             drop((opened, permit, staging));
@@ -353,20 +352,21 @@ impl Images {
     }
 
     /// Converts `opened` in the background (after waiting for a turn, unless it has one)
-    /// and tells the outcome to the jobs that follow `running`.
+    /// and tells the outcome to the jobs that follow `running`. What it stores new is
+    /// charged to the quota of `identity`, whose request started it.
     fn spawn_conversion(
         &self,
         interest: &Interest,
         opened: converter::OpenedImage,
         permit: Option<OwnedSemaphorePermit>,
-        staging: TempPath,
+        (staging, identity): (TempPath, &str),
     ) {
         let cancel = Cancel::default();
         let options = converter::PackOptions {
             import_readme: true,
             ..self.publisher.pack_options(cancel.clone())
         };
-        let store = Arc::clone(&self.store);
+        let (store, charge) = self.publisher.store_for(identity);
         let shutdown = self.lifecycle.shutdown.clone();
         let limits = Arc::clone(&self.limits);
         let running = Arc::clone(&interest.running);
@@ -400,7 +400,8 @@ impl Images {
                         cancel.cancel();
                         (&mut pack).await
                     }
-                }?;
+                }
+                .map_err(|e| charge.explain(Error::from(e)))?;
                 Ok(Arc::new(Built {
                     file: staging,
                     reference: summary.reference,

@@ -6,7 +6,6 @@
 mod common;
 mod forms;
 
-
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use common::{TestHub, flist_file, upload_request};

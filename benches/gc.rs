@@ -314,6 +314,8 @@ fn collect(config: &Path) -> Measured {
 fn measure(config: &Path) {
     let out = tempfile::NamedTempFile::new().expect("output file");
     let started = Instant::now();
+    // Waited for below with wait4, which `Child::wait` cannot do: it gives the rusage.
+    #[allow(clippy::zombie_processes)]
     let child = Command::new(env!("CARGO_BIN_EXE_flisthub"))
         .arg("--config")
         .arg(config)

@@ -206,13 +206,16 @@ impl HubClient {
     /// Asks the hub to apply its retention policies (of `only`, or all; an
     /// administrator's token) and its report.
     pub async fn retain(&self, only: Option<&str>, dry_run: bool) -> Result<hub::RetentionReport> {
-        let mut query = vec![("dry-run", if dry_run { "true" } else { "false" })];
+        let mut path = format!("/api/v1/admin/retention?dry-run={dry_run}");
         if let Some(repository) = only {
-            query.push(("repository", repository));
+            let repository = percent_encoding::utf8_percent_encode(
+                repository,
+                percent_encoding::NON_ALPHANUMERIC,
+            );
+            path.push_str(&format!("&repository={repository}"));
         }
         let response = self
-            .request(reqwest::Method::POST, "/api/v1/admin/retention")
-            .query(&query)
+            .request(reqwest::Method::POST, &path)
             .timeout(Duration::from_secs(3600))
             .send()
             .await

@@ -15,7 +15,7 @@ mod common;
 use browser::{Browser, assert_inert, click, fill, log_in, text, wait_for};
 use common::hub::{HubServer, tar_gz};
 use common::images::{PRIVATE_NETWORKS, assert_kept_nowhere, job, push_image};
-use common::{args, flisthub, ok};
+use common::{flisthub, ok};
 use fantoccini::{Client, Locator};
 use testkit::RegistryServer;
 

@@ -39,7 +39,7 @@ pub struct Place {
 /// Where the run happens.
 pub enum Target {
     Remote(HubClient, String),
-    Local(hub::Config),
+    Local(Box<hub::Config>),
 }
 
 impl Place {
@@ -58,7 +58,7 @@ impl Place {
                 if let Some(dir) = &self.data_dir {
                     config.server.data_dir = Some(dir.clone());
                 }
-                Target::Local(config)
+                Target::Local(Box::new(config))
             }
         })
     }

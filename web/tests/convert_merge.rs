@@ -3,6 +3,9 @@
 //! publish nothing; registry credentials absent from every page and job record; a job that
 //! fails shows the hub's message; the merge's precedence and the source search's bounds.
 
+/// A form's fields, the status it must get and a word its page must hold.
+type Refusal<'a, F> = (F, StatusCode, &'a str);
+
 #[path = "../../hub/tests/common/mod.rs"]
 mod common;
 mod forms;
@@ -90,7 +93,7 @@ async fn the_conversion_form_refuses_and_never_shows_credentials() {
     // Refusals before any job: each leaves none, and shows the form again with the hub's
     // words, the image kept, the credentials gone.
     let secret_fields = [("username", USERNAME), ("password", SECRET)];
-    let refusals: [(&[(&str, &str)], StatusCode, &str); 5] = [
+    let refusals: [Refusal<&[(&str, &str)]>; 5] = [
         (
             &[("image", "<b>x</b>")],
             StatusCode::BAD_REQUEST,
@@ -291,7 +294,7 @@ async fn merges_keep_the_order_and_refuse_what_the_hub_refuses() {
     assert_eq!(long.status, StatusCode::BAD_REQUEST);
 
     // Refusals: nothing published, the choices shown again (escaped).
-    let refusals: [(Vec<(&str, &str)>, StatusCode, &str); 4] = [
+    let refusals: [Refusal<Vec<(&str, &str)>>; 4] = [
         (
             vec![("target", "merged")],
             StatusCode::BAD_REQUEST,

@@ -6,10 +6,13 @@
 mod common;
 mod forms;
 
+use std::sync::Arc;
+
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use common::{TestHub, flist_file, upload_request};
+use common::{Answer, TestHub, flist_file, upload_request};
 use forms::{PASSWORD, browse, csrf_of, log_in, post, send, set_cookie};
+use tower::ServiceExt;
 
 const AUTH: &str = "";
 

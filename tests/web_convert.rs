@@ -116,7 +116,7 @@ fn convert_watch_cancel_fail_and_merge() {
                 .is_ok()
         })
         .await;
-        assert_eq!(text(c, "[data-job-state]").await, "running");
+        assert_eq!(text(c, "b[data-job-state]").await, "running");
         let progress = c
             .execute("return document.querySelector('progress[data-job-progress]').value", vec![])
             .await
@@ -153,7 +153,7 @@ fn convert_watch_cancel_fail_and_merge() {
         registry.pause();
         let second = convert(c, &hub.url, &image, "cancelled", false).await;
         wait_for(c, "the job to run", async || {
-            text(c, "[data-job-state]").await == "running"
+            text(c, "b[data-job-state]").await == "running"
         })
         .await;
         click(c, "[data-job-cancel] button").await;
@@ -163,7 +163,7 @@ fn convert_watch_cancel_fail_and_merge() {
                 .is_ok()
         })
         .await;
-        assert_eq!(text(c, "[data-job-state]").await, "cancelled");
+        assert_eq!(text(c, "b[data-job-state]").await, "cancelled");
         assert!(c.find(Locator::Css("[data-job-cancel]")).await.is_err());
         b.screenshot("convert-cancelled").await;
         registry.resume();
@@ -184,7 +184,7 @@ fn convert_watch_cancel_fail_and_merge() {
         let message = failed["error"].as_str().unwrap();
         assert!(!message.is_empty());
         assert_eq!(text(c, "[data-job-error]").await, message);
-        assert_eq!(text(c, "[data-job-state]").await, "failed");
+        assert_eq!(text(c, "b[data-job-state]").await, "failed");
         assert_inert(c).await;
         b.screenshot("convert-failed").await;
 

@@ -1,5 +1,4 @@
-//! Writes the seed corpora of the fuzz targets (`fuzz/corpus/<target>/`,
-//! `fuzz/hub/corpus/<target>/`) from the fixtures the tests use: testkit's tar members and
+//! Writes the seed corpora of the fuzz targets (`fuzz/corpus/<target>/`) from the fixtures the tests use: testkit's tar members and
 //! hostile archives, legacy's sample tree and blocks, the chunk codec and frames, the embedded
 //! configuration. The corpora are committed; this regenerates them:
 //!
@@ -196,9 +195,10 @@ fn block_seeds() -> Seeds {
 }
 
 fn hub_seeds() -> (Seeds, Seeds) {
-    // `@JWT@` stands for a token the target's scratch hub mints (a hub token verifies only
-    // in the hub that minted it); 0-hub tokens are signed with the target's fixed seed
-    // (fuzz/hub/checks/token.rs).
+    // `@JWT@` stands for a token signed with the target's secret (or minted by the scratch
+    // hub of its replay in hub/tests/fuzz_corpus.rs: a hub token verifies only in the hub
+    // that minted it); 0-hub tokens are signed with the target's fixed seed
+    // (fuzz/checks/token.rs).
     let zero_hub = hub::zero_hub_token(&[7; 32], "alice", 1_700_000_000);
     let token = vec![
         ("jwt", b"Bearer @JWT@".to_vec()),
@@ -241,6 +241,6 @@ fn write_fuzz_seeds() {
     write(&fuzz, "fl", &fl);
     write(&fuzz, "blocks", &block_seeds());
     let (token, config) = hub_seeds();
-    write(&fuzz.join("hub"), "token", &token);
-    write(&fuzz.join("hub"), "config", &config);
+    write(&fuzz, "token", &token);
+    write(&fuzz, "config", &config);
 }

@@ -76,7 +76,9 @@ pub(crate) fn block_of(prefix: &[u8], key: &[u8]) -> Option<BlockId> {
     BlockId::from_slice(&key[prefix.len() + BLOCK_MARKER.len()..])
 }
 
-/// The blocks as entries under their stored keys, refused whole if one is too large.
+/// The blocks as entries under their stored keys, refused whole if one is too large. Only
+/// the Redis stores use it: built with them.
+#[cfg(feature = "redis")]
 pub(crate) fn block_entries(
     location: &str,
     prefix: &[u8],

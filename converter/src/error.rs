@@ -104,7 +104,6 @@ pub enum Error {
     Cancelled,
 
     /// A container image could not be had (see [`crate::ImageFailure`]).
-    #[cfg(feature = "images")]
     #[error("{message}")]
     Image {
         failure: crate::ImageFailure,
@@ -135,7 +134,6 @@ impl Error {
         }
     }
 
-    #[cfg(feature = "images")]
     pub(crate) fn image(failure: crate::ImageFailure, message: impl Into<String>) -> Error {
         Error::Image {
             failure,

@@ -22,6 +22,7 @@ mod guard;
 #[cfg(feature = "images")]
 mod image;
 mod legacy;
+mod naming;
 mod pack;
 mod pipe;
 mod progress;
@@ -43,10 +44,11 @@ pub use error::{Error, Result, escape};
 pub use extract::{ExtractOptions, ExtractSummary};
 #[cfg(feature = "images")]
 pub use image::{
-    Credentials, Egress, ImageConfig, ImageFailure, ImageRequest, ImageSource, ImageSummary,
-    OpenedImage, Platform, flist_name, open_image, pack_image, registry_of, repository_of,
+    Egress, ImageConfig, ImageRequest, ImageSource, ImageSummary, OpenedImage, flist_name,
+    open_image, pack_image, registry_of, repository_of,
 };
 pub use legacy::{BlockSource, BlockSpan, LegacyBlock, LegacyFlist, StoreBlocks, read_blocks};
+pub use naming::{Credentials, ImageFailure, Platform};
 pub use pack::{LateMetadata, Limits, PackOptions, PackSummary, README_LIMIT};
 pub use pipe::{PipeReader, pipe};
 pub use progress::Progress;

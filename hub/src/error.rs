@@ -129,6 +129,15 @@ impl Error {
     }
 }
 
+impl From<hubconfig::Error> for Error {
+    fn from(e: hubconfig::Error) -> Self {
+        match e {
+            hubconfig::Error::Config(message) => Error::Config(message),
+            hubconfig::Error::Io { path, source } => Error::Io { path, source },
+        }
+    }
+}
+
 impl From<tokio::task::JoinError> for Error {
     fn from(e: tokio::task::JoinError) -> Self {
         Error::Internal(format!("a worker failed: {e}"))

@@ -10,33 +10,17 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use hubtokens::{Claims, HUB_ISSUER, Signer, foreign_token_id};
 use rand::RngCore;
 use rusqlite::{OptionalExtension, params};
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use serde::Serialize;
 
 use crate::db::{Db, now};
 use crate::error::{Error, Result};
 use crate::names::{Names, quote};
 
-/// The `iss` of tokens minted here.
-pub const HUB_ISSUER: &str = "flisthub";
-
 /// Bytes of a generated secret; a configured one must have at least this many.
 const SECRET_LEN: usize = 32;
-
-/// The claims of a minted token.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Claims {
-    pub iss: String,
-    pub sub: String,
-    #[serde(default)]
-    pub memberof: Vec<String>,
-    pub iat: i64,
-    pub exp: i64,
-    pub jti: String,
-}
 
 /// A minted token as `token list` shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -92,7 +76,7 @@ pub fn load_or_create_secret(path: &Path) -> Result<Vec<u8>> {
 /// Minting, listing and revoking tokens.
 pub struct Tokens {
     db: Db,
-    key: EncodingKey,
+    signer: Signer,
     names: Names,
     max_ttl: Duration,
 }
@@ -101,7 +85,7 @@ impl Tokens {
     pub fn new(db: Db, secret: &[u8], names: Names, max_ttl: Duration) -> Tokens {
         Tokens {
             db,
-            key: EncodingKey::from_secret(secret),
+            signer: Signer::new(secret),
             names,
             max_ttl,
         }
@@ -135,8 +119,7 @@ impl Tokens {
             exp: created.saturating_add(ttl.as_secs() as i64),
             jti: uuid::Uuid::new_v4().to_string(),
         };
-        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.key)
-            .map_err(|e| Error::Internal(format!("signing a token: {e}")))?;
+        let token = self.signer.sign(&claims)?;
         let record = TokenRecord {
             id: claims.jti,
             user: claims.sub,
@@ -245,43 +228,4 @@ impl Tokens {
             Ok(n)
         })
     }
-}
-
-/// The revocation id of a token presented whole: `<iss> <jti>` for a JWT with both,
-/// [`zero_hub_revocation_id`] for a 0-hub token.
-pub fn foreign_token_id(token: &str) -> Option<String> {
-    if token.contains('.') {
-        let payload = token.split('.').nth(1)?;
-        let claims = unverified_claims(payload)?;
-        let iss = claims.get("iss")?.as_str()?;
-        let jti = claims.get("jti")?.as_str()?;
-        return Some(format!("{iss} {jti}"));
-    }
-    let bytes = decode_zero_hub(token).filter(|b| b.len() > 64)?;
-    Some(zero_hub_revocation_id(&bytes))
-}
-
-/// The bytes of a 0-hub token: URL-safe base64, padded as PyNaCl writes it or not.
-pub(crate) fn decode_zero_hub(token: &str) -> Option<Vec<u8>> {
-    use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(token.trim_end_matches('='))
-        .ok()
-}
-
-/// A 0-hub token's revocation id, from its decoded bytes: the same token written with or
-/// without padding is the same token.
-pub(crate) fn zero_hub_revocation_id(bytes: &[u8]) -> String {
-    format!("zero-hub:{}", hex::encode(Sha256::digest(bytes)))
-}
-
-/// The claims of a JWT payload segment, not verified: only to pick the key that verifies.
-pub(crate) fn unverified_claims(
-    payload: &str,
-) -> Option<serde_json::Map<String, serde_json::Value>> {
-    use base64::Engine;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload.trim_end_matches('='))
-        .ok()?;
-    serde_json::from_slice(&bytes).ok()
 }

@@ -1,39 +1,14 @@
-//! The configuration: `config/default.toml` (compiled in), then the configuration file, then
-//! `FLISTHUB__SECTION__KEY` environment variables. Every key is documented in the default
-//! file; unknown keys are refused, so a typo is an error rather than an ignored setting.
+//! The sections of the configuration file, as the hub reads them.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use chunkstore::StoreConfig;
-use figment::Figment;
-use figment::providers::{Env, Format, Toml};
 use serde::{Deserialize, Deserializer};
 
 use crate::error::{Error, Result};
-
-/// The embedded defaults, also the documentation of every key.
-pub const DEFAULT_CONFIG: &str = include_str!("../../config/default.toml");
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
-pub struct Config {
-    pub server: ServerConfig,
-    pub store: Option<StoreConfig>,
-    pub publish: PublishConfig,
-    pub limits: LimitsConfig,
-    pub auth: AuthConfig,
-    pub jobs: JobsConfig,
-    pub gc: GcConfig,
-    pub retention: RetentionConfig,
-    pub usage: UsageConfig,
-    pub chunks: ChunksConfig,
-    pub images: ImagesConfig,
-    pub gateway: GatewayConfig,
-}
-
+use crate::retention::Policy;
 /// The 0-db-protocol gateway (`hub::gateway`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
@@ -281,10 +256,10 @@ pub struct RetentionConfig {
     pub interval: Duration,
     /// The policy of every repository without one of its own.
     #[serde(default)]
-    pub default: Option<crate::retention::Policy>,
+    pub default: Option<Policy>,
     /// Policies by repository.
     #[serde(default)]
-    pub repositories: BTreeMap<String, crate::retention::Policy>,
+    pub repositories: BTreeMap<String, Policy>,
 }
 
 /// The usage figures (`hub::usage`).
@@ -382,179 +357,6 @@ impl RegistryCredentials {
     }
 }
 
-impl Config {
-    /// The defaults, overlaid with `file` (if given) and then the environment.
-    pub fn load(file: Option<&Path>) -> Result<Config> {
-        let mut figment = Figment::from(Toml::string(DEFAULT_CONFIG));
-        if let Some(file) = file {
-            figment = figment.merge(Toml::file_exact(file));
-        }
-        let figment = figment.merge(
-            Env::prefixed("FLISTHUB__")
-                .map(|key| key.as_str().replace("__", ".").replace('_', "-").into()),
-        );
-        let config: Config = figment.extract().map_err(|e| Error::Config(describe(&e)))?;
-        config.check()?;
-        Ok(config)
-    }
-
-    /// The defaults overlaid with the TOML `text` alone (no file, no environment): a hub
-    /// embedded in another program, and tests.
-    pub fn from_toml(text: &str) -> Result<Config> {
-        let config: Config = Figment::from(Toml::string(DEFAULT_CONFIG))
-            .merge(Toml::string(text))
-            .extract()
-            .map_err(|e| Error::Config(describe(&e)))?;
-        config.check()?;
-        Ok(config)
-    }
-
-    fn check(&self) -> Result<()> {
-        let bad = |what: String| Err(Error::Config(what));
-        let l = &self.limits;
-        if l.name_length < 8 || l.name_length > 255 {
-            return bad(format!(
-                "limits.name-length = {}: must be between 8 and 255",
-                l.name_length
-            ));
-        }
-        for (key, value) in [
-            ("limits.concurrent-uploads", l.concurrent_uploads),
-            ("limits.uploads-per-identity", l.uploads_per_identity),
-            ("limits.merge-sources", l.merge_sources),
-            (
-                "chunks.uploads-per-identity",
-                self.chunks.uploads_per_identity,
-            ),
-            ("chunks.concurrent-reads", self.chunks.concurrent_reads),
-            ("images.concurrent", self.images.concurrent),
-            ("images.per-identity", self.images.per_identity),
-            ("server.max-connections", self.server.max_connections),
-        ] {
-            if value == 0 {
-                return bad(format!("{key} must be at least 1"));
-            }
-        }
-        // Two identities must not be able to take every upload slot between them.
-        if l.uploads_per_identity.saturating_mul(2) >= l.concurrent_uploads {
-            return bad(format!(
-                "limits.uploads-per-identity = {} must be less than half of limits.concurrent-uploads = {}, so that two identities cannot hold every upload slot",
-                l.uploads_per_identity, l.concurrent_uploads
-            ));
-        }
-        // Below the longest path an archive may hold, long names could not be read at all.
-        if l.header_record < 8 << 10 {
-            return bad("limits.header-record must be at least 8KiB".into());
-        }
-        if l.upload_min_rate > 0 && l.upload_rate_window < Duration::from_secs(1) {
-            return bad("limits.upload-rate-window must be at least 1s".into());
-        }
-        if self.server.header_read_timeout.is_zero() {
-            return bad("server.header-read-timeout must be longer than 0s".into());
-        }
-        // A push sends the pack pipeline's batches (a few MiB each) whole.
-        if self.chunks.upload_body < 16 << 20 {
-            return bad("chunks.upload-body must be at least 16MiB".into());
-        }
-        if l.write_rate == 0 {
-            return bad("limits.write-rate must be at least 1".into());
-        }
-        if let Some(url) = &self.gateway.public_url {
-            match chunkstore::parse_route(url) {
-                Ok(chunkstore::StoreUrl::Zdb(_)) => {}
-                _ => {
-                    return bad(format!(
-                        "gateway.public-url = {url:?}: must be a zdb://host:port URL"
-                    ));
-                }
-            }
-        }
-        if self.gateway.connections == 0 || self.gateway.connections_per_address == 0 {
-            return bad(
-                "gateway.connections and connections-per-address must be at least 1".into(),
-            );
-        }
-        if let Some(url) = &self.server.public_url
-            && !(url.starts_with("http://") || url.starts_with("https://"))
-        {
-            return bad(format!(
-                "server.public-url = {url:?}: must start with http:// or https://"
-            ));
-        }
-        for route in &self.publish.routes {
-            chunkstore::parse_route(route)
-                .map_err(|e| Error::Config(format!("publish.routes: {e}")))?;
-        }
-        if let Err(e) = self.images.default_platform.parse::<converter::Platform>() {
-            return bad(format!("images.default-platform: {e}"));
-        }
-        for (registry, credentials) in &self.images.credentials {
-            credentials
-                .load()
-                .map_err(|e| Error::Config(format!("images.credentials.{registry:?}: {e}")))?;
-        }
-        if self.auth.token_ttl > self.auth.max_token_ttl {
-            return bad("auth.token-ttl is longer than auth.max-token-ttl".into());
-        }
-        if let Some(z) = &self.auth.zero_hub
-            && z.seed.is_some() == z.seed_file.is_some()
-        {
-            return bad("auth.zero-hub needs one of seed and seed-file".into());
-        }
-        Ok(())
-    }
-
-    /// The data directory: the configured one, or `$XDG_DATA_HOME/flisthub`.
-    pub fn data_dir(&self) -> Result<PathBuf> {
-        if let Some(dir) = &self.server.data_dir {
-            return Ok(dir.clone());
-        }
-        directories::ProjectDirs::from("", "", "flisthub")
-            .map(|d| d.data_dir().to_owned())
-            .ok_or_else(|| {
-                Error::Config("no home directory for the data; set server.data-dir".into())
-            })
-    }
-
-    /// The repositories shown as official: those configured, or `Administrator` alone when
-    /// authentication is off (every upload then lands there).
-    pub fn official_repositories(&self) -> Vec<String> {
-        if self.server.authentication {
-            self.server.official_repositories.clone()
-        } else {
-            vec![crate::auth::ADMINISTRATOR.to_owned()]
-        }
-    }
-
-    /// The URL clients reach the hub at, without a trailing `/`.
-    pub fn public_url(&self) -> String {
-        match &self.server.public_url {
-            Some(url) => url.trim_end_matches('/').to_owned(),
-            None => format!("http://{}", self.server.listen),
-        }
-    }
-}
-
-/// What is wrong, the key, and where the value came from (the file, or the variable).
-fn describe(e: &figment::Error) -> String {
-    e.clone()
-        .into_iter()
-        .map(|e| {
-            let mut text = e.kind.to_string();
-            if !e.path.is_empty() {
-                text.push_str(&format!(" (key {})", e.path.join(".")));
-            }
-            match e.metadata.as_ref().map(|m| (&m.name, &m.source)) {
-                Some((_, Some(source))) => text.push_str(&format!(" in {source}")),
-                Some((name, None)) => text.push_str(&format!(" from {name}")),
-                None => {}
-            }
-            text
-        })
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
 fn duration<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Duration, D::Error> {
     let text = String::deserialize(d)?;
     humantime::parse_duration(&text).map_err(|e| {
@@ -580,6 +382,3 @@ fn size<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<u64, D::Error> {
             }),
     }
 }
-
-#[cfg(test)]
-mod tests;

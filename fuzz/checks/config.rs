@@ -1,9 +1,10 @@
 //! The check of the `config` fuzz target, which `hub/tests/fuzz_corpus.rs` also runs on the
-//! committed corpus: the configuration file (`hub::Config::from_toml`: the embedded defaults
-//! overlaid with the text, unknown keys refused, then the cross-key checks). A refusal must
-//! be a configuration error, and an accepted text must give the same configuration again.
+//! committed corpus: the configuration file (`hubconfig::Config::from_toml`: the embedded
+//! defaults overlaid with the text, unknown keys refused, then the cross-key checks). A
+//! refusal must be a configuration error (never an I/O one: `from_toml` reads no file of
+//! its own), and an accepted text must give the same configuration again.
 
-use hub::{Config, Error};
+use hubconfig::{Config, Error};
 
 /// Reads `data` as a configuration file and checks the outcome.
 pub fn check(data: &[u8]) {

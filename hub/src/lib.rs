@@ -30,6 +30,8 @@ mod formats;
 mod gateway;
 mod gc;
 mod http;
+/// Reading a request's cookies, as the API does.
+pub use http::cookies;
 mod hub;
 mod images;
 mod import;

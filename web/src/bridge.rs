@@ -58,17 +58,10 @@ pub async fn session_to_bearer(
     };
     bearer.set_sensitive(true);
     // The identity is the session's choice, whatever `active-user` cookie the browser has.
-    let mut cookies: Vec<String> = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|h| h.to_str().ok())
-        .flat_map(|h| h.split(';'))
-        .map(str::trim)
+    let mut cookies: Vec<String> = hub::cookies::pairs(&headers)
         .filter(|pair| {
-            !pair.is_empty()
-                && pair
-                    .split_once('=')
-                    .is_none_or(|(name, _)| name.trim() != ACTIVE_USER_COOKIE)
+            pair.split_once('=')
+                .is_none_or(|(name, _)| name.trim() != ACTIVE_USER_COOKIE)
         })
         .map(str::to_owned)
         .collect();

@@ -6,6 +6,7 @@
 //! value).
 
 use axum::http::{HeaderMap, HeaderValue, header};
+pub use hub::cookies::value as cookie;
 use hub::{Caller, Credentials, Error, Result, Session};
 
 use crate::Web;
@@ -123,19 +124,6 @@ fn origin_of(url: &str) -> String {
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// A cookie's value.
-pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|h| h.to_str().ok())
-        .flat_map(|h| h.split(';'))
-        .filter_map(|pair| pair.split_once('='))
-        .find(|(n, _)| n.trim() == name)
-        .map(|(_, v)| v.trim().to_owned())
-        .filter(|v| !v.is_empty())
 }
 
 /// A `Set-Cookie` value: `Secure` when the hub is reached over TLS.

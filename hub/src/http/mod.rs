@@ -3,6 +3,7 @@
 
 mod api;
 mod chunks;
+pub mod cookies;
 mod download;
 mod drain;
 mod events;
@@ -76,7 +77,7 @@ impl FromRequestParts<Arc<Hub>> for Authenticated {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, hub: &Arc<Hub>) -> Result<Self, Error> {
-        let active_user = active_user(&parts.headers);
+        let active_user = cookies::value(&parts.headers, ACTIVE_USER_COOKIE);
         let credentials = Credentials {
             authorization: parts
                 .headers
@@ -102,19 +103,6 @@ impl FromRequestParts<Arc<Hub>> for MaybeAuthenticated {
         let Authenticated(caller) = Authenticated::from_request_parts(parts, hub).await?;
         Ok(MaybeAuthenticated(Some(caller)))
     }
-}
-
-/// The value of the `active-user` cookie, if set.
-fn active_user(headers: &axum::http::HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|h| h.to_str().ok())
-        .flat_map(|h| h.split(';'))
-        .filter_map(|pair| pair.split_once('='))
-        .find(|(name, _)| name.trim() == ACTIVE_USER_COOKIE)
-        .map(|(_, value)| value.trim().trim_matches('"').to_owned())
-        .filter(|v| !v.is_empty())
 }
 
 pub(crate) use metrics::handle as metrics_handle;
@@ -367,21 +355,4 @@ pub fn client_address(hub: &Hub, request: &Request) -> Option<IpAddr> {
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cookie_parsing() {
-        let mut headers = axum::http::HeaderMap::new();
-        headers.insert(
-            header::COOKIE,
-            "session=x; active-user=tf-official-apps".parse().unwrap(),
-        );
-        assert_eq!(active_user(&headers).as_deref(), Some("tf-official-apps"));
-        headers.insert(header::COOKIE, "active-user=".parse().unwrap());
-        assert_eq!(active_user(&headers), None);
-    }
 }

@@ -45,6 +45,7 @@ mod pyjson;
 mod quota;
 mod renditions;
 mod retention;
+mod scrub;
 mod server;
 mod status;
 mod tokens;
@@ -69,7 +70,7 @@ pub use flist::{Node, NodeKind};
 pub use formats::Format;
 pub use gateway::Gateway;
 pub use gc::{BackendReport, Collector, Counted as GcCounted, Report as GcReport, Tally};
-pub use hub::{Hub, LocalHub, accounts, collect, importer, local_hub, retain, tokens};
+pub use hub::{Hub, LocalHub, accounts, collect, importer, local_hub, retain, scrub, tokens};
 pub use images::{ConvertRequest, Converted, Images};
 pub use import::blocks_source as import_blocks_source;
 pub use import::{
@@ -89,6 +90,10 @@ pub use renditions::{Renditions, WindowSources};
 pub use retention::{
     Policies as RetentionPolicies, Policy as RetentionPolicy, Report as RetentionReport,
     RepositoryReport as RetentionRepositoryReport, Retention,
+};
+pub use scrub::{
+    FileReport as ScrubFileReport, KeyProblem as ScrubKeyProblem, Report as ScrubReport, Scrubber,
+    Status as ScrubStatus,
 };
 pub use server::{serve, serve_with};
 pub use status::{Component, ComponentState, Health, Status};

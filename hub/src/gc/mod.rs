@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 
 pub use fence::{Fence, Item, Publishing, Tracked};
 pub use files::FilesTally;
-pub(crate) use mark::{Holder, walk};
+pub(crate) use mark::{Holder, file_keys, walk};
 
 use crate::blobs::Blobs;
 use crate::config::{GcConfig, LimitsConfig};

@@ -15,19 +15,6 @@ use common::*;
 use serde_json::Value;
 use testkit::RedisServer;
 
-/// The chunk keys of the flist at `path` (its `chunk` table).
-fn flist_keys(hub: &HubServer, path: &str) -> HashSet<ChunkKey> {
-    let bytes = hub.get(path).bytes().unwrap();
-    let file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(file.path(), &bytes).unwrap();
-    let conn = rusqlite::Connection::open(file.path()).unwrap();
-    let mut stmt = conn.prepare("SELECT DISTINCT key FROM chunk").unwrap();
-    stmt.query_map([], |r| r.get::<_, Vec<u8>>(0))
-        .unwrap()
-        .map(|k| ChunkKey::from_bytes(k.unwrap().try_into().unwrap()))
-        .collect()
-}
-
 /// Whether `store` holds a copy of `key` that decodes to content of that key.
 async fn sound(store: &dyn ChunkStore, key: ChunkKey) -> bool {
     let copy = store.get(key).await.unwrap();

@@ -486,13 +486,11 @@ pub async fn importer(config: &Config) -> Result<Importer> {
 /// (through its `gc.sock`); else run here, with `serve.lock` held so that no hub starts
 /// meanwhile. Also says whether a serving hub ran it.
 pub async fn collect(config: &Config, dry_run: bool) -> Result<(crate::gc::Report, bool)> {
-    let data_dir = config.data_dir()?;
-    std::fs::create_dir_all(&data_dir).map_err(|e| Error::io(data_dir.display(), e))?;
-    let Some(lock) = unserved(&data_dir)? else {
+    let (data_dir, lock) = maintained(config)?;
+    let Some(lock) = lock else {
         return Ok((crate::gc::control::ask(&data_dir, dry_run).await?, true));
     };
-    let db = open_db(&data_dir)?;
-    let blobs = Arc::new(Blobs::open(data_dir.join("flists"), data_dir.join("tmp"))?);
+    let (db, blobs) = files_of(&data_dir)?;
     let store = open_store(config, &data_dir).await?;
     let collector = Collector::new(
         db.clone(),
@@ -517,17 +515,15 @@ pub async fn retain(
     only: Option<&str>,
     dry_run: bool,
 ) -> Result<(crate::retention::Report, bool)> {
-    let data_dir = config.data_dir()?;
-    std::fs::create_dir_all(&data_dir).map_err(|e| Error::io(data_dir.display(), e))?;
     let only = only
         .map(|name| names(config).repository(name))
         .transpose()?;
-    let Some(lock) = unserved(&data_dir)? else {
+    let (data_dir, lock) = maintained(config)?;
+    let Some(lock) = lock else {
         let report = crate::gc::control::ask_retention(&data_dir, only.as_deref(), dry_run);
         return Ok((report.await?, true));
     };
-    let db = open_db(&data_dir)?;
-    let blobs = Arc::new(Blobs::open(data_dir.join("flists"), data_dir.join("tmp"))?);
+    let (db, blobs) = files_of(&data_dir)?;
     let namespace = Arc::new(Namespace::new(db.clone(), blobs));
     let retention = Retention::new(
         db,
@@ -551,17 +547,15 @@ pub async fn scrub(
     only: Option<&str>,
     deep: bool,
 ) -> Result<(crate::scrub::Report, bool)> {
-    let data_dir = config.data_dir()?;
-    std::fs::create_dir_all(&data_dir).map_err(|e| Error::io(data_dir.display(), e))?;
     let only = only
         .map(|name| names(config).repository(name))
         .transpose()?;
-    let Some(lock) = unserved(&data_dir)? else {
+    let (data_dir, lock) = maintained(config)?;
+    let Some(lock) = lock else {
         let report = crate::gc::control::ask_scrub(&data_dir, only.as_deref(), deep);
         return Ok((report.await?, true));
     };
-    let db = open_db(&data_dir)?;
-    let blobs = Arc::new(Blobs::open(data_dir.join("flists"), data_dir.join("tmp"))?);
+    let (db, blobs) = files_of(&data_dir)?;
     let store = open_store(config, &data_dir).await?;
     let scrubber = Scrubber::new(
         db,
@@ -575,14 +569,25 @@ pub async fn scrub(
     Ok((report, false))
 }
 
-/// `serve.lock` of `data_dir`, held for a run here; `None` when a hub serves it (ask that
-/// hub instead).
-fn unserved(data_dir: &Path) -> Result<Option<std::fs::File>> {
-    match lock_file(data_dir, SERVE_LOCK, "a flisthub serve uses") {
-        Ok(lock) => Ok(Some(lock)),
-        Err(Error::Config(_)) => Ok(None),
-        Err(e) => Err(e),
-    }
+/// The data directory of a maintenance run (`gc`, `retention`, `check`), made if missing,
+/// and its `serve.lock`, held for a run here; `None` when a hub serves it (ask that hub
+/// instead).
+fn maintained(config: &Config) -> Result<(PathBuf, Option<std::fs::File>)> {
+    let data_dir = config.data_dir()?;
+    std::fs::create_dir_all(&data_dir).map_err(|e| Error::io(data_dir.display(), e))?;
+    let lock = match lock_file(&data_dir, SERVE_LOCK, "a flisthub serve uses") {
+        Ok(lock) => Some(lock),
+        Err(Error::Config(_)) => None,
+        Err(e) => return Err(e),
+    };
+    Ok((data_dir, lock))
+}
+
+/// The database and the flist files of a data directory no hub serves.
+fn files_of(data_dir: &Path) -> Result<(Db, Arc<Blobs>)> {
+    let db = open_db(data_dir)?;
+    let blobs = Arc::new(Blobs::open(data_dir.join("flists"), data_dir.join("tmp"))?);
+    Ok((db, blobs))
 }
 
 /// The account commands' view of a hub's data directory.

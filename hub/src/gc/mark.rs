@@ -105,7 +105,7 @@ pub fn walk(
         }
         let holder = Holder::File(&sha256);
         if file_keys(blobs, &sha256, &format, limits, &mut |item, length| {
-            found(holder, item, length)
+            found(holder, item, length);
         })? {
             read += 1;
         }

@@ -9,8 +9,6 @@ use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::names::quote;
 
-/// Reports kept.
-const REPORTS_KEPT: i64 = 100;
 /// Flists a report names per file.
 const NAMES_SHOWN: i64 = 10;
 
@@ -156,36 +154,10 @@ pub(super) async fn file_counts(db: &Db) -> Result<(u64, u64)> {
 }
 
 pub(super) async fn keep_report(db: &Db, report: &Report) -> Result<()> {
-    let text = serde_json::to_string(report).map_err(|e| Error::Internal(e.to_string()))?;
-    let started = report.started;
-    db.write_relaxed(move |c| {
-        c.execute(
-            "INSERT INTO scrub_run (started, report) VALUES (?1, ?2)",
-            params![started, text],
-        )?;
-        c.execute(
-            "DELETE FROM scrub_run WHERE id <= (SELECT max(id) FROM scrub_run) - ?1",
-            [REPORTS_KEPT],
-        )?;
-        Ok(())
-    })
-    .await
+    crate::gc::reports::keep(db, "scrub_run", report.started, report).await
 }
 
 /// The last reports, newest first.
 pub(super) async fn reports(db: &Db, limit: usize) -> Result<Vec<Report>> {
-    let limit = limit.min(REPORTS_KEPT as usize) as i64;
-    let texts: Vec<String> = db
-        .read(move |c| {
-            let mut stmt = c.prepare("SELECT report FROM scrub_run ORDER BY id DESC LIMIT ?1")?;
-            let rows = stmt.query_map([limit], |r| r.get(0))?;
-            Ok(rows.collect::<rusqlite::Result<Vec<String>>>()?)
-        })
-        .await?;
-    texts
-        .iter()
-        .map(|t| {
-            serde_json::from_str(t).map_err(|e| Error::Internal(format!("a kept report: {e}")))
-        })
-        .collect()
+    crate::gc::reports::last(db, "scrub_run", limit).await
 }

@@ -56,7 +56,7 @@ pub(super) fn files(
         };
         checker.noted.clear();
         let read = file_keys(walk.blobs, &sha256, &format, walk.limits, &mut |item, _| {
-            checker.add(item)
+            checker.add(item);
         })?;
         checker.flush();
         if let Some(e) = checker.failure.take() {

@@ -126,11 +126,9 @@ async fn a_damaged_copy_is_repaired_from_the_other_replica_and_a_lone_one_report
     assert!(!out.status.success());
     let report = json(&out);
     assert_eq!(report["deep"], true);
-    assert_eq!(
-        report["flists_checked"].as_u64().unwrap() >= 2,
-        true,
-        "{report}"
-    );
+    // Three flists; the two of the same content may be one file.
+    let checked = report["flists_checked"].as_u64().unwrap();
+    assert!((2..=3).contains(&checked), "{report}");
     assert_eq!(report["damaged"], 2, "{report}");
     assert_eq!(
         (&report["repaired"], &report["lost"]),

@@ -192,31 +192,35 @@ impl HubClient {
 
     /// Asks the hub for a garbage collection (an administrator's token) and its report.
     pub async fn collect(&self, dry_run: bool) -> Result<hub::GcReport> {
+        // A run walks the whole store.
         let path = format!("/api/v1/admin/gc?dry-run={dry_run}");
-        let response = self
-            .request(reqwest::Method::POST, &path)
-            // A run walks the whole store.
-            .timeout(Duration::from_secs(6 * 3600))
-            .send()
-            .await
-            .with_context(|| format!("reaching {}", self.url))?;
-        answer(response).await
+        self.admin_run(&path, Duration::from_secs(6 * 3600)).await
     }
 
     /// Asks the hub to apply its retention policies (of `only`, or all; an
     /// administrator's token) and its report.
     pub async fn retain(&self, only: Option<&str>, dry_run: bool) -> Result<hub::RetentionReport> {
-        let mut path = format!("/api/v1/admin/retention?dry-run={dry_run}");
-        if let Some(repository) = only {
-            let repository = percent_encoding::utf8_percent_encode(
-                repository,
-                percent_encoding::NON_ALPHANUMERIC,
-            );
-            path.push_str(&format!("&repository={repository}"));
-        }
+        let path = with_repository(format!("/api/v1/admin/retention?dry-run={dry_run}"), only);
+        self.admin_run(&path, Duration::from_secs(3600)).await
+    }
+
+    /// Asks the hub for an integrity scrub (of the flists of `only`, or all; an
+    /// administrator's token) and its report.
+    pub async fn scrub(&self, only: Option<&str>, deep: bool) -> Result<hub::ScrubReport> {
+        // A deep run reads the whole store.
+        let path = with_repository(format!("/api/v1/admin/scrub?deep={deep}"), only);
+        self.admin_run(&path, Duration::from_secs(6 * 3600)).await
+    }
+
+    /// `POST path`, a maintenance run that may take up to `timeout`; its report.
+    async fn admin_run<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        timeout: Duration,
+    ) -> Result<T> {
         let response = self
-            .request(reqwest::Method::POST, &path)
-            .timeout(Duration::from_secs(3600))
+            .request(reqwest::Method::POST, path)
+            .timeout(timeout)
             .send()
             .await
             .with_context(|| format!("reaching {}", self.url))?;
@@ -415,6 +419,16 @@ pub async fn local_flist(flist: &Path) -> Result<LocalFlist> {
         hub: Some(hub),
         _download: Some(path),
     })
+}
+
+/// `path` (which has a query already) limited to the repository `only`, if given.
+fn with_repository(mut path: String, only: Option<&str>) -> String {
+    if let Some(repository) = only {
+        let repository =
+            percent_encoding::utf8_percent_encode(repository, percent_encoding::NON_ALPHANUMERIC);
+        path.push_str(&format!("&repository={repository}"));
+    }
+    path
 }
 
 #[cfg(test)]

@@ -64,6 +64,9 @@ enum Command {
     /// Apply the hub's retention policies: delete the flists no rule keeps (never one a
     /// link or a tag points at); the chunks they free go at the next garbage collection.
     Retention(commands::retention::Args),
+    /// Check the hub's published flists: every chunk there (--deep: read and verified);
+    /// with replicas, a missing or damaged copy is repaired from a sound one.
+    Check(commands::check::Args),
     /// Run the hub: the 0-hub-compatible HTTP API, uploads, downloads.
     Serve(commands::serve::Args),
     /// Mint, list and revoke the hub's API tokens.
@@ -139,6 +142,7 @@ fn main() -> ExitCode {
             }
             Command::Gc(args) => commands::gc::run(args, config, &ui).await,
             Command::Retention(args) => commands::retention::run(args, config, &ui).await,
+            Command::Check(args) => commands::check::run(args, config, &ui).await,
             Command::Token(command) => commands::token::run(command, config),
             Command::User(command) => commands::user::run(command, config),
             Command::Push(args) => commands::push::run(args, &ui, cancel).await,

@@ -33,19 +33,6 @@ fn tree(root: &Path, files: u64, seed: u64) {
     std::fs::write(root.join("shared"), noise(30_000, 7)).unwrap();
 }
 
-/// The chunk keys a native flist names (its `chunk` table).
-fn flist_keys(hub: &HubServer, path: &str) -> HashSet<ChunkKey> {
-    let bytes = hub.get(path).bytes().unwrap();
-    let file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(file.path(), &bytes).unwrap();
-    let conn = rusqlite::Connection::open(file.path()).unwrap();
-    let mut stmt = conn.prepare("SELECT DISTINCT key FROM chunk").unwrap();
-    stmt.query_map([], |r| r.get::<_, Vec<u8>>(0))
-        .unwrap()
-        .map(|k| ChunkKey::from_bytes(k.unwrap().try_into().unwrap()))
-        .collect()
-}
-
 fn upload(hub: &HubServer, token: &str, name: &str, src: &Path) {
     let response = hub.upload(token, &format!("{name}.tar.gz"), tar_gz(src));
     let status = response.status();

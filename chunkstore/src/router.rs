@@ -17,6 +17,8 @@
 //!   key is reported absent only when every backend asked answered that it does not.
 //! * `repair` copies every given key to each of its replicas that lacks it, from any backend
 //!   whose copy verifies; replicas that cannot be reached are counted, not fatal.
+//! * `scrub` checks each replica's copy (deep: decodes it) and rewrites a missing or
+//!   damaged one from a copy that verifies (see `router_scrub.rs`).
 //!
 //! * Listing walks the backends one after the other (a key is listed once per backend
 //!   holding it); deleting deletes from every backend, replica or not (a copy left on a
@@ -40,7 +42,10 @@ use crate::codec::{Codec, DEFAULT_LEVEL, EncodedChunk, looks_like_chunk};
 use crate::error::{Error, Result};
 use crate::key::ChunkKey;
 use crate::listing::{Cursor, Page, Reclaim};
-use crate::store::{BackendStats, ChunkStore, RepairReport};
+use crate::store::{BackendStats, ChunkStore, Health, RepairReport};
+
+#[path = "router_scrub.rs"]
+mod scrub;
 
 /// Keys per round of a repair.
 const REPAIR_BATCH: usize = 1000;
@@ -505,6 +510,10 @@ impl ChunkStore for Router {
 
     fn parts(&self) -> Vec<Arc<dyn ChunkStore>> {
         self.backends.clone()
+    }
+
+    async fn scrub(&self, keys: &[ChunkKey], deep: bool) -> Result<Vec<Health>> {
+        self.scrub_copies(keys, deep).await
     }
 
     async fn repair(&self, keys: &[ChunkKey]) -> Result<RepairReport> {

@@ -71,6 +71,36 @@ pub trait ChunkStore: Send + Sync {
         })
     }
 
+    /// Checks that every key is stored (`deep`: fetched, decoded and verified against its
+    /// key, which reads every byte), and where the store keeps several copies (a router),
+    /// checks each copy and rewrites a missing or damaged one from a copy that verifies. A
+    /// single store can only report. Fails when a backend cannot be asked: what it holds
+    /// is then unknown, not missing.
+    async fn scrub(&self, keys: &[ChunkKey], deep: bool) -> Result<Vec<Health>> {
+        if !deep {
+            let present = self.has_many(keys).await?;
+            return Ok(present
+                .into_iter()
+                .map(|present| match present {
+                    true => Health::Sound,
+                    false => Health::Lost(Fault::Missing),
+                })
+                .collect());
+        }
+        let mut codec = crate::Codec::new(crate::DEFAULT_LEVEL)?;
+        let stored = self.get_many(keys).await?;
+        Ok(keys
+            .iter()
+            .zip(stored)
+            .map(
+                |(key, stored)| match Fault::of(&mut codec, key, stored.as_deref()) {
+                    None => Health::Sound,
+                    Some(fault) => Health::Lost(fault),
+                },
+            )
+            .collect())
+    }
+
     /// For each block id (the second key space, see [`crate::blocks`]), whether the store
     /// holds it.
     async fn has_blocks(&self, ids: &[BlockId]) -> Result<Vec<bool>> {
@@ -182,4 +212,38 @@ pub struct RepairReport {
     /// Replica checks or copies that failed because a backend could not be reached: run the
     /// repair again once it is back.
     pub unreachable: u64,
+}
+
+/// What a [`ChunkStore::scrub`] found of one key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    /// Every copy is there (and, deep, verifies).
+    Sound,
+    /// A copy was missing or damaged, and was rewritten from a copy that verifies.
+    Repaired(Fault),
+    /// No copy that verifies anywhere: nothing to repair from.
+    Lost(Fault),
+}
+
+/// What was wrong with a copy (with several, the worst: damaged).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Fault {
+    Missing,
+    /// There, but it does not decode to content that hashes to its key.
+    Damaged,
+}
+
+impl Fault {
+    /// What is wrong with one stored copy of `key`, if anything.
+    pub(crate) fn of(
+        codec: &mut crate::Codec,
+        key: &ChunkKey,
+        stored: Option<&[u8]>,
+    ) -> Option<Fault> {
+        match stored {
+            None => Some(Fault::Missing),
+            Some(bytes) if codec.decode(key, bytes).is_ok() => None,
+            Some(_) => Some(Fault::Damaged),
+        }
+    }
 }

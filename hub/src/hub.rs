@@ -28,6 +28,7 @@ use crate::publish::{Published, Publisher};
 use crate::quota::Quotas;
 use crate::renditions::Renditions;
 use crate::retention::Retention;
+use crate::scrub::Scrubber;
 use crate::status::Status;
 use crate::tokens::{self, Tokens};
 use crate::usage::Usage;
@@ -60,6 +61,7 @@ pub struct Hub {
     status: Status,
     collector: Arc<Collector>,
     retention: Arc<Retention>,
+    scrubber: Arc<Scrubber>,
     usage: Arc<Usage>,
     lifecycle: Lifecycle,
     /// Held while the hub runs: see [`lock_file`].
@@ -133,6 +135,13 @@ impl Hub {
         let tracked = Arc::new(Tracked::new(Arc::clone(&raw_store), Arc::clone(&fence)));
         let store: Arc<dyn ChunkStore> = Arc::clone(&tracked) as Arc<dyn ChunkStore>;
         let quotas = Arc::new(Quotas::new(db.clone(), config.chunks.clone()));
+        let scrubber = Arc::new(Scrubber::new(
+            db.clone(),
+            Arc::clone(&blobs),
+            Arc::clone(&raw_store),
+            config.limits.clone(),
+            config.scrub.clone(),
+        ));
         let collector = Arc::new(Collector::new(
             db.clone(),
             Arc::clone(&blobs),
@@ -209,6 +218,7 @@ impl Hub {
             limits,
             collector,
             retention,
+            scrubber,
             lifecycle,
             names,
             config,
@@ -286,6 +296,11 @@ impl Hub {
     /// The retention policies and their runs.
     pub fn retention(&self) -> &Arc<Retention> {
         &self.retention
+    }
+
+    /// The integrity scrub of the data directory.
+    pub fn scrubber(&self) -> &Arc<Scrubber> {
+        &self.scrubber
     }
 
     /// What each repository's flists take in the store.
@@ -471,17 +486,11 @@ pub async fn importer(config: &Config) -> Result<Importer> {
 /// (through its `gc.sock`); else run here, with `serve.lock` held so that no hub starts
 /// meanwhile. Also says whether a serving hub ran it.
 pub async fn collect(config: &Config, dry_run: bool) -> Result<(crate::gc::Report, bool)> {
-    let data_dir = config.data_dir()?;
-    std::fs::create_dir_all(&data_dir).map_err(|e| Error::io(data_dir.display(), e))?;
-    let lock = match lock_file(&data_dir, "serve.lock", "a flisthub serve uses") {
-        Ok(lock) => lock,
-        Err(Error::Config(_)) => {
-            return Ok((crate::gc::control::ask(&data_dir, dry_run).await?, true));
-        }
-        Err(e) => return Err(e),
+    let (data_dir, lock) = maintained(config)?;
+    let Some(lock) = lock else {
+        return Ok((crate::gc::control::ask(&data_dir, dry_run).await?, true));
     };
-    let db = open_db(&data_dir)?;
-    let blobs = Arc::new(Blobs::open(data_dir.join("flists"), data_dir.join("tmp"))?);
+    let (db, blobs) = files_of(&data_dir)?;
     let store = open_store(config, &data_dir).await?;
     let collector = Collector::new(
         db.clone(),
@@ -506,21 +515,15 @@ pub async fn retain(
     only: Option<&str>,
     dry_run: bool,
 ) -> Result<(crate::retention::Report, bool)> {
-    let data_dir = config.data_dir()?;
-    std::fs::create_dir_all(&data_dir).map_err(|e| Error::io(data_dir.display(), e))?;
     let only = only
         .map(|name| names(config).repository(name))
         .transpose()?;
-    let lock = match lock_file(&data_dir, SERVE_LOCK, "a flisthub serve uses") {
-        Ok(lock) => lock,
-        Err(Error::Config(_)) => {
-            let report = crate::gc::control::ask_retention(&data_dir, only.as_deref(), dry_run);
-            return Ok((report.await?, true));
-        }
-        Err(e) => return Err(e),
+    let (data_dir, lock) = maintained(config)?;
+    let Some(lock) = lock else {
+        let report = crate::gc::control::ask_retention(&data_dir, only.as_deref(), dry_run);
+        return Ok((report.await?, true));
     };
-    let db = open_db(&data_dir)?;
-    let blobs = Arc::new(Blobs::open(data_dir.join("flists"), data_dir.join("tmp"))?);
+    let (db, blobs) = files_of(&data_dir)?;
     let namespace = Arc::new(Namespace::new(db.clone(), blobs));
     let retention = Retention::new(
         db,
@@ -533,6 +536,58 @@ pub async fn retain(
         .await?;
     drop(lock);
     Ok((report, false))
+}
+
+/// An integrity scrub of a data directory (of the flists of `only`, or all; `deep`: every
+/// chunk read and verified): asked of the hub serving it, if one does (through its
+/// `gc.sock`); else run here, with `serve.lock` held. Also says whether a serving hub ran
+/// it.
+pub async fn scrub(
+    config: &Config,
+    only: Option<&str>,
+    deep: bool,
+) -> Result<(crate::scrub::Report, bool)> {
+    let only = only
+        .map(|name| names(config).repository(name))
+        .transpose()?;
+    let (data_dir, lock) = maintained(config)?;
+    let Some(lock) = lock else {
+        let report = crate::gc::control::ask_scrub(&data_dir, only.as_deref(), deep);
+        return Ok((report.await?, true));
+    };
+    let (db, blobs) = files_of(&data_dir)?;
+    let store = open_store(config, &data_dir).await?;
+    let scrubber = Scrubber::new(
+        db,
+        blobs,
+        store,
+        config.limits.clone(),
+        config.scrub.clone(),
+    );
+    let report = scrubber.run(only.as_ref(), deep).await?;
+    drop(lock);
+    Ok((report, false))
+}
+
+/// The data directory of a maintenance run (`gc`, `retention`, `check`), made if missing,
+/// and its `serve.lock`, held for a run here; `None` when a hub serves it (ask that hub
+/// instead).
+fn maintained(config: &Config) -> Result<(PathBuf, Option<std::fs::File>)> {
+    let data_dir = config.data_dir()?;
+    std::fs::create_dir_all(&data_dir).map_err(|e| Error::io(data_dir.display(), e))?;
+    let lock = match lock_file(&data_dir, SERVE_LOCK, "a flisthub serve uses") {
+        Ok(lock) => Some(lock),
+        Err(Error::Config(_)) => None,
+        Err(e) => return Err(e),
+    };
+    Ok((data_dir, lock))
+}
+
+/// The database and the flist files of a data directory no hub serves.
+fn files_of(data_dir: &Path) -> Result<(Db, Arc<Blobs>)> {
+    let db = open_db(data_dir)?;
+    let blobs = Arc::new(Blobs::open(data_dir.join("flists"), data_dir.join("tmp"))?);
+    Ok((db, blobs))
 }
 
 /// The account commands' view of a hub's data directory.

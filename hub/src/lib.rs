@@ -46,6 +46,7 @@ mod pyjson;
 mod quota;
 mod renditions;
 mod retention;
+mod scrub;
 mod server;
 mod status;
 mod tokens;
@@ -74,7 +75,7 @@ pub use flist::{Node, NodeKind};
 pub use formats::Format;
 pub use gateway::Gateway;
 pub use gc::{BackendReport, Collector, Counted as GcCounted, Report as GcReport, Tally};
-pub use hub::{Hub, LocalHub, accounts, collect, importer, local_hub, retain, tokens};
+pub use hub::{Hub, LocalHub, accounts, collect, importer, local_hub, retain, scrub, tokens};
 pub use hubtokens::zero_hub_token;
 pub use images::{ConvertRequest, Converted, Images};
 pub use import::blocks_source as import_blocks_source;
@@ -95,6 +96,10 @@ pub use renditions::{Renditions, WindowSources};
 pub use retention::{
     Policies as RetentionPolicies, Policy as RetentionPolicy, Report as RetentionReport,
     RepositoryReport as RetentionRepositoryReport, Retention,
+};
+pub use scrub::{
+    FileReport as ScrubFileReport, KeyProblem as ScrubKeyProblem, Report as ScrubReport, Scrubber,
+    Status as ScrubStatus,
 };
 pub use server::{serve, serve_with};
 pub use status::{Component, ComponentState, Health, Status};

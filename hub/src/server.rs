@@ -82,12 +82,14 @@ pub async fn serve_with(
     let control = crate::gc::control::Control {
         collector: Arc::clone(hub.collector()),
         retention: Arc::clone(hub.retention()),
+        scrubber: Arc::clone(hub.scrubber()),
         names: hub.names(),
     };
     let control = crate::gc::control::listen(control, &hub.config().data_dir()?)
         .inspect_err(|e| tracing::warn!(error = %e, "no garbage collection socket"))
         .ok();
     let retention = hub.retention().schedule();
+    let scrubber = hub.scrubber().schedule();
     let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel();
     let server = accept::serve(
         listener,
@@ -106,6 +108,7 @@ pub async fn serve_with(
         served = &mut server => {
             housekeeping.abort();
             collector.abort();
+            scrubber.abort();
             if let Some(retention) = &retention {
                 retention.abort();
             }
@@ -138,6 +141,7 @@ pub async fn serve_with(
     }
     housekeeping.abort();
     collector.abort();
+    scrubber.abort();
     if let Some(retention) = &retention {
         retention.abort();
     }

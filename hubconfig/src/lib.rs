@@ -40,6 +40,7 @@ pub struct Config {
     pub jobs: JobsConfig,
     pub gc: GcConfig,
     pub retention: RetentionConfig,
+    pub scrub: ScrubConfig,
     pub usage: UsageConfig,
     pub chunks: ChunksConfig,
     pub images: ImagesConfig,

@@ -262,6 +262,19 @@ pub struct RetentionConfig {
     pub repositories: BTreeMap<String, Policy>,
 }
 
+/// The integrity scrub (`hub::scrub`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ScrubConfig {
+    /// How often `serve` checks every published flist's chunks; zero (or "off"): only when
+    /// asked.
+    #[serde(deserialize_with = "duration_or_off")]
+    pub interval: Duration,
+    /// Whether the scheduled runs read and verify every chunk rather than only ask
+    /// whether it is there.
+    pub deep: bool,
+}
+
 /// The usage figures (`hub::usage`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
@@ -361,6 +374,19 @@ fn duration<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Duration, D:
     let text = String::deserialize(d)?;
     humantime::parse_duration(&text).map_err(|e| {
         serde::de::Error::custom(format!("{text:?} is not a duration such as 90s or 7d: {e}"))
+    })
+}
+
+/// A duration, or "off" (zero: the thing it times never runs by itself).
+fn duration_or_off<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Duration, D::Error> {
+    let text = String::deserialize(d)?;
+    if text == "off" {
+        return Ok(Duration::ZERO);
+    }
+    humantime::parse_duration(&text).map_err(|e| {
+        serde::de::Error::custom(format!(
+            "{text:?} is not a duration such as 90s or 7d, nor \"off\": {e}"
+        ))
     })
 }
 

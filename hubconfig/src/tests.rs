@@ -80,3 +80,18 @@ fn routes_must_be_public_network_stores() {
     .unwrap();
     Config::load(Some(&file)).unwrap();
 }
+
+#[test]
+fn the_scrub_runs_daily_by_default_and_off_turns_it_off() {
+    let config = Config::from_toml("").unwrap();
+    assert_eq!(config.scrub.interval, Duration::from_secs(24 * 3600));
+    assert!(!config.scrub.deep);
+    for off in ["off", "0s"] {
+        let config = Config::from_toml(&format!("[scrub]\ninterval = \"{off}\"\n")).unwrap();
+        assert!(config.scrub.interval.is_zero(), "{off}");
+    }
+    let err = Config::from_toml("[scrub]\ninterval = \"never\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("never") && err.contains("off"), "{err}");
+}

@@ -13,18 +13,18 @@ use crate::ui::{self, Ui};
 pub struct Args {
     #[command(flatten)]
     place: Place,
+    /// Delete nothing: report, and list, what would go.
+    #[arg(long)]
+    dry_run: bool,
     /// The report as JSON.
     #[arg(long)]
     json: bool,
 }
 
-/// Where a maintenance run (`gc`, `retention`) happens: on a data directory (asked of the
-/// hub serving it, or run here), or on a remote hub.
+/// Where a maintenance run (`gc`, `retention`, `check`) happens: on a data directory
+/// (asked of the hub serving it, or run here), or on a remote hub.
 #[derive(clap::Args)]
 pub struct Place {
-    /// Delete nothing: report, and list, what would go.
-    #[arg(long)]
-    pub dry_run: bool,
     /// The hub's data directory (default: the configuration's server.data-dir).
     #[arg(long, value_name = "DIR", conflicts_with = "hub")]
     data_dir: Option<PathBuf>,
@@ -83,7 +83,7 @@ pub fn show<R: serde::Serialize>(json: bool, report: &R, print: impl FnOnce(&R))
 }
 
 pub async fn run(args: Args, config: hub::Config, ui: &Ui) -> Result<()> {
-    let dry_run = args.place.dry_run;
+    let dry_run = args.dry_run;
     let (report, where_) = match args.place.target(config)? {
         Target::Remote(client, url) => (client.collect(dry_run).await?, url),
         Target::Local(config) => {

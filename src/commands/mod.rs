@@ -1,4 +1,5 @@
 pub mod cat;
+pub mod check;
 pub mod convert;
 pub mod extract;
 pub mod gc;

@@ -11,6 +11,9 @@ use crate::ui::{self, Ui};
 pub struct Args {
     #[command(flatten)]
     place: Place,
+    /// Delete nothing: report, and list, what would go.
+    #[arg(long)]
+    dry_run: bool,
     /// This repository only.
     #[arg(long, value_name = "REPO")]
     repo: Option<String>,
@@ -20,7 +23,7 @@ pub struct Args {
 }
 
 pub async fn run(args: Args, config: hub::Config, ui: &Ui) -> Result<()> {
-    let dry_run = args.place.dry_run;
+    let dry_run = args.dry_run;
     let only = args.repo.as_deref();
     let (report, where_) = match args.place.target(config)? {
         Target::Remote(client, url) => (client.retain(only, dry_run).await?, url),

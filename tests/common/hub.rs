@@ -2,12 +2,14 @@
 //! configuration, a free loopback port (the hub picks it: `--listen 127.0.0.1:0`), its log
 //! kept for assertions and failure messages.
 
+use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
+use chunkstore::ChunkKey;
 use reqwest::blocking::{Client, RequestBuilder, Response, multipart};
 
 pub struct HubServer {
@@ -382,4 +384,17 @@ pub fn multipart_body(parts: &[(&str, Option<&str>, &[u8])]) -> (String, Vec<u8>
     }
     body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
     (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+/// The chunk keys a native flist names (its `chunk` table).
+pub fn flist_keys(hub: &HubServer, path: &str) -> HashSet<ChunkKey> {
+    let bytes = hub.get(path).bytes().unwrap();
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), &bytes).unwrap();
+    let conn = rusqlite::Connection::open(file.path()).unwrap();
+    let mut stmt = conn.prepare("SELECT DISTINCT key FROM chunk").unwrap();
+    stmt.query_map([], |r| r.get::<_, Vec<u8>>(0))
+        .unwrap()
+        .map(|k| ChunkKey::from_bytes(k.unwrap().try_into().unwrap()))
+        .collect()
 }

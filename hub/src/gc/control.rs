@@ -1,8 +1,9 @@
-//! How `flisthub gc --data-dir D` (and `flisthub retention`) reach the hub serving `D`: a
-//! Unix socket in the data directory (`gc.sock`), which only those who may write the data
-//! directory can open, so that no token is needed. The command writes one line: `run` or
-//! `dry-run` (a collection), or `retention` or `retention-dry-run`, optionally followed by
-//! a space and one repository's name; the hub answers the run's report as JSON, or
+//! How `flisthub gc --data-dir D` (and `flisthub retention`, `flisthub check`) reach the
+//! hub serving `D`: a Unix socket in the data directory (`gc.sock`), which only those who
+//! may write the data directory can open, so that no token is needed. The command writes
+//! one [`Request`] as a line of JSON (`{"run": "gc", "dry-run": false}`,
+//! `{"run": "retention", "dry-run": true, "repository": "alice"}`,
+//! `{"run": "scrub", "deep": true}`); the hub answers the run's report as JSON, or
 //! `error: <message>`, and closes.
 
 use std::path::{Path, PathBuf};
@@ -11,21 +12,46 @@ use std::sync::Arc;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 
+use serde::{Deserialize, Serialize};
+
 use super::{Collector, Report};
 use crate::error::{Error, Result};
 use crate::names::Names;
 use crate::retention::{self, Retention};
+use crate::scrub::{self, Scrubber};
 
 /// The socket's name in the data directory.
 pub const SOCKET: &str = "gc.sock";
 
 /// Longest request line (a request and a repository name).
-const REQUEST_MAX: u64 = 320;
+const REQUEST_MAX: u64 = 512;
+
+/// What the command asks for.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "run", rename_all = "kebab-case", deny_unknown_fields)]
+enum Request {
+    Gc {
+        #[serde(rename = "dry-run")]
+        dry_run: bool,
+    },
+    Retention {
+        #[serde(rename = "dry-run")]
+        dry_run: bool,
+        #[serde(default)]
+        repository: Option<String>,
+    },
+    Scrub {
+        deep: bool,
+        #[serde(default)]
+        repository: Option<String>,
+    },
+}
 
 /// What the socket answers for.
 pub(crate) struct Control {
     pub collector: Arc<Collector>,
     pub retention: Arc<Retention>,
+    pub scrubber: Arc<Scrubber>,
     pub names: Names,
 }
 
@@ -72,18 +98,20 @@ async fn answer(stream: UnixStream, control: &Control) -> std::io::Result<()> {
 
 /// Runs what `line` asks for; its report as JSON.
 async fn run(control: &Control, line: &str) -> Result<String> {
-    fn json(report: &impl serde::Serialize) -> Result<String> {
+    fn json(report: &impl Serialize) -> Result<String> {
         serde_json::to_string(report).map_err(|e| Error::Internal(e.to_string()))
     }
-    let (request, repository) = match line.split_once(' ') {
-        Some((request, repository)) => (request, Some(control.names.repository(repository)?)),
-        None => (line, None),
-    };
-    match (request, repository) {
-        ("run", None) => json(&control.collector.run(false).await?),
-        ("dry-run", None) => json(&control.collector.run(true).await?),
-        ("retention" | "retention-dry-run", only) => {
-            let dry_run = request == "retention-dry-run";
+    let request: Request =
+        serde_json::from_str(line).map_err(|e| Error::BadRequest(format!("not a request: {e}")))?;
+    let repository =
+        |name: Option<String>| name.map(|name| control.names.repository(&name)).transpose();
+    match request {
+        Request::Gc { dry_run } => json(&control.collector.run(dry_run).await?),
+        Request::Retention {
+            dry_run,
+            repository: only,
+        } => {
+            let only = repository(only)?;
             let retention = &control.retention;
             json(
                 &retention
@@ -91,14 +119,19 @@ async fn run(control: &Control, line: &str) -> Result<String> {
                     .await?,
             )
         }
-        _ => Err(Error::BadRequest(format!("unknown request {line:?}"))),
+        Request::Scrub {
+            deep,
+            repository: only,
+        } => {
+            let only = repository(only)?;
+            json(&control.scrubber.run(only.as_ref(), deep).await?)
+        }
     }
 }
 
 /// Asks the hub serving `data_dir` for a run.
 pub async fn ask(data_dir: &Path, dry_run: bool) -> Result<Report> {
-    let request = if dry_run { "dry-run" } else { "run" };
-    parse(&request_line(data_dir, request).await?)
+    parse(&request(data_dir, &Request::Gc { dry_run }).await?)
 }
 
 /// Asks the hub serving `data_dir` to apply the retention policies (of `only`, or all).
@@ -107,15 +140,23 @@ pub async fn ask_retention(
     only: Option<&str>,
     dry_run: bool,
 ) -> Result<retention::Report> {
-    let mut request = String::from(if dry_run {
-        "retention-dry-run"
-    } else {
-        "retention"
-    });
-    if let Some(repository) = only {
-        request = format!("{request} {repository}");
-    }
-    parse(&request_line(data_dir, &request).await?)
+    let repository = only.map(str::to_owned);
+    parse(
+        &request(
+            data_dir,
+            &Request::Retention {
+                dry_run,
+                repository,
+            },
+        )
+        .await?,
+    )
+}
+
+/// Asks the hub serving `data_dir` for an integrity scrub (of the flists of `only`, or all).
+pub async fn ask_scrub(data_dir: &Path, only: Option<&str>, deep: bool) -> Result<scrub::Report> {
+    let repository = only.map(str::to_owned);
+    parse(&request(data_dir, &Request::Scrub { deep, repository }).await?)
 }
 
 fn parse<T: serde::de::DeserializeOwned>(text: &str) -> Result<T> {
@@ -126,8 +167,9 @@ fn parse<T: serde::de::DeserializeOwned>(text: &str) -> Result<T> {
         .map_err(|e| Error::Internal(format!("the serving hub's answer: {e}")))
 }
 
-/// Sends one request line to the hub serving `data_dir`; its whole answer.
-async fn request_line(data_dir: &Path, request: &str) -> Result<String> {
+/// Sends one request to the hub serving `data_dir`; its whole answer.
+async fn request(data_dir: &Path, request: &Request) -> Result<String> {
+    let request = serde_json::to_string(request).map_err(|e| Error::Internal(e.to_string()))?;
     let path: PathBuf = data_dir.join(SOCKET);
     let mut stream = UnixStream::connect(&path).await.map_err(|e| {
         Error::Unavailable(format!(
@@ -145,4 +187,30 @@ async fn request_line(data_dir: &Path, request: &str) -> Result<String> {
         .await
         .map_err(|e| Error::io(path.display(), e))?;
     Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Request;
+
+    #[test]
+    fn a_request_is_one_line_of_json_and_anything_else_is_refused() {
+        let scrub = Request::Scrub {
+            deep: true,
+            repository: Some("alice".into()),
+        };
+        let line = serde_json::to_string(&scrub).unwrap();
+        assert_eq!(line, r#"{"run":"scrub","deep":true,"repository":"alice"}"#);
+        let gc: Request = serde_json::from_str(r#"{"run":"gc","dry-run":true}"#).unwrap();
+        assert!(matches!(gc, Request::Gc { dry_run: true }));
+        for bad in [
+            "run",
+            r#"{"run":"gc"}"#,
+            r#"{"run":"gc","dry-run":false,"deep":true}"#,
+            r#"{"run":"fsck","deep":true}"#,
+            r#"{"run":"scrub","deep":"yes"}"#,
+        ] {
+            assert!(serde_json::from_str::<Request>(bad).is_err(), "{bad}");
+        }
+    }
 }

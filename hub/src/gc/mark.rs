@@ -99,26 +99,45 @@ pub fn walk(
     }
     let mut read = 0;
     for (sha256, format, rendition) in files {
-        let format = match format.as_str() {
-            "native" => Format::Native,
-            _ if rendition => continue,
-            "0-flist" => Format::ZeroFlist,
-            "fl" => Format::Fl,
-            other => return Err(Error::Internal(format!("a file of format {other:?}"))),
-        };
-        let path = blobs.path(&sha256);
-        let opened = match AnyFlist::open(&path, format, limits) {
-            Ok(opened) => opened,
-            // Deleted since the namespace was read: it names nothing any more.
-            Err(_) if !path.exists() => continue,
-            Err(e) => return Err(e),
-        };
-        read += 1;
+        // A rendition's blocks are made from native chunks: it names nothing stored.
+        if rendition && format != "native" {
+            continue;
+        }
         let holder = Holder::File(&sha256);
-        keys(opened, &mut |item, length| found(holder, item, length))
-            .map_err(|e| Error::Internal(format!("marking {sha256}: {e}")))?;
+        if file_keys(blobs, &sha256, &format, limits, &mut |item, length| {
+            found(holder, item, length);
+        })? {
+            read += 1;
+        }
     }
     Ok(read)
+}
+
+/// Calls `found` with every key the published file `sha256` (of `format`, as the `blob`
+/// table names it) names; false when the file is gone (deleted since the namespace was
+/// read: it names nothing any more). Blocking.
+pub(crate) fn file_keys(
+    blobs: &Blobs,
+    sha256: &str,
+    format: &str,
+    limits: &LimitsConfig,
+    found: &mut dyn FnMut(Item, Option<u32>),
+) -> Result<bool> {
+    let format = match format {
+        "native" => Format::Native,
+        "0-flist" => Format::ZeroFlist,
+        "fl" => Format::Fl,
+        other => return Err(Error::Internal(format!("a file of format {other:?}"))),
+    };
+    let path = blobs.path(sha256);
+    let opened = match AnyFlist::open(&path, format, limits) {
+        Ok(opened) => opened,
+        Err(_) if !path.exists() => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    keys(opened, found)
+        .map_err(|e| Error::Internal(format!("reading the keys of {sha256}: {e}")))?;
+    Ok(true)
 }
 
 /// The keys of one staged file about to be published, for the fence. Blocking.
@@ -132,7 +151,7 @@ pub fn keys_of(path: &std::path::Path, format: Format, limits: &LimitsConfig) ->
 
 /// Calls `found` with every key a flist names: a native flist's chunks (with their
 /// plaintext lengths), a 0-flist's or an fl's blocks.
-fn keys(flist: AnyFlist, found: &mut impl FnMut(Item, Option<u32>)) -> Result<()> {
+fn keys(flist: AnyFlist, found: &mut dyn FnMut(Item, Option<u32>)) -> Result<()> {
     let failed =
         |e: &dyn std::fmt::Display| Error::Internal(format!("reading the keys of an flist: {e}"));
     let ids: Vec<Option<BlockId>> = match flist {

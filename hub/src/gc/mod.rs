@@ -24,6 +24,7 @@ pub mod control;
 mod fence;
 mod files;
 mod mark;
+pub(crate) mod reports;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -33,7 +34,7 @@ use serde::{Deserialize, Serialize};
 
 pub use fence::{Fence, Item, Publishing, Tracked};
 pub use files::FilesTally;
-pub(crate) use mark::{Holder, walk};
+pub(crate) use mark::{Holder, file_keys, walk};
 
 use crate::blobs::Blobs;
 use crate::config::{GcConfig, LimitsConfig};
@@ -46,8 +47,6 @@ use fence::now_ms;
 const PAGE: usize = 1000;
 /// Keys a dry run names in its report at most (it counts all).
 const LISTED_AT_MOST: usize = 10_000;
-/// Reports kept.
-const REPORTS_KEPT: i64 = 100;
 
 /// Keys and bytes.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -239,7 +238,7 @@ impl Collector {
             tracing::debug!(pruned, "seen times of keys gone from the store forgotten");
         }
         report.duration_ms = clock.elapsed().as_millis() as u64;
-        self.keep(&report).await?;
+        reports::keep(&self.db, "gc_run", report.started, &report).await?;
         tracing::info!(
             dry_run,
             files = report.files_marked,
@@ -261,39 +260,7 @@ impl Collector {
 
     /// The last reports, newest first.
     pub async fn reports(&self, limit: usize) -> Result<Vec<Report>> {
-        let limit = limit.min(REPORTS_KEPT as usize) as i64;
-        let texts: Vec<String> = self
-            .db
-            .read(move |c| {
-                let mut stmt = c.prepare("SELECT report FROM gc_run ORDER BY id DESC LIMIT ?1")?;
-                let rows = stmt.query_map([limit], |r| r.get(0))?;
-                Ok(rows.collect::<rusqlite::Result<Vec<String>>>()?)
-            })
-            .await?;
-        texts
-            .iter()
-            .map(|t| {
-                serde_json::from_str(t).map_err(|e| Error::Internal(format!("a kept report: {e}")))
-            })
-            .collect()
-    }
-
-    async fn keep(&self, report: &Report) -> Result<()> {
-        let text = serde_json::to_string(report).map_err(|e| Error::Internal(e.to_string()))?;
-        let started = report.started;
-        self.db
-            .write_relaxed(move |c| {
-                c.execute(
-                    "INSERT INTO gc_run (started, report) VALUES (?1, ?2)",
-                    rusqlite::params![started, text],
-                )?;
-                c.execute(
-                    "DELETE FROM gc_run WHERE id <= (SELECT max(id) FROM gc_run) - ?1",
-                    [REPORTS_KEPT],
-                )?;
-                Ok(())
-            })
-            .await
+        reports::last(&self.db, "gc_run", limit).await
     }
 
     /// Writes seen times every [`fence::FLUSH_EVERY`], and collects every `[gc] interval`

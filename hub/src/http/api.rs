@@ -157,6 +157,10 @@ struct LightJson<'a> {
     /// renditions); absent when there is only the one file.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     renditions: BTreeMap<&'static str, FileJson<'a>>,
+    /// What the last integrity scrub found of its chunks: a key of flisthub's own, which
+    /// 0-hub's clients ignore.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scrub: Option<crate::scrub::Status>,
 }
 
 #[derive(Serialize)]
@@ -190,6 +194,10 @@ async fn light_of(hub: &Hub, repository: &str, name: &str) -> Result<Response> {
         .iter()
         .find(|d| d.format == Format::ZeroFlist)
         .or(native);
+    let scrub = match native {
+        Some(native) => hub.scrubber().status(&native.sha256).await?,
+        None => None,
+    };
     let mut files = BTreeMap::new();
     if let Some(native) = native.filter(|_| !renditions.is_empty()) {
         files.insert(native.format.as_str(), FileJson::from(native));
@@ -207,6 +215,7 @@ async fn light_of(hub: &Hub, repository: &str, name: &str) -> Result<Response> {
         target: info.target.as_ref().map(|t| t.raw()),
         sha256: digest.map(|d| d.sha256.as_str()),
         renditions: files,
+        scrub,
     }))
 }
 

@@ -17,6 +17,7 @@ mod openapi_check;
 mod pace;
 mod response;
 mod retention;
+mod scrub;
 mod upload;
 pub mod v1;
 
@@ -233,6 +234,7 @@ fn route_table(limits: &LimitsConfig) -> Vec<(&'static str, MethodRouter<Arc<Hub
                 .put(retention::put)
                 .delete(retention::delete),
         ),
+        (v1::ADMIN_SCRUB, get(scrub::reports).post(scrub::run)),
         (v1::USAGE, get(v1::usage)),
         ("/metrics", get(v1::metrics)),
         // Downloads.

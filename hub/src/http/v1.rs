@@ -32,6 +32,7 @@ pub const FLIST_FILE: &str = "/api/v1/flists/{repo}/{flist}/files/{*path}";
 pub const ADMIN_GC: &str = "/api/v1/admin/gc";
 pub const ADMIN_RETENTION: &str = "/api/v1/admin/retention";
 pub const ADMIN_RETENTION_REPO: &str = "/api/v1/admin/retention/{repo}";
+pub const ADMIN_SCRUB: &str = "/api/v1/admin/scrub";
 pub const USAGE: &str = "/api/v1/usage";
 
 /// `GET /api/v1/health`: the state of the database and of each store backend (where they

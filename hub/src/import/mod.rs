@@ -9,7 +9,7 @@
 //! times. Each entry is one transaction: an interrupted run leaves whole entries, and the
 //! next run changes only what differs from the tree, so running it again changes nothing.
 
-mod blocks;
+pub(crate) mod blocks;
 mod files;
 mod links;
 pub mod scan;

@@ -1,5 +1,7 @@
 //! The configuration: the embedded defaults, files over them, and what is refused.
 
+use std::time::Duration;
+
 use super::*;
 
 #[test]

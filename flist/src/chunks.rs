@@ -171,8 +171,11 @@ mod tests {
         w.finish().unwrap();
     }
 
+    /// A file's path, its chunks from the scan and those from one query.
+    type Seen = (Vec<u8>, Vec<ChunkRef>, Vec<ChunkRef>);
+
     /// Each regular file's chunks from the scan, beside those of one query per file.
-    fn scanned(f: &Flist) -> crate::Result<Vec<(Vec<u8>, Vec<ChunkRef>, Vec<ChunkRef>)>> {
+    fn scanned(f: &Flist) -> crate::Result<Vec<Seen>> {
         let mut seen = Vec::new();
         f.walk_with_chunks(|path, entry, scan| {
             if matches!(entry.node.kind, NodeKind::Regular { .. }) {

@@ -21,6 +21,7 @@
 
 #![forbid(unsafe_code)]
 
+mod chunks;
 mod error;
 mod merge;
 mod metadata;
@@ -31,6 +32,7 @@ mod schema;
 pub mod untrusted;
 mod writer;
 
+pub use chunks::ChunkScan;
 pub use error::{Error, Result};
 pub use merge::merge;
 pub use metadata::{ChunkerInfo, Metadata, Source};

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension, Row};
 
+use crate::chunks::{ChunkScan, FileChunks, regular_size};
 use crate::error::{Error, Result, show};
 use crate::metadata::Metadata;
 use crate::node::{ChunkRef, Entry, Kind, Node, NodeKind, Timestamp, Totals, Xattr};
@@ -380,12 +381,7 @@ impl Flist {
     /// The chunks of a regular file, in file order, checked to be numbered from 0, to be
     /// contiguous and to add up to the file's size.
     pub fn chunks(&self, file: &Entry) -> Result<Vec<ChunkRef>> {
-        let NodeKind::Regular { size } = file.node.kind else {
-            return Err(Error::Conflict {
-                path: show(&file.name),
-                reason: "not a regular file".into(),
-            });
-        };
+        let size = regular_size(file)?;
         let ino = file.ino;
         // In key order without ORDER BY (see `children`); the sequence check below would
         // catch any other order.
@@ -393,42 +389,35 @@ impl Flist {
             .conn
             .prepare_cached("SELECT seq, start, length, key FROM chunk WHERE ino = ?1")?;
         let rows = stmt.query_map([ino as i64], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, i64>(2)?,
-                r.get::<_, Vec<u8>>(3)?,
-            ))
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
         })?;
-        let mut chunks = Vec::new();
-        let mut offset: u64 = 0;
+        let mut chunks = FileChunks::new(ino as i64);
         for row in rows {
             let (seq, start, length, key) = row?;
-            let bad = |what: &str| Error::Corrupt(format!("inode {ino}, chunk {seq}: {what}"));
-            if seq != chunks.len() as i64 {
-                return Err(bad("chunk numbers are not contiguous from 0"));
-            }
-            if start < 0 || start as u64 != offset {
-                return Err(bad("does not start where the previous chunk ended"));
-            }
-            let length = u32::try_from(length)
-                .ok()
-                .filter(|&l| l > 0)
-                .ok_or_else(|| bad("invalid length"))?;
-            let key: [u8; 32] = key.try_into().map_err(|_| bad("key is not 32 bytes"))?;
-            chunks.push(ChunkRef {
-                key,
-                offset,
-                length,
-            });
-            offset += u64::from(length);
+            chunks.push(seq, start, length, key)?;
         }
-        if offset != size {
-            return Err(Error::Corrupt(format!(
-                "inode {ino}: chunks add up to {offset} bytes, the file has {size}"
-            )));
-        }
-        Ok(chunks)
+        chunks.finish(size)
+    }
+
+    /// [`walk`](Self::walk), with a [`ChunkScan`] that gives the chunks of the files visited
+    /// (as [`chunks`](Self::chunks) does, same checks) from one pass over the chunk table
+    /// rather than one query per file: inodes are numbered in walk order, so the pass
+    /// follows the walk (files asked out of that order are looked up one by one).
+    pub fn walk_with_chunks(
+        &self,
+        mut visit: impl FnMut(&[u8], &Entry, &mut ChunkScan<'_>) -> Result<Walk>,
+    ) -> Result<()> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT ino, seq, start, length, key FROM chunk ORDER BY ino, seq")?;
+        let mut scan = ChunkScan {
+            flist: self,
+            rows: stmt.query([])?,
+            next: None,
+            done: false,
+            last: 0,
+        };
+        self.walk(|path, entry| visit(path, entry, &mut scan))
     }
 
     /// Every chunk key of every regular file, in one pass over the chunk table, each file's
@@ -446,44 +435,28 @@ impl Flist {
              WHERE i.kind = ?1 ORDER BY i.ino, c.seq",
         )?;
         let mut rows = stmt.query([Kind::Regular.code()])?;
-        // The file being checked: inode, size, chunks seen, bytes they cover.
-        let mut file: Option<(i64, u64, i64, u64)> = None;
-        let finish = |file: Option<(i64, u64, i64, u64)>| match file {
-            Some((ino, size, _, offset)) if offset != size => Err(Error::Corrupt(format!(
-                "inode {ino}: chunks add up to {offset} bytes, the file has {size}"
-            ))),
-            _ => Ok(()),
+        // The file being checked, and its size.
+        let mut file: Option<(FileChunks, u64)> = None;
+        let finish = |file: Option<(FileChunks, u64)>| match file {
+            Some((chunks, size)) => chunks.finish(size).map(drop),
+            None => Ok(()),
         };
         while let Some(row) = rows.next()? {
             let ino: i64 = row.get(0)?;
             let size = u64::try_from(row.get::<_, i64>(1)?)
                 .map_err(|_| Error::Corrupt(format!("inode {ino}: size out of range")))?;
-            if file.is_none_or(|(current, ..)| current != ino) {
-                finish(file)?;
-                file = Some((ino, size, 0, 0));
+            if file.as_ref().is_none_or(|(chunks, _)| chunks.ino() != ino) {
+                finish(file.take())?;
+                file = Some((FileChunks::new(ino), size));
             }
             let Some(seq) = row.get::<_, Option<i64>>(2)? else {
                 continue; // a file without chunks: fine if it is empty (checked at its end)
             };
-            let (start, length, key): (i64, i64, Vec<u8>) = (row.get(3)?, row.get(4)?, row.get(5)?);
-            let bad = |what: &str| Error::Corrupt(format!("inode {ino}, chunk {seq}: {what}"));
-            let Some((_, _, count, offset)) = file.as_mut() else {
+            let Some((chunks, _)) = file.as_mut() else {
                 continue;
             };
-            if seq != *count {
-                return Err(bad("chunk numbers are not contiguous from 0"));
-            }
-            if start < 0 || start as u64 != *offset {
-                return Err(bad("does not start where the previous chunk ended"));
-            }
-            let length = u32::try_from(length)
-                .ok()
-                .filter(|&l| l > 0)
-                .ok_or_else(|| bad("invalid length"))?;
-            let key: [u8; 32] = key.try_into().map_err(|_| bad("key is not 32 bytes"))?;
-            *count += 1;
-            *offset += u64::from(length);
-            if visit(key, length).is_break() {
+            let chunk = chunks.push(seq, row.get(3)?, row.get(4)?, row.get(5)?)?;
+            if visit(chunk.key, chunk.length).is_break() {
                 return Ok(());
             }
         }

@@ -50,7 +50,7 @@ use crate::progress::Progress;
 use attributes::Restore;
 use content::{Piece, Target};
 use dest::{Dest, make_dir, make_file, make_node, replacing};
-use source::{Content, Tree, Xattrs};
+use source::{Content, SpansOf, Tree, Xattrs};
 
 /// A batch holds at most this many plaintext bytes or chunks (fewer files when open file
 /// handles are scarce, see [`files_per_batch`]).
@@ -302,7 +302,7 @@ impl Creator<'_> {
         let mut batch = Batch::default();
         let mut cancelled = false;
         let flist = self.flist;
-        flist.walk(&mut |path, entry| {
+        flist.walk_spans(&mut |path, entry, spans| {
             if self.cancel.is_cancelled() {
                 cancelled = true;
                 return Ok(Walk::SkipChildren);
@@ -320,7 +320,7 @@ impl Creator<'_> {
                     if linked {
                         first_names.insert(entry.ino, path.to_vec());
                     }
-                    self.create(path, entry, &mut batch)
+                    self.create(path, entry, spans, &mut batch)
                 }
             };
             match made {
@@ -356,7 +356,13 @@ impl Creator<'_> {
         Ok(())
     }
 
-    fn create(&mut self, path: &[u8], entry: &Entry, batch: &mut Batch) -> Result<(), CreateError> {
+    fn create(
+        &mut self,
+        path: &[u8],
+        entry: &Entry,
+        spans: &mut SpansOf<'_>,
+        batch: &mut Batch,
+    ) -> Result<(), CreateError> {
         let (dir, name) = self.dest.parent(path)?;
         // Files and nodes get their permission bits now (the umask may take some away;
         // `Restore` corrects that, and adds setuid, setgid and sticky bits).
@@ -369,7 +375,7 @@ impl Creator<'_> {
                 return Ok(());
             }
             NodeKind::Regular { size } => {
-                let spans = self.flist.spans(entry)?;
+                let spans = spans(entry)?;
                 let file = make_file(&dir, name, mode)?;
                 // Sized now, so that spans can be written at their offsets in any order.
                 if spans.len() > 1 {

@@ -33,15 +33,22 @@ pub(super) trait Tree {
     /// Visits every entry, the root first (path `""`), each directory before its entries.
     fn walk(&self, visit: &mut dyn FnMut(&[u8], &Entry) -> flist::Result<Walk>) -> Result<()>;
 
-    /// The spans of a regular file, in order. A file whose content cannot be described is
-    /// a problem of that file ([`CreateError::Io`]); a broken flist stops everything.
-    fn spans(&self, file: &Entry) -> Result<Vec<Span>, CreateError>;
+    /// [`walk`](Self::walk), with a way of getting the spans of a regular file, in order.
+    /// A file whose content cannot be described is a problem of that file
+    /// ([`CreateError::Io`]); a broken flist stops everything.
+    fn walk_spans(&self, visit: &mut WalkSpans<'_>) -> Result<()>;
 
     fn xattrs(&self, ino: u64) -> flist::Result<Vec<Xattr>>;
 
     /// The inodes that have extended attributes.
     fn xattr_inodes(&self) -> flist::Result<HashSet<u64>>;
 }
+
+/// The spans of a regular file met in a [`Tree::walk_spans`].
+pub(super) type SpansOf<'a> = dyn FnMut(&Entry) -> Result<Vec<Span>, CreateError> + 'a;
+/// What visits the entries of a [`Tree::walk_spans`].
+pub(super) type WalkSpans<'a> =
+    dyn FnMut(&[u8], &Entry, &mut SpansOf<'_>) -> flist::Result<Walk> + 'a;
 
 /// Extended attributes, asked of the tree only for the inodes that have any (most trees
 /// have none, or few): one query in all rather than one per entry.
@@ -72,16 +79,22 @@ impl Tree for Flist {
         Ok(Flist::walk(self, visit)?)
     }
 
-    fn spans(&self, file: &Entry) -> Result<Vec<Span>, CreateError> {
-        Ok(self
-            .chunks(file)?
-            .into_iter()
-            .map(|chunk| Span {
-                offset: chunk.offset,
-                length: chunk.length,
-                origin: Origin::Chunk(ChunkKey::from(chunk.key)),
+    /// Every file's chunks from one pass over the flist's chunk table (see
+    /// [`Flist::walk_with_chunks`]) rather than one query per file.
+    fn walk_spans(&self, visit: &mut WalkSpans<'_>) -> Result<()> {
+        Ok(self.walk_with_chunks(|path, entry, scan| {
+            visit(path, entry, &mut |file| {
+                Ok(scan
+                    .chunks(file)?
+                    .into_iter()
+                    .map(|chunk| Span {
+                        offset: chunk.offset,
+                        length: chunk.length,
+                        origin: Origin::Chunk(ChunkKey::from(chunk.key)),
+                    })
+                    .collect())
             })
-            .collect())
+        })?)
     }
 
     fn xattrs(&self, ino: u64) -> flist::Result<Vec<Xattr>> {
@@ -98,17 +111,21 @@ impl Tree for LegacyFlist {
         Ok(self.walk_from(self.root(), visit)?)
     }
 
-    fn spans(&self, file: &Entry) -> Result<Vec<Span>, CreateError> {
-        let spans = LegacyFlist::spans(self, file)
-            .map_err(|e| CreateError::Io(io::Error::other(e.to_string())))?;
-        Ok(spans
-            .into_iter()
-            .map(|span| Span {
-                offset: span.offset,
-                length: span.length,
-                origin: Origin::Block(span),
+    fn walk_spans(&self, visit: &mut WalkSpans<'_>) -> Result<()> {
+        Tree::walk(self, &mut |path, entry| {
+            visit(path, entry, &mut |file| {
+                let spans = LegacyFlist::spans(self, file)
+                    .map_err(|e| CreateError::Io(io::Error::other(e.to_string())))?;
+                Ok(spans
+                    .into_iter()
+                    .map(|span| Span {
+                        offset: span.offset,
+                        length: span.length,
+                        origin: Origin::Block(span),
+                    })
+                    .collect())
             })
-            .collect())
+        })
     }
 
     /// The legacy formats keep no extended attributes.

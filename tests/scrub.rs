@@ -8,10 +8,12 @@ mod common;
 
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use chunkstore::{ChunkKey, ChunkStore, Codec, DEFAULT_LEVEL, DirOptions, DirStore};
 use common::hub::*;
 use common::*;
+use reqwest::Method;
 use serde_json::Value;
 use testkit::RedisServer;
 
@@ -179,6 +181,38 @@ async fn a_damaged_copy_is_repaired_from_the_other_replica_and_a_lone_one_report
     assert!(
         hub.log()
             .contains("the store lacks or holds damaged chunks")
+    );
+}
+
+/// `serve` scrubs by itself every `[scrub] interval`: without anyone asking, the flist
+/// shows as verified in `light` and the run's report is listed.
+#[test]
+fn serve_scrubs_on_its_schedule() {
+    let hub =
+        HubServer::start("[auth]\nadministrators = [\"admin\"]\n[scrub]\ninterval = \"1s\"\n");
+    let alice = hub.token("alice", &[]);
+    let response = hub.upload(&alice, "one.tar.gz", small_tarball(&hex(3)));
+    assert!(
+        response.status().is_success(),
+        "{}",
+        response.text().unwrap()
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, light) = body_json(hub.get("/api/flist/alice/one.flist/light"));
+        if light["scrub"]["complete"] == true {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no scheduled scrub: {light}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let admin = hub.token("admin", &[]);
+    let response = hub.with(Method::GET, "/api/v1/admin/scrub", &admin).send();
+    let (status, reports) = body_json(response.unwrap());
+    assert_eq!(status, 200);
+    assert!(
+        reports.as_array().is_some_and(|r| !r.is_empty()),
+        "{reports}"
     );
 }
 

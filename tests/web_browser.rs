@@ -310,7 +310,9 @@ const RECORD_PROGRESS: &str = "
 
 /// Follows the link with `text`.
 async fn follow(c: &Client, text: &str) {
-    c.find(Locator::LinkText(text))
+    c.wait()
+        .at_most(std::time::Duration::from_secs(10))
+        .for_element(Locator::LinkText(text))
         .await
         .unwrap_or_else(|e| panic!("no link {text:?}: {e}"))
         .click()

@@ -52,7 +52,17 @@ pub async fn log_in(c: &Client, url: &str, name: &str, password: &str) {
     fill(c, "name", name).await;
     fill(c, "password", password).await;
     // The first of the page's two forms: by account (the other takes a token).
+    let form = c.find(Locator::Css("form[action='/login']")).await.unwrap();
     click(c, "form[action='/login'] button[type=submit]").await;
+    // The click returns before the browser leaves the page: wait until the form is gone
+    // (its element stale), so that what follows looks at the answer, not at this page.
+    for _ in 0..200 {
+        if form.is_displayed().await.is_err() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the login form as {name} was not answered within 10 s");
 }
 
 /// Replaces the text of the field with id `id`.

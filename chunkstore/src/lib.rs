@@ -63,7 +63,7 @@ pub use reader::{ChunkReader, ChunkSpan, DEFAULT_READ_AHEAD, Scratch, verify_sto
 #[cfg(feature = "redis")]
 pub use redis::{ClusterStore, RedisOptions, RedisStore, Server, TlsOptions};
 pub use router::Router;
-pub use store::{BackendStats, ChunkStore, Fault, Health, RepairReport};
+pub use store::{BackendStats, BlockCheck, ChunkStore, Fault, Health, RepairReport};
 pub use url::{StoreUrl, open, parse_route, parse_size};
 #[cfg(feature = "zdb")]
 pub use zdb::{ZdbOptions, ZdbStore};

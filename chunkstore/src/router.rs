@@ -17,8 +17,8 @@
 //!   key is reported absent only when every backend asked answered that it does not.
 //! * `repair` copies every given key to each of its replicas that lacks it, from any backend
 //!   whose copy verifies; replicas that cannot be reached are counted, not fatal.
-//! * `scrub` checks each replica's copy (deep: decodes it) and rewrites a missing or
-//!   damaged one from a copy that verifies (see `router_scrub.rs`).
+//! * `scrub` and `scrub_blocks` check each replica's copy (deep: that it is sound) and
+//!   rewrite a missing or damaged one from a sound copy (see `router_scrub.rs`).
 //!
 //! * Listing walks the backends one after the other (a key is listed once per backend
 //!   holding it); deleting deletes from every backend, replica or not (a copy left on a
@@ -42,7 +42,7 @@ use crate::codec::{Codec, DEFAULT_LEVEL, EncodedChunk, looks_like_chunk};
 use crate::error::{Error, Result};
 use crate::key::ChunkKey;
 use crate::listing::{Cursor, Page, Reclaim};
-use crate::store::{BackendStats, ChunkStore, Health, RepairReport};
+use crate::store::{BackendStats, BlockCheck, ChunkStore, Health, RepairReport};
 
 #[path = "router_scrub.rs"]
 mod scrub;
@@ -513,7 +513,16 @@ impl ChunkStore for Router {
     }
 
     async fn scrub(&self, keys: &[ChunkKey], deep: bool) -> Result<Vec<Health>> {
-        self.scrub_copies(keys, deep).await
+        self.scrub_chunks(keys, deep).await
+    }
+
+    async fn scrub_blocks(
+        &self,
+        ids: &[BlockId],
+        deep: bool,
+        sound: &BlockCheck,
+    ) -> Result<Vec<Health>> {
+        self.scrub_block_copies(ids, deep, sound).await
     }
 
     async fn repair(&self, keys: &[ChunkKey]) -> Result<RepairReport> {

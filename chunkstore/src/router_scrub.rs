@@ -1,23 +1,63 @@
-//! The router's scrub: each replica's copy of each key checked on its own (a key counts as
-//! sound only when every replica holds a copy, and, deep, every copy verifies), and a copy
-//! missing or damaged rewritten from one that verifies, found on any backend.
+//! The router's scrub, of chunks and of blocks alike: each replica's copy of each key
+//! checked on its own (a key counts as sound only when every replica holds a copy, and,
+//! deep, every copy is sound), and a copy missing or damaged rewritten from one that is
+//! sound, found on any backend. A chunk's copy is sound when it decodes to content of its
+//! key; a block's, when the caller's check (its format's hash) accepts it.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
 
-use super::{Answers, Fetched, Router, get_chunks};
-use crate::codec::{Codec, DEFAULT_LEVEL, EncodedChunk};
+use bytes::Bytes;
+
+use super::{Answers, Fetched, Placed, Router, get_chunks};
+use crate::blocks::BlockId;
+use crate::codec::{Codec, DEFAULT_LEVEL};
 use crate::error::Result;
 use crate::key::ChunkKey;
-use crate::store::{Fault, Health};
+use crate::store::{BlockCheck, ChunkStore, Fault, Health};
 
 impl Router {
-    pub(super) async fn scrub_copies(&self, keys: &[ChunkKey], deep: bool) -> Result<Vec<Health>> {
+    pub(super) async fn scrub_chunks(&self, keys: &[ChunkKey], deep: bool) -> Result<Vec<Health>> {
         let mut codec = Codec::new(DEFAULT_LEVEL)?;
+        let sound = |key: &ChunkKey, bytes: &[u8]| codec.decode(key, bytes).is_ok();
+        self.scrub_copies(keys, deep, has_chunks, get_chunks, sound, put_chunks)
+            .await
+    }
+
+    pub(super) async fn scrub_block_copies(
+        &self,
+        ids: &[BlockId],
+        deep: bool,
+        sound: &BlockCheck,
+    ) -> Result<Vec<Health>> {
+        self.scrub_copies(ids, deep, has_blocks, get_blocks, sound, put_blocks)
+            .await
+    }
+
+    async fn scrub_copies<K, H, HF, G, GF, P, PF>(
+        &self,
+        keys: &[K],
+        deep: bool,
+        has: H,
+        get: G,
+        mut sound: impl FnMut(&K, &[u8]) -> bool,
+        put: P,
+    ) -> Result<Vec<Health>>
+    where
+        K: Placed,
+        H: Fn(Arc<dyn ChunkStore>, Vec<K>) -> HF,
+        HF: Future<Output = Result<Vec<bool>>>,
+        G: Fn(Arc<dyn ChunkStore>, Vec<K>) -> GF + Copy,
+        GF: Future<Output = Result<Vec<Option<Bytes>>>>,
+        P: Fn(Arc<dyn ChunkStore>, Vec<(K, Bytes)>) -> PF,
+        PF: Future<Output = Result<()>>,
+    {
         let assigned = self.by_replica(keys);
         // Each replica's verdict on each of its keys: `None` when its copy is sound.
         let verdicts: Answers<Option<Fault>> = match deep {
             true => self
-                .per_backend(keys, assigned, get_chunks)
+                .per_backend(keys, assigned, get)
                 .await
                 .into_iter()
                 .map(|(backend, indexes, answer)| {
@@ -25,16 +65,16 @@ impl Router {
                         indexes
                             .iter()
                             .zip(copies)
-                            .map(|(&i, copy)| Fault::of(&mut codec, &keys[i], copy.as_deref()))
+                            .map(|(&i, copy)| {
+                                Fault::of_copy(copy.as_deref(), |b| sound(&keys[i], b))
+                            })
                             .collect()
                     });
                     (backend, indexes, answer)
                 })
                 .collect(),
             false => self
-                .per_backend(keys, assigned, |b, subset| async move {
-                    b.has_many(&subset).await
-                })
+                .per_backend(keys, assigned, has)
                 .await
                 .into_iter()
                 .map(|(backend, indexes, answer)| {
@@ -63,15 +103,13 @@ impl Router {
         }
         let mut wanted: Vec<usize> = bad.keys().copied().collect();
         wanted.sort_unstable();
-        let wanted_keys: Vec<ChunkKey> = wanted.iter().map(|&i| keys[i]).collect();
-        // A copy to repair from: the first, in ranking order, that verifies (checked again
+        let wanted_keys: Vec<K> = wanted.iter().map(|&i| keys[i]).collect();
+        // A copy to repair from: the first, in ranking order, that is sound (checked again
         // here, whatever the replicas' verdicts said).
         let fetched = self
-            .fetch(&wanted_keys, get_chunks, |key, bytes| {
-                codec.decode(key, bytes).is_ok()
-            })
+            .fetch(&wanted_keys, get, |key, bytes| sound(key, bytes))
             .await;
-        let mut writes: HashMap<usize, Vec<EncodedChunk>> = HashMap::new();
+        let mut writes: HashMap<usize, Vec<(K, Bytes)>> = HashMap::new();
         for ((&i, key), fetched) in wanted.iter().zip(&wanted_keys).zip(fetched) {
             let faults = &bad[&i];
             let worst = faults
@@ -81,9 +119,11 @@ impl Router {
                 .unwrap_or(Fault::Missing);
             health[i] = match fetched {
                 Fetched::Found(bytes) => {
-                    let chunk = codec.verify(*key, bytes)?;
                     for (backend, _) in faults {
-                        writes.entry(*backend).or_default().push(chunk.clone());
+                        writes
+                            .entry(*backend)
+                            .or_default()
+                            .push((*key, bytes.clone()));
                     }
                     Health::Repaired(worst)
                 }
@@ -91,15 +131,43 @@ impl Router {
                 Fetched::Unreachable(errors) => return Err(self.unavailable(key, &errors)),
             };
         }
-        for (backend, chunks) in writes {
+        for (backend, copies) in writes {
             let backend = &self.backends[backend];
-            backend.put_many(&chunks).await?;
+            let count = copies.len();
+            put(Arc::clone(backend), copies).await?;
             tracing::info!(
                 backend = backend.location(),
-                chunks = chunks.len(),
+                copies = count,
                 "copies missing or damaged rewritten from a sound copy"
             );
         }
         Ok(health)
     }
+}
+
+async fn has_chunks(backend: Arc<dyn ChunkStore>, keys: Vec<ChunkKey>) -> Result<Vec<bool>> {
+    backend.has_many(&keys).await
+}
+
+/// Writes copies found sound (so verifying them again cannot fail, but a store takes only
+/// verified chunks).
+async fn put_chunks(backend: Arc<dyn ChunkStore>, copies: Vec<(ChunkKey, Bytes)>) -> Result<()> {
+    let mut codec = Codec::new(DEFAULT_LEVEL)?;
+    let chunks = copies
+        .into_iter()
+        .map(|(key, bytes)| codec.verify(key, bytes))
+        .collect::<Result<Vec<_>>>()?;
+    backend.put_many(&chunks).await
+}
+
+async fn has_blocks(backend: Arc<dyn ChunkStore>, ids: Vec<BlockId>) -> Result<Vec<bool>> {
+    backend.has_blocks(&ids).await
+}
+
+async fn get_blocks(backend: Arc<dyn ChunkStore>, ids: Vec<BlockId>) -> Result<Vec<Option<Bytes>>> {
+    backend.get_blocks(&ids).await
+}
+
+async fn put_blocks(backend: Arc<dyn ChunkStore>, copies: Vec<(BlockId, Bytes)>) -> Result<()> {
+    backend.put_blocks(&copies).await
 }

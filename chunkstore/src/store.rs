@@ -79,25 +79,19 @@ pub trait ChunkStore: Send + Sync {
     async fn scrub(&self, keys: &[ChunkKey], deep: bool) -> Result<Vec<Health>> {
         if !deep {
             let present = self.has_many(keys).await?;
-            return Ok(present
-                .into_iter()
-                .map(|present| match present {
-                    true => Health::Sound,
-                    false => Health::Lost(Fault::Missing),
-                })
-                .collect());
+            return Ok(present.into_iter().map(Health::of_presence).collect());
         }
         let mut codec = crate::Codec::new(crate::DEFAULT_LEVEL)?;
         let stored = self.get_many(keys).await?;
         Ok(keys
             .iter()
             .zip(stored)
-            .map(
-                |(key, stored)| match Fault::of(&mut codec, key, stored.as_deref()) {
+            .map(|(key, stored)| {
+                match Fault::of_copy(stored.as_deref(), |bytes| codec.decode(key, bytes).is_ok()) {
                     None => Health::Sound,
                     Some(fault) => Health::Lost(fault),
-                },
-            )
+                }
+            })
             .collect())
     }
 
@@ -119,6 +113,32 @@ pub trait ChunkStore: Send + Sync {
     async fn get_blocks(&self, ids: &[BlockId]) -> Result<Vec<Option<Bytes>>> {
         let _ = ids;
         Err(self.no_blocks())
+    }
+
+    /// [`scrub`](Self::scrub) for blocks. A store cannot tell a damaged block by itself
+    /// (that takes its format's hash), so `sound` says whether a copy's bytes are the
+    /// block `id` names; a router rewrites a missing or damaged copy from one it accepts.
+    async fn scrub_blocks(
+        &self,
+        ids: &[BlockId],
+        deep: bool,
+        sound: &BlockCheck,
+    ) -> Result<Vec<Health>> {
+        if !deep {
+            let present = self.has_blocks(ids).await?;
+            return Ok(present.into_iter().map(Health::of_presence).collect());
+        }
+        let stored = self.get_blocks(ids).await?;
+        Ok(ids
+            .iter()
+            .zip(stored)
+            .map(
+                |(id, stored)| match Fault::of_copy(stored.as_deref(), |bytes| sound(id, bytes)) {
+                    None => Health::Sound,
+                    Some(fault) => Health::Lost(fault),
+                },
+            )
+            .collect())
     }
 
     /// The refusal of a store that keeps no blocks.
@@ -214,6 +234,11 @@ pub struct RepairReport {
     pub unreachable: u64,
 }
 
+/// Whether a copy's bytes are the block an id names: the block format's own hash, which a
+/// store does not know (see [`ChunkStore::scrub_blocks`]). The lifetimes are spelled out
+/// for `async_trait`, which would otherwise tie them to the call's.
+pub type BlockCheck = dyn for<'a, 'b> Fn(&'a BlockId, &'b [u8]) -> bool + Sync;
+
 /// What a [`ChunkStore::scrub`] found of one key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Health {
@@ -233,16 +258,26 @@ pub enum Fault {
     Damaged,
 }
 
+impl Health {
+    /// What a presence check alone can say: sound, or lost for missing (a single store
+    /// holds no other copy).
+    fn of_presence(present: bool) -> Health {
+        match present {
+            true => Health::Sound,
+            false => Health::Lost(Fault::Missing),
+        }
+    }
+}
+
 impl Fault {
-    /// What is wrong with one stored copy of `key`, if anything.
-    pub(crate) fn of(
-        codec: &mut crate::Codec,
-        key: &ChunkKey,
+    /// What is wrong with one stored copy, if anything: `sound` judges its bytes.
+    pub(crate) fn of_copy(
         stored: Option<&[u8]>,
+        sound: impl FnOnce(&[u8]) -> bool,
     ) -> Option<Fault> {
         match stored {
             None => Some(Fault::Missing),
-            Some(bytes) if codec.decode(key, bytes).is_ok() => None,
+            Some(bytes) if sound(bytes) => None,
             Some(_) => Some(Fault::Damaged),
         }
     }

@@ -216,3 +216,64 @@ async fn router_replicates_and_fails_over() {
         "{err}"
     );
 }
+
+/// The router's scrub of blocks over two dir replicas: a copy missing on one replica and a
+/// copy damaged on one are rewritten from the other; a block with no sound copy left is
+/// lost; the caller's check, not the store, says what a sound copy is.
+#[tokio::test]
+async fn router_scrub_rewrites_missing_and_damaged_block_copies() {
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let replicas: Vec<Arc<dyn ChunkStore>> = dirs
+        .iter()
+        .map(|d| {
+            Arc::new(DirStore::open(d.path(), DirOptions::default()).unwrap())
+                as Arc<dyn ChunkStore>
+        })
+        .collect();
+    let router = Router::new(replicas.clone(), 2, 2).unwrap();
+    let ids: Vec<BlockId> = (1..=4u8)
+        .map(|i| BlockId::from_slice(&[i; 16]).unwrap())
+        .collect();
+    let blocks: Vec<(BlockId, Bytes)> = ids.iter().map(|id| (*id, block(id))).collect();
+    router.put_blocks(&blocks).await.unwrap();
+    let bad = Bytes::from_static(b"not the block");
+    let (sound_one, missing, damaged, lost) = (ids[0], ids[1], ids[2], ids[3]);
+    replicas[0].delete_blocks(&[missing, lost]).await.unwrap();
+    replicas[1]
+        .put_blocks(&[(damaged, bad.clone()), (lost, bad.clone())])
+        .await
+        .unwrap();
+    let check = |id: &BlockId, copy: &[u8]| copy == block(id).as_ref();
+
+    // Shallow: only the missing copies show; the one with a sound copy elsewhere is
+    // rewritten, the other's only copy fails the check (a repair takes only sound copies).
+    let shallow = router.scrub_blocks(&ids, false, &check).await.unwrap();
+    use chunkstore::{Fault::*, Health::*};
+    assert_eq!(shallow, [Sound, Repaired(Missing), Sound, Lost(Missing)]);
+    assert_eq!(
+        replicas[0].get_blocks(&[missing]).await.unwrap(),
+        [Some(block(&missing))]
+    );
+    // Deep: the damaged copies too.
+    let deep = router.scrub_blocks(&ids, true, &check).await.unwrap();
+    assert_eq!(deep, [Sound, Sound, Repaired(Damaged), Lost(Damaged)]);
+    for replica in &replicas {
+        assert_eq!(
+            replica
+                .get_blocks(&[sound_one, missing, damaged])
+                .await
+                .unwrap(),
+            [
+                Some(block(&sound_one)),
+                Some(block(&missing)),
+                Some(block(&damaged))
+            ],
+            "{}",
+            replica.location()
+        );
+    }
+    assert_eq!(
+        router.scrub_blocks(&ids, true, &check).await.unwrap(),
+        [Sound, Sound, Sound, Lost(Damaged)]
+    );
+}

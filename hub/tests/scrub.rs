@@ -1,7 +1,7 @@
 //! The integrity scrub in process, on a dir store: a chunk file deleted and another
-//! corrupted by hand; what a check and a deep check report (exactly the flists affected,
-//! each chunk checked once), what `light` shows, the reports kept, and the admin route's
-//! refusals.
+//! corrupted by hand, and a hosted 0-flist's block damaged; what a check and a deep check
+//! report (exactly the flists affected, each chunk checked once), what `light` shows, the
+//! reports kept, and the admin route's refusals.
 
 mod common;
 
@@ -198,4 +198,57 @@ async fn a_check_names_exactly_the_flists_whose_chunks_are_missing_or_damaged() 
         let answer = hub.call("POST", &path, Some(&ops)).await;
         assert_eq!(answer.status, status, "{query}: {}", answer.text());
     }
+}
+
+/// The blocks of a hosted 0-flist are scrubbed as chunks are: a block damaged by hand is
+/// there for an existence check and found by a deep one, which checks it with the
+/// format's own hash (its id is the BLAKE2b-128 of the stored bytes).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_damaged_block_of_a_hosted_0_flist_is_found_by_a_deep_check() {
+    let hub = TestHub::open(CONFIG).await;
+    let (alice, ops) = (hub.token("alice"), hub.token("ops"));
+    let plain = content("a hosted block ");
+    let (block, sealed) = legacy::zero::encode(plain.as_bytes()).unwrap();
+    let id = chunkstore::BlockId::from_slice(&block.id).unwrap();
+    // The hub's own dir store (the default, in its data directory).
+    let data = hub.dir.path().join("data").join("store");
+    let store = chunkstore::DirStore::open(&data, chunkstore::DirOptions::default()).unwrap();
+    chunkstore::ChunkStore::put_blocks(&store, &[(id, bytes::Bytes::from(sealed))])
+        .await
+        .unwrap();
+    let mut tree = legacy::Tree::new(legacy::Entry::directory(0o755)).unwrap();
+    let file = legacy::Entry {
+        kind: legacy::Kind::File {
+            size: plain.len() as u64,
+            blocks: vec![block],
+        },
+        ..legacy::Entry::directory(0o644)
+    };
+    tree.insert(b"data", file).unwrap();
+    let mut hosted = Vec::new();
+    legacy::zero::write(&tree, &Default::default(), &mut hosted).unwrap();
+    let answer = hub
+        .upload_flist(Some(&alice), "hosted.flist", &hosted)
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let clean = scrub(&hub, "?deep=true", &ops).await;
+    assert_eq!(
+        (&clean["missing"], &clean["damaged"]),
+        (&Value::from(0), &Value::from(0)),
+        "{clean}"
+    );
+
+    let path = find(&data, &id.to_hex()).expect("the block's file");
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[0] ^= 0xff;
+    std::fs::write(&path, bytes).unwrap();
+    let shallow = scrub(&hub, "", &ops).await;
+    assert_eq!(shallow["damaged"], 0, "{shallow}");
+    let deep = scrub(&hub, "?deep=true", &ops).await;
+    assert_eq!(
+        (&deep["damaged"], &deep["lost"]),
+        (&Value::from(1), &Value::from(1)),
+        "{deep}"
+    );
+    assert_eq!(affected(&deep), set(&["alice/hosted.flist"]));
 }

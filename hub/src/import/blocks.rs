@@ -76,13 +76,18 @@ pub async fn copy(
     Ok(())
 }
 
-/// Whether `block` is what `id` names: the hash of the stored bytes, of the id's length.
-pub fn check(id: &BlockId, block: &Bytes) -> Result<()> {
-    let matches = match id.as_bytes().len() {
+/// Whether `block` hashes to `id` as its format names blocks (0-flist: BLAKE2b-128 of the
+/// stored block, fl: BLAKE2b-256).
+pub fn hashes_to(id: &BlockId, block: &[u8]) -> bool {
+    match id.as_bytes().len() {
         16 => legacy::zero::blake2b_128(block)[..] == *id.as_bytes(),
         _ => legacy::fl::blake2b_256(block)[..] == *id.as_bytes(),
-    };
-    if matches {
+    }
+}
+
+/// Whether `block` is what `id` names: the hash of the stored bytes, of the id's length.
+pub fn check(id: &BlockId, block: &Bytes) -> Result<()> {
+    if hashes_to(id, block) {
         Ok(())
     } else {
         Err(Error::BadRequest(format!(

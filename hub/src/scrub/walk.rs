@@ -153,33 +153,16 @@ impl Checker<'_, '_> {
         Ok(found)
     }
 
-    /// Blocks are checked, not repaired: a store cannot tell a damaged copy of a block
-    /// from a sound one (that takes the block's own hash), so a router keeps no repair for
-    /// them. Deep, each is read and hashed as its format does.
+    /// Blocks as chunks are (`ChunkStore::scrub_blocks`), a copy being sound when it
+    /// hashes to its id as its format does (0-flist: BLAKE2b-128, fl: BLAKE2b-256).
     fn check_blocks(&self, ids: &[BlockId]) -> Result<Vec<Health>> {
         let walk = self.walk;
-        if !walk.deep {
-            let present = walk.runtime.block_on(walk.store.has_blocks(ids))?;
-            short(ids.len(), present.len())?;
-            return Ok(present
-                .into_iter()
-                .map(|p| match p {
-                    true => Health::Sound,
-                    false => Health::Lost(Fault::Missing),
-                })
-                .collect());
-        }
-        let stored = walk.runtime.block_on(walk.store.get_blocks(ids))?;
-        short(ids.len(), stored.len())?;
-        Ok(ids
-            .iter()
-            .zip(stored)
-            .map(|(id, block)| match block {
-                None => Health::Lost(Fault::Missing),
-                Some(block) if crate::import::blocks::check(id, &block).is_ok() => Health::Sound,
-                Some(_) => Health::Lost(Fault::Damaged),
-            })
-            .collect())
+        let sound = |id: &BlockId, block: &[u8]| crate::import::blocks::hashes_to(id, block);
+        let health = walk
+            .runtime
+            .block_on(walk.store.scrub_blocks(ids, walk.deep, &sound))?;
+        short(ids.len(), health.len())?;
+        Ok(health)
     }
 }
 

@@ -55,38 +55,13 @@ impl Router {
     {
         let assigned = self.by_replica(keys);
         // Each replica's verdict on each of its keys: `None` when its copy is sound.
-        let verdicts: Answers<Option<Fault>> = match deep {
-            true => self
-                .per_backend(keys, assigned, get)
-                .await
-                .into_iter()
-                .map(|(backend, indexes, answer)| {
-                    let answer = answer.map(|copies| {
-                        indexes
-                            .iter()
-                            .zip(copies)
-                            .map(|(&i, copy)| {
-                                Fault::of_copy(copy.as_deref(), |b| sound(&keys[i], b))
-                            })
-                            .collect()
-                    });
-                    (backend, indexes, answer)
-                })
-                .collect(),
-            false => self
-                .per_backend(keys, assigned, has)
-                .await
-                .into_iter()
-                .map(|(backend, indexes, answer)| {
-                    let answer = answer.map(|present| {
-                        present
-                            .into_iter()
-                            .map(|p| (!p).then_some(Fault::Missing))
-                            .collect()
-                    });
-                    (backend, indexes, answer)
-                })
-                .collect(),
+        let verdicts = match deep {
+            true => judge(self.per_backend(keys, assigned, get).await, |i, copy| {
+                Fault::of_copy(copy.as_deref(), |b| sound(&keys[i], b))
+            }),
+            false => judge(self.per_backend(keys, assigned, has).await, |_, present| {
+                (!present).then_some(Fault::Missing)
+            }),
         };
         // The replicas whose copy of each key is at fault.
         let mut bad: HashMap<usize, Vec<(usize, Fault)>> = HashMap::new();
@@ -143,6 +118,27 @@ impl Router {
         }
         Ok(health)
     }
+}
+
+/// Each backend's answers turned into verdicts, `verdict` given each key's index in the
+/// scrubbed keys and that backend's answer for it.
+fn judge<T>(
+    answers: Answers<T>,
+    mut verdict: impl FnMut(usize, T) -> Option<Fault>,
+) -> Answers<Option<Fault>> {
+    answers
+        .into_iter()
+        .map(|(backend, indexes, answer)| {
+            let answer = answer.map(|values| {
+                indexes
+                    .iter()
+                    .zip(values)
+                    .map(|(&i, value)| verdict(i, value))
+                    .collect()
+            });
+            (backend, indexes, answer)
+        })
+        .collect()
 }
 
 async fn has_chunks(backend: Arc<dyn ChunkStore>, keys: Vec<ChunkKey>) -> Result<Vec<bool>> {

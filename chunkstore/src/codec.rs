@@ -13,7 +13,7 @@
 //! or an error that says what is wrong with it.
 
 use bytes::Bytes;
-use zstd::zstd_safe::CParameter;
+use zstd::zstd_safe::{CParameter, DParameter};
 
 use crate::error::{Error, Result};
 use crate::key::ChunkKey;
@@ -121,6 +121,9 @@ pub(crate) fn looks_like_chunk(stored: &[u8]) -> bool {
 pub struct Codec {
     compressor: zstd::bulk::Compressor<'static>,
     decompressor: zstd::bulk::Decompressor<'static>,
+    /// Whether the decompressor is set to skip the frame checksum (see
+    /// [`decode_into`](Self::decode_into)).
+    checksum_skipped: bool,
 }
 
 impl Codec {
@@ -145,6 +148,7 @@ impl Codec {
         Ok(Codec {
             compressor,
             decompressor,
+            checksum_skipped: false,
         })
     }
 
@@ -218,18 +222,38 @@ impl Codec {
                 Ok(payload)
             }
             Frame::Zstd { payload, declared } => {
+                // The hot path of readers of many chunks: zstd's checksum of the frame is
+                // skipped, since BLAKE3 of the plaintext is checked anyway. A chunk that fails
+                // is decoded again with it, so that the error says what `decode` would
+                // (damaged payload or content of another key).
+                self.skip_checksum(true)?;
                 // zstd writes from the start of the buffer and no further than its capacity:
                 // a frame holding more than declared fails or is caught below.
                 buf.clear();
                 buf.reserve(declared);
-                self.decompressor
+                let decoded = self
+                    .decompressor
                     .decompress_to_buffer(payload, buf)
-                    .map_err(|e| corrupt(*key, format!("zstd: {e}")))?;
-                check_declared(*key, buf.len(), declared)?;
-                check_key(*key, buf)?;
-                Ok(buf)
+                    .map_err(|e| corrupt(*key, format!("zstd: {e}")))
+                    .and_then(|_| check_declared(*key, buf.len(), declared))
+                    .and_then(|()| check_key(*key, buf));
+                match decoded {
+                    Ok(()) => Ok(buf),
+                    Err(unchecked) => Err(self.plain(key, stored).err().unwrap_or(unchecked)),
+                }
             }
         }
+    }
+
+    /// Sets whether the decompressor checks zstd's frame checksum, if that changes.
+    fn skip_checksum(&mut self, skip: bool) -> Result<()> {
+        if self.checksum_skipped != skip {
+            self.decompressor
+                .set_parameter(DParameter::ForceIgnoreChecksum(skip))
+                .map_err(|e| Error::io("zstd", e))?;
+            self.checksum_skipped = skip;
+        }
+        Ok(())
     }
 
     /// Checks stored bytes against `key`, decompressing them if they are compressed.
@@ -240,6 +264,7 @@ impl Codec {
                 Ok(Plain::Raw)
             }
             Frame::Zstd { payload, declared } => {
+                self.skip_checksum(false)?;
                 // Into a buffer of the declared size, not zeroed first: a frame that holds
                 // more is an error, one that holds less is caught below.
                 let data = self
@@ -481,6 +506,35 @@ mod tests {
             codec.decode(&key, &huge),
             Err(Error::Corrupt { .. })
         ));
+    }
+
+    #[test]
+    fn decoding_into_a_buffer_reports_damage_as_decode_does() {
+        let mut codec = Codec::new(DEFAULT_LEVEL).unwrap();
+        let chunk = Chunk::new(text(50_000));
+        let good = codec.encode(&chunk).unwrap().bytes().to_vec();
+        let key = chunk.key();
+        let mut flipped = good.clone();
+        let mid = flipped.len() / 2;
+        flipped[mid] ^= 0x55;
+        let other = ChunkKey::of(b"other");
+        let mut buf = Vec::new();
+        // In turns, so that the checksum setting is switched both ways between calls.
+        for _ in 0..2 {
+            assert_eq!(codec.decode_into(&key, &good, &mut buf).unwrap(), chunk.data());
+            assert!(matches!(
+                codec.decode_into(&key, &flipped, &mut buf),
+                Err(Error::Corrupt { .. })
+            ));
+            assert!(matches!(
+                codec.decode_into(&other, &good, &mut buf),
+                Err(Error::KeyMismatch { key, actual }) if key == other && actual == chunk.key()
+            ));
+            assert!(matches!(
+                codec.decode(&key, &flipped),
+                Err(Error::Corrupt { .. })
+            ));
+        }
     }
 
     #[test]

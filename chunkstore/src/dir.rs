@@ -48,6 +48,13 @@ const MARKER_CONTENT: &[u8] = b"flisthub dir store\nlayout 1\n";
 const MIN_STORED: u64 = HEADER_LEN as u64;
 const MAX_STORED: u64 = (MAX_CHUNK_SIZE + HEADER_LEN) as u64;
 
+const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
+
+/// How chunk and block files are opened for reading: never through a symlink.
+fn read_flags() -> rustix::fs::OFlags {
+    rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::CLOEXEC
+}
+
 /// Options of a [`DirStore`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DirOptions {
@@ -73,6 +80,11 @@ struct Inner {
     options: DirOptions,
     /// The root, opened once the layout exists (for `syncfs`).
     root_dir: OnceLock<File>,
+    /// `<root>/chunks`, opened by the first read that finds it: chunks are opened relative
+    /// to it, which spares the kernel the lookup of every component of the root for each
+    /// (an extraction reads tens of thousands). Like any server holding its files open, a
+    /// store directory swapped for another under a running process is not followed.
+    chunks_dir: OnceLock<rustix::fd::OwnedFd>,
 }
 
 impl DirStore {
@@ -116,6 +128,7 @@ impl DirStore {
                 location,
                 options,
                 root_dir: OnceLock::new(),
+                chunks_dir: OnceLock::new(),
             }),
         })
     }
@@ -219,7 +232,39 @@ impl Inner {
             key: *key,
             detail: format!("the chunk file is larger than {MAX_STORED} bytes"),
         };
-        self.read_bounded(&self.chunk_path(key), MAX_STORED, too_large, buf)
+        let opened = match self.chunks_dir() {
+            Some(dir) => {
+                // "ab/abcd…ef", made on the stack: the directory is named by the first two
+                // hex digits of the key.
+                let mut name = [b'/'; 3 + 2 * 32];
+                for (i, byte) in key.as_bytes().iter().enumerate() {
+                    name[3 + 2 * i] = HEX_DIGITS[usize::from(byte >> 4)];
+                    name[4 + 2 * i] = HEX_DIGITS[usize::from(byte & 0xf)];
+                }
+                name.copy_within(3..5, 0);
+                rustix::fs::openat(dir, &name[..], read_flags(), rustix::fs::Mode::empty())
+                    .map(File::from)
+                    .map_err(io::Error::from)
+            }
+            None => fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(read_flags().bits() as i32)
+                .open(self.chunk_path(key)),
+        };
+        self.read_bounded(opened, MAX_STORED, too_large, buf)
+    }
+
+    /// `<root>/chunks`, if it exists (a store nothing has been written to yet has none).
+    fn chunks_dir(&self) -> Option<&rustix::fd::OwnedFd> {
+        if let Some(dir) = self.chunks_dir.get() {
+            return Some(dir);
+        }
+        let flags = rustix::fs::OFlags::PATH
+            | rustix::fs::OFlags::DIRECTORY
+            | rustix::fs::OFlags::CLOEXEC;
+        let dir = rustix::fs::open(self.root.join("chunks"), flags, rustix::fs::Mode::empty());
+        let dir = dir.ok()?;
+        Some(self.chunks_dir.get_or_init(|| dir))
     }
 
     /// A block, read as chunks are.
@@ -229,26 +274,25 @@ impl Inner {
             id: *id,
         };
         let mut bytes = Vec::new();
-        let path = self.block_path(id);
-        let found = self.read_bounded(&path, MAX_BLOCK_SIZE as u64, too_large, &mut bytes)?;
+        let opened = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(read_flags().bits() as i32)
+            .open(self.block_path(id));
+        let found = self.read_bounded(opened, MAX_BLOCK_SIZE as u64, too_large, &mut bytes)?;
         Ok(found.then(|| Bytes::from(bytes)))
     }
 
-    /// Reads the file at `path` into `buf` (replacing its content), refusing one larger than
-    /// `max`; whether it is there.
+    /// Reads the file just `opened` into `buf` (replacing its content), refusing one larger
+    /// than `max`; whether it is there.
     fn read_bounded(
         &self,
-        path: &Path,
+        opened: io::Result<File>,
         max: u64,
         too_large: impl FnOnce() -> Error,
         buf: &mut Vec<u8>,
     ) -> Result<bool> {
         buf.clear();
-        let file = match fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-            .open(path)
-        {
+        let file = match opened {
             Ok(file) => file,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(self.io(e)),

@@ -462,7 +462,10 @@ mod tests {
         // chunk again with it: in turns, so that the setting is switched both ways.
         let mut buf = Vec::new();
         for _ in 0..2 {
-            assert_eq!(codec.decode_into(&key, &good, &mut buf).unwrap(), chunk.data());
+            assert_eq!(
+                codec.decode_into(&key, &good, &mut buf).unwrap(),
+                chunk.data()
+            );
             assert!(matches!(
                 codec.decode_into(&key, &flipped, &mut buf),
                 Err(Error::Corrupt { .. })

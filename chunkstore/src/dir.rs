@@ -259,9 +259,8 @@ impl Inner {
         if let Some(dir) = self.chunks_dir.get() {
             return Some(dir);
         }
-        let flags = rustix::fs::OFlags::PATH
-            | rustix::fs::OFlags::DIRECTORY
-            | rustix::fs::OFlags::CLOEXEC;
+        let flags =
+            rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC;
         let dir = rustix::fs::open(self.root.join("chunks"), flags, rustix::fs::Mode::empty());
         let dir = dir.ok()?;
         Some(self.chunks_dir.get_or_init(|| dir))

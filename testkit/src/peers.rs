@@ -24,17 +24,25 @@ pub fn peer(name: &str) -> Option<PathBuf> {
         eprintln!("SKIP: peer {name} not found in ../shared/peers");
         return None;
     };
-    // One copier per process: tests of one binary run on threads, and a thread starting a
-    // peer while another writes the same file would fail with "text file busy".
+    // One copier per process: tests of one binary run on threads.
     static COPYING: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _copying = COPYING.lock().unwrap_or_else(|p| p.into_inner());
     let dir = workspace.join("target/peers");
     std::fs::create_dir_all(&dir).expect("target/peers");
     let copy = dir.join(name);
     if std::fs::metadata(&copy).map(|m| m.len()).ok() != Some(meta.len()) {
-        // Copied under a private name and renamed: test processes run side by side.
+        // Copied under a private name and renamed: test processes run side by side. The
+        // copy is made by `cp`, so that this process never holds the file open for writing:
+        // a child that another thread forks meanwhile would inherit that descriptor until
+        // its own exec, and starting the peer then fails with "text file busy".
         let tmp = dir.join(format!(".{name}.{}", std::process::id()));
-        std::fs::copy(&source, &tmp).expect("copy a peer");
+        let copied = std::process::Command::new("cp")
+            .arg("--")
+            .arg(&source)
+            .arg(&tmp)
+            .status()
+            .expect("run cp");
+        assert!(copied.success(), "copying the peer {name} failed");
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).expect("chmod");
         std::fs::rename(&tmp, &copy).expect("rename a peer");

@@ -241,6 +241,14 @@ impl Flist {
         let (mut children, sorted) = self.children_rows(ino, 0, u64::MAX)?;
         if !sorted {
             children.sort_by(|a, b| a.name.cmp(&b.name));
+            // The key (parent, name) is unique in a sound file; a file edited below SQLite
+            // can hold one twice, and the tree would then have two entries of one path.
+            if let Some(twice) = children.windows(2).find(|w| w[0].name == w[1].name) {
+                return Err(Error::Corrupt(format!(
+                    "directory inode {ino} holds two entries named {:?}",
+                    show(&twice[0].name)
+                )));
+            }
         }
         Ok(children)
     }

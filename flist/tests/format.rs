@@ -484,6 +484,24 @@ fn crafted_entries_are_refused_on_read() {
     assert!(err.contains("several names"), "{err}");
     assert!(started.elapsed().as_secs() < 2);
 
+    // One name twice in a directory (found by fuzzing: the key (parent, name) is unique only
+    // while SQLite keeps it so; here a key widened to hold the inode lets both in).
+    sample(&out);
+    let db = rusqlite::Connection::open(&out).unwrap();
+    db.execute_batch(
+        "CREATE TABLE wide (parent INTEGER NOT NULL, name BLOB NOT NULL, ino INTEGER NOT NULL,
+                            PRIMARY KEY (parent, name, ino)) WITHOUT ROWID;
+         INSERT INTO wide SELECT * FROM entry;
+         INSERT INTO wide SELECT parent, x'62696e', ino FROM entry WHERE name = x'657463';
+         DROP TABLE entry;
+         ALTER TABLE wide RENAME TO entry;",
+    )
+    .unwrap();
+    drop(db);
+    let f = Flist::open(&out).unwrap();
+    let err = f.walk(|_, _| Ok(Walk::Continue)).unwrap_err().to_string();
+    assert!(err.contains("two entries named \"bin\""), "{err}");
+
     // Chunk lengths that do not add up to the size.
     sample(&out);
     let db = rusqlite::Connection::open(&out).unwrap();

@@ -118,6 +118,11 @@ fn hostile_files_are_refused() {
             "invalid name",
         ),
         ("UPDATE inode SET name = 'bin' WHERE name = 'etc'", "twice"),
+        // Found by fuzzing: read, then refused by the writer.
+        (
+            "UPDATE inode SET name = CAST(x'6574ff63' AS TEXT) WHERE name = 'etc'",
+            "not UTF-8",
+        ),
         (
             "UPDATE inode SET parent = ino WHERE name = 'deep'",
             "not reachable",

@@ -266,6 +266,10 @@ impl FlFile {
             if ino != ROOT && (name.contains(&b'/') || flist::validate_path(&name).is_err()) {
                 return Err(bad(&format!("invalid name {:?}", show(&name))));
             }
+            // Names are text in this format: rfs reads them as strings and refuses others.
+            if std::str::from_utf8(&name).is_err() {
+                return Err(bad(&format!("the name {:?} is not UTF-8", show(&name))));
+            }
             let (Ok(size), Ok(uid), Ok(gid), Ok(st_mode)) = (
                 u64::try_from(size),
                 u32::try_from(uid),

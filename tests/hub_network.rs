@@ -114,10 +114,15 @@ fn raise_own_file_limit() -> Option<u64> {
 
 #[test]
 fn half_sent_requests_neither_starve_the_hub_nor_stay_open() {
+    // Long enough that a loaded machine opens every connection of a step within it: the
+    // per-address step counts the connections closed before any header timeout could be.
+    const TIMEOUT: Duration = Duration::from_secs(4);
     // The hub starts with the usual soft limit of 1024 files: it must raise it itself.
-    let Some(hub) =
-        HubServer::start_with_file_limit("[server]\nheader-read-timeout = \"2s\"\n", 1024)
-    else {
+    let config = format!(
+        "[server]\nheader-read-timeout = \"{}s\"\n",
+        TIMEOUT.as_secs()
+    );
+    let Some(hub) = HubServer::start_with_file_limit(&config, 1024) else {
         return;
     };
     let hard = raise_own_file_limit();
@@ -146,15 +151,16 @@ fn half_sent_requests_neither_starve_the_hub_nor_stay_open() {
     );
     // None was closed before the header timeout; all are closed soon after it.
     let early = stalled.iter().filter(|s| closed_now(s)).count();
-    if first.elapsed() < Duration::from_millis(1800) {
+    if first.elapsed() < TIMEOUT - Duration::from_millis(200) {
         assert_eq!(early, 0, "closed before the header timeout");
     }
+    let deadline = TIMEOUT + Duration::from_secs(4);
     let open = stalled
         .iter()
-        .filter(|s| !closed_within(s, Duration::from_secs(6).saturating_sub(sent.elapsed())))
+        .filter(|s| !closed_within(s, deadline.saturating_sub(sent.elapsed())))
         .count();
-    assert_eq!(open, 0, "still open 6 s after a 2 s header timeout");
-    assert!(sent.elapsed() >= Duration::from_millis(1500));
+    assert_eq!(open, 0, "still open {deadline:?} after the last was sent");
+    assert!(sent.elapsed() >= TIMEOUT - Duration::from_millis(500));
     eprintln!(
         "1,100 half-sent requests: health answered in {answered:?}; all closed {:?} after the last was sent",
         sent.elapsed()
@@ -163,6 +169,7 @@ fn half_sent_requests_neither_starve_the_hub_nor_stay_open() {
     // One address past its limit: the connections beyond it are closed at once, the others
     // kept (until their own header timeout).
     let limit = 256;
+    let started = Instant::now();
     let crowd = half_sent(address, Ipv4Addr::new(127, 0, 0, 7), limit + 44);
     let opened = Instant::now();
     let mut closed = vec![false; crowd.len()];
@@ -176,8 +183,12 @@ fn half_sent_requests_neither_starve_the_hub_nor_stay_open() {
             break;
         }
     }
+    assert!(
+        started.elapsed() < TIMEOUT,
+        "opening the connections took {:?}, past the header timeout",
+        started.elapsed()
+    );
     assert_eq!(closed.iter().filter(|&&c| c).count(), 44, "refused at once");
-    assert!(opened.elapsed() < Duration::from_millis(1500));
     // Another address is still welcome.
     assert_eq!(health_within(&hub.url, Duration::from_secs(5)), 200);
 }

@@ -151,6 +151,14 @@ pub struct Xattr {
     pub value: Vec<u8>,
 }
 
+impl Xattr {
+    /// Whether the name is one an xattr can have: not empty, no NUL byte (the kernel's
+    /// interface takes it as a C string). Writers refuse others and readers report them.
+    pub(crate) fn has_valid_name(&self) -> bool {
+        !self.name.is_empty() && !self.name.contains(&0)
+    }
+}
+
 /// A name in a directory, with the inode it refers to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {

@@ -484,6 +484,19 @@ impl Flist {
         })?;
         let mut xattrs: Vec<Xattr> = rows.collect::<rusqlite::Result<_>>()?;
         xattrs.sort(); // already in key order; sorting a sorted list is one pass
+        if let Some(bad) = xattrs.iter().find(|x| !x.has_valid_name()) {
+            return Err(Error::Corrupt(format!(
+                "inode {ino} has an extended attribute named {:?}",
+                show(&bad.name)
+            )));
+        }
+        // As for entries: the key (ino, name) is unique only while SQLite keeps it so.
+        if let Some(twice) = xattrs.windows(2).find(|w| w[0].name == w[1].name) {
+            return Err(Error::Corrupt(format!(
+                "inode {ino} has two extended attributes named {:?}",
+                show(&twice[0].name)
+            )));
+        }
         Ok(xattrs)
     }
 

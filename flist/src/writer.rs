@@ -518,7 +518,7 @@ impl FlistWriter {
             .conn
             .prepare_cached("INSERT OR REPLACE INTO s_xattr VALUES (?1, ?2, ?3)")?;
         for x in xattrs {
-            if x.name.is_empty() || x.name.contains(&0) {
+            if !x.has_valid_name() {
                 return Err(Error::Conflict {
                     path: format!("inode {ino}"),
                     reason: format!("invalid xattr name {:?}", show(&x.name)),

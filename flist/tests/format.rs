@@ -502,6 +502,20 @@ fn crafted_entries_are_refused_on_read() {
     let err = f.walk(|_, _| Ok(Walk::Continue)).unwrap_err().to_string();
     assert!(err.contains("two entries named \"bin\""), "{err}");
 
+    // An extended attribute named with NUL bytes (found by fuzzing as well).
+    sample(&out);
+    let db = rusqlite::Connection::open(&out).unwrap();
+    db.execute("UPDATE xattr SET name = x'7573657200'", [])
+        .unwrap();
+    drop(db);
+    let f = Flist::open(&out).unwrap();
+    let named = f
+        .lookup("ünïcode name \u{1F600}".as_bytes())
+        .unwrap()
+        .unwrap();
+    let err = f.xattrs(named.ino).unwrap_err().to_string();
+    assert!(err.contains("extended attribute named"), "{err}");
+
     // Chunk lengths that do not add up to the size.
     sample(&out);
     let db = rusqlite::Connection::open(&out).unwrap();

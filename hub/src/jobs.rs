@@ -223,14 +223,15 @@ impl Jobs {
             .await
     }
 
-    /// The jobs of `owner`, newest first.
+    /// The jobs of `owner`, newest first (`created` is in seconds: jobs of the same second
+    /// in the order they were made, which the rowid keeps).
     pub async fn list(&self, owner: &str, limit: usize) -> Result<Vec<JobStatus>> {
         let owner = owner.to_owned();
         let mut jobs: Vec<JobStatus> = self
             .db
             .read(move |c| {
                 let mut stmt = c.prepare_cached(&format!(
-                    "SELECT {COLUMNS} FROM job WHERE owner = ?1 ORDER BY created DESC, id LIMIT ?2"
+                    "SELECT {COLUMNS} FROM job WHERE owner = ?1 ORDER BY created DESC, rowid DESC LIMIT ?2"
                 ))?;
                 let rows = stmt.query_map(params![owner, limit as i64], read_status)?;
                 Ok(rows.collect::<rusqlite::Result<_>>()?)

@@ -55,6 +55,14 @@ fn read_flags() -> rustix::fs::OFlags {
     rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::CLOEXEC
 }
 
+/// A chunk or block file at `path`, opened with [`read_flags`].
+fn open_for_reading(path: &Path) -> io::Result<File> {
+    fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(read_flags().bits() as i32)
+        .open(path)
+}
+
 /// Options of a [`DirStore`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DirOptions {
@@ -246,10 +254,7 @@ impl Inner {
                     .map(File::from)
                     .map_err(io::Error::from)
             }
-            None => fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(read_flags().bits() as i32)
-                .open(self.chunk_path(key)),
+            None => open_for_reading(&self.chunk_path(key)),
         };
         self.read_bounded(opened, MAX_STORED, too_large, buf)
     }
@@ -273,10 +278,7 @@ impl Inner {
             id: *id,
         };
         let mut bytes = Vec::new();
-        let opened = fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(read_flags().bits() as i32)
-            .open(self.block_path(id));
+        let opened = open_for_reading(&self.block_path(id));
         let found = self.read_bounded(opened, MAX_BLOCK_SIZE as u64, too_large, &mut bytes)?;
         Ok(found.then(|| Bytes::from(bytes)))
     }

@@ -83,16 +83,9 @@ pub trait ChunkStore: Send + Sync {
         }
         let mut codec = crate::Codec::new(crate::DEFAULT_LEVEL)?;
         let stored = self.get_many(keys).await?;
-        Ok(keys
-            .iter()
-            .zip(stored)
-            .map(|(key, stored)| {
-                match Fault::of_copy(stored.as_deref(), |bytes| codec.decode(key, bytes).is_ok()) {
-                    None => Health::Sound,
-                    Some(fault) => Health::Lost(fault),
-                }
-            })
-            .collect())
+        Ok(Health::of_only_copies(keys, stored, |key, bytes| {
+            codec.decode(key, bytes).is_ok()
+        }))
     }
 
     /// For each block id (the second key space, see [`crate::blocks`]), whether the store
@@ -129,16 +122,7 @@ pub trait ChunkStore: Send + Sync {
             return Ok(present.into_iter().map(Health::of_presence).collect());
         }
         let stored = self.get_blocks(ids).await?;
-        Ok(ids
-            .iter()
-            .zip(stored)
-            .map(
-                |(id, stored)| match Fault::of_copy(stored.as_deref(), |bytes| sound(id, bytes)) {
-                    None => Health::Sound,
-                    Some(fault) => Health::Lost(fault),
-                },
-            )
-            .collect())
+        Ok(Health::of_only_copies(ids, stored, sound))
     }
 
     /// The refusal of a store that keeps no blocks.
@@ -266,6 +250,25 @@ impl Health {
             true => Health::Sound,
             false => Health::Lost(Fault::Missing),
         }
+    }
+
+    /// The health of each key from the one copy a single store holds of it (`stored`, in
+    /// the order of `keys`), `sound` judging a copy's bytes: a fault is a loss, with no other
+    /// copy to repair from.
+    fn of_only_copies<K>(
+        keys: &[K],
+        stored: Vec<Option<Bytes>>,
+        mut sound: impl FnMut(&K, &[u8]) -> bool,
+    ) -> Vec<Health> {
+        keys.iter()
+            .zip(stored)
+            .map(|(key, stored)| {
+                match Fault::of_copy(stored.as_deref(), |bytes| sound(key, bytes)) {
+                    None => Health::Sound,
+                    Some(fault) => Health::Lost(fault),
+                }
+            })
+            .collect()
     }
 }
 

@@ -107,6 +107,16 @@ fn sample(out: &Path) {
     write(out, &sample_ops());
 }
 
+/// The sample written to `out`, then edited with `sql` below the writer, and opened.
+fn sample_after(out: &Path, sql: &str) -> Flist {
+    sample(out);
+    rusqlite::Connection::open(out)
+        .unwrap()
+        .execute_batch(sql)
+        .unwrap();
+    Flist::open(out).unwrap()
+}
+
 fn tmp() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
 }
@@ -447,12 +457,10 @@ fn opening_something_else_says_what_it_is() {
 fn crafted_entries_are_refused_on_read() {
     let dir = tmp();
     let out = dir.path().join("x.flist");
-    sample(&out);
-    let db = rusqlite::Connection::open(&out).unwrap();
-    db.execute("UPDATE entry SET name = x'2e2e' WHERE name = x'62696e'", [])
-        .unwrap();
-    drop(db);
-    let f = Flist::open(&out).unwrap();
+    let f = sample_after(
+        &out,
+        "UPDATE entry SET name = x'2e2e' WHERE name = x'62696e'",
+    );
     let err = f.walk(|_, _| Ok(Walk::Continue)).unwrap_err().to_string();
     assert!(
         err.contains("corrupt flist") && err.contains("'..'"),
@@ -460,12 +468,7 @@ fn crafted_entries_are_refused_on_read() {
     );
 
     // A directory that contains itself must not loop forever.
-    sample(&out);
-    let db = rusqlite::Connection::open(&out).unwrap();
-    db.execute("INSERT INTO entry VALUES (2, x'6c6f6f70', 2)", [])
-        .unwrap();
-    drop(db);
-    let f = Flist::open(&out).unwrap();
+    let f = sample_after(&out, "INSERT INTO entry VALUES (2, x'6c6f6f70', 2)");
     let err = f.walk(|_, _| Ok(Walk::Continue)).unwrap_err().to_string();
     assert!(err.contains("several names"), "{err}");
 
@@ -486,29 +489,20 @@ fn crafted_entries_are_refused_on_read() {
 
     // One name twice in a directory (found by fuzzing: the key (parent, name) is unique only
     // while SQLite keeps it so; here a key widened to hold the inode lets both in).
-    sample(&out);
-    let db = rusqlite::Connection::open(&out).unwrap();
-    db.execute_batch(
+    let f = sample_after(
+        &out,
         "CREATE TABLE wide (parent INTEGER NOT NULL, name BLOB NOT NULL, ino INTEGER NOT NULL,
                             PRIMARY KEY (parent, name, ino)) WITHOUT ROWID;
          INSERT INTO wide SELECT * FROM entry;
          INSERT INTO wide SELECT parent, x'62696e', ino FROM entry WHERE name = x'657463';
          DROP TABLE entry;
          ALTER TABLE wide RENAME TO entry;",
-    )
-    .unwrap();
-    drop(db);
-    let f = Flist::open(&out).unwrap();
+    );
     let err = f.walk(|_, _| Ok(Walk::Continue)).unwrap_err().to_string();
     assert!(err.contains("two entries named \"bin\""), "{err}");
 
     // An extended attribute named with NUL bytes (found by fuzzing as well).
-    sample(&out);
-    let db = rusqlite::Connection::open(&out).unwrap();
-    db.execute("UPDATE xattr SET name = x'7573657200'", [])
-        .unwrap();
-    drop(db);
-    let f = Flist::open(&out).unwrap();
+    let f = sample_after(&out, "UPDATE xattr SET name = x'7573657200'");
     let named = f
         .lookup("ünïcode name \u{1F600}".as_bytes())
         .unwrap()
@@ -517,12 +511,7 @@ fn crafted_entries_are_refused_on_read() {
     assert!(err.contains("extended attribute named"), "{err}");
 
     // Chunk lengths that do not add up to the size.
-    sample(&out);
-    let db = rusqlite::Connection::open(&out).unwrap();
-    db.execute("UPDATE inode SET size = 1000 WHERE size = 150", [])
-        .unwrap();
-    drop(db);
-    let f = Flist::open(&out).unwrap();
+    let f = sample_after(&out, "UPDATE inode SET size = 1000 WHERE size = 150");
     let tool = f.lookup(b"bin/tool").unwrap().unwrap();
     let err = f.chunks(&tool).unwrap_err().to_string();
     assert!(
@@ -541,12 +530,7 @@ fn crafted_entries_are_refused_on_read() {
     assert!(f.chunks(&dir).is_err());
 
     // A gap in a file's chunk numbers, seen by the one-pass check too.
-    sample(&out);
-    let db = rusqlite::Connection::open(&out).unwrap();
-    db.execute("UPDATE chunk SET seq = 5 WHERE seq = 1", [])
-        .unwrap();
-    drop(db);
-    let f = Flist::open(&out).unwrap();
+    let f = sample_after(&out, "UPDATE chunk SET seq = 5 WHERE seq = 1");
     let err = f
         .chunk_keys(|_, _| std::ops::ControlFlow::Continue(()))
         .unwrap_err()

@@ -157,10 +157,10 @@ impl Checker<'_, '_> {
     /// hashes to its id as its format does (0-flist: BLAKE2b-128, fl: BLAKE2b-256).
     fn check_blocks(&self, ids: &[BlockId]) -> Result<Vec<Health>> {
         let walk = self.walk;
-        let sound = |id: &BlockId, block: &[u8]| crate::import::blocks::hashes_to(id, block);
+        let sound = &crate::import::blocks::hashes_to;
         let health = walk
             .runtime
-            .block_on(walk.store.scrub_blocks(ids, walk.deep, &sound))?;
+            .block_on(walk.store.scrub_blocks(ids, walk.deep, sound))?;
         short(ids.len(), health.len())?;
         Ok(health)
     }
